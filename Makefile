@@ -1,0 +1,54 @@
+# make run  : set up (venv, pinned requirements, poppler) and start the web app
+# make test : same set-up plus test tools and a headless browser, then ruff + pytest (offline)
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# pip prints one harmless line per package for this machine's extra local indexes
+PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+APT_UPDATED := /tmp/.visual-rag-apt-updated
+
+.PHONY: run test lint format system-deps test-system-deps clean
+
+run: $(VENV)/.runtime system-deps
+	$(PY) app.py serve $(ARGS)
+
+test: $(VENV)/.dev test-system-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(VENV)/.dev
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install -q -r requirements.txt 2>&1 | $(PIP_QUIET)
+	touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
+	touch $@
+
+# poppler renders PDFs; it is not on a fresh machine.
+system-deps:
+	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
+
+# The browser tests drive Debian's chromium (never a downloaded browser).
+test-system-deps: system-deps
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || $(MAKE) --no-print-directory apt PKGS="chromium chromium-driver"
+
+apt:
+	@[ -f $(APT_UPDATED) ] || { $(SUDO) apt-get update -qq && touch $(APT_UPDATED); }
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(PKGS) >/dev/null
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

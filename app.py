@@ -1,0 +1,170 @@
+"""Composition root: parse the command line and environment into Settings, build the
+pipeline, run one command.
+
+    python app.py [serve] [--host H] [--port P] [--public]   the web app
+    python app.py index PATH... [--json]                     index PDFs (files or folders)
+    python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer]
+    python app.py list [--json]
+    python app.py delete DOC_ID
+
+Every command takes --data-dir, --retriever, --generator, --device (or RAG_* variables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.pipeline import IndexResult, Pipeline
+
+
+def add_common_options(parser: argparse.ArgumentParser, default: object = None) -> None:
+    """The options every command takes; sub-commands use default=SUPPRESS so a value given
+    before the command name is not overwritten."""
+    parser.add_argument(
+        "--data-dir", type=Path, default=default, help="index folder (env RAG_DATA_DIR)"
+    )
+    parser.add_argument("--retriever", default=default, help="hub id or folder (env RAG_RETRIEVER)")
+    parser.add_argument("--generator", default=default, help="hub id or folder (env RAG_GENERATOR)")
+    parser.add_argument(
+        "--device", default=default, choices=["auto", "cuda", "mps", "cpu"], help="env RAG_DEVICE"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default or False, help="log progress"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.split("\n\n")[0])
+    add_common_options(parser)
+    sub_common = argparse.ArgumentParser(add_help=False)
+    add_common_options(sub_common, default=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command")
+
+    serve = commands.add_parser("serve", parents=[sub_common], help="start the web app")
+    serve.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
+    serve.add_argument("--public", action="store_true", help="per-session private collections")
+
+    index = commands.add_parser("index", parents=[sub_common], help="index PDF files or folders")
+    index.add_argument("paths", nargs="+", type=Path)
+    index.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    ask = commands.add_parser("ask", parents=[sub_common], help="ask a question")
+    ask.add_argument("question")
+    ask.add_argument("--top-k", type=int, default=None)
+    ask.add_argument("--json", action="store_true")
+    ask.add_argument("--no-answer", action="store_true", help="retrieve pages only")
+
+    listing = commands.add_parser("list", parents=[sub_common], help="list indexed documents")
+    listing.add_argument("--json", action="store_true")
+
+    delete = commands.add_parser("delete", parents=[sub_common], help="delete a document")
+    delete.add_argument("doc_id")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=args.data_dir,
+        retriever=args.retriever,
+        generator=args.generator,
+        device=args.device,
+    )
+
+
+def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    def progress(done: int, total: int, name: str) -> None:
+        if not args.json:
+            print(f"  {name}: {done}/{total} pages", file=sys.stderr)
+
+    for result in pipeline.add_paths(args.paths, progress=progress):
+        print(_index_json(result) if args.json else result.message, flush=True)
+    return 0
+
+
+def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    result = pipeline.ask(args.question, args.top_k)
+    hits = [
+        {"doc_id": h.doc_id, "name": h.name, "page": h.page_number, "score": round(h.score, 4)}
+        for h in result.hits
+    ]
+    if args.json:
+        answer = None if args.no_answer else result.text()
+        print(json.dumps({"question": result.question, "answer": answer, "hits": hits}))
+        return 0
+    if not args.no_answer:
+        for piece in result.stream():
+            print(piece, end="", flush=True)
+        print()
+    print("Sources:")
+    for hit in result.hits:
+        print(f"  {hit.citation}  score {hit.score:.3f}  id {hit.doc_id}")
+    return 0
+
+
+def run_list(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    for doc in pipeline.documents():
+        record = {"doc_id": doc.doc_id, "name": doc.name, "pages": doc.pages, "added": doc.added}
+        print(
+            json.dumps(record)
+            if args.json
+            else f"{doc.doc_id}  {doc.pages:4d} pages  {doc.added}  {doc.name}"
+        )
+    return 0
+
+
+def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    document = pipeline.delete(args.doc_id)
+    print(f"deleted {document.name} ({document.doc_id})")
+    return 0
+
+
+def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    from ui.app import build_demo
+
+    demo = build_demo(pipeline, public=getattr(args, "public", False))
+    demo.queue(max_size=32).launch(
+        server_name=getattr(args, "host", "127.0.0.1"), server_port=getattr(args, "port", 7860)
+    )
+    return 0
+
+
+COMMANDS = {
+    "serve": run_serve,
+    "index": run_index,
+    "ask": run_ask,
+    "list": run_list,
+    "delete": run_delete,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        pipeline = Pipeline(settings_from(args))
+        return COMMANDS[args.command or "serve"](pipeline, args)
+    except RagError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _index_json(result: IndexResult) -> str:
+    fields = ("file", "status", "doc_id", "pages", "error")
+    return json.dumps({name: getattr(result, name) for name in fields})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

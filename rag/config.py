@@ -1,0 +1,84 @@
+"""One frozen Settings object: every tunable of the engine, read once from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from rag.errors import ConfigError
+
+Device = Literal["auto", "cuda", "mps", "cpu"]
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+
+DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # Apache-2.0, ViDoRe 89.3
+DEFAULT_GENERATOR = "Qwen/Qwen2-VL-2B-Instruct"  # Apache-2.0, fits a 16 GB GPU
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    retriever: str = DEFAULT_RETRIEVER
+    generator: str = DEFAULT_GENERATOR
+    device: Device = "auto"
+    # "auto": bf16 on CUDA; fp32 on CPU/MPS. Never fp16 compute on CPU (~3000x slower than bf16).
+    dtype: Precision = "auto"
+    # 144 DPI keeps 10 pt text legible after the retriever downsizes the page.
+    dpi: int = 144
+    # Pixel cap per rendered page (~ A3 at 200 DPI); larger pages are rendered at a lower DPI.
+    max_page_pixels: int = 12_000_000
+    # Pages rendered per poppler call: bounds memory on a 500-page PDF.
+    render_chunk_pages: int = 8
+    max_pages: int = 2000
+    max_file_mb: int = 500
+    # Pages per retriever forward pass.
+    batch_size: int = 4
+    top_k: int = 3
+    max_new_tokens: int = 512
+    # Pixel budget per page image handed to the answerer (Qwen: multiples of 28x28).
+    answer_min_pixels: int = 256 * 28 * 28
+    answer_max_pixels: int = 1280 * 28 * 28
+    # Index vectors are kept in bf16: half the memory of fp32, fast on CPU and GPU.
+    index_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from RAG_* variables (e.g. RAG_DATA_DIR, RAG_TOP_K), then keyword overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            raw = environ.get(f"RAG_{field.name.upper()}")
+            if raw not in (None, ""):
+                values[field.name] = _parse(field.name, raw, field.default)
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values).validated()
+
+    def validated(self) -> Settings:
+        checks = {
+            "device": self.device in ("auto", "cuda", "mps", "cpu"),
+            "dtype": self.dtype in ("auto", "float32", "bfloat16", "float16"),
+            "index_dtype": self.index_dtype in ("bfloat16", "float32"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"RAG_{name.upper()}: unsupported value {getattr(self, name)!r}")
+        for name in ("dpi", "max_page_pixels", "render_chunk_pages", "max_pages", "max_file_mb"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"RAG_{name.upper()} must be positive")
+        for name in ("batch_size", "top_k", "max_new_tokens", "answer_min_pixels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"RAG_{name.upper()} must be positive")
+        return dataclasses.replace(self, data_dir=Path(self.data_dir))
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    if isinstance(default, Path):
+        return Path(raw).expanduser()
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"RAG_{name.upper()} must be an integer, got {raw!r}") from None
+    return raw

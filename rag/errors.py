@@ -1,0 +1,55 @@
+"""Typed domain errors. Each carries a one-line, user-facing message."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the app reports to a user as one line."""
+
+
+class ConfigError(RagError, ValueError):
+    """A setting with a value the app cannot use."""
+
+
+class PdfError(RagError):
+    """A file that cannot be indexed as a PDF."""
+
+
+class NotAPdfError(PdfError):
+    pass
+
+
+class EncryptedPdfError(PdfError):
+    pass
+
+
+class CorruptPdfError(PdfError):
+    pass
+
+
+class EmptyPdfError(PdfError):
+    pass
+
+
+class PdfTooLargeError(PdfError):
+    pass
+
+
+class ModelNotFoundError(RagError):
+    """A checkpoint that is neither a local folder nor in the hub cache (or unreachable)."""
+
+
+class UnsupportedModelError(RagError):
+    """A checkpoint whose architecture is not one the app supports."""
+
+
+class IndexMismatchError(RagError):
+    """An index folder built by another retriever, dimension or format version."""
+
+
+class DocumentNotFoundError(RagError):
+    pass
+
+
+class EmptyIndexError(RagError):
+    pass

@@ -1,0 +1,114 @@
+"""Which patches of a page matched which words of the question: similarity-map maths.
+
+Maps come from colpali-engine's interpretability code (for tiled Idefics3 pages, from the
+processor's own method, which re-orders tile tokens); geometry comes from the processor via
+``Retriever.patch_grid``. Grids are returned as (rows, cols) = (n_y, n_x): row 0 is the top
+of the page, column 0 its left edge. Rendering lives in ``rag.overlay``.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from rag.retriever import PatchGrid, Retriever
+
+_NOISE = set(string.punctuation) | {"¿", "¡", "…", "“", "”", "‘", "’", "«", "»"}
+
+
+@dataclass(frozen=True)
+class QueryToken:
+    index: int  # row in the query embedding
+    text: str  # the token as it reads in the question
+
+
+@dataclass(frozen=True)
+class TokenMap:
+    token: QueryToken
+    grid: torch.Tensor  # (n_y, n_x) raw similarities
+
+
+@dataclass(frozen=True)
+class PageMaps:
+    query: torch.Tensor  # (n_y, n_x): mean of the per-token maps, each scaled to [0, 1]
+    tokens: list[TokenMap]
+
+
+def meaningful_tokens(tokenizer, token_ids: list[int], question: str) -> list[QueryToken]:
+    """The query tokens worth a heatmap: those that spell part of ``question`` itself.
+
+    Dropped: special tokens and padding, the processor's query prefix ("Query: ") and
+    augmentation tokens, and tokens that are only whitespace or punctuation. Each token's span
+    is found by decoding growing prefixes of the ids, which works for any tokenizer.
+    """
+    special = set(tokenizer.all_special_ids)
+    decoded, spans = "", []
+    for end in range(1, len(token_ids) + 1):
+        text = tokenizer.decode(token_ids[:end], clean_up_tokenization_spaces=False)
+        spans.append((len(decoded), len(text)))
+        decoded = text
+    start = decoded.find(question)
+    if start < 0:  # the tokenizer normalised the text; fall back to the whole sequence
+        start, stop = 0, len(decoded)
+    else:
+        stop = start + len(question)
+    tokens = []
+    for index, (begin, end) in enumerate(spans):
+        if token_ids[index] in special or end <= start or begin >= stop:
+            continue
+        text = decoded[max(begin, start) : min(end, stop)].strip()
+        if text and not all(char in _NOISE for char in text):
+            tokens.append(QueryToken(index, text))
+    return tokens
+
+
+def similarity_grids(
+    page_embedding: torch.Tensor,
+    query_embedding: torch.Tensor,
+    grid: PatchGrid,
+    retriever: Retriever,
+) -> torch.Tensor:
+    """(q, n_y, n_x) similarity of every query token with every image patch of the page.
+
+    page_embedding: (seq, dim) the page's unpadded embedding; grid.mask selects its patches.
+    query_embedding: (q, dim).
+    """
+    from colpali_engine.interpretability import get_similarity_maps_from_embeddings
+
+    maps_of = (
+        retriever.processor.get_similarity_maps_from_embeddings
+        if retriever.family == "colidefics3"
+        else get_similarity_maps_from_embeddings
+    )
+    maps = maps_of(
+        image_embeddings=page_embedding.float()[None],
+        query_embeddings=query_embedding.float()[None],
+        n_patches=(grid.n_x, grid.n_y),
+        image_mask=grid.mask[None],
+    )[0]  # (q, n_x, n_y)
+    return maps.transpose(1, 2)  # (q, n_y, n_x): rows are the page's vertical axis
+
+
+def page_maps(
+    retriever: Retriever,
+    image: Image.Image,
+    page_embedding: torch.Tensor,
+    query_embedding: torch.Tensor,
+    tokens: list[QueryToken],
+) -> PageMaps:
+    """Per-token and whole-query maps of one page for the given meaningful tokens."""
+    grids = similarity_grids(
+        page_embedding, query_embedding, retriever.patch_grid(image), retriever
+    )
+    token_maps = [TokenMap(token, grids[token.index]) for token in tokens]
+    chosen = [normalize(item.grid) for item in token_maps] or [normalize(grids.mean(dim=0))]
+    return PageMaps(query=torch.stack(chosen).mean(dim=0), tokens=token_maps)
+
+
+def normalize(grid: torch.Tensor) -> torch.Tensor:
+    """Scale a map to [0, 1] (a constant map becomes all zeros)."""
+    low, high = grid.min(), grid.max()
+    return (grid - low) / (high - low) if high > low else torch.zeros_like(grid)

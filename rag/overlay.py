@@ -1,0 +1,25 @@
+"""Heatmap rendering: a (rows, cols) map drawn over its page image as a PNG-ready image."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from rag.heatmaps import normalize
+
+ALPHA = 0.55  # map opacity at full strength; weak patches stay see-through
+
+
+def render_overlay(page: Image.Image, grid: torch.Tensor, colormap: str = "inferno") -> Image.Image:
+    """Blend ``grid`` (n_y, n_x) over ``page``: each cell covers its share of the page, and
+    cell (0, 0) its top-left corner. Returns an RGB image the size of ``page``."""
+    from matplotlib import colormaps
+
+    page = page.convert("RGB")
+    strength = normalize(grid.float()).numpy()  # (n_y, n_x) in [0, 1]
+    colours = colormaps[colormap](strength)[..., :3]  # (n_y, n_x, 3)
+    rgba = np.concatenate([colours, strength[..., None] * ALPHA], axis=-1)
+    small = Image.fromarray((rgba * 255).astype(np.uint8))  # 4 channels: RGBA
+    layer = small.resize(page.size, resample=Image.Resampling.BICUBIC)
+    return Image.alpha_composite(page.convert("RGBA"), layer).convert("RGB")

@@ -1,0 +1,205 @@
+"""The engine's public verbs: add_pdf, documents, delete, search, ask, heatmaps.
+
+Stages are composed here and nowhere else; the CLI (app.py) and the web UI (ui/) only call
+this. Models load lazily, once, on first use, so listing or deleting documents never loads one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import torch
+from PIL import Image
+
+from rag.config import Settings
+from rag.errors import EmptyIndexError, RagError
+from rag.generator import Generator, PageImage
+from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
+from rag.index import Document, Hit, Index, LocalIndex
+from rag.models import resolve_device
+from rag.pdf import inspect_pdf, render_pages
+from rag.retriever import Retriever
+
+logger = logging.getLogger(__name__)
+
+# progress(pages_done, pages_total, document_name)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    file: str
+    status: Literal["indexed", "skipped", "refused"]
+    doc_id: str | None = None
+    pages: int = 0
+    error: str | None = None
+
+    @property
+    def message(self) -> str:
+        if self.status == "indexed":
+            return f"{self.file}: indexed {self.pages} pages as {self.doc_id}"
+        if self.status == "skipped":
+            return f"{self.file}: already indexed as {self.doc_id}"
+        return f"{self.file}: refused: {self.error}"
+
+
+@dataclass
+class Answer:
+    """Retrieval done; the answer text is produced on demand by ``stream()`` or ``text()``."""
+
+    question: str
+    hits: list[Hit]
+    query_embedding: torch.Tensor  # (q, dim)
+    tokens: list[QueryToken]  # the question's meaningful tokens (heatmap choices)
+    _pipeline: Pipeline = field(repr=False)
+
+    def stream(self, max_new_tokens: int | None = None) -> Iterator[str]:
+        return self._pipeline.generator.stream(self.question, self.pages(), max_new_tokens)
+
+    def text(self, max_new_tokens: int | None = None) -> str:
+        return self._pipeline.generator.answer(self.question, self.pages(), max_new_tokens)
+
+    def pages(self) -> list[PageImage]:
+        return [PageImage(hit.citation, open_image(hit.image_path)) for hit in self.hits]
+
+    def heatmaps(self, hit: Hit) -> PageMaps:
+        return self._pipeline.heatmaps(self, hit)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, index: Index | None = None) -> None:
+        self.settings = settings
+        self._index = index
+        self._retriever: Retriever | None = None
+        self._generator: Generator | None = None
+        self._load_lock = threading.Lock()
+
+    # -- lazily built stages ----------------------------------------------------------------
+
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self._index = LocalIndex(
+                self.settings.data_dir / "index",
+                self.settings.retriever,
+                device=resolve_device(self.settings.device),
+                dtype=self.settings.index_dtype,
+            )
+        return self._index
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._load_lock:
+            if self._retriever is None:
+                self._retriever = Retriever.load(self.settings)
+            return self._retriever
+
+    @property
+    def generator(self) -> Generator:
+        with self._load_lock:
+            if self._generator is None:
+                self._generator = Generator.load(self.settings)
+            return self._generator
+
+    # -- documents --------------------------------------------------------------------------
+
+    def add_pdf(
+        self, path: Path, name: str | None = None, progress: Progress | None = None
+    ) -> IndexResult:
+        """Index one PDF; never raises for a bad file (the result says ``refused`` and why)."""
+        path = Path(path)
+        name = name or path.name
+        try:
+            return self._add_pdf(path, name, progress)
+        except RagError as error:
+            return IndexResult(name, "refused", error=str(error))
+
+    def add_paths(
+        self, paths: Iterable[Path], progress: Progress | None = None
+    ) -> Iterator[IndexResult]:
+        """Index files and folders (their *.pdf files, recursively, in name order)."""
+        for item in paths:
+            path = Path(item)
+            files = sorted(path.rglob("*.pdf"), key=str) if path.is_dir() else [path]
+            if path.is_dir() and not files:
+                yield IndexResult(
+                    path.name, "refused", error=f"{path}: no PDF files in this folder"
+                )
+            for file in files:
+                yield self.add_pdf(file, progress=progress)
+
+    def documents(self) -> list[Document]:
+        return self.index.documents()
+
+    def delete(self, doc_id: str) -> Document:
+        return self.index.delete(doc_id)
+
+    def _add_pdf(self, path: Path, name: str, progress: Progress | None) -> IndexResult:
+        doc_id = _content_id(path) if path.is_file() else None
+        existing = self.index.get(doc_id) if doc_id else None
+        if existing is not None:
+            return IndexResult(name, "skipped", doc_id, existing.pages)
+        info = inspect_pdf(path, self.settings)  # refuses bad files before any model loads
+        retriever = self.retriever
+        embeddings: list[torch.Tensor] = []
+        with self.index.staging() as staged:
+            batch: list[Path] = []
+            for page in render_pages(path, staged, self.settings, info):
+                batch.append(page.path)
+                if len(batch) == retriever.batch_size or page.page_number == info.pages:
+                    embeddings += retriever.embed_pages([open_image(p) for p in batch])
+                    batch = []
+                    if progress:
+                        progress(len(embeddings), info.pages, name)
+            added = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
+        logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)
+        return IndexResult(name, "indexed", doc_id, info.pages)
+
+    # -- questions --------------------------------------------------------------------------
+
+    def search(self, question: str, top_k: int | None = None) -> list[Hit]:
+        return self.ask(question, top_k).hits
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        """Retrieve the best pages for ``question``; the answer streams from the result."""
+        question = question.strip()
+        if not question:
+            raise RagError("the question is empty")
+        if not self.index.documents():
+            raise EmptyIndexError("no documents are indexed yet: add a PDF first")
+        retriever = self.retriever
+        query = retriever.embed_query(question)
+        hits = self.index.search(query, top_k or self.settings.top_k)
+        tokens = meaningful_tokens(
+            retriever.processor.tokenizer, retriever.query_token_ids(question), question
+        )
+        return Answer(question, hits, query, tokens, self)
+
+    def heatmaps(self, answer: Answer, hit: Hit) -> PageMaps:
+        """Per-token and whole-query similarity maps of one retrieved page."""
+        page = self.index.page_embedding(hit.doc_id, hit.page_number)
+        image = open_image(hit.image_path)
+        return page_maps(self.retriever, image, page, answer.query_embedding, answer.tokens)
+
+
+def open_image(path: Path) -> Image.Image:
+    """A page image fully read into memory (no file handle left open)."""
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def _content_id(path: Path) -> str:
+    """Documents are keyed by content: the same bytes under any name are one document."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]

@@ -1,0 +1,41 @@
+"""Offline, tiny, random-weight checkpoints of every model family the app supports.
+
+Each builder writes a folder with ``save_pretrained`` (model + processor) that loads back with
+the same ``from_pretrained`` calls the app uses for the real checkpoints. Weights are seeded,
+so a build is reproducible. ``python -m tests.tiny_models OUT_DIR`` builds them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+# family -> "module:function"; every builder takes the output root and returns its folder.
+BUILDERS: dict[str, str] = {
+    "colpali": "tests.tiny_models.gemma:build_colpali",
+    "colpali_lora": "tests.tiny_models.gemma:build_colpali_lora",
+    "paligemma": "tests.tiny_models.gemma:build_paligemma",
+    "colqwen2": "tests.tiny_models.qwen:build_colqwen2",
+    "colqwen2_5": "tests.tiny_models.qwen:build_colqwen2_5",
+    "qwen2_vl": "tests.tiny_models.qwen:build_qwen2_vl",
+    "qwen2_5_vl": "tests.tiny_models.qwen:build_qwen2_5_vl",
+    "colidefics3": "tests.tiny_models.idefics:build_colidefics3",
+    "idefics3": "tests.tiny_models.idefics:build_idefics3",
+}
+RETRIEVERS = ("colpali", "colpali_lora", "colqwen2", "colqwen2_5", "colidefics3")
+GENERATORS = ("qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma")
+
+
+def build(family: str, out_dir: str | Path) -> Path:
+    """Build one family's tiny checkpoint under ``out_dir/<family>`` (reused if present)."""
+    from rag.torch_compat import ensure_torchvision
+
+    ensure_torchvision()
+    module_name, function_name = BUILDERS[family].split(":")
+    builder = getattr(importlib.import_module(module_name), function_name)
+    return builder(Path(out_dir))
+
+
+def build_all(out_dir: str | Path) -> dict[str, Path]:
+    """Build every family; returns family -> folder."""
+    return {family: build(family, out_dir) for family in BUILDERS}

@@ -159,6 +159,8 @@ def _classify(name: str, poppler_message: str) -> Exception:
     lowered = poppler_message.lower()
     if "password" in lowered or "encrypt" in lowered:
         return EncryptedPdfError(f"{name}: the PDF is password-protected")
+    if "invalid page count 0" in lowered:
+        return EmptyPdfError(f"{name}: the PDF has no pages")
     return CorruptPdfError(f"{name}: the PDF is damaged and cannot be read")
 
 

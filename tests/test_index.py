@@ -1,0 +1,136 @@
+"""LocalIndex: persistence, restart, header checks, atomic add/delete, MaxSim search."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from rag.errors import DocumentNotFoundError, IndexMismatchError
+from rag.index import Document, LocalIndex
+from rag.scoring import maxsim
+
+RETRIEVER = "tiny/colqwen2"
+
+
+def _pages(seed: int, count: int, dim: int = 16) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    pages = [torch.randn(10 + 3 * i, dim, generator=generator) for i in range(count)]
+    return [torch.nn.functional.normalize(page, dim=-1) for page in pages]
+
+
+def _add(index: LocalIndex, doc_id: str, embeddings: list[torch.Tensor], name: str = "") -> Document:
+    document = Document(doc_id, name or f"{doc_id}.pdf", len(embeddings), f"2026-01-0{len(doc_id) % 9}")
+    with index.staging() as staged:
+        for number in range(1, len(embeddings) + 1):
+            Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
+        index.add(document, staged, embeddings)
+    return document
+
+
+def test_add_search_and_scores_equal_reference_maxsim(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER, dtype="float32")
+    pages_a, pages_b = _pages(0, 3), _pages(1, 2)
+    _add(index, "aaaa", pages_a)
+    _add(index, "bbbb", pages_b)
+    query = pages_b[1][:4]  # four of page b2's own vectors: b2 must win
+    hits = index.search(query, k=5)
+    assert [(h.doc_id, h.page_number) for h in hits][0] == ("bbbb", 2)
+    assert len(hits) == 5
+    expected = {("aaaa", i + 1): float(maxsim(query, p)) for i, p in enumerate(pages_a)}
+    expected |= {("bbbb", i + 1): float(maxsim(query, p)) for i, p in enumerate(pages_b)}
+    for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.doc_id, hit.page_number], abs=1e-5)
+        assert hit.image_path.exists()
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert hits[0].citation == "[bbbb.pdf p.2]"
+
+
+def test_survives_restart_with_the_same_results(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER)
+    _add(index, "aaaa", _pages(0, 3))
+    _add(index, "bbbb", _pages(1, 2))
+    query = _pages(2, 1)[0][:5]
+    before = index.search(query, 5)
+    reopened = LocalIndex(tmp_path, RETRIEVER)
+    assert reopened.documents() == index.documents()
+    assert reopened.search(query, 5) == before
+    torch.testing.assert_close(
+        reopened.page_embedding("aaaa", 2), index.page_embedding("aaaa", 2)
+    )
+
+
+def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER)
+    _add(index, "aaaa", _pages(0, 1, dim=16))
+    header = json.loads((tmp_path / "index.json").read_text())
+    assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 1
+    with pytest.raises(IndexMismatchError, match="built with retriever 'tiny/colqwen2'"):
+        LocalIndex(tmp_path, "vidore/colpali-v1.3")
+    with pytest.raises(IndexMismatchError, match="16-d vectors"):
+        _add(index, "bbbb", _pages(1, 1, dim=32))
+    assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["aaaa"]
+
+
+def test_refuses_an_index_of_another_format_version(tmp_path):
+    LocalIndex(tmp_path, RETRIEVER)
+    (tmp_path / "index.json").write_text(json.dumps({"format": "x", "version": 99}))
+    with pytest.raises(IndexMismatchError, match="index your PDFs again"):
+        LocalIndex(tmp_path, RETRIEVER)
+
+
+def test_delete_removes_document_files_and_results(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER)
+    _add(index, "aaaa", _pages(0, 2))
+    _add(index, "bbbb", _pages(1, 2))
+    removed = index.delete("aaaa")
+    assert removed.doc_id == "aaaa"
+    assert not (tmp_path / "docs" / "aaaa").exists()
+    assert {h.doc_id for h in index.search(_pages(3, 1)[0], 10)} == {"bbbb"}
+    with pytest.raises(DocumentNotFoundError):
+        index.delete("aaaa")
+    assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["bbbb"]
+
+
+def test_a_crash_before_the_commit_leaves_no_trace(tmp_path, monkeypatch):
+    index = LocalIndex(tmp_path, RETRIEVER)
+    _add(index, "aaaa", _pages(0, 1))
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "rename", crash)
+    with pytest.raises(OSError, match="power cut"):
+        _add(index, "bbbb", _pages(1, 2))
+    monkeypatch.undo()
+    assert [d.doc_id for d in index.documents()] == ["aaaa"]
+    assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["aaaa"]
+    assert not any((tmp_path / ".staging").iterdir())
+
+
+def test_staging_left_by_a_killed_process_is_discarded_on_open(tmp_path):
+    LocalIndex(tmp_path, RETRIEVER)
+    leftover = tmp_path / ".staging" / "999999999-half-written"
+    leftover.mkdir(parents=True)
+    (leftover / "page-0001.png").write_bytes(b"partial")
+    mine = tmp_path / ".staging" / f"{os.getpid()}-in-progress"
+    mine.mkdir()
+    index = LocalIndex(tmp_path, RETRIEVER)
+    assert not leftover.exists()  # its process is gone
+    assert mine.exists()  # a live process's work is left alone
+    assert index.documents() == []
+
+
+def test_another_process_sees_changes_without_restart(tmp_path):
+    server = LocalIndex(tmp_path, RETRIEVER)
+    assert server.documents() == []
+    cli = LocalIndex(tmp_path, RETRIEVER)
+    _add(cli, "aaaa", _pages(0, 2))
+    assert [d.doc_id for d in server.documents()] == ["aaaa"]
+    assert server.search(_pages(1, 1)[0], 1)[0].doc_id == "aaaa"
+    cli.delete("aaaa")
+    assert server.documents() == []
+    assert server.search(_pages(1, 1)[0], 1) == []

@@ -1,0 +1,77 @@
+"""MaxSim on hand-made vectors, and equality with colpali-engine's score_multi_vector."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rag import scoring
+from rag.scoring import PackedPages, maxsim, maxsim_packed, top_k
+
+
+def test_maxsim_by_hand():
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    page_a = torch.tensor([[0.9, 0.1], [0.1, 0.2]])  # 0.9 + 0.2
+    page_b = torch.tensor([[0.3, 0.8]])  # 0.3 + 0.8
+    packed = PackedPages.from_pages([page_a, page_b], torch.float32)
+    assert maxsim_packed(query, packed).tolist() == pytest.approx([1.1, 1.1])
+    assert float(maxsim(query, page_a)) == pytest.approx(1.1)
+
+
+def test_each_query_token_takes_its_own_best_patch():
+    query = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    page = torch.tensor([[0.5, 0.0], [0.7, 0.0], [-1.0, 0.0]])
+    packed = PackedPages.from_pages([page], torch.float32)
+    assert maxsim_packed(query, packed).item() == pytest.approx(1.4)
+
+
+def test_negative_similarities_are_not_clipped_by_padding():
+    # Variable-length pages are packed, not zero-padded: a page whose best match is negative
+    # keeps its negative score instead of a padded zero.
+    query = torch.tensor([[1.0, 0.0]])
+    short = torch.tensor([[-0.5, 0.0]])
+    long = torch.tensor([[-0.9, 0.0], [-0.8, 0.0], [-0.7, 0.0]])
+    packed = PackedPages.from_pages([short, long], torch.float32)
+    assert maxsim_packed(query, packed).tolist() == pytest.approx([-0.5, -0.7])
+
+
+def _random_pages(seed: int, n_pages: int = 12, dim: int = 128) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(20, 90, (n_pages,), generator=generator)
+    pages = [torch.randn(int(n), dim, generator=generator) for n in lengths]
+    return [torch.nn.functional.normalize(page, dim=-1) for page in pages]
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_equals_colpali_engine_score_multi_vector(dtype, tolerance):
+    from colpali_engine.utils.processing_utils import BaseVisualRetrieverProcessor
+
+    pages = _random_pages(0)
+    queries = [torch.nn.functional.normalize(torch.randn(n, 128), dim=-1) for n in (5, 17, 23)]
+    reference = BaseVisualRetrieverProcessor.score_multi_vector(queries, pages, device="cpu")
+    packed = PackedPages.from_pages(pages, dtype)
+    ours = torch.stack([maxsim_packed(query, packed) for query in queries])
+    assert ours.shape == reference.shape == (3, len(pages))
+    torch.testing.assert_close(ours, reference.float(), atol=tolerance * 20, rtol=tolerance)
+    assert ours.argmax(dim=1).tolist() == reference.argmax(dim=1).tolist()
+
+
+def test_chunking_does_not_change_scores(monkeypatch):
+    pages = _random_pages(1)
+    query = torch.nn.functional.normalize(torch.randn(9, 128), dim=-1)
+    packed = PackedPages.from_pages(pages, torch.float32)
+    whole = maxsim_packed(query, packed)
+    monkeypatch.setattr(scoring, "CHUNK_TOKENS", 7)  # chunk edges fall inside pages
+    torch.testing.assert_close(maxsim_packed(query, packed), whole)
+
+
+def test_top_k_orders_best_first_and_caps_k():
+    scores = torch.tensor([0.2, 0.9, 0.5, 0.9])
+    assert top_k(scores, 3) == [(1, pytest.approx(0.9)), (3, pytest.approx(0.9)), (2, 0.5)]
+    assert len(top_k(scores, 10)) == 4
+    assert top_k(torch.tensor([]), 3) == []
+
+
+def test_empty_pack_scores_nothing():
+    packed = PackedPages.from_pages([])
+    assert packed.n_pages == 0

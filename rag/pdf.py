@@ -66,13 +66,14 @@ def inspect_pdf(path: Path, settings: Settings) -> PdfInfo:
     with path.open("rb") as handle:
         if b"%PDF-" not in handle.read(1024):
             raise NotAPdfError(f"{name}: not a PDF file")
-    info = _pdfinfo(path)
+    # Per-page sizes for at most max_pages + 1 pages: enough to refuse a longer PDF.
+    info = _pdfinfo(path, last_page=settings.max_pages + 1)
     pages = int(info.get("Pages", 0))
     if pages == 0:
         raise EmptyPdfError(f"{name}: the PDF has no pages")
     if pages > settings.max_pages:
         raise PdfTooLargeError(f"{name}: {pages} pages is over the {settings.max_pages}-page limit")
-    return PdfInfo(pages=pages, page_sizes=_page_sizes(_pdfinfo(path, last_page=pages), pages))
+    return PdfInfo(pages=pages, page_sizes=_page_sizes(info, pages))
 
 
 def render_pages(
@@ -135,7 +136,7 @@ def _save(image: Image.Image, page_number: int, out_dir: Path) -> RenderedPage:
     return RenderedPage(page_number, target, image.width, image.height)
 
 
-def _pdfinfo(path: Path, last_page: int | None = None) -> dict[str, object]:
+def _pdfinfo(path: Path, last_page: int) -> dict[str, object]:
     from pdf2image import pdfinfo_from_path
     from pdf2image.exceptions import (
         PDFInfoNotInstalledError,
@@ -144,9 +145,7 @@ def _pdfinfo(path: Path, last_page: int | None = None) -> dict[str, object]:
     )
 
     try:
-        return pdfinfo_from_path(
-            path, timeout=INFO_TIMEOUT_S, first_page=1 if last_page else None, last_page=last_page
-        )
+        return pdfinfo_from_path(path, timeout=INFO_TIMEOUT_S, first_page=1, last_page=last_page)
     except PDFInfoNotInstalledError:
         raise RuntimeError("poppler is not installed: apt-get install -y poppler-utils") from None
     except PDFPopplerTimeoutError:

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from rag.config import Settings
-from rag.errors import EmptyIndexError, RagError
+from rag.errors import EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
 from rag.index import Document, Hit, Index, LocalIndex
@@ -113,12 +113,13 @@ class Pipeline:
     def add_pdf(
         self, path: Path, name: str | None = None, progress: Progress | None = None
     ) -> IndexResult:
-        """Index one PDF; never raises for a bad file (the result says ``refused`` and why)."""
+        """Index one PDF. A bad file is not an exception: the result says ``refused`` and why.
+        Problems that are not the file's (a missing model, a mismatched index) do raise."""
         path = Path(path)
         name = name or path.name
         try:
             return self._add_pdf(path, name, progress)
-        except RagError as error:
+        except PdfError as error:
             return IndexResult(name, "refused", error=str(error))
 
     def add_paths(

@@ -22,8 +22,12 @@ def _pages(seed: int, count: int, dim: int = 16) -> list[torch.Tensor]:
     return [torch.nn.functional.normalize(page, dim=-1) for page in pages]
 
 
-def _add(index: LocalIndex, doc_id: str, embeddings: list[torch.Tensor], name: str = "") -> Document:
-    document = Document(doc_id, name or f"{doc_id}.pdf", len(embeddings), f"2026-01-0{len(doc_id) % 9}")
+def _add(
+    index: LocalIndex, doc_id: str, embeddings: list[torch.Tensor], name: str = ""
+) -> Document:
+    document = Document(
+        doc_id, name or f"{doc_id}.pdf", len(embeddings), f"2026-01-0{len(doc_id) % 9}"
+    )
     with index.staging() as staged:
         for number in range(1, len(embeddings) + 1):
             Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
@@ -38,7 +42,7 @@ def test_add_search_and_scores_equal_reference_maxsim(tmp_path):
     _add(index, "bbbb", pages_b)
     query = pages_b[1][:4]  # four of page b2's own vectors: b2 must win
     hits = index.search(query, k=5)
-    assert [(h.doc_id, h.page_number) for h in hits][0] == ("bbbb", 2)
+    assert next((h.doc_id, h.page_number) for h in hits) == ("bbbb", 2)
     assert len(hits) == 5
     expected = {("aaaa", i + 1): float(maxsim(query, p)) for i, p in enumerate(pages_a)}
     expected |= {("bbbb", i + 1): float(maxsim(query, p)) for i, p in enumerate(pages_b)}
@@ -58,9 +62,7 @@ def test_survives_restart_with_the_same_results(tmp_path):
     reopened = LocalIndex(tmp_path, RETRIEVER)
     assert reopened.documents() == index.documents()
     assert reopened.search(query, 5) == before
-    torch.testing.assert_close(
-        reopened.page_embedding("aaaa", 2), index.page_embedding("aaaa", 2)
-    )
+    torch.testing.assert_close(reopened.page_embedding("aaaa", 2), index.page_embedding("aaaa", 2))
 
 
 def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):

@@ -73,9 +73,11 @@ def test_a_missing_model_says_what_to_do_at_once(model_id):
 
 def test_a_missing_adapter_base_is_named(tmp_path):
     adapter = _checkpoint(
-        tmp_path / "adapter", {"base_model_name_or_path": "vidore/nowhere-base"}, "adapter_config.json"
+        tmp_path / "adapter",
+        {"base_model_name_or_path": "vidore/nowhere-base"},
+        "adapter_config.json",
     )
-    with pytest.raises(ModelNotFoundError, match="vidore/nowhere-base.*the base of"):
+    with pytest.raises(ModelNotFoundError, match=r"vidore/nowhere-base.*the base of"):
         locate(str(adapter), "RAG_RETRIEVER")
 
 

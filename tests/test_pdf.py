@@ -70,8 +70,8 @@ def test_a_gigantic_page_is_rendered_within_the_pixel_cap(settings, tmp_path):
 @pytest.mark.parametrize(
     ("make", "error", "words"),
     [
-        (lambda d: pdfs.encrypted(d), EncryptedPdfError, "password"),
-        (lambda d: pdfs.truncated(d), CorruptPdfError, "damaged"),
+        (pdfs.encrypted, EncryptedPdfError, "password"),
+        (pdfs.truncated, CorruptPdfError, "damaged"),
         (lambda d: pdfs.blank_pages(d, 0), EmptyPdfError, "no pages"),
         (lambda d: _write(d / "empty.pdf", b""), EmptyPdfError, "empty"),
         (lambda d: _write(d / "notes.pdf", b"just some text\n" * 10), NotAPdfError, "not a PDF"),
@@ -99,7 +99,13 @@ def test_limits_on_pages_and_size(settings, tmp_path):
 
 
 def test_every_pdf_error_is_a_pdf_error():
-    for error in (CorruptPdfError, EmptyPdfError, EncryptedPdfError, NotAPdfError, PdfTooLargeError):
+    for error in (
+        CorruptPdfError,
+        EmptyPdfError,
+        EncryptedPdfError,
+        NotAPdfError,
+        PdfTooLargeError,
+    ):
         assert issubclass(error, PdfError)
 
 

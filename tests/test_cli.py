@@ -1,0 +1,140 @@
+"""The CLI contract of DESIGN.md, end to end on sample PDFs, for every model family."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import app
+from tests import pdfs
+from tests.conftest import ROOT, SAMPLES
+
+pytestmark = pytest.mark.models
+
+# Every retriever and every answerer family appears at least once.
+PAIRS = [
+    ("colqwen2", "qwen2_vl"),
+    ("colqwen2_5", "qwen2_5_vl"),
+    ("colpali", "paligemma"),
+    ("colpali_lora", "idefics3"),
+    ("colidefics3", "qwen2_vl"),
+]
+FAST = {
+    "RAG_DPI": "48",
+    "RAG_MAX_NEW_TOKENS": "8",
+    "RAG_ANSWER_MIN_PIXELS": str(28 * 28 * 4),
+    "RAG_ANSWER_MAX_PIXELS": str(28 * 28 * 64),
+}
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **FAST, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,  # a hang guard, not a speed target
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(("retriever", "generator"), PAIRS, ids=["-".join(p) for p in PAIRS])
+def test_index_then_ask_json(retriever, generator, tiny_models, tmp_path, capsys, monkeypatch):
+    for key, value in FAST.items():
+        monkeypatch.setenv(key, value)
+    common = [
+        f"--retriever={tiny_models / retriever}",
+        f"--generator={tiny_models / generator}",
+        f"--data-dir={tmp_path}",
+    ]
+    assert app.main(["index", str(SAMPLES / "annual_report.pdf"), "--json", *common]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    record = json.loads(line)
+    assert record["status"] == "indexed" and record["pages"] == 3 and record["error"] is None
+
+    assert (
+        app.main(["ask", "What was the revenue in 2024?", "--json", "--top-k", "2", *common]) == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["question"] == "What was the revenue in 2024?"
+    assert isinstance(result["answer"], str)
+    assert [hit["page"] for hit in result["hits"]] != []
+    for hit in result["hits"]:
+        assert set(hit) == {"doc_id", "name", "page", "score"}
+        assert hit["doc_id"] == record["doc_id"] and hit["name"] == "annual_report.pdf"
+        assert 1 <= hit["page"] <= 3
+    assert len(result["hits"]) == 2
+    scores = [hit["score"] for hit in result["hits"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_the_whole_contract_in_a_real_process(tiny_models, tmp_path):
+    env = {
+        "RAG_RETRIEVER": str(tiny_models / "colqwen2"),
+        "RAG_GENERATOR": str(tiny_models / "qwen2_vl"),
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+    }
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    locked = pdfs.encrypted(bad)
+    broken = pdfs.truncated(bad)
+
+    first = run_cli("index", str(SAMPLES), str(locked), str(broken), "--json", env=env)
+    assert first.returncode == 0, first.stderr
+    records = [json.loads(line) for line in first.stdout.splitlines()]
+    status = {record["file"]: record["status"] for record in records}
+    assert status == {
+        "annual_report.pdf": "indexed",
+        "expense_form.pdf": "indexed",
+        "multilingual.pdf": "indexed",
+        "product_slides.pdf": "indexed",
+        "locked.pdf": "refused",
+        "broken.pdf": "refused",
+    }
+    refused = [r for r in records if r["status"] == "refused"]
+    assert all(r["doc_id"] is None and "\n" not in r["error"] for r in refused)
+
+    again = run_cli("index", str(SAMPLES / "annual_report.pdf"), env=env)
+    assert again.returncode == 0 and "already indexed" in again.stdout
+
+    listing = run_cli("list", "--json", env=env)
+    documents = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert sorted(d["name"] for d in documents) == sorted(p.name for p in SAMPLES.glob("*.pdf"))
+
+    asked = run_cli("ask", "Who approved the travel expenses?", "--top-k", "3", env=env)
+    assert asked.returncode == 0, asked.stderr
+    assert "Sources:" in asked.stdout and asked.stdout.count(" p.") >= 3
+
+    only_hits = run_cli("ask", "revenue", "--no-answer", "--json", env=env)
+    assert json.loads(only_hits.stdout)["answer"] is None
+
+    form = next(d for d in documents if d["name"] == "expense_form.pdf")
+    deleted = run_cli("delete", form["doc_id"], env=env)
+    assert deleted.returncode == 0 and "expense_form.pdf" in deleted.stdout
+    listing = run_cli("list", env=env)
+    assert "expense_form.pdf" not in listing.stdout
+
+    missing = run_cli("delete", "0000000000000000", env=env)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: no document")
+
+
+@pytest.mark.parametrize("offline", ["1", ""], ids=["HF_HUB_OFFLINE", "unreachable-hub"])
+def test_a_missing_model_is_one_clear_line(tmp_path, offline):
+    env = {"RAG_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": offline}
+    result = run_cli("index", str(SAMPLES / "expense_form.pdf"), env=env, timeout=120)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: model 'vidore/colqwen2-v1.0'")
+    assert "RAG_RETRIEVER" in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "index" / "docs").exists()  # nothing half-added
+
+
+def test_asking_an_empty_index_says_so(tmp_path):
+    result = run_cli("ask", "anything", env={"RAG_DATA_DIR": str(tmp_path)}, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no documents are indexed yet: add a PDF first"

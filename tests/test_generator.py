@@ -1,0 +1,90 @@
+"""Every answerer family through the app's own code, on tiny real-architecture models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from PIL import Image, ImageDraw
+
+from rag.config import Settings
+from rag.generator import Generator, PageImage
+from tests.tiny_models import GENERATORS
+
+pytestmark = pytest.mark.models
+
+FAMILY_OF = {
+    "qwen2_vl": "qwen_vl",
+    "qwen2_5_vl": "qwen_vl",
+    "idefics3": "chat_template",
+    "paligemma": "paligemma",
+}
+
+
+def pages() -> list[PageImage]:
+    portrait = Image.new("RGB", (595, 842), "white")
+    ImageDraw.Draw(portrait).rectangle([60, 80, 500, 120], fill="navy")
+    landscape = Image.new("RGB", (842, 595), "white")
+    ImageDraw.Draw(landscape).ellipse([100, 100, 400, 300], fill="darkred")
+    return [PageImage("[report.pdf p.1]", portrait), PageImage("[slides.pdf p.3]", landscape)]
+
+
+@pytest.fixture(scope="module", params=GENERATORS)
+def generator(request, tiny_models) -> Generator:
+    settings = Settings(
+        generator=str(tiny_models / request.param),
+        max_new_tokens=12,
+        answer_min_pixels=28 * 28 * 4,
+        answer_max_pixels=28 * 28 * 64,
+    )
+    loaded = Generator.load(settings)
+    assert loaded.family == FAMILY_OF[request.param]
+    return loaded
+
+
+def test_stream_equals_the_whole_answer(generator):
+    whole = generator.answer("What was the revenue?", pages())
+    pieces = list(generator.stream("What was the revenue?", pages()))
+    assert "".join(pieces) == whole
+    assert all(pieces)  # no empty pieces are yielded
+
+
+def test_the_prompt_shows_every_page_with_its_citation(generator):
+    inputs = generator.build_inputs("What was the revenue?", pages())
+    prompt = generator.processor.tokenizer.decode(inputs["input_ids"][0])
+    assert "revenue" in prompt
+    if generator.family != "paligemma":  # PaliGemma mix models take no instructions
+        assert "[report.pdf p.1]" in prompt and "[slides.pdf p.3]" in prompt
+        assert prompt.index("[report.pdf p.1]") < prompt.index("[slides.pdf p.3]")
+    assert "pixel_values" in inputs
+
+
+def test_max_new_tokens_bounds_the_answer(generator):
+    inputs = generator.build_inputs("What?", pages()[:1])
+    short = generator.answer("What?", pages()[:1], max_new_tokens=2)
+    ids = generator.processor.tokenizer(short, add_special_tokens=False)["input_ids"]
+    assert len(ids) <= 2 + 2  # re-tokenising decoded text may split a token or two
+    assert inputs["input_ids"].shape[0] == 1
+
+
+def test_no_pages_is_an_error(generator):
+    with pytest.raises(ValueError, match="no pages"):
+        generator.answer("What?", [])
+
+
+def test_a_failing_generation_raises_in_the_stream(generator, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr(generator.model, "generate", broken)
+    with pytest.raises(RuntimeError, match="device lost"):
+        list(generator.stream("What?", pages()[:1]))
+
+
+def test_settings_pixel_budget_reaches_qwen(tiny_models):
+    settings = Settings(generator=str(tiny_models / "qwen2_vl"))
+    small = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 16))
+    large = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 64))
+    grid_small = small.build_inputs("q", pages()[:1])["image_grid_thw"]
+    grid_large = large.build_inputs("q", pages()[:1])["image_grid_thw"]
+    assert grid_small.prod() < grid_large.prod()

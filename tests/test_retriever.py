@@ -1,0 +1,91 @@
+"""Every retriever family, loaded through the app's own code from tiny real-architecture models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from rag.retriever import Retriever
+from tests.tiny_models import RETRIEVERS
+
+pytestmark = pytest.mark.models
+
+FAMILY_OF = {"colpali_lora": "colpali"}
+
+
+def page(size: tuple[int, int], seed: int) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    for row in range(8):
+        y = 40 + row * (size[1] - 80) // 8
+        draw.rectangle([40 + seed * 7, y, size[0] - 60, y + 12], fill=(20 * row, 40, 90 + seed))
+    return image
+
+
+@pytest.fixture(scope="module", params=RETRIEVERS)
+def retriever(request, tiny_models) -> Retriever:
+    from rag.config import Settings
+
+    settings = Settings(retriever=str(tiny_models / request.param), batch_size=3)
+    loaded = Retriever.load(settings)
+    assert loaded.family == FAMILY_OF.get(request.param, request.param)
+    return loaded
+
+
+def test_batched_pages_equal_pages_embedded_alone(retriever):
+    pages = [page((595, 842), 0), page((842, 595), 1), page((600, 600), 2), page((500, 900), 3)]
+    batched = retriever.embed_pages(pages)  # batch_size 3: two forward passes, padded
+    assert len(batched) == 4
+    for image, embedding in zip(pages, batched, strict=True):
+        (alone,) = retriever.embed_pages([image])
+        assert embedding.shape == alone.shape
+        assert embedding.shape[1] == retriever.dim
+        assert torch.isfinite(embedding).all()
+        torch.testing.assert_close(embedding, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_query_rows_match_its_tokens(retriever):
+    query = retriever.embed_query("What was the revenue in 2024?")
+    assert query.shape == (
+        len(retriever.query_token_ids("What was the revenue in 2024?")),
+        retriever.dim,
+    )
+    assert torch.isfinite(query).all()
+    norms = query.norm(dim=-1)
+    torch.testing.assert_close(norms, torch.ones_like(norms), atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("size", [(595, 842), (842, 595), (1200, 400), (400, 1200)])
+def test_patch_grid_covers_the_page_tokens(retriever, size):
+    image = page(size, 0)
+    grid = retriever.patch_grid(image)
+    (embedding,) = retriever.embed_pages([image])
+    assert grid.mask.shape == (embedding.shape[0],)
+    assert int(grid.mask.sum()) == grid.n_x * grid.n_y
+    if retriever.family != "colpali":  # ColPali squares every page; the others keep its shape
+        landscape = size[0] > size[1]
+        assert (grid.n_x > grid.n_y) == landscape
+
+
+def test_adapter_changes_the_base_model(tiny_models):
+    from rag.config import Settings
+
+    base = Retriever.load(Settings(retriever=str(tiny_models / "colpali")))
+    adapted = Retriever.load(Settings(retriever=str(tiny_models / "colpali_lora")))
+    image = page((595, 842), 0)
+    assert not torch.allclose(base.embed_pages([image])[0], adapted.embed_pages([image])[0])
+
+
+def test_bf16_on_cpu_gives_finite_close_embeddings(tiny_models):
+    from rag.config import Settings
+
+    settings = Settings(retriever=str(tiny_models / "colqwen2"))
+    fp32 = Retriever.load(settings)
+    bf16 = Retriever.load(dataclasses.replace(settings, dtype="bfloat16"))
+    image = page((595, 842), 0)
+    a, b = fp32.embed_pages([image])[0], bf16.embed_pages([image])[0]
+    assert b.dtype == torch.float32  # returned as fp32 whatever the compute dtype
+    assert torch.nn.functional.cosine_similarity(a, b, dim=-1).min() > 0.95

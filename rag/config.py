@@ -70,6 +70,8 @@ class Settings:
         for name in ("batch_size", "top_k", "max_new_tokens", "answer_min_pixels"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
+        if self.answer_max_pixels < self.answer_min_pixels:
+            raise ConfigError("RAG_ANSWER_MAX_PIXELS must be at least RAG_ANSWER_MIN_PIXELS")
         return dataclasses.replace(self, data_dir=Path(self.data_dir))
 
 

@@ -61,8 +61,11 @@ class Generator:
         dtype = resolve_dtype(settings.dtype, device)
         try:
             model = AutoModelForImageTextToText.from_pretrained(
-                source.model_id, dtype=dtype, local_files_only=source.local_files_only
-            ).to(device)
+                source.model_id,
+                dtype=dtype,
+                device_map=device,
+                local_files_only=source.local_files_only,
+            )
             processor = AutoProcessor.from_pretrained(
                 source.model_id, local_files_only=source.local_files_only
             )

@@ -62,9 +62,13 @@ class Retriever:
         models = importlib.import_module("colpali_engine.models")
         model_class, processor_class = (getattr(models, name) for name in CLASSES[family])
         try:
+            # device_map, not .to(): ColPali leaves its unused lm_head on the meta device.
             model = model_class.from_pretrained(
-                source.model_id, dtype=dtype, local_files_only=source.local_files_only
-            ).to(device)
+                source.model_id,
+                dtype=dtype,
+                device_map=device,
+                local_files_only=source.local_files_only,
+            )
             processor = _load_processor(processor_class, source)
         except OSError as error:
             raise ModelNotFoundError(

@@ -20,14 +20,23 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> Path:
-    """Root folder of every family's tiny checkpoint, built once per test session."""
-    from tests.tiny_models import build_all
+class TinyModels:
+    """``tiny_models / "colqwen2"``: that family's tiny checkpoint folder, built on first use."""
 
-    root = tmp_path_factory.mktemp("tiny-models")
-    build_all(root)
-    return root
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __truediv__(self, family: str) -> Path:
+        from tests.tiny_models import build
+
+        return build(family, self.root)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> TinyModels:
+    """Tiny checkpoints, built once per session (or kept in $TINY_MODELS_DIR across runs)."""
+    keep = os.environ.get("TINY_MODELS_DIR")
+    return TinyModels(Path(keep) if keep else tmp_path_factory.mktemp("tiny-models"))
 
 
 @pytest.fixture

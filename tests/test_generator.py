@@ -82,7 +82,7 @@ def test_a_failing_generation_raises_in_the_stream(generator, monkeypatch):
 
 
 def test_settings_pixel_budget_reaches_qwen(tiny_models):
-    settings = Settings(generator=str(tiny_models / "qwen2_vl"))
+    settings = Settings(generator=str(tiny_models / "qwen2_vl"), answer_min_pixels=28 * 28 * 4)
     small = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 16))
     large = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 64))
     grid_small = small.build_inputs("q", pages()[:1])["image_grid_thw"]

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip prints one harmless line per package for this machine's extra local indexes
-PIP_QUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 APT_UPDATED := /tmp/.visual-rag-apt-updated
 
 .PHONY: run test lint format system-deps test-system-deps clean

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from rag.config import Settings
-from rag.errors import RagError
+from rag.errors import ConfigError, RagError
 from rag.pipeline import IndexResult, Pipeline
 
 
@@ -40,17 +40,43 @@ def add_common_options(parser: argparse.ArgumentParser, default: object = None) 
     )
 
 
+def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
+    """serve's options; defaults come from the environment (under `serve`, SUPPRESS keeps a
+    value given before the command name)."""
+    env = os.environ
+    port = env.get("RAG_PORT") or env.get("GRADIO_SERVER_PORT") or "7860"
+    defaults = {
+        "host": env.get("RAG_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+        "port": int(port),
+        # On a Hugging Face Space (SPACE_ID is set) the app runs as `python app.py`: public.
+        "public": bool(env.get("RAG_PUBLIC") or env.get("SPACE_ID")),
+        "auth": env.get("RAG_AUTH"),
+    }
+    if suppress:
+        defaults = dict.fromkeys(defaults, argparse.SUPPRESS)
+    parser.add_argument("--host", default=defaults["host"], help="env RAG_HOST")
+    parser.add_argument("--port", type=int, default=defaults["port"], help="env RAG_PORT")
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        default=defaults["public"],
+        help="each browser session gets a private, temporary collection (env RAG_PUBLIC)",
+    )
+    parser.add_argument(
+        "--auth", default=defaults["auth"], help="user:pass[,user2:pass2] login (env RAG_AUTH)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="app.py", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
+    add_serve_options(parser)  # `python app.py` alone serves, so it takes serve's options too
     sub_common = argparse.ArgumentParser(add_help=False)
     add_common_options(sub_common, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command")
 
     serve = commands.add_parser("serve", parents=[sub_common], help="start the web app")
-    serve.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
-    serve.add_argument("--public", action="store_true", help="per-session private collections")
+    add_serve_options(serve, suppress=True)
 
     index = commands.add_parser("index", parents=[sub_common], help="index PDF files or folders")
     index.add_argument("paths", nargs="+", type=Path)
@@ -127,12 +153,16 @@ def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 
 def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    from ui.app import build_demo
+    from ui.app import build_demo, parse_auth
 
-    demo = build_demo(pipeline, public=getattr(args, "public", False))
-    demo.queue(max_size=32).launch(
-        server_name=getattr(args, "host", "127.0.0.1"), server_port=getattr(args, "port", 7860)
-    )
+    try:
+        auth = parse_auth(args.auth)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if auth and args.public:
+        raise ConfigError("--auth is for library mode; public mode has no shared collection")
+    demo = build_demo(pipeline, public=args.public)
+    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True)
     return 0
 
 

@@ -33,6 +33,7 @@ class Settings:
     render_chunk_pages: int = 8
     max_pages: int = 2000
     max_file_mb: int = 500
+    max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
     # Pages per retriever forward pass.
     batch_size: int = 4
     top_k: int = 3
@@ -40,6 +41,12 @@ class Settings:
     # Pixel budget per page image handed to the answerer (Qwen: multiples of 28x28).
     answer_min_pixels: int = 256 * 28 * 28
     answer_max_pixels: int = 1280 * 28 * 28
+    # Public mode (a shared demo): each browser session gets a private, temporary collection.
+    public_max_documents: int = 5
+    public_max_pages: int = 50
+    public_max_file_mb: int = 20
+    # Concurrent requests waiting for the GPU before new ones are turned away.
+    max_queue: int = 32
     # Index vectors are kept in bf16: half the memory of fp32, fast on CPU and GPU.
     index_dtype: Literal["bfloat16", "float32"] = "bfloat16"
 

@@ -35,6 +35,10 @@ class PdfTooLargeError(PdfError):
     pass
 
 
+class CollectionFullError(PdfError):
+    """A collection already holding its maximum number of documents (public mode)."""
+
+
 class ModelNotFoundError(RagError):
     """A checkpoint that is neither a local folder nor in the hub cache (or unreachable)."""
 

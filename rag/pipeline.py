@@ -6,6 +6,7 @@ this. Models load lazily, once, on first use, so listing or deleting documents n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -19,11 +20,12 @@ import torch
 from PIL import Image
 
 from rag.config import Settings
-from rag.errors import EmptyIndexError, PdfError, RagError
+from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
 from rag.index import Document, Hit, Index, LocalIndex
 from rag.models import resolve_device
+from rag.overlay import render_overlay
 from rag.pdf import inspect_pdf, render_pages
 from rag.retriever import Retriever
 
@@ -59,6 +61,7 @@ class Answer:
     query_embedding: torch.Tensor  # (q, dim)
     tokens: list[QueryToken]  # the question's meaningful tokens (heatmap choices)
     _pipeline: Pipeline = field(repr=False)
+    _maps: dict[tuple[str, int], PageMaps] = field(default_factory=dict, repr=False)
 
     def stream(self, max_new_tokens: int | None = None) -> Iterator[str]:
         return self._pipeline.generator.stream(self.question, self.pages(), max_new_tokens)
@@ -70,16 +73,59 @@ class Answer:
         return [PageImage(hit.citation, open_image(hit.image_path)) for hit in self.hits]
 
     def heatmaps(self, hit: Hit) -> PageMaps:
-        return self._pipeline.heatmaps(self, hit)
+        """Similarity maps of one retrieved page (computed once, then cached)."""
+        key = (hit.doc_id, hit.page_number)
+        if key not in self._maps:
+            self._maps[key] = self._pipeline.heatmaps(self, hit)
+        return self._maps[key]
+
+    def heatmap_image(self, hit: Hit, token_index: int | None = None) -> Image.Image:
+        """The page with the whole-query map (``token_index`` None) or one token's map drawn
+        over it; ``token_index`` is a ``QueryToken.index`` from ``tokens``."""
+        maps = self.heatmaps(hit)
+        grid = maps.query
+        if token_index is not None:
+            grid = next(m.grid for m in maps.tokens if m.token.index == token_index)
+        return render_overlay(open_image(hit.image_path), grid)
+
+
+class Models:
+    """The retriever and the answerer: loaded once, on first use, shared by every collection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._retriever: Retriever | None = None
+        self._generator: Generator | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever.load(self.settings)
+            return self._retriever
+
+    @property
+    def generator(self) -> Generator:
+        with self._lock:
+            if self._generator is None:
+                self._generator = Generator.load(self.settings)
+            return self._generator
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, index: Index | None = None) -> None:
+    def __init__(
+        self, settings: Settings, index: Index | None = None, models: Models | None = None
+    ) -> None:
         self.settings = settings
         self._index = index
-        self._retriever: Retriever | None = None
-        self._generator: Generator | None = None
-        self._load_lock = threading.Lock()
+        self.models = models or Models(settings)
+
+    def collection(self, data_dir: Path, **limits: int) -> Pipeline:
+        """Another collection of documents (its own index under ``data_dir``) served by the same
+        loaded models; ``limits`` override Settings fields such as max_documents or max_pages."""
+        settings = dataclasses.replace(self.settings, data_dir=Path(data_dir), **limits)
+        return Pipeline(settings, models=self.models)
 
     # -- lazily built stages ----------------------------------------------------------------
 
@@ -96,17 +142,11 @@ class Pipeline:
 
     @property
     def retriever(self) -> Retriever:
-        with self._load_lock:
-            if self._retriever is None:
-                self._retriever = Retriever.load(self.settings)
-            return self._retriever
+        return self.models.retriever
 
     @property
     def generator(self) -> Generator:
-        with self._load_lock:
-            if self._generator is None:
-                self._generator = Generator.load(self.settings)
-            return self._generator
+        return self.models.generator
 
     # -- documents --------------------------------------------------------------------------
 
@@ -148,6 +188,9 @@ class Pipeline:
         if existing is not None:
             return IndexResult(name, "skipped", doc_id, existing.pages)
         info = inspect_pdf(path, self.settings)  # refuses bad files before any model loads
+        limit = self.settings.max_documents
+        if limit and len(self.index.documents()) >= limit:
+            raise CollectionFullError(f"{name}: this collection is full ({limit} documents)")
         retriever = self.retriever
         embeddings: list[torch.Tensor] = []
         with self.index.staging() as staged:

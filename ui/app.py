@@ -1,53 +1,47 @@
-"""A first web front over the pipeline: upload PDFs, ask, read the streamed answer and see the
-retrieved pages. (The full UI, with heatmaps, public mode and the API, is built on this.)"""
+"""The Gradio app: the documents panel beside the question panel, built from a pipeline.
+
+Library mode: one shared, persistent collection (optionally behind a login). Public mode: a
+private temporary collection per browser session. Model work runs one request at a time in a
+bounded queue, so many users share one GPU safely and see their place in line.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import gradio as gr
 
-from rag.errors import RagError
 from rag.pipeline import Pipeline
+from ui import ask, documents
+from ui.collections import Collections
+
+INTRO = (
+    "Upload PDFs, ask a question, and get an answer from the most relevant **page images**, "
+    "with the pages cited and heatmaps showing which parts of each page matched your words."
+)
 
 
 def build_demo(pipeline: Pipeline, public: bool = False) -> gr.Blocks:
-    def list_documents() -> list[list[object]]:
-        return [[d.name, d.pages, d.added, d.doc_id] for d in pipeline.documents()]
-
-    def upload(files: list[str] | None, progress=gr.Progress()) -> tuple[str, list[list[object]]]:
-        def report(done: int, total: int, name: str) -> None:
-            progress((done, total), desc=f"{name}: page {done} of {total}")
-
-        messages = []
-        for file in files or []:
-            result = pipeline.add_pdf(Path(file), progress=report)
-            messages.append(result.message)
-        return "\n".join(messages), list_documents()
-
-    def ask(question: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-        try:
-            answer = pipeline.ask(question)
-        except RagError as error:
-            raise gr.Error(str(error)) from None
-        gallery = [(str(h.image_path), f"{h.citation} score {h.score:.2f}") for h in answer.hits]
-        text = ""
-        yield text, gallery
-        for piece in answer.stream():
-            text += piece
-            yield text, gr.skip()
-
-    with gr.Blocks(title="Ask your PDFs") as demo:
-        gr.Markdown("# Ask your PDFs")
+    collections = Collections(pipeline, public)
+    with gr.Blocks(title="Ask your PDFs", fill_width=True) as demo:
+        gr.Markdown(f"# Ask your PDFs\n{INTRO}")
         with gr.Row():
-            files = gr.File(label="PDFs", file_count="multiple", file_types=[".pdf"])
-            status = gr.Textbox(label="Indexing", lines=4)
-        documents = gr.Dataframe(headers=["name", "pages", "added", "id"], label="Documents")
-        question = gr.Textbox(label="Question", elem_id="q")
-        answer = gr.Markdown(elem_id="answer")
-        gallery = gr.Gallery(label="Retrieved pages", columns=3)
-        files.upload(upload, files, [status, documents], concurrency_limit=1)
-        question.submit(ask, question, [answer, gallery], concurrency_limit=1)
-        demo.load(list_documents, None, documents)
+            with gr.Column(scale=2, min_width=320):
+                panel = documents.render(collections)
+            with gr.Column(scale=5):
+                ask.render(collections)
+        demo.load(panel.list_documents, None, [panel.table, panel.choice], api_name="list")
+        demo.unload(collections.close)
+    demo.queue(max_size=pipeline.settings.max_queue, default_concurrency_limit=1)
     return demo
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """``"user:pass"`` or ``"alice:pw1,bob:pw2"`` -> Gradio's auth list."""
+    if not value:
+        return None
+    pairs = []
+    for item in value.split(","):
+        user, sep, password = item.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"--auth expects user:password, got {item.strip()!r}")
+        pairs.append((user, password))
+    return pairs

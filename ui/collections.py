@@ -1,0 +1,81 @@
+"""Whose documents a request sees.
+
+Library mode: one persistent collection shared by everyone who can reach the app.
+Public mode: every browser session gets its own private, temporary collection (an index under
+<data-dir>/public-sessions/, with upload limits), deleted when the session ends (the tab is
+closed), when it has been idle too long, or at the next start of the app.
+Models are loaded once and shared by all collections. Per-user data lives here, keyed by the
+session, never in module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from rag.pipeline import Answer, Pipeline
+
+logger = logging.getLogger(__name__)
+
+IDLE_SECONDS = 2 * 60 * 60  # a public collection untouched this long is removed
+
+
+@dataclass
+class Session:
+    pipeline: Pipeline
+    answer: Answer | None = None  # the last question's retrieval, for heatmaps
+    selected: int = 0  # the retrieved page shown in the heatmap view
+    seen: float = field(default_factory=time.monotonic)
+
+
+class Collections:
+    def __init__(self, pipeline: Pipeline, public: bool) -> None:
+        self.pipeline = pipeline
+        self.public = public
+        self._root = pipeline.settings.data_dir / "public-sessions" if public else None
+        if self._root is not None:  # whatever is here was left by a previous run
+            shutil.rmtree(self._root, ignore_errors=True)
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def session(self, request: gr.Request) -> Session:
+        key = request.session_hash or "anonymous"
+        with self._lock:
+            self._sweep()
+            if key not in self._sessions:
+                self._sessions[key] = Session(self._pipeline_for(key))
+            session = self._sessions[key]
+            session.seen = time.monotonic()
+            return session
+
+    def close(self, request: gr.Request) -> None:
+        """End a session: in public mode its documents are deleted."""
+        with self._lock:
+            self._drop(request.session_hash or "anonymous")
+
+    def _pipeline_for(self, key: str) -> Pipeline:
+        if not self.public:
+            return self.pipeline
+        settings = self.pipeline.settings
+        return self.pipeline.collection(
+            self._root / f"session-{key}",
+            max_documents=settings.public_max_documents,
+            max_pages=settings.public_max_pages,
+            max_file_mb=settings.public_max_file_mb,
+        )
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for key in [k for k, s in self._sessions.items() if now - s.seen > IDLE_SECONDS]:
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        session = self._sessions.pop(key, None)
+        if session is not None and self.public:
+            shutil.rmtree(session.pipeline.settings.data_dir, ignore_errors=True)
+            logger.info("public session %s ended; its collection was deleted", key[:8])

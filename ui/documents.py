@@ -1,0 +1,100 @@
+"""The documents panel: upload PDFs (with per-page progress), list them, delete them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from rag.errors import RagError
+from ui.collections import Collections
+from ui.gpu import gpu
+
+HEADERS = ["Document", "Pages", "Added", "ID"]
+
+
+@dataclass
+class DocumentsPanel:
+    table: gr.Dataframe
+    choice: gr.Dropdown
+    status: gr.Markdown
+    list_documents: object  # handler, wired to page load by the shell
+
+
+def render(collections: Collections) -> DocumentsPanel:
+    # -- handlers ---------------------------------------------------------------------------
+    def listing(request: gr.Request):
+        documents = collections.session(request).pipeline.documents()
+        rows = [[d.name, d.pages, d.added.replace("T", " ")[:16], d.doc_id] for d in documents]
+        choices = [(f"{d.name} ({d.pages} p.)", d.doc_id) for d in documents]
+        return gr.update(value=rows or None), gr.update(choices=choices, value=None)
+
+    @gpu
+    def index_files(files: list[str] | None, request: gr.Request, progress=gr.Progress()):
+        if not files:
+            raise gr.Error("Choose one or more PDF files first.")
+        pipeline = collections.session(request).pipeline
+
+        def report(done: int, total: int, name: str) -> None:
+            progress((done, total), desc=f"{name}: page {done} of {total}", unit="pages")
+
+        lines = []
+        for file in files:
+            try:
+                result = pipeline.add_pdf(Path(file), progress=report)
+            except RagError as error:  # not the file's fault: a missing model, say
+                raise gr.Error(str(error)) from None
+            lines.append(f"- {result.message}")
+        return "\n".join(lines), *listing(request)
+
+    def delete_document(doc_id: str | None, request: gr.Request):
+        if not doc_id:
+            raise gr.Error("Choose a document to delete.")
+        try:
+            document = collections.session(request).pipeline.delete(doc_id)
+        except RagError as error:
+            raise gr.Error(str(error)) from None
+        return f"Deleted {document.name}.", *listing(request)
+
+    # -- layout -----------------------------------------------------------------------------
+    limits = ""
+    if collections.public:
+        s = collections.pipeline.settings
+        limits = (
+            "Private to this browser session and deleted when you leave: up to "
+            f"{s.public_max_documents} PDFs of at most {s.public_max_pages} pages "
+            f"and {s.public_max_file_mb} MB each."
+        )
+    files = gr.File(
+        label="Add PDFs", file_count="multiple", file_types=[".pdf"], elem_id="files", height=120
+    )
+    if limits:
+        gr.Markdown(limits, elem_id="limits")
+    status = gr.Markdown(elem_id="index-status")
+    table = gr.Dataframe(
+        headers=HEADERS, interactive=False, label="Documents", elem_id="documents", wrap=True
+    )
+    with gr.Row():
+        # Custom values let API clients delete by document id.
+        choice = gr.Dropdown(
+            label="Delete a document",
+            choices=[],
+            scale=3,
+            elem_id="delete-choice",
+            allow_custom_value=True,
+        )
+        delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
+
+    # -- events -----------------------------------------------------------------------------
+    files.upload(
+        index_files,
+        files,
+        [status, table, choice],
+        api_name="index",
+        concurrency_id="gpu",
+        concurrency_limit=1,
+    ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
+    delete.click(delete_document, choice, [status, table, choice], api_name="delete")
+    return DocumentsPanel(table, choice, status, listing)
+

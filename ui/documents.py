@@ -97,4 +97,3 @@ def render(collections: Collections) -> DocumentsPanel:
     ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
     delete.click(delete_document, choice, [status, table, choice], api_name="delete")
     return DocumentsPanel(table, choice, status, listing)
-

@@ -92,20 +92,25 @@ class Generator:
         self, question: str, pages: list[PageImage], max_new_tokens: int | None = None
     ) -> Iterator[str]:
         """The answer as it is generated: successive text pieces whose concatenation equals
-        ``answer(question, pages)``."""
-        from transformers import TextIteratorStreamer
+        ``answer(question, pages)``. Closing the iterator early (a user who went away) stops
+        the generation at the next token, freeing the model for the next request."""
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.build_inputs(question, pages)
         streamer = TextIteratorStreamer(
             self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
         )
+        cancelled = threading.Event()
         failure: list[BaseException] = []
 
         def generate() -> None:
             try:
                 with self._lock, torch.inference_mode():
                     self.model.generate(
-                        **inputs, streamer=streamer, **self._generation_kwargs(max_new_tokens)
+                        **inputs,
+                        streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([_StopWhen(cancelled)]),
+                        **self._generation_kwargs(max_new_tokens),
                     )
             except BaseException as error:  # re-raised in the consumer below
                 failure.append(error)
@@ -113,11 +118,14 @@ class Generator:
 
         worker = threading.Thread(target=generate, daemon=True, name="generate")
         worker.start()
-        for raw in streamer:
-            piece = self._clean(raw)
-            if piece:
-                yield piece
-        worker.join()
+        try:
+            for raw in streamer:
+                piece = self._clean(raw)
+                if piece:
+                    yield piece
+        finally:
+            cancelled.set()
+            worker.join()
         if failure:
             raise failure[0]
 
@@ -182,3 +190,15 @@ class Generator:
 
     def _clean(self, text: str) -> str:
         return _PALIGEMMA_TOKENS.sub("", text) if self.family == "paligemma" else text
+
+
+class _StopWhen:
+    """A transformers stopping criterion that fires once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full(
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )

@@ -88,3 +88,24 @@ def test_settings_pixel_budget_reaches_qwen(tiny_models):
     grid_small = small.build_inputs("q", pages()[:1])["image_grid_thw"]
     grid_large = large.build_inputs("q", pages()[:1])["image_grid_thw"]
     assert grid_small.prod() < grid_large.prod()
+
+
+def test_closing_the_stream_early_stops_generation(generator):
+    counted = []
+    real_generate = generator.model.generate
+
+    def counting_generate(**kwargs):
+        output = real_generate(**kwargs)
+        counted.append(output.shape[1] - kwargs["input_ids"].shape[1])
+        return output
+
+    generator.model.generate = counting_generate
+    try:
+        stream = generator.stream("What?", pages()[:1], max_new_tokens=400)
+        next(stream, None)
+        stream.close()  # the user went away after the first piece
+    finally:
+        del generator.model.generate
+    assert counted and counted[0] < 400
+    assert generator._lock.acquire(blocking=False)  # the model is free again
+    generator._lock.release()

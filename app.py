@@ -162,7 +162,16 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     if auth and args.public:
         raise ConfigError("--auth is for library mode; public mode has no shared collection")
     demo = build_demo(pipeline, public=args.public)
-    demo.launch(server_name=args.host, server_port=args.port, auth=auth, show_error=True)
+    settings = pipeline.settings
+    # Oversized uploads are cut off by the server before they reach the disk.
+    max_mb = settings.public_max_file_mb if args.public else settings.max_file_mb
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        auth=auth,
+        show_error=True,
+        max_file_size=f"{max_mb}mb",
+    )
     return 0
 
 

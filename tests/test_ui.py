@@ -40,9 +40,8 @@ def library(tiny_models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def public(tiny_models, tmp_path_factory):
     folder = tmp_path_factory.mktemp("public")
-    with running_app(
-        app_env(tiny_models, folder / "data"), "--public", log=folder / "server.log"
-    ) as url:
+    env = {**app_env(tiny_models, folder / "data"), "RAG_PUBLIC_MAX_FILE_MB": "1"}
+    with running_app(env, "--public", log=folder / "server.log") as url:
         yield url
 
 
@@ -175,3 +174,12 @@ def test_a_busy_queue_reports_the_place_in_line(library):
         statuses.append(waiting.communicator.updates.get_nowait())
     queued = [s for s in statuses if getattr(s, "code", None) == Status.IN_QUEUE]
     assert queued and all(s.rank is not None for s in queued)
+
+
+def test_public_uploads_over_the_size_limit_are_cut_off(public, tmp_path):
+    big = tmp_path / "big.pdf"
+    big.write_bytes((SAMPLES / "annual_report.pdf").read_bytes() + b"%" + b"0" * (2 * 2**20))
+    client = Client(public, verbose=False)
+    with pytest.raises(Exception, match=r"(?i)size|large"):
+        client.predict([handle_file(str(big))], api_name="/index")
+    assert table_rows(client.predict(api_name="/list")[0]) == []

@@ -35,3 +35,29 @@ def byte_level_alphabet() -> list[str]:
             codes.append(256 + extra)
             extra += 1
     return [chr(code) for code in codes]
+
+
+def byte_level_bpe(
+    words: list[str], before: list[str] = (), after: list[str] = ()
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A GPT-2-style byte-level BPE vocab and merges: ``before`` tokens, the 256 byte symbols,
+    then each word (and its capitalised form) merged letter by letter after a "Ġ" (space), so
+    that " revenue" is one token; then the ``after`` tokens."""
+    vocab: dict[str, int] = {}
+    for token in [*before, *byte_level_alphabet()]:
+        vocab.setdefault(token, len(vocab))
+    space = "\u0120"  # "Ġ": the byte-level stand-in for " "
+    merges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for word in dict.fromkeys(words + [word.capitalize() for word in words]):
+        piece = space
+        for char in word:
+            pair = (piece, char)
+            piece += char
+            if pair not in seen:
+                seen.add(pair)
+                merges.append(pair)
+            vocab.setdefault(piece, len(vocab))
+    for token in after:
+        vocab.setdefault(token, len(vocab))
+    return vocab, merges

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models.common import byte_level_alphabet, is_built, randomize_bias, seed
+from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, seed
 
 TILE_SIZE = 64  # image processor max_image_size["longest_edge"] == vision_config.image_size
 PAGE_LONGEST_EDGE = 3 * TILE_SIZE  # image processor size["longest_edge"]: at most 3 x 3 tiles
@@ -66,28 +66,7 @@ WORDS = _WORD_TEXT.split()
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Byte-level BPE as SmolVLM's: specials, 256 byte symbols, merged word pieces, image tokens."""
-    vocab: dict[str, int] = {}
-
-    def add(token: str) -> None:
-        vocab.setdefault(token, len(vocab))
-
-    for token in LEADING_SPECIALS + byte_level_alphabet():
-        add(token)
-    space = "\u0120"  # "Ġ": byte-level stand-in for " "
-    merges: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for word in dict.fromkeys(WORDS + [word.capitalize() for word in WORDS]):
-        piece = space
-        for char in word:
-            pair = (piece, char)
-            piece += char
-            if pair not in seen:
-                seen.add(pair)
-                merges.append(pair)
-            add(piece)
-    for token in IMAGE_TOKENS:
-        add(token)
-    return vocab, merges
+    return byte_level_bpe(WORDS, before=LEADING_SPECIALS, after=IMAGE_TOKENS)
 
 
 def build_tokenizer():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models.common import byte_level_alphabet, is_built, randomize_bias, seed
+from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, seed
 
 PATCH_SIZE = 14  # as the real models: one merged visual token covers 28 x 28 pixels
 MERGE_SIZE = 2
@@ -105,31 +105,7 @@ WORDS = _WORDS_TEXT.split()
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Byte-level BPE as Qwen's: 256 byte symbols first, then merged word pieces, then specials."""
-    vocab: dict[str, int] = {}
-
-    def add(token: str) -> None:
-        if token not in vocab:
-            vocab[token] = len(vocab)
-
-    for symbol in byte_level_alphabet():
-        add(symbol)
-    # "Ġ": the byte-level stand-in for " " (byte 32 is the 33rd unprintable byte -> chr(256 + 32)).
-    space = "\u0120"
-    assert space in vocab
-    merges: list[tuple[str, str]] = []
-    seen: set[tuple[str, str]] = set()
-    for word in dict.fromkeys(WORDS + [word.capitalize() for word in WORDS]):
-        piece = space
-        for char in word:
-            pair = (piece, char)
-            piece += char
-            if pair not in seen:
-                seen.add(pair)
-                merges.append(pair)
-            add(piece)
-    for token in SPECIAL_TOKENS:
-        add(token)
-    return vocab, merges
+    return byte_level_bpe(WORDS, after=SPECIAL_TOKENS)
 
 
 def build_tokenizer():

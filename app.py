@@ -36,6 +36,18 @@ def add_common_options(parser: argparse.ArgumentParser, default: object = None) 
         "--device", default=default, choices=["auto", "cuda", "mps", "cpu"], help="env RAG_DEVICE"
     )
     parser.add_argument(
+        "--index",
+        default=default,
+        help="local (default), qdrant://HOST[:PORT], qdrants://HOST[:PORT], qdrant::memory: or "
+        "qdrant:PATH (env RAG_INDEX; key: RAG_QDRANT_API_KEY)",
+    )
+    parser.add_argument(
+        "--index-mode",
+        default=default,
+        choices=["exact", "pooled", "binary"],
+        help="how a new local index stores and searches pages (env RAG_INDEX_MODE)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", default=default or False, help="log progress"
     )
 
@@ -102,6 +114,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         retriever=args.retriever,
         generator=args.generator,
         device=args.device,
+        index=args.index,
+        index_mode=args.index_mode,
     )
 
 

@@ -23,7 +23,7 @@ from rag.config import Settings
 from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
-from rag.index import Document, Hit, Index, LocalIndex
+from rag.index import Document, Hit, Index, open_index
 from rag.models import resolve_device
 from rag.overlay import render_overlay
 from rag.pdf import inspect_pdf, render_pages
@@ -132,12 +132,7 @@ class Pipeline:
     @property
     def index(self) -> Index:
         if self._index is None:
-            self._index = LocalIndex(
-                self.settings.data_dir / "index",
-                self.settings.retriever,
-                device=resolve_device(self.settings.device),
-                dtype=self.settings.index_dtype,
-            )
+            self._index = open_index(self.settings, resolve_device(self.settings.device))
         return self._index
 
     @property

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rag import scoring
-from rag.scoring import PackedPages, maxsim, maxsim_packed, top_k
+from rag.scoring import PackedPages, maxsim, maxsim_packed, maxsim_packed_many, top_k
 
 
 def test_maxsim_by_hand():
@@ -61,7 +61,7 @@ def test_chunking_does_not_change_scores(monkeypatch):
     query = torch.nn.functional.normalize(torch.randn(9, 128), dim=-1)
     packed = PackedPages.from_pages(pages, torch.float32)
     whole = maxsim_packed(query, packed)
-    monkeypatch.setattr(scoring, "CHUNK_TOKENS", 7)  # chunk edges fall inside pages
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 9 * 7)  # 7-token chunks: edges inside pages
     torch.testing.assert_close(maxsim_packed(query, packed), whole)
 
 
@@ -75,3 +75,16 @@ def test_top_k_orders_best_first_and_caps_k():
 def test_empty_pack_scores_nothing():
     packed = PackedPages.from_pages([])
     assert packed.n_pages == 0
+
+
+def test_many_queries_in_one_pass_equal_one_at_a_time(monkeypatch):
+    pages = _random_pages(2)
+    packed = PackedPages.from_pages(pages, torch.float32)
+    queries = [torch.nn.functional.normalize(torch.randn(n, 128), dim=-1) for n in (3, 11, 20)]
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 34 * 50)  # several chunks
+    together = maxsim_packed_many(queries, packed)
+    assert together.shape == (3, len(pages))
+    for row, query in enumerate(queries):
+        torch.testing.assert_close(together[row], maxsim_packed(query, packed))
+        reference = torch.stack([maxsim(query, page) for page in pages])
+        torch.testing.assert_close(together[row], reference, atol=1e-4, rtol=1e-4)

@@ -77,5 +77,7 @@ class Collections:
     def _drop(self, key: str) -> None:
         session = self._sessions.pop(key, None)
         if session is not None and self.public:
+            session.pipeline.index.drop()  # a Qdrant collection lives outside the folder
+            session.pipeline.index.close()
             shutil.rmtree(session.pipeline.settings.data_dir, ignore_errors=True)
             logger.info("public session %s ended; its collection was deleted", key[:8])

@@ -62,9 +62,20 @@ class Index(ABC):
     def search(self, query: torch.Tensor, k: int) -> list[Hit]:
         """The k pages with the highest MaxSim against ``query`` (q, dim), best first."""
 
+    def search_many(self, queries: list[torch.Tensor], k: int) -> list[list[Hit]]:
+        """``search`` for several queries; backends that can batch them override this."""
+        return [self.search(query, k) for query in queries]
+
     @abstractmethod
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:
         """The stored (n, dim) multi-vector of one page."""
+
+    # Optional hooks: a local folder holds no connection and is dropped by deleting it.
+    def close(self) -> None:  # noqa: B027
+        """Release connections or locks."""
+
+    def drop(self) -> None:  # noqa: B027
+        """Delete the whole collection outside the data folder (public sessions end this way)."""
 
     def __contains__(self, doc_id: str) -> bool:
         return self.get(doc_id) is not None

@@ -2,14 +2,20 @@
 
 Layout::
 
-    index.json                  {"format", "version", "retriever", "dim"}: checked on open
+    index.json                  {"format", "version", "retriever", "dim", "mode", "pool_factor"}
     docs/<doc_id>/doc.json      the Document record
     docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
-    docs/<doc_id>/vectors.safetensors  "vectors" (tokens, dim) + "lengths" (pages,)
+    docs/<doc_id>/vectors.npy   full-precision page vectors (tokens, dim), float16 on disk
+    docs/<doc_id>/lengths.npy   tokens per page (pages,)
+    docs/<doc_id>/pooled.npy, pooled_lengths.npy   mode "pooled": pooled vectors
+    docs/<doc_id>/bits.npy      mode "binary": sign bits (tokens, dim // 64) uint64
     .staging/                   documents being added; anything here after a crash is junk
 
 A document is added by writing everything into ``.staging/<tmp>`` and renaming that folder to
 ``docs/<doc_id>``: the rename is the commit, so a crash leaves the document whole or absent.
+The search mode (rag.index.modes) is recorded in the header: in "exact" mode the full vectors
+are held in memory; in the compressed modes only the compact form is, and the full vectors are
+memory-mapped from disk for the exact rerank and for heatmaps.
 """
 
 from __future__ import annotations
@@ -23,21 +29,36 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index.base import Document, Hit, Index
-from rag.scoring import PackedPages, maxsim_packed, top_k
+from rag.index.modes import ExactSearch, RerankedSearch, binary_first_stage, pool_pages
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "visual-rag-local-index"
-VERSION = 1
+VERSION = 2  # v2: .npy vectors (memory-mappable) and search modes; v1 held safetensors
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclass
+class _Stored:
+    """One document's arrays as loaded: full vectors (in memory or memory-mapped)."""
+
+    document: Document
+    full: np.ndarray  # (tokens, dim) float16
+    offsets: np.ndarray  # (pages + 1,) token offsets into ``full``
+    pooled: list[torch.Tensor] | None = None
+    bits: np.ndarray | None = None  # (tokens, dim // 64) uint64
+
+    def page(self, page_number: int) -> torch.Tensor:
+        start, stop = self.offsets[page_number - 1], self.offsets[page_number]
+        return torch.from_numpy(np.asarray(self.full[start:stop], dtype=np.float32))
 
 
 class LocalIndex(Index):
@@ -45,17 +66,24 @@ class LocalIndex(Index):
         self,
         root: Path,
         retriever_id: str,
+        *,
         device: str = "cpu",
         dtype: str = "bfloat16",
+        mode: str = "exact",
+        pool_factor: int = 3,
+        rerank: int = 100,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id
         self.device = device
         self.dtype = _DTYPES[dtype]
+        self.mode = mode
+        self.pool_factor = pool_factor
+        self.rerank = rerank
         self._lock = threading.RLock()
-        self._docs: dict[str, Document] = {}
-        self._vectors: dict[str, list[torch.Tensor]] = {}  # doc_id -> per-page (n_i, dim)
-        self._packed: tuple[PackedPages, list[tuple[str, int]]] | None = None
+        self._stored: dict[str, _Stored] = {}
+        self._search = None  # built from _stored on first search after a change
+        self._rows: list[tuple[str, int]] = []
         self._seen_mtime: int | None = None
         self._check_header()
         self._clear_staging()
@@ -83,7 +111,8 @@ class LocalIndex(Index):
         if header.get("format") != FORMAT or header.get("version") != VERSION:
             raise IndexMismatchError(
                 f"{self.root}: index format {header.get('format')} v{header.get('version')} is not "
-                f"{FORMAT} v{VERSION}; index your PDFs again into a new --data-dir"
+                f"{FORMAT} v{VERSION} (written by another version of this app); index your PDFs "
+                "again into a new --data-dir"
             )
         if header.get("retriever") != self.retriever_id:
             raise IndexMismatchError(
@@ -91,13 +120,30 @@ class LocalIndex(Index):
                 f"{self.retriever_id!r}: set RAG_RETRIEVER={header.get('retriever')} or use "
                 "another --data-dir"
             )
+        built = (header.get("mode"), header.get("pool_factor"))
+        if built != (self.mode, self._recorded_pool_factor()):
+            raise IndexMismatchError(
+                f"{self.root} was built in index mode {built[0]!r}"
+                + (f" (pool factor {built[1]})" if built[0] == "pooled" else "")
+                + f": set RAG_INDEX_MODE={built[0]} or use another --data-dir"
+            )
         if dim is not None and int(header["dim"]) != dim:
             raise IndexMismatchError(
                 f"{self.root} holds {header['dim']}-d vectors, the retriever gives {dim}-d"
             )
 
+    def _recorded_pool_factor(self) -> int | None:
+        return self.pool_factor if self.mode == "pooled" else None
+
     def _write_header(self, dim: int) -> None:
-        header = {"format": FORMAT, "version": VERSION, "retriever": self.retriever_id, "dim": dim}
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "retriever": self.retriever_id,
+            "dim": dim,
+            "mode": self.mode,
+            "pool_factor": self._recorded_pool_factor(),
+        }
         self.root.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.root / "index.json", json.dumps(header, indent=2))
 
@@ -117,28 +163,42 @@ class LocalIndex(Index):
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
+        arrays = self._encode(embeddings)  # before the lock: pooling takes a while
         with self._lock:
             self._check_header(dim)
             if self._read_header() is None:
                 self._write_header(dim)
-            lengths = torch.tensor([page.shape[0] for page in embeddings], dtype=torch.int64)
-            vectors = torch.cat([page.detach().to("cpu", self.dtype) for page in embeddings])
-            save_file(
-                {"vectors": vectors.contiguous(), "lengths": lengths},
-                staged / "vectors.safetensors",
-            )
+            for name, array in arrays.items():
+                np.save(staged / f"{name}.npy", array)
             _atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
             _fsync_tree(staged)
             target = self._docs_dir() / document.doc_id
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, target)  # the commit point
             _fsync_dir(target.parent)
-            self._remember(document, vectors, lengths)
+            self._load(target)
+
+    def _encode(self, embeddings: list[torch.Tensor]) -> dict[str, np.ndarray]:
+        """The arrays stored for one document in this index's mode."""
+        full = torch.cat([page.detach().float().cpu() for page in embeddings])
+        arrays = {
+            "vectors": full.to(torch.float16).numpy(),
+            "lengths": np.array([page.shape[0] for page in embeddings], dtype=np.int64),
+        }
+        if self.mode == "pooled":
+            pooled = pool_pages([page.float().cpu() for page in embeddings], self.pool_factor)
+            arrays["pooled"] = torch.cat(pooled).to(torch.float16).numpy()
+            arrays["pooled_lengths"] = np.array([p.shape[0] for p in pooled], dtype=np.int64)
+        elif self.mode == "binary":
+            from rag.binary import binarize
+
+            arrays["bits"] = binarize(full)
+        return arrays
 
     def delete(self, doc_id: str) -> Document:
         with self._lock:
             self._refresh()
-            document = self._docs.get(doc_id)
+            document = self.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
             trash = self.root / ".staging" / f"{os.getpid()}-deleted-{uuid.uuid4().hex}"
@@ -154,12 +214,14 @@ class LocalIndex(Index):
     def documents(self) -> list[Document]:
         with self._lock:
             self._refresh()
-            return sorted(self._docs.values(), key=lambda doc: (doc.added, doc.name))
+            documents = [stored.document for stored in self._stored.values()]
+            return sorted(documents, key=lambda doc: (doc.added, doc.name))
 
     def get(self, doc_id: str) -> Document | None:
         with self._lock:
             self._refresh()
-            return self._docs.get(doc_id)
+            stored = self._stored.get(doc_id)
+            return None if stored is None else stored.document
 
     def page_image(self, doc_id: str, page_number: int) -> Path:
         return self._docs_dir() / doc_id / f"page-{page_number:04d}.png"
@@ -167,39 +229,63 @@ class LocalIndex(Index):
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:
         with self._lock:
             self._refresh()
-            if doc_id not in self._vectors:
+            if doc_id not in self._stored:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            return self._vectors[doc_id][page_number - 1]
+            return self._stored[doc_id].page(page_number)
 
     def search(self, query: torch.Tensor, k: int) -> list[Hit]:
-        packed, rows = self._packed_pages()
-        if packed.n_pages == 0:
-            return []
-        scores = maxsim_packed(query, packed)
-        hits = []
-        for row, score in top_k(scores, k):
-            doc_id, page_number = rows[row]
-            name = self._docs[doc_id].name
-            hits.append(Hit(doc_id, name, page_number, score, self.page_image(doc_id, page_number)))
-        return hits
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: list[torch.Tensor], k: int) -> list[list[Hit]]:
+        """The k best pages for each query, scored together in one pass over the pages."""
+        with self._lock:
+            search, rows = self._searcher()
+            ranked = search.search_many(queries, k)
+            return [[self._hit(rows[row], score) for row, score in hits] for hits in ranked]
 
     # -- in-memory state --------------------------------------------------------------------
 
     def _docs_dir(self) -> Path:
         return self.root / "docs"
 
-    def _packed_pages(self) -> tuple[PackedPages, list[tuple[str, int]]]:
-        """Pack all pages once after each change; searches reuse it untouched."""
-        with self._lock:
-            self._refresh()
-            if self._packed is None:
-                pages, rows = [], []
-                for doc in sorted(self._docs.values(), key=lambda d: (d.added, d.doc_id)):
-                    pages.extend(self._vectors[doc.doc_id])
-                    rows.extend((doc.doc_id, number) for number in range(1, doc.pages + 1))
-                packed = PackedPages.from_pages([p.to(self.device) for p in pages], self.dtype)
-                self._packed = (packed, rows)
-            return self._packed
+    def _hit(self, row: tuple[str, int], score: float) -> Hit:
+        doc_id, page_number = row
+        name = self._stored[doc_id].document.name
+        return Hit(doc_id, name, page_number, score, self.page_image(doc_id, page_number))
+
+    def _searcher(self):
+        """Lay out all pages for this mode once after each change; searches reuse it."""
+        self._refresh()
+        if self._search is None:
+            docs = sorted(
+                self._stored.values(), key=lambda d: (d.document.added, d.document.doc_id)
+            )
+            self._rows = [
+                (d.document.doc_id, number)
+                for d in docs
+                for number in range(1, d.document.pages + 1)
+            ]
+            self._search = self._build_search(docs)
+        return self._search, self._rows
+
+    def _build_search(self, docs: list[_Stored]):
+        if self.mode == "exact":
+            pages = [d.page(n) for d in docs for n in range(1, d.document.pages + 1)]
+            return ExactSearch(pages, self.device, self.dtype)
+        rows = self._rows
+
+        def full_page(row: int) -> torch.Tensor:
+            doc_id, page_number = rows[row]
+            return self._stored[doc_id].page(page_number).to(self.device)
+
+        if self.mode == "pooled":
+            first = ExactSearch([p for d in docs for p in d.pooled], self.device, self.dtype).scores
+        else:
+            bits = np.concatenate([d.bits for d in docs]) if docs else np.zeros((0, 2), np.uint64)
+            lengths = np.concatenate([np.diff(d.offsets) for d in docs]) if docs else []
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+            first = binary_first_stage(bits, offsets)
+        return RerankedSearch(first, len(rows), full_page, self.rerank, self.dtype)
 
     def _refresh(self) -> None:
         """Reload from disk when another process (e.g. the CLI beside a server) changed docs/."""
@@ -208,29 +294,37 @@ class LocalIndex(Index):
         if mtime == self._seen_mtime:
             return
         self._check_header()
-        on_disk = (
-            {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()} if mtime else set()
-        )
-        for doc_id in set(self._docs) - on_disk:
+        on_disk = set()
+        if mtime:
+            on_disk = {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()}
+        for doc_id in set(self._stored) - on_disk:
             self._forget(doc_id)
-        for doc_id in sorted(on_disk - set(self._docs)):
+        for doc_id in sorted(on_disk - set(self._stored)):
             self._load(docs_dir / doc_id)
         self._seen_mtime = mtime
 
     def _load(self, folder: Path) -> None:
         document = Document(**json.loads((folder / "doc.json").read_text()))
-        tensors = load_file(folder / "vectors.safetensors")
-        self._remember(document, tensors["vectors"].to(self.dtype), tensors["lengths"])
-
-    def _remember(self, document: Document, vectors: torch.Tensor, lengths: torch.Tensor) -> None:
-        self._docs[document.doc_id] = document
-        self._vectors[document.doc_id] = list(torch.split(vectors, lengths.tolist()))
-        self._packed = None
+        # Compressed modes keep the full vectors on disk, memory-mapped.
+        mmap = None if self.mode == "exact" else "r"
+        lengths = np.load(folder / "lengths.npy")
+        stored = _Stored(
+            document,
+            np.load(folder / "vectors.npy", mmap_mode=mmap),
+            np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        )
+        if self.mode == "pooled":
+            pooled = torch.from_numpy(np.load(folder / "pooled.npy").astype(np.float32))
+            lengths = np.load(folder / "pooled_lengths.npy").tolist()
+            stored.pooled = list(torch.split(pooled, lengths))
+        elif self.mode == "binary":
+            stored.bits = np.load(folder / "bits.npy")
+        self._stored[document.doc_id] = stored
+        self._search = None
 
     def _forget(self, doc_id: str) -> None:
-        self._docs.pop(doc_id, None)
-        self._vectors.pop(doc_id, None)
-        self._packed = None
+        self._stored.pop(doc_id, None)
+        self._search = None
 
     def _clear_staging(self) -> None:
         """Discard what a crashed or killed process left in .staging (each entry names its pid)."""

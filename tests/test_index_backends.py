@@ -18,11 +18,15 @@ from rag.index.qdrant import QdrantIndex, point_id
 from rag.scoring import maxsim
 
 RETRIEVER = "tiny/colqwen2"
-DIM = 32
+DIM = 64  # binary mode packs 64 dimensions per word
 
 # kind -> (data dir, retriever id) -> a fresh index over that data dir
 FACTORIES: dict[str, Callable[[Path, str], Index]] = {
     "local": lambda root, retriever: LocalIndex(root / "index", retriever),
+    "local-pooled": lambda root, retriever: LocalIndex(
+        root / "index", retriever, mode="pooled", pool_factor=2
+    ),
+    "local-binary": lambda root, retriever: LocalIndex(root / "index", retriever, mode="binary"),
     "qdrant-memory": lambda root, retriever: QdrantIndex(root / "index", retriever, ":memory:"),
     "qdrant-path": lambda root, retriever: QdrantIndex(
         root / "index", retriever, str(root / "qdrant")
@@ -31,7 +35,7 @@ FACTORIES: dict[str, Callable[[Path, str], Index]] = {
         root / "index", retriever, ":memory:", pooled=2, prefetch=50
     ),
 }
-PERSISTENT = {"local", "qdrant-path"}  # the others keep their vectors in memory
+PERSISTENT = {"local", "local-pooled", "local-binary", "qdrant-path"}  # the others keep their vectors in memory
 
 
 @pytest.fixture(params=list(FACTORIES))

@@ -163,7 +163,8 @@ class LocalIndex(Index):
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
-        arrays = self._encode(embeddings)  # before the lock: pooling takes a while
+        self._check_header(dim)  # refuse a mismatch before the encoding work
+        arrays = self._encode(embeddings)  # outside the lock: pooling takes a while
         with self._lock:
             self._check_header(dim)
             if self._read_header() is None:

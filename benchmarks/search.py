@@ -1,0 +1,570 @@
+"""Search speed and quality per mode on synthetic pages, all in one process.
+
+    python -m benchmarks.search --pages 10000 [--shape colpali|colqwen] [--queries 5]
+                                [--out benchmarks/results.md]
+
+Pages are clustered like real page embeddings, so binarisation and pooling lose something
+measurable: a shared set of topic centroids, every page a mixture of a few page-specific
+variants of them plus a background shared by all pages (margins, white space), every token a
+noisy, L2-normalised copy of its topic. A query is ~20 tokens of one target page plus noise.
+
+For every mode: pages/s (median over queries, one untimed warm-up query first), the ratio to
+colpali-engine's ``score_multi_vector`` and to our exact bf16 search, bytes per page held in
+memory for the scan, and top-10 overlap with exact fp32 MaxSim. Exact fp32 scores of all pages
+are computed while the pages are generated, chunk by chunk, so the ground truth never needs
+the whole fp32 corpus in memory. A mode whose data would not fit ``--max-ram-gb`` (or the
+reference beyond ``--reference-max`` pages) runs on the first ``--subset`` pages: its rate is
+that subset's, and its overlap is against exact fp32 restricted to the same subset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rag.binary import binarize, hamming_maxsim, warmup
+from rag.scoring import PackedPages, maxsim_packed, maxsim_packed_many
+
+DIM = 128
+SHAPES = {"colpali": (1030, 1030), "colqwen": (600, 800)}  # tokens per page: (min, max)
+MODES = (
+    "reference",
+    "exact-fp32",
+    "exact-bf16",
+    "pooled-x3",
+    "pooled-x3+rerank",
+    "binary",
+    "binary+rerank",
+)
+CUDA_MODE = "exact-bf16-cuda"
+CHUNK_TOKENS = 1 << 18  # pages are generated and stored this many tokens at a time
+
+
+# -- synthetic pages --------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """Deterministic synthetic pages: page ``i`` depends only on (seed, i), so any page can be
+    regenerated alone (queries come from target pages before the corpus is streamed).
+
+    Pages come in documents of ``pages_per_doc`` consecutive pages: a document draws
+    ``doc_topics`` shared centroids and its own variant of each; each of its pages uses
+    ``topics_per_page`` of them, varied again, in its own proportions.
+    """
+
+    n_pages: int
+    shape: str = "colpali"
+    seed: int = 0
+    pages_per_doc: int = 20
+    n_centroids: int = 512
+    doc_topics: int = 12
+    topics_per_page: int = 6
+    topic_spread: float = 0.6  # document topic = centroid + this * unit noise
+    page_spread: float = 0.3  # page topic = document topic + this * unit noise
+    token_noise: float = 0.8  # token = page topic + this * unit noise
+    background_share: float = 0.3  # tokens on the background shared by every page
+    lengths: np.ndarray = field(init=False)
+    centroids: np.ndarray = field(init=False)
+    background: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        low, high = SHAPES[self.shape]
+        rng = np.random.default_rng([self.seed, 0])
+        self.lengths = rng.integers(low, high + 1, self.n_pages).astype(np.int64)
+        self.centroids = _normalise(rng.standard_normal((self.n_centroids, DIM), np.float32))
+        self.background = _normalise(rng.standard_normal((4, DIM), np.float32))
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+
+    def page(self, i: int) -> np.ndarray:
+        """(tokens, DIM) float32, rows L2-normalised."""
+        return self._page(i)[0]
+
+    def _page(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The page's tokens and, per token, its centre (0-3: the shared background)."""
+        doc = np.random.default_rng([self.seed, 4, i // self.pages_per_doc])
+        doc_topics = min(self.doc_topics, self.n_centroids)
+        topics = self.centroids[doc.choice(self.n_centroids, doc_topics, replace=False)]
+        topics = _normalise(topics + self.topic_spread * _unit_noise(doc, doc_topics))
+        rng = np.random.default_rng([self.seed, 1, i])
+        n_tokens = int(self.lengths[i])
+        topics = topics[rng.choice(doc_topics, min(self.topics_per_page, doc_topics), False)]
+        centres = _normalise(topics + self.page_spread * _unit_noise(rng, len(topics)))
+        centres = np.concatenate([self.background, centres])
+        weights = rng.dirichlet(np.ones(len(topics)), 1)[0] * (1 - self.background_share)
+        weights = np.concatenate(
+            [np.full(len(self.background), self.background_share / len(self.background)), weights]
+        )
+        owner = rng.choice(len(centres), n_tokens, p=weights / weights.sum())
+        tokens = centres[owner] + self.token_noise * _unit_noise(rng, n_tokens)
+        return _normalise(tokens), owner
+
+    def pages(self, start: int, stop: int) -> np.ndarray:
+        return np.concatenate([self.page(i) for i in range(start, stop)])
+
+    def query(self, target: int, n_tokens: int = 20, noise: float = 0.6) -> torch.Tensor:
+        """Tokens of the target page (its content, not its background) plus noise."""
+        page, owner = self._page(target)
+        rng = np.random.default_rng([self.seed, 2, target])
+        content = np.flatnonzero(owner >= len(self.background))
+        rows = rng.choice(content if len(content) >= n_tokens else len(page), n_tokens)
+        return torch.from_numpy(_normalise(page[rows] + noise * _unit_noise(rng, n_tokens)))
+
+
+def _unit_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_normal((n, DIM), np.float32) / np.float32(math.sqrt(DIM))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+# -- pooling ------------------------------------------------------------------------------------
+
+
+def pool_page(page: torch.Tensor, pool_factor: int) -> torch.Tensor:
+    """colpali-engine's HierarchicalTokenPooler on one page, ~8x faster.
+
+    Same algorithm: Ward linkage on the rows of ``1 - E E^T`` (Euclidean), ``maxclust`` at
+    ``n // pool_factor`` clusters, each cluster's mean L2-normalised, in cluster order. Only the
+    pairwise row distances come from ``E (E^T E) E^T`` in float64 instead of scipy's ``pdist``
+    over n-dimensional rows; ``check_pooling`` compares the two on real pages.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    embedding = page.float()
+    wide = embedding.double()
+    gram = (wide @ (wide.T @ wide)) @ wide.T  # Gram matrix of the rows of E E^T
+    squared = gram.diagonal()[:, None] + gram.diagonal()[None, :] - 2 * gram
+    pairwise = squared.clamp_(min=0).sqrt_().numpy()
+    np.fill_diagonal(pairwise, 0)
+    tree = linkage(squareform(pairwise, checks=False), method="ward")
+    n_clusters = max(embedding.shape[0] // pool_factor, 1)
+    labels = torch.from_numpy(fcluster(tree, t=n_clusters, criterion="maxclust") - 1)
+    counts = torch.bincount(labels, minlength=n_clusters)
+    sums = torch.zeros(n_clusters, embedding.shape[1]).index_add_(0, labels, embedding)
+    means = sums[counts > 0] / counts[counts > 0, None]
+    return torch.nn.functional.normalize(means, p=2, dim=-1)
+
+
+def check_pooling(pages: list[torch.Tensor], pool_factor: int) -> str:
+    """Compare ``pool_page`` with colpali-engine's HierarchicalTokenPooler on a few pages."""
+    from colpali_engine.compression.token_pooling import HierarchicalTokenPooler
+
+    expected = HierarchicalTokenPooler().pool_embeddings(pages, pool_factor=pool_factor)
+    same = sum(
+        ours.shape == theirs.shape and torch.allclose(ours, theirs, atol=1e-5)
+        for ours, theirs in zip((pool_page(p, pool_factor) for p in pages), expected, strict=True)
+    )
+    return f"identical to HierarchicalTokenPooler on {same}/{len(pages)} checked pages"
+
+
+# -- page stores --------------------------------------------------------------------------------
+
+
+class PageStore:
+    """Full page vectors of one dtype, packed, in RAM or (too big for RAM) memory-mapped."""
+
+    def __init__(self, offsets: np.ndarray, dtype: torch.dtype, folder: Path | None) -> None:
+        self.offsets = offsets
+        self.dtype = dtype
+        shape = (int(offsets[-1]), DIM)
+        self.on_disk = folder is not None
+        if folder is None:
+            self._tensor = torch.empty(shape, dtype=dtype)
+            self._array = None
+        else:
+            numpy_dtype = np.int16 if dtype == torch.bfloat16 else np.float32
+            self._array = np.lib.format.open_memmap(
+                folder / f"vectors-{str(dtype)[6:]}.npy", "w+", numpy_dtype, shape
+            )
+            self._tensor = None
+
+    def write(self, token: int, vectors: torch.Tensor) -> None:
+        vectors = vectors.to(self.dtype)
+        if self._tensor is not None:
+            self._tensor[token : token + vectors.shape[0]] = vectors
+        else:
+            raw = vectors.view(torch.int16) if self.dtype == torch.bfloat16 else vectors
+            self._array[token : token + vectors.shape[0]] = raw.numpy()
+
+    def _rows(self, start: int, stop: int) -> torch.Tensor:
+        if self._tensor is not None:
+            return self._tensor[start:stop]
+        rows = torch.from_numpy(np.array(self._array[start:stop]))  # a copy in RAM
+        return rows.view(torch.bfloat16) if self.dtype == torch.bfloat16 else rows
+
+    def pages(self, rows: np.ndarray) -> list[torch.Tensor]:
+        return [self._rows(self.offsets[r], self.offsets[r + 1]) for r in rows]
+
+    def packed(self, n_pages: int) -> PackedPages:
+        """The first ``n_pages`` pages, packed in RAM (a view when the store is in RAM)."""
+        vectors = self._rows(0, int(self.offsets[n_pages]))
+        lengths = torch.from_numpy(np.diff(self.offsets[: n_pages + 1]))
+        return PackedPages(
+            vectors, torch.repeat_interleave(torch.arange(n_pages), lengths), n_pages
+        )
+
+
+def packed_pages(pages: list[torch.Tensor], dtype: torch.dtype) -> PackedPages:
+    return PackedPages.from_pages(pages, dtype)
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def top_rows(scores: np.ndarray | torch.Tensor, k: int) -> np.ndarray:
+    """Rows of the ``k`` best scores, best first; ties keep the lower row first."""
+    scores = scores.numpy() if isinstance(scores, torch.Tensor) else scores
+    k = min(k, scores.shape[0])
+    rows = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
+    return rows[np.lexsort((rows, -scores[rows]))]
+
+
+def rerank(query: torch.Tensor, candidates: np.ndarray, store: PageStore, k: int) -> np.ndarray:
+    """Exact MaxSim (in the store's dtype) of the candidate pages; their ``k`` best rows."""
+    exact = maxsim_packed(query, packed_pages(store.pages(candidates), store.dtype))
+    return candidates[top_rows(exact, k)]
+
+
+def overlap(found: np.ndarray, truth: np.ndarray) -> float:
+    return len(set(found.tolist()) & set(truth.tolist())) / len(truth)
+
+
+def time_queries(
+    search: Callable[[torch.Tensor], np.ndarray], queries: list[torch.Tensor], repeats: int = 1
+) -> tuple[list[float], list[np.ndarray]]:
+    """Seconds per query (the fastest of ``repeats`` runs: other work on a shared machine only
+    ever adds time) and each query's result, after one untimed warm-up query."""
+    search(queries[0])
+    seconds, results = [], []
+    for query in queries:
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = search(query)
+            best = min(best, time.perf_counter() - start)
+        results.append(result)
+        seconds.append(best)
+    return seconds, results
+
+
+@dataclass
+class Row:
+    mode: str
+    pages_per_s: float
+    bytes_per_page: float
+    overlap: float
+    note: str = ""
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__)
+    parser.add_argument("--pages", type=int, default=10_000)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="colpali")
+    parser.add_argument("--queries", type=int, default=5)
+    parser.add_argument("--query-tokens", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="time each query this many times")
+    parser.add_argument(
+        "--pages-per-doc", type=int, default=20, help="1: unrelated pages (a flat score tail)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.md"))
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--rerank", type=int, default=100, help="candidates rescored exactly")
+    parser.add_argument("--pool-factor", type=int, default=3)
+    parser.add_argument(
+        "--pool-pages", type=int, default=10_000, help="pool (and search) at most this many pages"
+    )
+    parser.add_argument("--subset", type=int, default=1_000)
+    parser.add_argument("--reference-max", type=int, default=10_000)
+    parser.add_argument("--max-ram-gb", type=float, default=16.0)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import numba
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads, numba {numba.__version__} with "
+        f"{numba.get_num_threads()} threads, GPU: {gpu}"
+    )
+
+
+@dataclass
+class Built:
+    """Everything the modes search, built in one streamed pass over the corpus."""
+
+    queries: list[torch.Tensor]
+    truth: np.ndarray  # (queries, pages) exact fp32 MaxSim
+    offsets: np.ndarray
+    bits: np.ndarray
+    bf16: PageStore
+    fp32: PageStore  # every page, or only the first --subset pages
+    pooled: list[torch.Tensor]  # the first --pool-pages pages, pooled, bf16
+    subset: int
+    seconds: float = 0.0
+    pool_note: str = ""
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Run the benchmark; print the markdown report, write it to --out and return it."""
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag.torch_compat import ensure_torchvision
+
+    ensure_torchvision()
+    warmup()
+    corpus = Corpus(args.pages, args.shape, args.seed, args.pages_per_doc)
+    with tempfile.TemporaryDirectory(prefix="search-bench-") as scratch:
+        built = build(args, corpus, Path(scratch))
+        text = report(args, run_modes(args, built), corpus, built)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return text
+
+
+def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:
+    """Generate the pages chunk by chunk into every store; exact fp32 scores on the way."""
+    offsets = corpus.offsets
+    n_tokens = int(offsets[-1])
+    rng = np.random.default_rng([args.seed, 3])
+    targets = rng.choice(args.pages, args.queries, replace=args.queries > args.pages)
+    queries = [corpus.query(int(t), args.query_tokens) for t in targets]
+
+    budget = args.max_ram_gb * 2**30
+    bits_bytes = n_tokens * DIM // 8
+    bf16_bytes = n_tokens * (2 * DIM + 8)  # + PackedPages.page_of_token, int64
+    fp32_bytes = n_tokens * (4 * DIM + 8)
+    bf16_in_ram = bits_bytes + bf16_bytes <= budget
+    fp32_in_ram = bf16_in_ram and bits_bytes + bf16_bytes + fp32_bytes <= budget
+    subset = min(args.subset, args.pages)
+    pool_pages = min(args.pool_pages, args.pages)
+    fp32_offsets = offsets if fp32_in_ram else offsets[: subset + 1]
+    built = Built(
+        queries=queries,
+        truth=np.empty((len(queries), args.pages), np.float32),
+        offsets=offsets,
+        bits=np.empty((n_tokens, DIM // 64), np.uint64),
+        bf16=PageStore(offsets, torch.bfloat16, None if bf16_in_ram else scratch),
+        fp32=PageStore(fp32_offsets, torch.float32, None),
+        pooled=[],
+        subset=subset,
+    )
+    started = time.perf_counter()
+    checked = [torch.from_numpy(corpus.page(i)) for i in range(min(3, args.pages))]
+    built.pool_note = check_pooling(checked, args.pool_factor)
+    for first, last in _chunks(corpus.lengths, CHUNK_TOKENS):
+        start, stop = int(offsets[first]), int(offsets[last])
+        vectors = torch.from_numpy(corpus.pages(first, last))
+        lengths = torch.from_numpy(corpus.lengths[first:last])
+        page_of_token = torch.repeat_interleave(torch.arange(last - first), lengths)
+        chunk = PackedPages(vectors, page_of_token, last - first)
+        built.truth[:, first:last] = maxsim_packed_many(queries, chunk).numpy()
+        built.bf16.write(start, vectors)
+        built.bits[start:stop] = binarize(vectors)
+        if start < fp32_offsets[-1]:
+            built.fp32.write(start, vectors[: int(fp32_offsets[-1]) - start])
+        for i, page in enumerate(torch.split(vectors, lengths.tolist())):
+            if first + i < pool_pages:
+                built.pooled.append(pool_page(page, args.pool_factor).to(torch.bfloat16))
+    built.seconds = time.perf_counter() - started
+    return built
+
+
+def _chunks(lengths: np.ndarray, tokens: int) -> Iterator[tuple[int, int]]:
+    """Consecutive page ranges of about ``tokens`` tokens each."""
+    first, total = 0, 0
+    for page, length in enumerate(lengths):
+        total += int(length)
+        if total >= tokens:
+            yield first, page + 1
+            first, total = page + 1, 0
+    if first < len(lengths):
+        yield first, len(lengths)
+
+
+def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
+    """Time every mode on the same queries; one Row per mode."""
+    from colpali_engine.utils.processing_utils import BaseVisualRetrieverProcessor
+
+    k, n_pages, bf16, bits, offsets = args.k, args.pages, built.bf16, built.bits, built.offsets
+    fp32_pages = len(built.fp32.offsets) - 1
+    rows: list[Row] = []
+
+    def measure(mode, search, scanned, bytes_per_page, note):
+        seconds, results = time_queries(search, built.queries, args.repeats)
+        expected = [top_rows(row[:scanned], k) for row in built.truth]
+        agreement = statistics.mean(overlap(r, e) for r, e in zip(results, expected, strict=True))
+        if scanned < n_pages:
+            note = f"first {scanned:,} pages only (rate and overlap on them); {note}"
+        rows.append(
+            Row(mode, scanned / statistics.median(seconds), bytes_per_page, agreement, note)
+        )
+
+    reference_pages = n_pages if n_pages <= min(args.reference_max, fp32_pages) else built.subset
+    page_list = built.fp32.pages(np.arange(reference_pages))
+    measure(
+        "reference",
+        lambda q: top_rows(
+            BaseVisualRetrieverProcessor.score_multi_vector([q], page_list, device="cpu")[0], k
+        ),
+        reference_pages,
+        _mean_bytes(page_list),
+        "colpali-engine score_multi_vector, fp32, batches of 128 padded pages",
+    )
+
+    exact32 = built.fp32.packed(fp32_pages)
+    measure(
+        "exact-fp32",
+        lambda q: top_rows(maxsim_packed(q, exact32), k),
+        fp32_pages,
+        _packed_bytes(exact32),
+        "rag.scoring.maxsim_packed",
+    )
+
+    exact16 = bf16.packed(built.subset if bf16.on_disk else n_pages)
+    measure(
+        "exact-bf16",
+        lambda q: top_rows(maxsim_packed(q, exact16), k),
+        exact16.n_pages,
+        _packed_bytes(exact16),
+        "rag.scoring.maxsim_packed",
+    )
+    if torch.cuda.is_available():
+        _measure_cuda(measure, exact16, k)
+
+    full = f"full vectors {'memory-mapped from disk' if bf16.on_disk else 'in RAM'}"
+    pooled = packed_pages(built.pooled, torch.bfloat16)
+    pool_bytes = _packed_bytes(pooled)
+    per_page = pooled.vectors.shape[0] / max(pooled.n_pages, 1)
+    measure(
+        "pooled-x3",
+        lambda q: top_rows(maxsim_packed(q, pooled), k),
+        pooled.n_pages,
+        pool_bytes,
+        f"{per_page:.0f} tokens/page, exact bf16",
+    )
+    measure(
+        "pooled-x3+rerank",
+        lambda q: rerank(q, top_rows(maxsim_packed(q, pooled), args.rerank), bf16, k),
+        pooled.n_pages,
+        pool_bytes,
+        f"then exact bf16 of the top {args.rerank} ({full})",
+    )
+
+    bit_bytes = (bits.nbytes + offsets.nbytes) / n_pages
+    measure(
+        "binary",
+        lambda q: top_rows(hamming_maxsim(binarize(q), bits, offsets), k),
+        n_pages,
+        bit_bytes,
+        "rag.binary.hamming_maxsim",
+    )
+    measure(
+        "binary+rerank",
+        lambda q: rerank(
+            q, top_rows(hamming_maxsim(binarize(q), bits, offsets), args.rerank), bf16, k
+        ),
+        n_pages,
+        bit_bytes,
+        f"then exact bf16 of the top {args.rerank} ({full})",
+    )
+    return rows
+
+
+def _measure_cuda(measure, packed: PackedPages, k: int) -> None:
+    try:
+        on_gpu = PackedPages(
+            packed.vectors.to("cuda"), packed.page_of_token.to("cuda"), packed.n_pages
+        )
+    except torch.cuda.OutOfMemoryError:
+        return
+
+    def search(query: torch.Tensor) -> np.ndarray:
+        return top_rows(maxsim_packed(query, on_gpu).cpu(), k)  # .cpu() waits for the GPU
+
+    measure(CUDA_MODE, search, packed.n_pages, _packed_bytes(packed), "GPU memory, bf16")
+
+
+def _mean_bytes(pages: list[torch.Tensor]) -> float:
+    return sum(p.nelement() * p.element_size() for p in pages) / max(len(pages), 1)
+
+
+def _packed_bytes(packed: PackedPages) -> float:
+    total = packed.vectors.nelement() * packed.vectors.element_size()
+    total += packed.page_of_token.nelement() * packed.page_of_token.element_size()
+    return total / max(packed.n_pages, 1)
+
+
+def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Built) -> str:
+    """The markdown table, under a header with the machine and the arguments."""
+    by_mode = {row.mode: row for row in rows}
+    reference = by_mode["reference"].pages_per_s
+    exact = by_mode["exact-bf16"].pages_per_s
+    command = (
+        f"python -m benchmarks.search --pages {args.pages} --shape {args.shape} "
+        f"--queries {args.queries} --pages-per-doc {args.pages_per_doc} --out {args.out}"
+    )
+    low, high = SHAPES[args.shape]
+    n_tokens = int(corpus.offsets[-1])
+    lines = [
+        f"# Search benchmark: {args.pages:,} synthetic {args.shape} pages",
+        "",
+        f"- command: `{command}` (k={args.k}, rerank={args.rerank}, seed={args.seed}, "
+        f"max RAM {args.max_ram_gb:g} GB)",
+        f"- machine: {machine()}",
+        f"- pages: {low}-{high} x {DIM} tokens per page, {n_tokens:,} tokens; documents of "
+        f"{corpus.pages_per_doc} pages, each with {corpus.doc_topics} of {corpus.n_centroids} "
+        f"shared centroids, {corpus.topics_per_page} per page, {corpus.background_share:.0%} "
+        f"background tokens; {args.queries} queries of {args.query_tokens} tokens from random "
+        f"target pages; built in {built.seconds:.0f} s",
+        f"- pooling: HierarchicalTokenPooler algorithm, factor {args.pool_factor} "
+        f"(benchmarks.search.pool_page, {built.pool_note})",
+        f"- pages/s: median over queries (each the fastest of {args.repeats} runs) after a "
+        "warm-up query; x: ratios of pages/s in this run; overlap: mean top-10 overlap with "
+        "exact fp32 MaxSim",
+        "",
+        "| mode | pages/s | x reference | x exact-bf16 | bytes/page in RAM | top-10 overlap "
+        "| notes |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.mode} | {row.pages_per_s:,.0f} | {row.pages_per_s / reference:.1f} | "
+            f"{row.pages_per_s / exact:.2f} | {row.bytes_per_page:,.0f} | {row.overlap:.3f} | "
+            f"{row.note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""The search benchmark runs end to end at a tiny size and reports every mode."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from benchmarks import search
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] != "mode":
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_benchmark_reports_every_mode(tmp_path):
+    out = tmp_path / "r.md"
+    text = search.main(["--pages", "200", "--queries", "2", "--out", str(out)])
+    assert out.read_text() == text
+    assert "machine:" in text
+    assert "--pages 200" in text
+    rows = table_rows(text)
+    expected = set(search.MODES) | ({search.CUDA_MODE} if torch.cuda.is_available() else set())
+    assert set(rows) == expected
+    for cells in rows.values():
+        pages_per_s, overlap = float(cells[1].replace(",", "")), float(cells[5])
+        assert pages_per_s > 0
+        assert 0.0 <= overlap <= 1.0
+    assert float(rows["exact-fp32"][5]) == 1.0
+
+
+def test_synthetic_pages_are_deterministic_and_normalised():
+    corpus = search.Corpus(5, "colqwen", seed=1)
+    page = corpus.page(3)
+    assert page.shape == (corpus.lengths[3], search.DIM)
+    assert 600 <= page.shape[0] <= 800
+    assert np.allclose(np.linalg.norm(page, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(page, search.Corpus(5, "colqwen", seed=1).page(3))
+    query = corpus.query(3, n_tokens=20)
+    assert query.shape == (20, search.DIM)
+    # the query comes from its target page: that page is its best match
+    scores = [
+        float((query @ torch.from_numpy(corpus.page(i)).T).max(1).values.sum()) for i in range(5)
+    ]
+    assert int(np.argmax(scores)) == 3
+
+
+def test_chunks_cover_every_page_once():
+    lengths = np.array([5, 7, 3, 9, 1, 4])
+    chunks = list(search._chunks(lengths, 10))
+    assert chunks[0][0] == 0
+    assert chunks[-1][1] == len(lengths)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(chunks))
+
+
+def test_top_rows_breaks_ties_by_lower_row():
+    scores = np.array([1.0, 3.0, 3.0, 2.0, 3.0], np.float32)
+    assert search.top_rows(scores, 2).tolist() == [1, 2]
+    assert search.top_rows(scores, 10).tolist() == [1, 2, 4, 3, 0]

@@ -35,7 +35,8 @@ FACTORIES: dict[str, Callable[[Path, str], Index]] = {
         root / "index", retriever, ":memory:", pooled=2, prefetch=50
     ),
 }
-PERSISTENT = {"local", "local-pooled", "local-binary", "qdrant-path"}  # the others keep their vectors in memory
+# The other kinds keep their vectors in memory.
+PERSISTENT = {"local", "local-pooled", "local-binary", "qdrant-path"}
 
 
 @pytest.fixture(params=list(FACTORIES))

@@ -24,11 +24,7 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import threading
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +33,14 @@ import torch
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index.base import Document, Hit, Index
+from rag.index.files import (
+    atomic_write,
+    clear_staging,
+    fsync_dir,
+    fsync_tree,
+    staging_folder,
+    trash_folder,
+)
 from rag.index.modes import ExactSearch, RerankedSearch, binary_first_stage, pool_pages
 
 logger = logging.getLogger(__name__)
@@ -86,7 +90,7 @@ class LocalIndex(Index):
         self._rows: list[tuple[str, int]] = []
         self._seen_mtime: int | None = None
         self._check_header()
-        self._clear_staging()
+        clear_staging(self.root)
 
     # -- header -----------------------------------------------------------------------------
 
@@ -145,19 +149,12 @@ class LocalIndex(Index):
             "pool_factor": self._recorded_pool_factor(),
         }
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / "index.json", json.dumps(header, indent=2))
+        atomic_write(self.root / "index.json", json.dumps(header, indent=2))
 
     # -- adding and deleting ----------------------------------------------------------------
 
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
-        parent = self.root / ".staging"
-        parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-"))
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    def staging(self):
+        return staging_folder(self.root)
 
     def add(self, document: Document, staged: Path, embeddings: list[torch.Tensor]) -> None:
         if len(embeddings) != document.pages:
@@ -171,12 +168,12 @@ class LocalIndex(Index):
                 self._write_header(dim)
             for name, array in arrays.items():
                 np.save(staged / f"{name}.npy", array)
-            _atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
-            _fsync_tree(staged)
+            atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
+            fsync_tree(staged)
             target = self._docs_dir() / document.doc_id
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, target)  # the commit point
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             self._load(target)
 
     def _encode(self, embeddings: list[torch.Tensor]) -> dict[str, np.ndarray]:
@@ -202,10 +199,10 @@ class LocalIndex(Index):
             document = self.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            trash = self.root / ".staging" / f"{os.getpid()}-deleted-{uuid.uuid4().hex}"
+            trash = trash_folder(self.root)
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.rename(self._docs_dir() / doc_id, trash)  # atomic: gone at once
-            _fsync_dir(self._docs_dir())
+            fsync_dir(self._docs_dir())
             shutil.rmtree(trash, ignore_errors=True)
             self._forget(doc_id)
             return document
@@ -326,47 +323,3 @@ class LocalIndex(Index):
     def _forget(self, doc_id: str) -> None:
         self._stored.pop(doc_id, None)
         self._search = None
-
-    def _clear_staging(self) -> None:
-        """Discard what a crashed or killed process left in .staging (each entry names its pid)."""
-        parent = self.root / ".staging"
-        if not parent.exists():
-            return
-        for entry in parent.iterdir():
-            pid = entry.name.split("-", 1)[0]
-            if not (pid.isdigit() and _alive(int(pid))):
-                shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

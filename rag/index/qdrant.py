@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -42,7 +41,14 @@ import torch
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError, RagError
 from rag.index.base import Document, Hit, Index
-from rag.index.local import _alive, _atomic_write, _fsync_dir, _fsync_tree
+from rag.index.files import (
+    atomic_write,
+    clear_staging,
+    fsync_dir,
+    fsync_tree,
+    staging_folder,
+    trash_folder,
+)
 from rag.index.modes import pool_pages
 
 logger = logging.getLogger(__name__)
@@ -103,7 +109,7 @@ class QdrantIndex(Index):
         try:
             with _reported(self.location):
                 self._check_collection()
-                _clear_staging(self.root)
+                clear_staging(self.root)
                 self._reconcile()
         except BaseException:
             self.client.close()
@@ -134,10 +140,10 @@ class QdrantIndex(Index):
             }
             self.root.mkdir(parents=True, exist_ok=True)
             mine = self.root / f".index.json.{store}"
-            _atomic_write(mine, json.dumps(header, indent=2))
+            atomic_write(mine, json.dumps(header, indent=2))
             try:
                 os.link(mine, path)  # fails if another process created the header first
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
                 return header
             except FileExistsError:
                 continue
@@ -240,15 +246,8 @@ class QdrantIndex(Index):
 
     # -- adding and deleting ----------------------------------------------------------------
 
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
-        parent = self.root / ".staging"
-        parent.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=parent, prefix=f"{os.getpid()}-"))
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    def staging(self):
+        return staging_folder(self.root)
 
     def add(self, document: Document, staged: Path, embeddings: list[torch.Tensor]) -> None:
         if len(embeddings) != document.pages:
@@ -260,8 +259,8 @@ class QdrantIndex(Index):
                 raise ValueError(f"document {document.doc_id} is already indexed")
             self._ensure_collection(dim)
             # doc.json first: a live staging folder tells other processes its points are wanted
-            _atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
-            _fsync_tree(staged)
+            atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
+            fsync_tree(staged)
             target = self._docs_dir() / document.doc_id
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -270,7 +269,7 @@ class QdrantIndex(Index):
             except BaseException:
                 self._delete_points([document.doc_id], quiet=True)
                 raise
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             self._docs[document.doc_id] = document
 
     def _upsert(self, document: Document, embeddings: list[torch.Tensor]) -> None:
@@ -304,10 +303,10 @@ class QdrantIndex(Index):
             document = self._docs.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            trash = self.root / ".staging" / f"{os.getpid()}-deleted-{uuid.uuid4().hex}"
+            trash = trash_folder(self.root)
             trash.parent.mkdir(parents=True, exist_ok=True)
             os.rename(self._docs_dir() / doc_id, trash)  # the commit: gone at once
-            _fsync_dir(self._docs_dir())
+            fsync_dir(self._docs_dir())
             self._docs.pop(doc_id, None)
             shutil.rmtree(trash, ignore_errors=True)
             self._delete_points([doc_id], quiet=True)  # left over: ignored, removed on open
@@ -466,7 +465,7 @@ class QdrantIndex(Index):
                         self.root,
                         len(self._docs),
                     )
-                    trash = self.root / ".staging" / f"{os.getpid()}-deleted-{uuid.uuid4().hex}"
+                    trash = trash_folder(self.root)
                     trash.parent.mkdir(parents=True, exist_ok=True)
                     os.rename(self._docs_dir(), trash)
                     shutil.rmtree(trash, ignore_errors=True)
@@ -533,17 +532,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise IndexMismatchError(f"{path}: not readable JSON ({error})") from None
-
-
-def _clear_staging(root: Path) -> None:
-    """Discard what a crashed or killed process left in .staging (each entry names its pid)."""
-    parent = root / ".staging"
-    if not parent.exists():
-        return
-    for entry in parent.iterdir():
-        pid = entry.name.split("-", 1)[0]
-        if not (pid.isdigit() and _alive(int(pid))):
-            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _staged_doc_ids(root: Path) -> set[str]:

@@ -138,3 +138,21 @@ def test_asking_an_empty_index_says_so(tmp_path):
     result = run_cli("ask", "anything", env={"RAG_DATA_DIR": str(tmp_path)}, timeout=120)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: no documents are indexed yet: add a PDF first"
+
+
+@pytest.mark.parametrize("index", ["qdrant:{tmp}/qdrant", "local"], ids=["qdrant-path", "local"])
+@pytest.mark.parametrize("mode", ["exact", "pooled"])
+def test_index_backends_and_modes_through_the_cli(index, mode, tiny_models, tmp_path, capsys):
+    common = [
+        f"--retriever={tiny_models / 'colqwen2'}",
+        f"--data-dir={tmp_path}",
+        f"--index={index.format(tmp=tmp_path)}",
+        f"--index-mode={mode}",
+    ]
+    assert app.main(["index", str(SAMPLES / "product_slides.pdf"), "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "indexed"
+    assert app.main(["ask", "Next steps?", "--json", "--no-answer", "--top-k", "2", *common]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert [hit["name"] for hit in hits] == ["product_slides.pdf"] * 2
+    assert app.main(["list", "--json", *common]) == 0
+    assert json.loads(capsys.readouterr().out)["pages"] == 3

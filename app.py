@@ -176,6 +176,7 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     if auth and args.public:
         raise ConfigError("--auth is for library mode; public mode has no shared collection")
     demo = build_demo(pipeline, public=args.public)
+    pipeline.warm(search=not args.public)  # public sessions open their own indexes later
     settings = pipeline.settings
     # Oversized uploads are cut off by the server before they reach the disk.
     max_mb = settings.public_max_file_mb if args.public else settings.max_file_mb

@@ -149,8 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     pages = rng.integers(0, 2**64, size=(n_tokens, 2), dtype=np.uint64)
     offsets = np.arange(args.pages + 1, dtype=np.int64) * args.tokens
     query = binarize(torch.randn(args.query_tokens, 128))
-    page_of_token = torch.arange(args.pages).repeat_interleave(args.tokens)
-    signs = PackedPages(_unpack(pages), page_of_token, args.pages)
+    signs = PackedPages.from_flat(_unpack(pages), [args.tokens] * args.pages)
 
     kernels: dict[str, Kernel] = {
         "numba, query tokens in SIMD lanes (rag.binary)": hamming_maxsim,

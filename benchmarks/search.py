@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from rag.binary import binarize, hamming_maxsim, warmup
-from rag.scoring import PackedPages, maxsim_packed, maxsim_packed_many
+from rag.pooling import pool_page
+from rag.scoring import Bucket, PackedPages, maxsim_packed, maxsim_packed_many
 
 DIM = 128
 SHAPES = {"colpali": (1030, 1030), "colqwen": (600, 800)}  # tokens per page: (min, max)
@@ -137,32 +138,6 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 # -- pooling ------------------------------------------------------------------------------------
 
 
-def pool_page(page: torch.Tensor, pool_factor: int) -> torch.Tensor:
-    """colpali-engine's HierarchicalTokenPooler on one page, ~8x faster.
-
-    Same algorithm: Ward linkage on the rows of ``1 - E E^T`` (Euclidean), ``maxclust`` at
-    ``n // pool_factor`` clusters, each cluster's mean L2-normalised, in cluster order. Only the
-    pairwise row distances come from ``E (E^T E) E^T`` in float64 instead of scipy's ``pdist``
-    over n-dimensional rows; ``check_pooling`` compares the two on real pages.
-    """
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
-    embedding = page.float()
-    wide = embedding.double()
-    gram = (wide @ (wide.T @ wide)) @ wide.T  # Gram matrix of the rows of E E^T
-    squared = gram.diagonal()[:, None] + gram.diagonal()[None, :] - 2 * gram
-    pairwise = squared.clamp_(min=0).sqrt_().numpy()
-    np.fill_diagonal(pairwise, 0)
-    tree = linkage(squareform(pairwise, checks=False), method="ward")
-    n_clusters = max(embedding.shape[0] // pool_factor, 1)
-    labels = torch.from_numpy(fcluster(tree, t=n_clusters, criterion="maxclust") - 1)
-    counts = torch.bincount(labels, minlength=n_clusters)
-    sums = torch.zeros(n_clusters, embedding.shape[1]).index_add_(0, labels, embedding)
-    means = sums[counts > 0] / counts[counts > 0, None]
-    return torch.nn.functional.normalize(means, p=2, dim=-1)
-
-
 def check_pooling(pages: list[torch.Tensor], pool_factor: int) -> str:
     """Compare ``pool_page`` with colpali-engine's HierarchicalTokenPooler on a few pages."""
     from colpali_engine.compression.token_pooling import HierarchicalTokenPooler
@@ -216,10 +191,7 @@ class PageStore:
     def packed(self, n_pages: int) -> PackedPages:
         """The first ``n_pages`` pages, packed in RAM (a view when the store is in RAM)."""
         vectors = self._rows(0, int(self.offsets[n_pages]))
-        lengths = torch.from_numpy(np.diff(self.offsets[: n_pages + 1]))
-        return PackedPages(
-            vectors, torch.repeat_interleave(torch.arange(n_pages), lengths), n_pages
-        )
+        return PackedPages.from_flat(vectors, np.diff(self.offsets[: n_pages + 1]).tolist())
 
 
 def packed_pages(pages: list[torch.Tensor], dtype: torch.dtype) -> PackedPages:
@@ -291,7 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.md"))
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--rerank", type=int, default=100, help="candidates rescored exactly")
+    parser.add_argument("--rerank", type=int, default=200, help="candidates rescored exactly")
     parser.add_argument("--pool-factor", type=int, default=3)
     parser.add_argument(
         "--pool-pages", type=int, default=10_000, help="pool (and search) at most this many pages"
@@ -364,8 +336,8 @@ def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:
 
     budget = args.max_ram_gb * 2**30
     bits_bytes = n_tokens * DIM // 8
-    bf16_bytes = n_tokens * (2 * DIM + 8)  # + PackedPages.page_of_token, int64
-    fp32_bytes = n_tokens * (4 * DIM + 8)
+    bf16_bytes = n_tokens * 2 * DIM
+    fp32_bytes = n_tokens * 4 * DIM
     bf16_in_ram = bits_bytes + bf16_bytes <= budget
     fp32_in_ram = bf16_in_ram and bits_bytes + bf16_bytes + fp32_bytes <= budget
     subset = min(args.subset, args.pages)
@@ -387,15 +359,14 @@ def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:
     for first, last in _chunks(corpus.lengths, CHUNK_TOKENS):
         start, stop = int(offsets[first]), int(offsets[last])
         vectors = torch.from_numpy(corpus.pages(first, last))
-        lengths = torch.from_numpy(corpus.lengths[first:last])
-        page_of_token = torch.repeat_interleave(torch.arange(last - first), lengths)
-        chunk = PackedPages(vectors, page_of_token, last - first)
+        lengths = corpus.lengths[first:last].tolist()
+        chunk = PackedPages.from_flat(vectors, lengths)
         built.truth[:, first:last] = maxsim_packed_many(queries, chunk).numpy()
         built.bf16.write(start, vectors)
         built.bits[start:stop] = binarize(vectors)
         if start < fp32_offsets[-1]:
             built.fp32.write(start, vectors[: int(fp32_offsets[-1]) - start])
-        for i, page in enumerate(torch.split(vectors, lengths.tolist())):
+        for i, page in enumerate(torch.split(vectors, lengths)):
             if first + i < pool_pages:
                 built.pooled.append(pool_page(page, args.pool_factor).to(torch.bfloat16))
     built.seconds = time.perf_counter() - started
@@ -466,7 +437,7 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
     full = f"full vectors {'memory-mapped from disk' if bf16.on_disk else 'in RAM'}"
     pooled = packed_pages(built.pooled, torch.bfloat16)
     pool_bytes = _packed_bytes(pooled)
-    per_page = pooled.vectors.shape[0] / max(pooled.n_pages, 1)
+    per_page = sum(p.shape[0] for p in built.pooled) / max(len(built.pooled), 1)
     measure(
         "pooled-x3",
         lambda q: top_rows(maxsim_packed(q, pooled), k),
@@ -504,9 +475,8 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
 
 def _measure_cuda(measure, packed: PackedPages, k: int) -> None:
     try:
-        on_gpu = PackedPages(
-            packed.vectors.to("cuda"), packed.page_of_token.to("cuda"), packed.n_pages
-        )
+        buckets = tuple(Bucket(b.rows.to("cuda"), b.vectors.to("cuda")) for b in packed.buckets)
+        on_gpu = PackedPages(buckets, packed.n_pages)
     except torch.cuda.OutOfMemoryError:
         return
 
@@ -521,9 +491,7 @@ def _mean_bytes(pages: list[torch.Tensor]) -> float:
 
 
 def _packed_bytes(packed: PackedPages) -> float:
-    total = packed.vectors.nelement() * packed.vectors.element_size()
-    total += packed.page_of_token.nelement() * packed.page_of_token.element_size()
-    return total / max(packed.n_pages, 1)
+    return packed.nbytes / max(packed.n_pages, 1)
 
 
 def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Built) -> str:
@@ -549,7 +517,7 @@ def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Bui
         f"background tokens; {args.queries} queries of {args.query_tokens} tokens from random "
         f"target pages; built in {built.seconds:.0f} s",
         f"- pooling: HierarchicalTokenPooler algorithm, factor {args.pool_factor} "
-        f"(benchmarks.search.pool_page, {built.pool_note})",
+        f"(rag.pooling.pool_page, {built.pool_note})",
         f"- pages/s: median over queries (each the fastest of {args.repeats} runs) after a "
         "warm-up query; x: ratios of pages/s in this run; top-10 overlap: mean overlap with "
         "exact fp32 MaxSim (vs exact-bf16: with our exact bf16 search, same pages only)",

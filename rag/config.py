@@ -58,7 +58,7 @@ class Settings:
     # of the best `rerank` pages from full vectors memory-mapped from disk (fits 100k pages).
     index_mode: IndexMode = "exact"
     pool_factor: int = 3
-    rerank: int = 100
+    rerank: int = 200  # 100 left ~2% of top-10s short on pages of unrelated documents
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

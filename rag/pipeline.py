@@ -127,6 +127,16 @@ class Pipeline:
         settings = dataclasses.replace(self.settings, data_dir=Path(data_dir), **limits)
         return Pipeline(settings, models=self.models)
 
+    def warm(self, search: bool = True) -> None:
+        """Prepare before the first request: the index's search layout (``search``) and, in binary
+        mode, the popcount kernel, compiled once per process for every collection."""
+        if search:
+            self.index.warm()
+        elif self.settings.index_mode == "binary":
+            from rag.binary import warmup
+
+            warmup()
+
     # -- lazily built stages ----------------------------------------------------------------
 
     @property

@@ -1,44 +1,84 @@
 """MaxSim late-interaction scoring: pure functions of tensors, no I/O, no models.
 
 ``score(q, page) = sum_i max_j <q_i, p_j>`` over the query's token vectors ``q_i`` and the
-page's patch vectors ``p_j``. Pages are kept *packed*: every page's vectors concatenated into
-one ``(total_tokens, dim)`` tensor plus a ``page_of_token`` index, so variable-length pages
-are scored exactly, without padding and without re-laying anything out per query.
+page's patch vectors ``p_j``. Pages are laid out once for search (``PackedPages``): grouped
+into buckets of equal padded length, each bucket one dense ``(pages, length, dim)`` tensor, so
+a query is scored as one ``queries @ pages^T`` matmul per chunk followed by a max over a
+reshaped view, with nothing re-laid out per query. A page is padded by repeating its own first
+vector, which leaves every maximum, hence every score, exactly unchanged.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
 
-# Elements of the (query_tokens, chunk) similarity block per step: ~80 MB in fp32, whatever the
-# number of queries scored together.
-CHUNK_ELEMENTS = 20 << 20
+# Elements of the (query_tokens, chunk) similarity block per step: small enough to stay in the
+# CPU's cache (faster than large blocks) and to bound temporary memory on any device.
+CHUNK_ELEMENTS = 1 << 19
+# Page lengths are rounded up to a multiple of this: few buckets, at most BUCKET_TOKENS - 1
+# repeated vectors per page.
+BUCKET_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Pages of one padded length: ``vectors`` (pages, length, dim), their page ``rows``."""
+
+    rows: torch.Tensor
+    vectors: torch.Tensor
 
 
 @dataclass(frozen=True)
 class PackedPages:
-    """Page multi-vectors laid out once for search.
+    """Page multi-vectors laid out once for search, in buckets of equal padded length."""
 
-    vectors: (total_tokens, dim), every page's vectors one after another.
-    page_of_token: (total_tokens,) int64, the page row each vector belongs to.
-    n_pages: number of pages (rows of the score vector).
-    """
-
-    vectors: torch.Tensor
-    page_of_token: torch.Tensor
+    buckets: tuple[Bucket, ...]
     n_pages: int
 
     @classmethod
     def from_pages(cls, pages: list[torch.Tensor], dtype: torch.dtype | None = None) -> PackedPages:
-        """Pack a list of (n_i, dim) page embeddings."""
+        """Lay out a list of (n_i, dim) page embeddings (on their device, in ``dtype``)."""
         if not pages:
-            return cls(torch.empty(0, 0), torch.empty(0, dtype=torch.long), 0)
-        lengths = torch.tensor([page.shape[0] for page in pages])
-        vectors = torch.cat(pages).to(dtype or pages[0].dtype)
-        page_of_token = torch.repeat_interleave(torch.arange(len(pages)), lengths)
-        return cls(vectors, page_of_token.to(vectors.device), len(pages))
+            return cls((), 0)
+        dtype = dtype or pages[0].dtype
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for row, page in enumerate(pages):
+            if page.shape[0] == 0:
+                raise ValueError(f"page {row} has no vectors")
+            by_length[-(-page.shape[0] // BUCKET_TOKENS) * BUCKET_TOKENS].append(row)
+        buckets = []
+        for length, rows in sorted(by_length.items()):
+            vectors = torch.stack([_pad(pages[row].to(dtype), length) for row in rows])
+            buckets.append(Bucket(torch.tensor(rows, device=vectors.device), vectors))
+        return cls(tuple(buckets), len(pages))
+
+    @classmethod
+    def from_flat(cls, vectors: torch.Tensor, lengths: list[int]) -> PackedPages:
+        """Pages stored one after another in ``vectors`` (sum(lengths), dim). When every page has
+        the same length the layout is a view of ``vectors``, without a copy."""
+        if lengths and min(lengths) == max(lengths) and vectors.shape[0] == sum(lengths):
+            dense = vectors.view(len(lengths), lengths[0], vectors.shape[1])
+            rows = torch.arange(len(lengths), device=vectors.device)
+            return cls((Bucket(rows, dense),), len(lengths))
+        return cls.from_pages(list(torch.split(vectors, lengths)))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the layout (vectors and page rows)."""
+        return sum(
+            b.vectors.nelement() * b.vectors.element_size()
+            + b.rows.nelement() * b.rows.element_size()
+            for b in self.buckets
+        )
+
+
+def _pad(page: torch.Tensor, length: int) -> torch.Tensor:
+    """``page`` with its first vector repeated up to ``length`` rows (maxima unchanged)."""
+    missing = length - page.shape[0]
+    return page if missing == 0 else torch.cat([page, page[:1].expand(missing, -1)])
 
 
 def maxsim(query: torch.Tensor, page: torch.Tensor) -> torch.Tensor:
@@ -61,25 +101,29 @@ def maxsim_packed_many(queries: list[torch.Tensor], packed: PackedPages) -> torc
     """MaxSim of several queries (q_i, dim) against every packed page in one pass over the
     pages; returns (n_queries, n_pages) float32.
 
-    Computes ``queries @ pages^T`` (the fast layout) in the packed vectors' dtype (bf16 is ~6x
-    faster than fp32 on CPU), chunk by chunk so the temporary block stays bounded, reducing each
-    chunk's per-token maxima into per-page maxima with ``scatter_reduce``.
+    Computes ``queries @ pages^T`` (the fast layout) in the pages' dtype (bf16 is ~6x faster
+    than fp32 on CPU), a few pages at a time so the similarity block stays small, and takes each
+    page's maxima with a max over the block viewed as (query tokens, pages, length).
     """
-    device, dtype = packed.vectors.device, packed.vectors.dtype
-    stacked = torch.cat(queries).to(device=device, dtype=dtype)  # (Q, dim), all query tokens
-    n_tokens = stacked.shape[0]
-    best = torch.full((n_tokens, packed.n_pages), float("-inf"), device=device)
-    chunk = max(1, CHUNK_ELEMENTS // n_tokens)
-    for start in range(0, packed.vectors.shape[0], chunk):
-        block = packed.vectors[start : start + chunk]
-        similarities = (stacked @ block.T).float()  # (Q, chunk)
-        pages = packed.page_of_token[start : start + chunk].expand(n_tokens, -1)
-        best.scatter_reduce_(1, pages, similarities, reduce="amax", include_self=True)
+    if not packed.buckets:
+        return torch.zeros(len(queries), 0)
+    first = packed.buckets[0].vectors
+    stacked = torch.cat(queries).to(device=first.device, dtype=first.dtype)  # all query tokens
+    n_tokens, dim = stacked.shape
+    best = torch.empty(n_tokens, packed.n_pages, device=first.device)
+    for bucket in packed.buckets:
+        n, length, _ = bucket.vectors.shape
+        step = max(1, CHUNK_ELEMENTS // (n_tokens * length))
+        for start in range(0, n, step):
+            block = bucket.vectors[start : start + step]
+            similarities = stacked @ block.reshape(-1, dim).T  # (Q, pages * length)
+            maxima = similarities.view(n_tokens, block.shape[0], length).amax(dim=-1)
+            best[:, bucket.rows[start : start + step]] = maxima.float()
     owner = torch.repeat_interleave(
-        torch.arange(len(queries), device=device),
-        torch.tensor([query.shape[0] for query in queries], device=device),
+        torch.arange(len(queries), device=first.device),
+        torch.tensor([query.shape[0] for query in queries], device=first.device),
     )
-    scores = torch.zeros(len(queries), packed.n_pages, device=device)
+    scores = torch.zeros(len(queries), packed.n_pages, device=first.device)
     return scores.index_add_(0, owner, best)  # sum each query's token maxima
 
 

@@ -165,6 +165,7 @@ def test_documents_and_results_survive_a_restart(make_index, kind):
     _close(index)
     reopened = make_index()
     assert reopened.documents() == documents
+    reopened.warm()  # what a server does before its first query
     after = reopened.search(query, 5)
     assert [(h.doc_id, h.page_number) for h in after] == [(h.doc_id, h.page_number) for h in before]
     assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)

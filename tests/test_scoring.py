@@ -61,8 +61,41 @@ def test_chunking_does_not_change_scores(monkeypatch):
     query = torch.nn.functional.normalize(torch.randn(9, 128), dim=-1)
     packed = PackedPages.from_pages(pages, torch.float32)
     whole = maxsim_packed(query, packed)
-    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 9 * 7)  # 7-token chunks: edges inside pages
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 1)  # one page per step
     torch.testing.assert_close(maxsim_packed(query, packed), whole)
+
+
+def test_buckets_pad_pages_without_changing_scores():
+    # Lengths on both sides of bucket edges, in shuffled order: every score equals the
+    # reference, and the rows come back in the caller's order.
+    edge = scoring.BUCKET_TOKENS
+    lengths = [edge + 1, 1, edge, 3 * edge - 1, edge - 1, 2, 2 * edge]
+    generator = torch.Generator().manual_seed(3)
+    pages = [torch.randn(n, 16, generator=generator) for n in lengths]
+    query = torch.randn(4, 16, generator=generator)
+    packed = PackedPages.from_pages(pages, torch.float32)
+    assert len(packed.buckets) == 3  # padded to 32, 64 and 96 tokens
+    assert sorted(r for b in packed.buckets for r in b.rows.tolist()) == list(range(len(pages)))
+    reference = torch.stack([maxsim(query, page) for page in pages])
+    torch.testing.assert_close(maxsim_packed(query, packed), reference)
+
+
+def test_equal_length_pages_are_laid_out_as_a_view():
+    flat = torch.randn(5 * 7, 8)
+    packed = PackedPages.from_flat(flat, [7] * 5)
+    assert packed.buckets[0].vectors.data_ptr() == flat.data_ptr()
+    query = torch.randn(3, 8)
+    expected = maxsim_packed(query, PackedPages.from_pages(list(flat.split(7))))
+    torch.testing.assert_close(maxsim_packed(query, packed), expected)
+    mixed = PackedPages.from_flat(flat, [5, 30])
+    torch.testing.assert_close(
+        maxsim_packed(query, mixed), torch.stack([maxsim(query, flat[:5]), maxsim(query, flat[5:])])
+    )
+
+
+def test_a_page_without_vectors_is_refused():
+    with pytest.raises(ValueError, match="page 1 has no vectors"):
+        PackedPages.from_pages([torch.randn(2, 4), torch.empty(0, 4)])
 
 
 def test_top_k_orders_best_first_and_caps_k():
@@ -75,13 +108,14 @@ def test_top_k_orders_best_first_and_caps_k():
 def test_empty_pack_scores_nothing():
     packed = PackedPages.from_pages([])
     assert packed.n_pages == 0
+    assert maxsim_packed_many([torch.randn(2, 4)], packed).shape == (1, 0)
 
 
 def test_many_queries_in_one_pass_equal_one_at_a_time(monkeypatch):
     pages = _random_pages(2)
     packed = PackedPages.from_pages(pages, torch.float32)
     queries = [torch.nn.functional.normalize(torch.randn(n, 128), dim=-1) for n in (3, 11, 20)]
-    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 34 * 50)  # several chunks
+    monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 34 * 100)  # a few pages per chunk
     together = maxsim_packed_many(queries, packed)
     assert together.shape == (3, len(pages))
     for row, query in enumerate(queries):

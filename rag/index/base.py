@@ -71,6 +71,9 @@ class Index(ABC):
         """The stored (n, dim) multi-vector of one page."""
 
     # Optional hooks: a local folder holds no connection and is dropped by deleting it.
+    def warm(self) -> None:  # noqa: B027
+        """Prepare search before the first query (lay out pages, compile kernels)."""
+
     def close(self) -> None:  # noqa: B027
         """Release connections or locks."""
 

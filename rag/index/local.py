@@ -41,7 +41,8 @@ from rag.index.files import (
     staging_folder,
     trash_folder,
 )
-from rag.index.modes import ExactSearch, RerankedSearch, binary_first_stage, pool_pages
+from rag.index.modes import ExactSearch, RerankedSearch, binary_first_stage
+from rag.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class LocalIndex(Index):
         dtype: str = "bfloat16",
         mode: str = "exact",
         pool_factor: int = 3,
-        rerank: int = 100,
+        rerank: int = 200,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id
@@ -250,6 +251,16 @@ class LocalIndex(Index):
         doc_id, page_number = row
         name = self._stored[doc_id].document.name
         return Hit(doc_id, name, page_number, score, self.page_image(doc_id, page_number))
+
+    def warm(self) -> None:
+        """Lay out the pages and, in binary mode, compile the popcount kernel (~6 s the first
+        time, ~0.5 s from numba's cache) so that no query pays for it."""
+        with self._lock:
+            self._searcher()
+        if self.mode == "binary":
+            from rag.binary import warmup
+
+            warmup()
 
     def _searcher(self):
         """Lay out all pages for this mode once after each change; searches reuse it."""

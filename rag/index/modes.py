@@ -66,24 +66,6 @@ class RerankedSearch:
         return results
 
 
-def pool_pages(pages: list[torch.Tensor], pool_factor: int) -> list[torch.Tensor]:
-    """colpali-engine's hierarchical token pooling: ~n / pool_factor vectors per page."""
-    from rag.torch_compat import ensure_torchvision
-
-    ensure_torchvision()  # before colpali-engine imports torchvision
-    from colpali_engine.compression.token_pooling import HierarchicalTokenPooler
-
-    pooled = [page.float() for page in pages]  # a one-row page is its own pooling
-    poolable = [i for i, page in enumerate(pages) if page.shape[0] > 1]
-    if poolable:
-        rows = HierarchicalTokenPooler().pool_embeddings(
-            [pooled[i] for i in poolable], pool_factor=pool_factor
-        )
-        for i, page in zip(poolable, rows, strict=True):
-            pooled[i] = page
-    return [torch.nn.functional.normalize(page, dim=-1) for page in pooled]
-
-
 def binary_first_stage(bits: np.ndarray, offsets: np.ndarray):
     """Hamming-MaxSim scorer over packed sign bits (tokens, dim // 64) uint64."""
     from rag.binary import binarize, hamming_maxsim

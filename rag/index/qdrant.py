@@ -49,7 +49,7 @@ from rag.index.files import (
     staging_folder,
     trash_folder,
 )
-from rag.index.modes import pool_pages
+from rag.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
 

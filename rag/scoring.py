@@ -51,7 +51,11 @@ class PackedPages:
             by_length[-(-page.shape[0] // BUCKET_TOKENS) * BUCKET_TOKENS].append(row)
         buckets = []
         for length, rows in sorted(by_length.items()):
-            vectors = torch.stack([_pad(pages[row].to(dtype), length) for row in rows])
+            first = pages[rows[0]]
+            shape = (len(rows), length, first.shape[1])
+            vectors = torch.empty(shape, dtype=dtype, device=first.device)
+            for slot, row in zip(vectors, rows, strict=True):
+                _pad_into(slot, pages[row])
             buckets.append(Bucket(torch.tensor(rows, device=vectors.device), vectors))
         return cls(tuple(buckets), len(pages))
 
@@ -75,10 +79,12 @@ class PackedPages:
         )
 
 
-def _pad(page: torch.Tensor, length: int) -> torch.Tensor:
-    """``page`` with its first vector repeated up to ``length`` rows (maxima unchanged)."""
-    missing = length - page.shape[0]
-    return page if missing == 0 else torch.cat([page, page[:1].expand(missing, -1)])
+def _pad_into(slot: torch.Tensor, page: torch.Tensor) -> None:
+    """Copy ``page`` into ``slot`` (converting its dtype) and fill the rest of ``slot`` with
+    copies of its first vector, which changes no maximum."""
+    n = page.shape[0]
+    slot[:n] = page
+    slot[n:] = slot[0]
 
 
 def maxsim(query: torch.Tensor, page: torch.Tensor) -> torch.Tensor:

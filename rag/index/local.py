@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,8 +63,12 @@ class _Stored:
     bits: np.ndarray | None = None  # (tokens, dim // 64) uint64
 
     def page(self, page_number: int) -> torch.Tensor:
+        """The page's (n, dim) float16 vectors, a view of the (maybe memory-mapped) array: read
+        only, copied by whoever converts them."""
         start, stop = self.offsets[page_number - 1], self.offsets[page_number]
-        return torch.from_numpy(np.asarray(self.full[start:stop], dtype=np.float32))
+        with warnings.catch_warnings():  # torch warns that a read-only memory map stays read-only
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(self.full[start:stop])
 
 
 class LocalIndex(Index):
@@ -230,7 +235,7 @@ class LocalIndex(Index):
             self._refresh()
             if doc_id not in self._stored:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            return self._stored[doc_id].page(page_number)
+            return self._stored[doc_id].page(page_number).float()
 
     def search(self, query: torch.Tensor, k: int) -> list[Hit]:
         return self.search_many([query], k)[0]

@@ -1,0 +1,173 @@
+"""A large index end to end: build a binary-mode LocalIndex, reopen it in a fresh process, query.
+
+    python -m benchmarks.scale --pages 100000 [--shape colqwen] [--dir /big/disk/folder]
+                               [--out benchmarks/results-scale.md]
+
+Synthetic pages (``benchmarks.search.Corpus``) are added document by document through the real
+``LocalIndex.add`` (crash-safe writes, fp16 vectors and sign bits on disk); exact fp32 MaxSim of
+the queries against every page is computed on the way, as the ground truth. A second process
+then opens the index as a server would (``warm()``: pages laid out, kernel compiled), times each
+query (binary first stage + exact rerank from memory-mapped vectors) and reports its peak
+resident memory. Needs about ``pages x tokens x 256`` bytes of disk (18 GB for 100k ColQwen
+pages, 26 GB for ColPali ones); the folder is deleted afterwards unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.search import Corpus, machine, overlap, top_rows
+from rag.index.base import Document
+from rag.index.local import LocalIndex
+from rag.scoring import PackedPages, maxsim_packed_many
+
+RETRIEVER = "benchmark/synthetic"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
+    parser.add_argument("--pages", type=int, default=100_000)
+    parser.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
+    parser.add_argument("--pages-per-doc", type=int, default=20)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--query-tokens", type=int, default=20)
+    parser.add_argument("--rerank", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", type=Path, help="index folder (default: a temporary folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the index folder")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-scale.md"))
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the reopening process
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.serve:
+        print(json.dumps(serve(args.serve, args)))
+        return ""
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    try:
+        built = build(args, folder)
+        command = [sys.executable, "-m", "benchmarks.scale", "--serve", str(folder)]
+        reopened = subprocess.run(
+            [*command, f"--rerank={args.rerank}", f"--k={args.k}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        served = json.loads(reopened.stdout.strip().splitlines()[-1])
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    text = report(args, built, served)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return text
+
+
+def build(args: argparse.Namespace, folder: Path) -> dict:
+    """Add every document through LocalIndex.add; save the queries and their exact truth."""
+    corpus = Corpus(args.pages, args.shape, args.seed, args.pages_per_doc)
+    rng = np.random.default_rng([args.seed, 3])
+    targets = rng.choice(args.pages, args.queries, replace=args.queries > args.pages)
+    queries = [corpus.query(int(t), args.query_tokens) for t in targets]
+    truth = np.empty((len(queries), args.pages), np.float32)
+    index = LocalIndex(folder / "index", RETRIEVER, mode="binary")
+    blank = folder / "blank.png"
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (1, 1), "white").save(blank)
+    started = time.perf_counter()
+    for first in range(0, args.pages, args.pages_per_doc):
+        rows = range(first, min(first + args.pages_per_doc, args.pages))
+        pages = [torch.from_numpy(corpus.page(row)) for row in rows]
+        truth[:, rows.start : rows.stop] = maxsim_packed_many(
+            queries, PackedPages.from_pages(pages)
+        ).numpy()
+        document = Document(f"doc{first:08d}", f"doc{first:08d}.pdf", len(pages), "2026-01-01")
+        with index.staging() as staged:
+            for number in range(1, len(pages) + 1):
+                os.link(blank, staged / f"page-{number:04d}.png")
+            index.add(document, staged, pages)
+    seconds = time.perf_counter() - started
+    torch.save({"queries": queries, "truth": truth}, folder / "queries.pt")
+    disk = sum(f.stat().st_size for f in (folder / "index").rglob("*.npy"))
+    return {"seconds": seconds, "disk_bytes": disk, "rss_gb": _peak_rss_gb()}
+
+
+def serve(folder: Path, args: argparse.Namespace) -> dict:
+    """Reopen the index as a server does and time each query; runs in its own process."""
+    saved = torch.load(folder / "queries.pt", weights_only=False)
+    started = time.perf_counter()
+    index = LocalIndex(folder / "index", RETRIEVER, mode="binary", rerank=args.rerank)
+    n_pages = sum(document.pages for document in index.documents())
+    opened = time.perf_counter() - started
+    index.warm()
+    warmed = time.perf_counter() - started - opened
+    seconds, overlaps = [], []
+    for query, row_truth in zip(saved["queries"], saved["truth"], strict=True):
+        start = time.perf_counter()
+        hits = index.search(query, args.k)
+        seconds.append(time.perf_counter() - start)
+        found = np.array([int(hit.doc_id[3:]) + hit.page_number - 1 for hit in hits])
+        overlaps.append(overlap(found, top_rows(row_truth, args.k)))
+    return {
+        "pages": n_pages,
+        "open_s": opened,
+        "warm_s": warmed,
+        "ms": [1000 * s for s in seconds],
+        "overlap": statistics.mean(overlaps),
+        "rss_gb": _peak_rss_gb(),
+    }
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
+
+
+def report(args: argparse.Namespace, built: dict, served: dict) -> str:
+    ms = served["ms"]
+    command = f"python -m benchmarks.scale --pages {args.pages} --shape {args.shape}"
+    return "\n".join(
+        [
+            f"# Scale benchmark: {served['pages']:,} synthetic {args.shape} pages, binary mode",
+            "",
+            f"- command: `{command}` (k={args.k}, rerank={args.rerank}, "
+            f"{args.queries} queries of {args.query_tokens} tokens, seed={args.seed})",
+            f"- machine: {machine()}",
+            "",
+            "| step | figure |",
+            "|---|---:|",
+            f"| build (LocalIndex.add, {args.pages_per_doc}-page documents) | "
+            f"{built['seconds']:,.0f} s, {args.pages / built['seconds']:,.0f} pages/s |",
+            f"| on disk (fp16 vectors + sign bits) | {built['disk_bytes'] / 2**30:.1f} GiB |",
+            f"| peak RSS while building | {built['rss_gb']:.1f} GiB |",
+            f"| reopen in a fresh process | {served['open_s']:.1f} s |",
+            f"| warm (lay out pages, compile kernel) | {served['warm_s']:.1f} s |",
+            f"| query, median | {statistics.median(ms):.0f} ms |",
+            f"| query, slowest | {max(ms):.0f} ms |",
+            f"| top-{args.k} overlap with exact fp32 | {served['overlap']:.3f} |",
+            f"| peak RSS of the serving process | {served['rss_gb']:.1f} GiB |",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()

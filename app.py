@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", parents=[sub_common], help="index PDF files or folders")
     index.add_argument("paths", nargs="+", type=Path)
     index.add_argument("--json", action="store_true", help="one JSON object per line")
+    index.add_argument(
+        "--password",
+        default=os.environ.get("RAG_PDF_PASSWORD") or None,
+        help="user password of encrypted PDFs (env RAG_PDF_PASSWORD)",
+    )
 
     ask = commands.add_parser("ask", parents=[sub_common], help="ask a question")
     ask.add_argument("question")
@@ -124,7 +129,7 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
         if not args.json:
             print(f"  {name}: {done}/{total} pages", file=sys.stderr)
 
-    for result in pipeline.add_paths(args.paths, progress=progress):
+    for result in pipeline.add_paths(args.paths, progress=progress, password=args.password):
         print(_index_json(result) if args.json else result.message, flush=True)
     return 0
 

@@ -15,6 +15,7 @@ pages, 26 GB for ColPali ones); the folder is deleted afterwards unless ``--keep
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -90,9 +91,10 @@ def build(args: argparse.Namespace, folder: Path) -> dict:
     queries = [corpus.query(int(t), args.query_tokens) for t in targets]
     truth = np.empty((len(queries), args.pages), np.float32)
     index = LocalIndex(folder / "index", RETRIEVER, mode="binary")
-    blank = folder / "blank.png"
     folder.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (1, 1), "white").save(blank)
+    image = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(image, format="PNG")
+    blank = image.getvalue()  # written per page: a file system caps hard links per file
     started = time.perf_counter()
     for first in range(0, args.pages, args.pages_per_doc):
         rows = range(first, min(first + args.pages_per_doc, args.pages))
@@ -103,7 +105,7 @@ def build(args: argparse.Namespace, folder: Path) -> dict:
         document = Document(f"doc{first:08d}", f"doc{first:08d}.pdf", len(pages), "2026-01-01")
         with index.staging() as staged:
             for number in range(1, len(pages) + 1):
-                os.link(blank, staged / f"page-{number:04d}.png")
+                (staged / f"page-{number:04d}.png").write_bytes(blank)
             index.add(document, staged, pages)
     seconds = time.perf_counter() - started
     torch.save({"queries": queries, "truth": truth}, folder / "queries.pt")

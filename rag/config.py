@@ -32,6 +32,10 @@ class Settings:
     max_page_pixels: int = 12_000_000
     # Pages rendered per poppler call: bounds memory on a 500-page PDF.
     render_chunk_pages: int = 8
+    # What one file may cost: poppler runs in a child process killed after this many seconds in
+    # all (inspection and every page) and unable to allocate more than this many MB.
+    render_timeout_s: int = 120
+    render_memory_mb: int = 1024
     max_pages: int = 2000
     max_file_mb: int = 500
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
@@ -82,7 +86,8 @@ class Settings:
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"RAG_{name.upper()}: unsupported value {getattr(self, name)!r}")
-        for name in ("dpi", "max_page_pixels", "render_chunk_pages", "max_pages", "max_file_mb"):
+        sizes = ("dpi", "max_page_pixels", "render_chunk_pages", "max_pages", "max_file_mb")
+        for name in (*sizes, "render_timeout_s", "render_memory_mb"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
         for name in ("batch_size", "top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):

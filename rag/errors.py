@@ -35,6 +35,10 @@ class PdfTooLargeError(PdfError):
     pass
 
 
+class PdfLimitError(PdfError):
+    """A file that needed more time or memory to render than one file may take."""
+
+
 class CollectionFullError(PdfError):
     """A collection already holding its maximum number of documents (public mode)."""
 

@@ -1,9 +1,11 @@
-"""PDF file -> page images, through poppler (pdf2image).
+"""PDF file -> page images, through poppler's pdfinfo and pdftoppm (``rag.poppler``).
 
 Pages are rendered a few at a time (``Settings.render_chunk_pages``) and written to disk as
-they come, so a 500-page PDF never holds all its pages in memory. Every way a file can fail
-(not a PDF, encrypted, corrupt, empty, too large) raises a typed ``PdfError`` whose message
-is one line naming the file.
+they come, so a 500-page PDF never holds all its pages in memory. Every poppler call runs in a
+child process under the file's time budget (``render_timeout_s``, for the whole file) and memory
+cap (``render_memory_mb``). Every way a file can fail (not a PDF, encrypted, corrupt, empty, too
+large, too costly, a page too small to read) raises a typed ``PdfError`` whose message is one
+line naming the file.
 """
 
 from __future__ import annotations
@@ -11,36 +13,44 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from rag import poppler
 from rag.config import Settings
 from rag.errors import (
     CorruptPdfError,
     EmptyPdfError,
     EncryptedPdfError,
     NotAPdfError,
+    PdfError,
+    PdfLimitError,
     PdfTooLargeError,
 )
+from rag.names import display_name
 
 logger = logging.getLogger(__name__)
 
-# poppler gives up on a broken file quickly; these bound a pathological one.
-INFO_TIMEOUT_S = 60
-RENDER_TIMEOUT_S = 300
-_PAGE_SIZE = re.compile(r"^Page\s+(\d+) size$")
+_PAGE_SIZE = re.compile(r"^Page\s+(\d+) size:\s*([\d.]+) x ([\d.]+)")
 _POINTS_PER_INCH = 72.0
+MIN_PAGE_SIDE = 16  # pixels: a page rendered smaller than this holds nothing to read
+MIN_DPI = 0.01
 
 
 @dataclass(frozen=True)
 class PdfInfo:
-    """What poppler reports about a PDF: page count and each page's size in points."""
+    """A PDF poppler can open: page count, each page's size in points, and how to open it
+    again (its password and the file's time budget, shared by every later call)."""
 
     pages: int
     page_sizes: tuple[tuple[float, float], ...]  # (width, height) in points, one per page
+    name: str = "document.pdf"
+    password: str | None = field(default=None, repr=False)
+    budget: poppler.Budget | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -51,9 +61,13 @@ class RenderedPage:
     height: int
 
 
-def inspect_pdf(path: Path, settings: Settings) -> PdfInfo:
-    """Validate ``path`` as a renderable PDF within the limits; raise a ``PdfError`` if not."""
-    name = path.name
+def inspect_pdf(
+    path: Path, settings: Settings, password: str | None = None, name: str | None = None
+) -> PdfInfo:
+    """Validate ``path`` as a renderable PDF within the limits; raise a ``PdfError`` if not.
+    ``name`` is the name shown in messages (default: the file's, made safe)."""
+    path = Path(path)
+    name = name or display_name(path.name)
     if not path.is_file():
         raise NotAPdfError(f"{name}: no such file")
     size_mb = path.stat().st_size / 2**20
@@ -66,14 +80,22 @@ def inspect_pdf(path: Path, settings: Settings) -> PdfInfo:
     with path.open("rb") as handle:
         if b"%PDF-" not in handle.read(1024):
             raise NotAPdfError(f"{name}: not a PDF file")
+    budget = poppler.Budget.start(settings.render_timeout_s, settings.render_memory_mb)
     # Per-page sizes for at most max_pages + 1 pages: enough to refuse a longer PDF.
-    info = _pdfinfo(path, last_page=settings.max_pages + 1)
-    pages = int(info.get("Pages", 0))
+    last = str(settings.max_pages + 1)
+    arguments = ["-f", "1", "-l", last, *poppler.password_arguments(password)]
+    arguments.append(poppler.absolute(path))
+    result = _call("pdfinfo", arguments, budget, name, "reading the PDF")
+    if result.returncode != 0:
+        raise _classify(name, result.stderr, password)
+    fields = _fields(result.stdout)
+    pages = int(fields.get("Pages", "0") or 0)
     if pages == 0:
         raise EmptyPdfError(f"{name}: the PDF has no pages")
     if pages > settings.max_pages:
         raise PdfTooLargeError(f"{name}: {pages} pages is over the {settings.max_pages}-page limit")
-    return PdfInfo(pages=pages, page_sizes=_page_sizes(info, pages))
+    sizes = _page_sizes(result.stdout, pages)
+    return PdfInfo(pages, sizes, name, password, budget)
 
 
 def render_pages(
@@ -82,23 +104,24 @@ def render_pages(
     """Render every page to ``out_dir/page-NNNN.png``, yielding each as soon as it is on disk.
 
     Each page gets ``settings.dpi`` unless that would exceed ``settings.max_page_pixels``,
-    in which case its DPI is lowered to fit, so a poster-sized page cannot exhaust memory.
+    in which case its DPI is lowered to fit, so a poster-sized page cannot exhaust memory. A
+    page that cannot be rendered, or renders too small to read, refuses the whole file.
     """
     info = info or inspect_pdf(path, settings)
     out_dir.mkdir(parents=True, exist_ok=True)
     for first, last, dpi in _render_chunks(info, settings):
-        for offset, image in enumerate(_convert(path, first, last, dpi)):
-            yield _save(image, first + offset, out_dir)
+        yield from _render_chunk(Path(path), out_dir, info, (first, last), dpi)
 
 
-def page_dpi(width_pt: float, height_pt: float, settings: Settings) -> int:
-    """The DPI for one page: ``settings.dpi``, lowered so the render fits the pixel cap."""
+def page_dpi(width_pt: float, height_pt: float, settings: Settings) -> float:
+    """The DPI for one page: ``settings.dpi``, lowered (to a hundredth) so the render fits the
+    pixel cap, however absurd the page's size."""
     area_in2 = max(width_pt / _POINTS_PER_INCH * height_pt / _POINTS_PER_INCH, 1e-6)
-    fitting = math.floor(math.sqrt(settings.max_page_pixels / area_in2))
-    return max(1, min(settings.dpi, fitting))
+    fitting = math.floor(100 * math.sqrt(settings.max_page_pixels / area_in2)) / 100
+    return max(MIN_DPI, min(settings.dpi, fitting))
 
 
-def _render_chunks(info: PdfInfo, settings: Settings) -> Iterator[tuple[int, int, int]]:
+def _render_chunks(info: PdfInfo, settings: Settings) -> Iterator[tuple[int, int, float]]:
     """(first, last, dpi) runs of at most ``render_chunk_pages`` pages sharing one DPI."""
     dpis = [page_dpi(w, h, settings) for w, h in info.page_sizes]
     first = 1
@@ -114,61 +137,115 @@ def _render_chunks(info: PdfInfo, settings: Settings) -> Iterator[tuple[int, int
         first = last + 1
 
 
-def _convert(path: Path, first: int, last: int, dpi: int) -> list[Image.Image]:
-    from pdf2image import convert_from_path
-    from pdf2image.exceptions import PDFPopplerTimeoutError
-
+def _render_chunk(
+    path: Path, out_dir: Path, info: PdfInfo, pages: tuple[int, int], dpi: float
+) -> Iterator[RenderedPage]:
+    """Pages ``first``..``last`` through one pdftoppm call, moved to ``page-NNNN.png``."""
+    first, last = pages
+    scratch = out_dir / f"render-{first}"
+    scratch.mkdir()
+    arguments = ["-png", "-r", f"{dpi:g}", "-f", str(first), "-l", str(last)]
+    arguments += [*poppler.password_arguments(info.password), poppler.absolute(path)]
+    what = f"rendering pages {first}-{last}"
+    budget = info.budget or poppler.Budget.start(120, 1024)
+    result = _call("pdftoppm", [*arguments, str(scratch / "p")], budget, info.name, what)
+    rendered = {int(p.stem.rsplit("-", 1)[1]): p for p in scratch.glob("p-*.png")}
     try:
-        images = convert_from_path(
-            path, dpi=dpi, first_page=first, last_page=last, timeout=RENDER_TIMEOUT_S
+        for number in range(first, last + 1):
+            if number not in rendered:
+                raise _render_failure(info, number, result)
+            yield _keep(rendered[number], number, out_dir, info.name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _keep(image_path: Path, page_number: int, out_dir: Path, name: str) -> RenderedPage:
+    try:
+        with Image.open(image_path) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        message = f"{name}: page {page_number} rendered to an unreadable image"
+        raise CorruptPdfError(message) from None
+    if min(width, height) < MIN_PAGE_SIDE:
+        raise EmptyPdfError(
+            f"{name}: page {page_number} renders to {width}x{height} pixels, too small to read"
         )
-    except PDFPopplerTimeoutError:
-        raise CorruptPdfError(f"{path.name}: rendering pages {first}-{last} timed out") from None
-    if len(images) != last - first + 1:
-        raise CorruptPdfError(f"{path.name}: pages {first}-{last} could not be rendered")
-    return images
-
-
-def _save(image: Image.Image, page_number: int, out_dir: Path) -> RenderedPage:
-    image = image.convert("RGB")
     target = out_dir / f"page-{page_number:04d}.png"
-    image.save(target, optimize=False)
-    return RenderedPage(page_number, target, image.width, image.height)
+    image_path.replace(target)
+    return RenderedPage(page_number, target, width, height)
 
 
-def _pdfinfo(path: Path, last_page: int) -> dict[str, object]:
-    from pdf2image import pdfinfo_from_path
-    from pdf2image.exceptions import (
-        PDFInfoNotInstalledError,
-        PDFPageCountError,
-        PDFPopplerTimeoutError,
+def _render_failure(info: PdfInfo, number: int, result: poppler.Result) -> PdfError:
+    if _out_of_memory(result):
+        return _memory_error(info.name, f"rendering page {number}")
+    reason = _poppler_reason(result.stderr)
+    return CorruptPdfError(f"{info.name}: page {number} could not be rendered{reason}")
+
+
+def _call(tool: str, arguments: list[str], budget: poppler.Budget, name: str, what: str):
+    """One poppler call under the file's budget; its limits become one-line PdfErrors."""
+    try:
+        result = poppler.run(tool, arguments, budget)
+    except poppler.PopplerMissing as error:
+        raise RuntimeError(str(error)) from None
+    except poppler.OverTime:
+        raise PdfLimitError(
+            f"{name}: {what} took longer than the {budget.seconds:g} s allowed per file "
+            "(RAG_RENDER_TIMEOUT_S)"
+        ) from None
+    if _out_of_memory(result):
+        raise _memory_error(name, what)
+    return result
+
+
+def _out_of_memory(result: poppler.Result) -> bool:
+    lowered = result.stderr.lower()
+    return result.killed or "bad_alloc" in lowered or "out of memory" in lowered
+
+
+def _memory_error(name: str, what: str) -> PdfLimitError:
+    return PdfLimitError(
+        f"{name}: {what} needed more memory than allowed per file (RAG_RENDER_MEMORY_MB)"
     )
 
-    try:
-        return pdfinfo_from_path(path, timeout=INFO_TIMEOUT_S, first_page=1, last_page=last_page)
-    except PDFInfoNotInstalledError:
-        raise RuntimeError("poppler is not installed: apt-get install -y poppler-utils") from None
-    except PDFPopplerTimeoutError:
-        raise CorruptPdfError(f"{path.name}: reading the PDF timed out") from None
-    except PDFPageCountError as error:
-        raise _classify(path.name, str(error)) from None
+
+def _fields(stdout: str) -> dict[str, str]:
+    fields = {}
+    for line in stdout.splitlines():
+        key, colon, value = line.partition(":")
+        if colon:
+            fields[key.strip()] = value.strip()
+    return fields
 
 
-def _classify(name: str, poppler_message: str) -> Exception:
-    lowered = poppler_message.lower()
+def _classify(name: str, stderr: str, password: str | None) -> PdfError:
+    lowered = stderr.lower()
     if "password" in lowered or "encrypt" in lowered:
-        return EncryptedPdfError(f"{name}: the PDF is password-protected")
-    if "invalid page count 0" in lowered:
+        if password:
+            return EncryptedPdfError(f"{name}: wrong password")
+        return EncryptedPdfError(f"{name}: password required (the PDF is encrypted)")
+    if "wrong page range" in lowered:  # asked for page 1 of a PDF without pages
         return EmptyPdfError(f"{name}: the PDF has no pages")
-    return CorruptPdfError(f"{name}: the PDF is damaged and cannot be read")
+    if "may not be a pdf" in lowered:
+        return NotAPdfError(f"{name}: not a PDF file")
+    reason = _poppler_reason(stderr)
+    return CorruptPdfError(f"{name}: the PDF is damaged and cannot be read{reason}")
 
 
-def _page_sizes(info: dict[str, object], pages: int) -> tuple[tuple[float, float], ...]:
+def _poppler_reason(stderr: str) -> str:
+    """poppler's last message, briefly, as `` (poppler: ...)``; empty when it said nothing."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    reason = " ".join(lines[-1].split())[:120]
+    return f" (poppler: {reason})"
+
+
+def _page_sizes(stdout: str, pages: int) -> tuple[tuple[float, float], ...]:
     sizes: dict[int, tuple[float, float]] = {}
-    for key, value in info.items():
-        match = _PAGE_SIZE.match(key)
-        numbers = re.findall(r"[\d.]+", str(value))
-        if match and len(numbers) >= 2:
-            sizes[int(match.group(1))] = (float(numbers[0]), float(numbers[1]))
+    for line in stdout.splitlines():
+        match = _PAGE_SIZE.match(line)
+        if match:
+            sizes[int(match.group(1))] = (float(match.group(2)), float(match.group(3)))
     default = sizes.get(1, (612.0, 792.0))  # US Letter, if poppler printed no sizes
     return tuple(sizes.get(number, default) for number in range(1, pages + 1))

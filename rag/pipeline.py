@@ -25,6 +25,7 @@ from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
 from rag.index import Document, Hit, Index, open_index
 from rag.models import resolve_device
+from rag.names import display_name
 from rag.overlay import render_overlay
 from rag.pdf import inspect_pdf, render_pages
 from rag.retriever import Retriever
@@ -49,7 +50,8 @@ class IndexResult:
             return f"{self.file}: indexed {self.pages} pages as {self.doc_id}"
         if self.status == "skipped":
             return f"{self.file}: already indexed as {self.doc_id}"
-        return f"{self.file}: refused: {self.error}"
+        reason = (self.error or "").removeprefix(f"{self.file}: ")
+        return f"{self.file}: refused: {reason}"
 
 
 @dataclass
@@ -156,19 +158,28 @@ class Pipeline:
     # -- documents --------------------------------------------------------------------------
 
     def add_pdf(
-        self, path: Path, name: str | None = None, progress: Progress | None = None
+        self,
+        path: Path,
+        name: str | None = None,
+        progress: Progress | None = None,
+        password: str | None = None,
     ) -> IndexResult:
-        """Index one PDF. A bad file is not an exception: the result says ``refused`` and why.
-        Problems that are not the file's (a missing model, a mismatched index) do raise."""
+        """Index one PDF (``password``: its user password, if encrypted). A bad file is not an
+        exception: the result says ``refused`` and why. Problems that are not the file's (a
+        missing model, a mismatched index) do raise. ``name`` (default: the file's) is shown
+        after ``rag.names.display_name`` has made it safe."""
         path = Path(path)
-        name = name or path.name
+        name = display_name(name or path.name)
         try:
-            return self._add_pdf(path, name, progress)
+            return self._add_pdf(path, name, progress, password)
         except PdfError as error:
             return IndexResult(name, "refused", error=str(error))
 
     def add_paths(
-        self, paths: Iterable[Path], progress: Progress | None = None
+        self,
+        paths: Iterable[Path],
+        progress: Progress | None = None,
+        password: str | None = None,
     ) -> Iterator[IndexResult]:
         """Index files and folders (their *.pdf files, recursively, in name order)."""
         for item in paths:
@@ -179,7 +190,7 @@ class Pipeline:
                     path.name, "refused", error=f"{path}: no PDF files in this folder"
                 )
             for file in files:
-                yield self.add_pdf(file, progress=progress)
+                yield self.add_pdf(file, progress=progress, password=password)
 
     def documents(self) -> list[Document]:
         return self.index.documents()
@@ -187,12 +198,15 @@ class Pipeline:
     def delete(self, doc_id: str) -> Document:
         return self.index.delete(doc_id)
 
-    def _add_pdf(self, path: Path, name: str, progress: Progress | None) -> IndexResult:
+    def _add_pdf(
+        self, path: Path, name: str, progress: Progress | None, password: str | None
+    ) -> IndexResult:
         doc_id = _content_id(path) if path.is_file() else None
         existing = self.index.get(doc_id) if doc_id else None
         if existing is not None:
             return IndexResult(name, "skipped", doc_id, existing.pages)
-        info = inspect_pdf(path, self.settings)  # refuses bad files before any model loads
+        # Refuses bad files before any model loads.
+        info = inspect_pdf(path, self.settings, password=password, name=name)
         limit = self.settings.max_documents
         if limit and len(self.index.documents()) >= limit:
             raise CollectionFullError(f"{name}: this collection is full ({limit} documents)")

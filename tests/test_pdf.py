@@ -46,9 +46,9 @@ def test_renders_in_chunks_lazily(settings, tmp_path, monkeypatch):
     source = pdfs.blank_pages(tmp_path, 7)
     settings = dataclasses.replace(settings, render_chunk_pages=3)
     calls = []
-    real_convert = pdf_module._convert
+    real_render = pdf_module._render_chunk
     monkeypatch.setattr(
-        pdf_module, "_convert", lambda *args: calls.append(args[1:3]) or real_convert(*args)
+        pdf_module, "_render_chunk", lambda *args: calls.append(args[3]) or real_render(*args)
     )
     iterator = render_pages(source, tmp_path / "pages", settings)
     assert next(iterator).page_number == 1

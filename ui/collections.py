@@ -10,6 +10,7 @@ session, never in module globals.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
@@ -62,8 +63,10 @@ class Collections:
         if not self.public:
             return self.pipeline
         settings = self.pipeline.settings
+        # The session hash comes from the client: only its digest names a folder.
+        folder = hashlib.sha256(key.encode("utf-8", errors="replace")).hexdigest()[:32]
         return self.pipeline.collection(
-            self._root / f"session-{key}",
+            self._root / f"session-{folder}",
             max_documents=settings.public_max_documents,
             max_pages=settings.public_max_pages,
             max_file_mb=settings.public_max_file_mb,

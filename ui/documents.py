@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def render(collections: Collections) -> DocumentsPanel:
         return gr.update(value=rows or None), gr.update(choices=choices, value=None)
 
     @gpu
-    def index_files(files: list[str] | None, request: gr.Request, progress=gr.Progress()):
+    def index_files(
+        files: list[str] | None, password: str, request: gr.Request, progress=gr.Progress()
+    ):
         if not files:
             raise gr.Error("Choose one or more PDF files first.")
         pipeline = collections.session(request).pipeline
@@ -42,10 +45,10 @@ def render(collections: Collections) -> DocumentsPanel:
         lines = []
         for file in files:
             try:
-                result = pipeline.add_pdf(Path(file), progress=report)
+                result = pipeline.add_pdf(Path(file), progress=report, password=password or None)
             except RagError as error:  # not the file's fault: a missing model, say
                 raise gr.Error(str(error)) from None
-            lines.append(f"- {result.message}")
+            lines.append(f"- {escape_markdown(result.message)}")
         return "\n".join(lines), *listing(request)
 
     def delete_document(doc_id: str | None, request: gr.Request):
@@ -55,7 +58,7 @@ def render(collections: Collections) -> DocumentsPanel:
             document = collections.session(request).pipeline.delete(doc_id)
         except RagError as error:
             raise gr.Error(str(error)) from None
-        return f"Deleted {document.name}.", *listing(request)
+        return f"Deleted {escape_markdown(document.name)}.", *listing(request)
 
     # -- layout -----------------------------------------------------------------------------
     limits = ""
@@ -66,6 +69,13 @@ def render(collections: Collections) -> DocumentsPanel:
             f"{s.public_max_documents} PDFs of at most {s.public_max_pages} pages "
             f"and {s.public_max_file_mb} MB each."
         )
+    password = gr.Textbox(
+        label="Password, for encrypted PDFs (enter it before adding them)",
+        type="password",
+        value="",
+        elem_id="pdf-password",
+        max_lines=1,
+    )
     files = gr.File(
         label="Add PDFs", file_count="multiple", file_types=[".pdf"], elem_id="files", height=120
     )
@@ -89,7 +99,7 @@ def render(collections: Collections) -> DocumentsPanel:
     # -- events -----------------------------------------------------------------------------
     files.upload(
         index_files,
-        files,
+        [files, password],
         [status, table, choice],
         api_name="index",
         concurrency_id="gpu",
@@ -97,3 +107,14 @@ def render(collections: Collections) -> DocumentsPanel:
     ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
     delete.click(delete_document, choice, [status, table, choice], api_name="delete")
     return DocumentsPanel(table, choice, status, listing)
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown literally in Markdown: a file name cannot add links, images or HTML
+    (without unescaped brackets or angle brackets there are none); other characters stay
+    readable for API clients.
+
+    >>> print(escape_markdown("<img src=x>![a](b)_c.pdf"))
+    \\<img src=x\\>!\\[a\\](b)_c.pdf
+    """
+    return re.sub(r"([\\`\[\]<>&])", r"\\\1", text)

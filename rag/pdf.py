@@ -200,7 +200,8 @@ def _call(tool: str, arguments: list[str], budget: poppler.Budget, name: str, wh
 
 def _out_of_memory(result: poppler.Result) -> bool:
     lowered = result.stderr.lower()
-    return result.killed or "bad_alloc" in lowered or "out of memory" in lowered
+    memory = ("bad_alloc", "out of memory", "cannot allocate")
+    return result.killed or any(words in lowered for words in memory)
 
 
 def _memory_error(name: str, what: str) -> PdfLimitError:

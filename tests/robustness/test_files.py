@@ -1,0 +1,235 @@
+"""Bad, broken, encrypted, trapped, costly and badly named files: each refused in one line or
+rendered within the limits, never a crash, a hang or a write outside the data folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+from PIL import Image
+
+import app
+from rag.errors import (
+    CorruptPdfError,
+    EmptyPdfError,
+    EncryptedPdfError,
+    NotAPdfError,
+    PdfError,
+    PdfLimitError,
+    PdfTooLargeError,
+)
+from rag.names import MAX_NAME_BYTES, display_name
+from rag.pdf import inspect_pdf, render_pages
+from tests.robustness import hostile
+
+
+def render(path, settings, tmp_path, password=None):
+    info = inspect_pdf(path, settings, password=password)
+    return info, list(render_pages(path, tmp_path / "pages", settings, info))
+
+
+def refused(path, settings, error=PdfError, password=None) -> str:
+    with pytest.raises(error) as raised:
+        inspect = inspect_pdf(path, settings, password=password)
+        list(render_pages(path, path.parent / "pages", settings, inspect))
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(display_name(path.name))
+    return message
+
+
+# -- 1. not a PDF, or broken ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "words"),
+    [
+        ("empty", EmptyPdfError, "empty"),
+        ("random", NotAPdfError, "not a PDF"),
+        ("image", NotAPdfError, "not a PDF"),
+        ("html", NotAPdfError, "not a PDF"),
+        ("truncated", CorruptPdfError, "damaged"),
+        ("header-only", PdfError, ""),
+    ],
+)
+def test_files_that_are_not_pdfs_are_refused_with_the_reason(
+    kind, error, words, settings, tmp_path
+):
+    path = hostile.every_bad_file(tmp_path)[kind]
+    assert words in refused(path, settings, error)
+
+
+def test_what_poppler_can_repair_is_rendered(settings, tmp_path):
+    for path in (
+        hostile.broken_xref(tmp_path / "xref.pdf"),
+        hostile.junk_before_header(tmp_path / "junk.pdf", 300),
+    ):
+        info, pages = render(path, settings, tmp_path / path.stem)
+        assert info.pages == len(pages) == 3
+
+
+def test_junk_beyond_the_first_kilobyte_is_not_a_pdf(settings, tmp_path):
+    path = hostile.junk_before_header(tmp_path / "junk.pdf", 5000)
+    assert "not a PDF" in refused(path, settings, NotAPdfError)
+
+
+# -- 2. encrypted -----------------------------------------------------------------------------
+
+
+def test_a_user_password_is_required_then_accepted(settings, tmp_path):
+    path = hostile.encrypted(tmp_path / "locked.pdf", "secret", "owner")
+    assert "password required" in refused(path, settings, EncryptedPdfError)
+    assert "wrong password" in refused(path, settings, EncryptedPdfError, password="guess")
+    info, pages = render(path, settings, tmp_path, password="secret")
+    assert info.pages == len(pages) == 3
+
+
+def test_a_pdf_with_only_an_owner_password_opens(settings, tmp_path):
+    path = hostile.encrypted(tmp_path / "restricted.pdf", "", "owner")
+    info, pages = render(path, settings, tmp_path)
+    assert info.pages == len(pages) == 3
+
+
+# -- 3. page-count and page-size traps --------------------------------------------------------
+
+
+def test_a_pdf_without_pages_is_refused(settings, tmp_path):
+    assert "no pages" in refused(hostile.pages_pdf(tmp_path / "n.pdf", []), settings)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (0.5, 800)])
+def test_a_page_too_small_to_read_refuses_the_file(size, settings, tmp_path):
+    path = hostile.pages_pdf(tmp_path / "tiny.pdf", [(612, 792), size])
+    assert "too small to read" in refused(path, settings, EmptyPdfError)
+    assert not list((tmp_path / "pages").glob("*.png"))[1:]  # at most the good page
+
+
+def test_a_page_tree_that_lies_about_its_count_is_refused_or_rendered_whole(settings, tmp_path):
+    path = hostile.lying_page_count(tmp_path / "lying.pdf")
+    try:
+        info, pages = render(path, settings, tmp_path)
+    except PdfError as error:
+        # poppler draws the missing pages as 1x1 images, or fails on them: refused either way
+        assert any(words in str(error) for words in ("could not be rendered", "too small"))
+    else:
+        assert len(pages) == info.pages  # never fewer pages than announced
+
+
+@pytest.mark.parametrize(
+    "size", [(14400, 14400), (1_000_000, 1_000_000), (10, 14400)], ids=["poster", "absurd", "strip"]
+)
+def test_absurd_page_sizes_render_within_the_pixel_cap(size, settings, tmp_path):
+    settings = dataclasses.replace(settings, max_page_pixels=2_000_000)
+    path = hostile.pages_pdf(tmp_path / "big.pdf", [size])
+    try:
+        _, (page,) = render(path, settings, tmp_path)
+    except EmptyPdfError as error:  # a strip so thin it is below the readable minimum
+        assert "too small to read" in str(error)
+    else:
+        assert page.width * page.height <= settings.max_page_pixels * 1.01
+
+
+def test_rotated_and_mixed_pages_keep_their_orientation(settings, tmp_path):
+    path = hostile.pages_pdf(tmp_path / "mixed.pdf", [(595, 842), (792, 612)], rotate=90)
+    _, (first, second) = render(path, settings, tmp_path)
+    assert first.width > first.height  # portrait turned a quarter: landscape
+    assert second.width < second.height
+
+
+# -- 4. resource bombs ------------------------------------------------------------------------
+
+
+def test_endless_rendering_is_stopped_at_the_time_limit(settings, tmp_path):
+    path = hostile.endless_drawing(tmp_path / "endless.pdf")
+    settings = dataclasses.replace(settings, render_timeout_s=3)
+    started = time.monotonic()
+    message = refused(path, settings, PdfLimitError)
+    assert "RAG_RENDER_TIMEOUT_S" in message
+    assert time.monotonic() - started < 15  # the limit, plus a noisy machine's slack
+
+
+def test_rendering_over_the_memory_limit_is_refused(settings, tmp_path):
+    # One page at 40 MP needs a ~120 MB bitmap: over a 100 MB cap, under the default.
+    path = hostile.pages_pdf(tmp_path / "wide.pdf", [(5000, 5000)])
+    big = dataclasses.replace(settings, dpi=90, max_page_pixels=40_000_000, render_memory_mb=100)
+    assert "RAG_RENDER_MEMORY_MB" in refused(path, big, PdfLimitError)
+
+
+def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
+    path = hostile.deflate_bomb(tmp_path / "bomb.pdf")
+    settings = dataclasses.replace(settings, render_timeout_s=20, render_memory_mb=300)
+    started = time.monotonic()
+    try:
+        info, pages = render(path, settings, tmp_path)
+    except PdfLimitError:
+        pass  # refused for time or memory
+    else:
+        assert len(pages) == info.pages == 1  # spaces draw nothing: a blank page is fine
+    assert time.monotonic() - started < 40
+
+
+# -- 5. size limits ---------------------------------------------------------------------------
+
+
+def test_limits_are_named_in_the_refusal(settings, tmp_path):
+    many = hostile.pages_pdf(tmp_path / "many.pdf", [(612, 792)] * 6)
+    message = refused(many, dataclasses.replace(settings, max_pages=5), PdfTooLargeError)
+    assert "5-page limit" in message
+    large = hostile.write(tmp_path / "large.pdf", b"%PDF-1.4\n" + b"0" * (3 << 20))
+    message = refused(large, dataclasses.replace(settings, max_file_mb=2), PdfTooLargeError)
+    assert "2 MB limit" in message
+
+
+# -- 6. unsafe names --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("../../etc/passwd.pdf", "passwd.pdf"),
+        ("/abs/path/report.pdf", "report.pdf"),
+        ("..\\..\\windows\\win.pdf", "win.pdf"),
+        ("nul\x00byte.pdf", "nulbyte.pdf"),
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),
+        ("-rf.pdf", "-rf.pdf"),
+        ("Résumé – 履歴書.pdf", "Résumé – 履歴書.pdf"),
+        ("", "document.pdf"),
+    ],
+)
+def test_names_are_made_safe_to_show(raw, shown):
+    assert display_name(raw) == shown
+
+
+def test_long_names_are_cut_on_a_character_boundary_keeping_the_extension():
+    name = display_name("é" * 300 + ".pdf")
+    assert len(name.encode()) <= MAX_NAME_BYTES and name.endswith("….pdf")
+    name.encode().decode()  # valid UTF-8
+
+
+def test_hostile_names_never_write_outside_the_data_dir(tiny_models, tmp_path, capsys):
+    folder = tmp_path / "uploads"
+    files = hostile.every_bad_file(folder / "bad")
+    good = hostile.write(folder / ("名前" * 40 + ".pdf"), hostile.SOURCE.read_bytes())
+    data = tmp_path / "data"
+    before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
+    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={data}"]
+    assert app.main(["index", "--json", str(folder), *common]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == len(files) + 1  # one line per file
+    statuses = {record["file"]: record for record in records}
+    same_bytes = {statuses[display_name(good.name)]["status"], statuses["-rf.pdf"]["status"]}
+    assert same_bytes == {"indexed", "skipped"}  # a dash-named file reaches poppler intact
+    for record in records:
+        assert record["status"] in {"indexed", "skipped", "refused"}
+        assert record["status"] != "refused" or "\n" not in record["error"]
+    after = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
+    assert after == before  # nothing written beside the inputs
+    assert app.main(["list", "--json", *common]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    indexed = [r for r in records if r["status"] == "indexed"]
+    assert sorted(d["doc_id"] for d in listed) == sorted(r["doc_id"] for r in indexed)
+    for document in listed:  # every listed document is whole
+        pages = sorted((data / "index" / "docs" / document["doc_id"]).glob("page-*.png"))
+        assert len(pages) == document["pages"]
+        Image.open(pages[0]).verify()

@@ -122,18 +122,28 @@ def serve(folder: Path, args: argparse.Namespace) -> dict:
     opened = time.perf_counter() - started
     index.warm()
     warmed = time.perf_counter() - started - opened
-    seconds, overlaps = [], []
-    for query, row_truth in zip(saved["queries"], saved["truth"], strict=True):
+    first_stage = index._searcher()[0].first_stage  # the binary scan alone, for the breakdown
+    passes, overlaps, scans = [], [], []
+    for _ in range(2):  # first pass: full vectors read from disk; second: from the page cache
+        seconds = []
+        for query, row_truth in zip(saved["queries"], saved["truth"], strict=True):
+            start = time.perf_counter()
+            hits = index.search(query, args.k)
+            seconds.append(time.perf_counter() - start)
+            found = np.array([int(hit.doc_id[3:]) + hit.page_number - 1 for hit in hits])
+            overlaps.append(overlap(found, top_rows(row_truth, args.k)))
+        passes.append(seconds)
+    for query in saved["queries"]:
         start = time.perf_counter()
-        hits = index.search(query, args.k)
-        seconds.append(time.perf_counter() - start)
-        found = np.array([int(hit.doc_id[3:]) + hit.page_number - 1 for hit in hits])
-        overlaps.append(overlap(found, top_rows(row_truth, args.k)))
+        first_stage([query])
+        scans.append(time.perf_counter() - start)
     return {
         "pages": n_pages,
         "open_s": opened,
         "warm_s": warmed,
-        "ms": [1000 * s for s in seconds],
+        "ms": [1000 * s for s in passes[0]],
+        "warm_ms": [1000 * s for s in passes[1]],
+        "scan_ms": [1000 * s for s in scans],
         "overlap": statistics.mean(overlaps),
         "rss_gb": _peak_rss_gb(),
     }
@@ -162,8 +172,12 @@ def report(args: argparse.Namespace, built: dict, served: dict) -> str:
             f"| peak RSS while building | {built['rss_gb']:.1f} GiB |",
             f"| reopen in a fresh process | {served['open_s']:.1f} s |",
             f"| warm (lay out pages, compile kernel) | {served['warm_s']:.1f} s |",
-            f"| query, median | {statistics.median(ms):.0f} ms |",
-            f"| query, slowest | {max(ms):.0f} ms |",
+            f"| query, median (vectors read from disk) | {statistics.median(ms):.0f} ms |",
+            f"| query, slowest (vectors read from disk) | {max(ms):.0f} ms |",
+            f"| query, median (same queries again: page cache) | "
+            f"{statistics.median(served['warm_ms']):.0f} ms |",
+            f"| binary scan of every page alone, median | "
+            f"{statistics.median(served['scan_ms']):.0f} ms |",
             f"| top-{args.k} overlap with exact fp32 | {served['overlap']:.3f} |",
             f"| peak RSS of the serving process | {served['rss_gb']:.1f} GiB |",
             "",

@@ -24,6 +24,13 @@ def free_port() -> int:
 @contextmanager
 def running_app(env: dict[str, str], *args: str, log: Path):
     """Yield the base URL of a served app; the server is killed on exit."""
+    with running_server(env, *args, log=log) as (url, _server):
+        yield url
+
+
+@contextmanager
+def running_server(env: dict[str, str], *args: str, log: Path):
+    """Yield (base URL, server process) of a served app; the server is killed on exit."""
     port = free_port()
     with log.open("w") as output:
         server = subprocess.Popen(
@@ -36,7 +43,7 @@ def running_app(env: dict[str, str], *args: str, log: Path):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, server, log)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:

@@ -72,7 +72,9 @@ class Handlers:
         answer = self.collections.session(request).answer
         if not citation or answer is None:
             return gr.skip(), gr.skip(), gr.skip()
-        index = next(i for i, hit in enumerate(answer.hits) if hit.citation == citation)
+        index = next((i for i, hit in enumerate(answer.hits) if hit.citation == citation), None)
+        if index is None:  # not one of this answer's pages
+            return gr.skip(), gr.skip(), gr.skip()
         image, token = self.show_page(index, request)
         return gr.update(selected_index=index), image, token
 
@@ -82,8 +84,12 @@ class Handlers:
         if session.answer is None or not session.answer.hits:
             raise gr.Error("Ask a question first.")
         hit = session.answer.hits[session.selected]
-        token_index = None if token in (None, WHOLE_QUERY) else int(token)
-        return session.answer.heatmap_image(hit, token_index)
+        if token in (None, WHOLE_QUERY):
+            return session.answer.heatmap_image(hit)
+        known = {str(t.index): t.index for t in session.answer.tokens}
+        if token not in known:  # API callers can send anything
+            raise gr.Error(f"{token!r} is not a token of the last question.")
+        return session.answer.heatmap_image(hit, known[token])
 
 
 def render(collections: Collections) -> None:

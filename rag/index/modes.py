@@ -43,13 +43,13 @@ class RerankedSearch:
         self,
         first_stage: Callable[[list[torch.Tensor]], torch.Tensor],
         n_pages: int,
-        full_page: Callable[[int], torch.Tensor],
+        full_pages: Callable[[list[int]], list[torch.Tensor]],
         rerank: int,
         dtype: torch.dtype,
     ) -> None:
         self.first_stage = first_stage
         self.n_pages = n_pages
-        self.full_page = full_page
+        self.full_pages = full_pages  # rows -> their full vectors, read together
         self.rerank = rerank
         self.dtype = dtype
 
@@ -60,7 +60,7 @@ class RerankedSearch:
         results = []
         for query, row_scores in zip(queries, rough, strict=True):
             candidates = [row for row, _ in top_k(row_scores, max(k, self.rerank))]
-            packed = PackedPages.from_pages([self.full_page(r) for r in candidates], self.dtype)
+            packed = PackedPages.from_pages(self.full_pages(candidates), self.dtype)
             exact = maxsim_packed_many([query], packed)[0]
             results.append([(candidates[i], score) for i, score in top_k(exact, k)])
         return results

@@ -66,10 +66,14 @@ class Answer:
     _maps: dict[tuple[str, int], PageMaps] = field(default_factory=dict, repr=False)
 
     def stream(self, max_new_tokens: int | None = None) -> Iterator[str]:
-        return self._pipeline.generator.stream(self.question, self.pages(), max_new_tokens)
+        pages = self.pages()
+        with self._pipeline.models.busy:
+            yield from self._pipeline.generator.stream(self.question, pages, max_new_tokens)
 
     def text(self, max_new_tokens: int | None = None) -> str:
-        return self._pipeline.generator.answer(self.question, self.pages(), max_new_tokens)
+        pages = self.pages()
+        with self._pipeline.models.busy:
+            return self._pipeline.generator.answer(self.question, pages, max_new_tokens)
 
     def pages(self) -> list[PageImage]:
         return [PageImage(hit.citation, open_image(hit.image_path)) for hit in self.hits]
@@ -99,6 +103,10 @@ class Models:
         self._retriever: Retriever | None = None
         self._generator: Generator | None = None
         self._lock = threading.Lock()
+        # Held while a model computes (a batch of pages, a query, an answer), so that uploads,
+        # which render outside it, and questions take turns on the device. A Lock, not an
+        # RLock: a streamed answer may resume, and release it, on another thread.
+        self.busy = threading.Lock()
 
     @property
     def retriever(self) -> Retriever:
@@ -217,7 +225,9 @@ class Pipeline:
             for page in render_pages(path, staged, self.settings, info):
                 batch.append(page.path)
                 if len(batch) == retriever.batch_size or page.page_number == info.pages:
-                    embeddings += retriever.embed_pages([open_image(p) for p in batch])
+                    images = [open_image(p) for p in batch]
+                    with self.models.busy:
+                        embeddings += retriever.embed_pages(images)
                     batch = []
                     if progress:
                         progress(len(embeddings), info.pages, name)
@@ -239,7 +249,8 @@ class Pipeline:
         if not self.index.documents():
             raise EmptyIndexError("no documents are indexed yet: add a PDF first")
         retriever = self.retriever
-        query = retriever.embed_query(question)
+        with self.models.busy:
+            query = retriever.embed_query(question)
         hits = self.index.search(query, top_k or self.settings.top_k)
         tokens = meaningful_tokens(
             retriever.processor.tokenizer, retriever.query_token_ids(question), question

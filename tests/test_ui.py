@@ -183,3 +183,12 @@ def test_public_uploads_over_the_size_limit_are_cut_off(public, tmp_path):
     with pytest.raises(Exception, match=r"(?i)size|large"):
         client.predict([handle_file(str(big))], api_name="/index")
     assert table_rows(client.predict(api_name="/list")[0]) == []
+
+
+def test_an_encrypted_pdf_is_indexed_with_its_password(public, tmp_path):
+    locked = [handle_file(str(pdfs.encrypted(tmp_path)))]
+    client = Client(public, verbose=False)
+    assert "password required" in client.predict(locked, api_name="/index")[0]
+    assert "wrong password" in client.predict(locked, "guess", api_name="/index")[0]
+    assert "locked.pdf: indexed 1 pages" in client.predict(locked, "secret", api_name="/index")[0]
+    assert [r[0] for r in table_rows(client.predict(api_name="/list")[0])] == ["locked.pdf"]

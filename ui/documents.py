@@ -102,7 +102,9 @@ def render(collections: Collections) -> DocumentsPanel:
         [files, password],
         [status, table, choice],
         api_name="index",
-        concurrency_id="gpu",
+        # Not the question's slot: a file rendering for long (up to RAG_RENDER_TIMEOUT_S) holds
+        # no model; pages are embedded in turns with questions (Models.busy).
+        concurrency_id="index",
         concurrency_limit=1,
     ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
     delete.click(delete_document, choice, [status, table, choice], api_name="delete")

@@ -4,6 +4,7 @@ each other's documents through the API with guessed or stolen ids."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.conftest import SAMPLES
+from tests.robustness import hostile
 from tests.servers import running_server
 from tests.test_ui import app_env, table_rows
 
@@ -100,3 +102,20 @@ def test_public_sessions_cannot_reach_each_other_through_the_api(tiny_models, tm
         with pytest.raises(AppError, match=r"not a token|not in the list of choices"):
             alice.predict("9999", api_name="/heatmap")  # nonsense from the owner: one line
         assert [r[3] for r in table_rows(alice.predict(api_name="/list")[0])] == [doc_id]
+
+
+def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_path):
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_RENDER_TIMEOUT_S": "30"}
+    endless = hostile.endless_drawing(tmp_path / "endless.pdf")
+    with running_server(env, log=tmp_path / "server.log") as (url, _):
+        asker, uploader = Client(url, verbose=False), Client(url, verbose=False)
+        asker.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
+        ask(asker, "What was the revenue?")  # models loaded
+        upload = uploader.submit([handle_file(str(endless))], api_name="/index")
+        time.sleep(3)  # the upload is rendering
+        started = time.monotonic()
+        ask(asker, "What were the costs?")
+        assert not upload.done(), "the question waited for the rendering"
+        assert time.monotonic() - started < 25
+        status = upload.result(timeout=120)[0]
+        assert "endless.pdf: refused" in status and "RAG_RENDER_TIMEOUT_S" in status

@@ -195,13 +195,15 @@ def _call(tool: str, arguments: list[str], budget: poppler.Budget, name: str, wh
         ) from None
     if _out_of_memory(result):
         raise _memory_error(name, what)
+    if result.killed:
+        raise CorruptPdfError(f"{name}: poppler crashed while {what} (signal {-result.returncode})")
     return result
 
 
 def _out_of_memory(result: poppler.Result) -> bool:
     lowered = result.stderr.lower()
     memory = ("bad_alloc", "out of memory", "cannot allocate")
-    return result.killed or any(words in lowered for words in memory)
+    return any(words in lowered for words in memory)
 
 
 def _memory_error(name: str, what: str) -> PdfLimitError:

@@ -55,6 +55,19 @@ def deflate_bomb(path: Path) -> Path:
     return drawing_pdf(path, b" " * (1 << 30))
 
 
+def deeply_nested(path: Path, depth: int = 200_000) -> Path:
+    """A page whose dictionary holds an array nested ``depth`` levels deep."""
+    return write(
+        path,
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+        b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Deep "
+        + b"[" * depth
+        + b"]" * depth
+        + b" >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+    )
+
+
 def encrypted(path: Path, user: str, owner: str) -> Path:
     writer = PdfWriter(clone_from=PdfReader(SOURCE))
     # RC4: AES would need the cryptography package.

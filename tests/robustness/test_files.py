@@ -169,6 +169,19 @@ def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
     assert time.monotonic() - started < 40
 
 
+def test_deeply_nested_objects_are_rendered_or_refused_within_the_limits(settings, tmp_path):
+    path = hostile.deeply_nested(tmp_path / "nested.pdf")
+    settings = dataclasses.replace(settings, render_timeout_s=20)
+    started = time.monotonic()
+    try:
+        info, pages = render(path, settings, tmp_path)
+    except PdfError as error:  # e.g. poppler giving up on the page tree
+        assert "\n" not in str(error)
+    else:
+        assert len(pages) == info.pages == 1
+    assert time.monotonic() - started < 40
+
+
 # -- 5. size limits ---------------------------------------------------------------------------
 
 

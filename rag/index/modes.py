@@ -59,7 +59,8 @@ class RerankedSearch:
         rough = self.first_stage(queries)  # (n_queries, n_pages)
         results = []
         for query, row_scores in zip(queries, rough, strict=True):
-            candidates = [row for row, _ in top_k(row_scores, max(k, self.rerank))]
+            wanted = min(max(k, self.rerank), row_scores.shape[0])
+            candidates = torch.topk(row_scores, wanted).indices.tolist()  # any order: rescored
             packed = PackedPages.from_pages(self.full_pages(candidates), self.dtype)
             exact = maxsim_packed_many([query], packed)[0]
             results.append([(candidates[i], score) for i, score in top_k(exact, k)])

@@ -125,9 +125,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    from rag.progress import PageRate
+
+    rates: dict[str, PageRate] = {}
+
     def progress(done: int, total: int, name: str) -> None:
-        if not args.json:
-            print(f"  {name}: {done}/{total} pages", file=sys.stderr)
+        rate = rates.setdefault(name, PageRate())
+        if done and not args.json:
+            print(f"  {name}: {rate.describe(done, total)}", file=sys.stderr)
 
     for result in pipeline.add_paths(args.paths, progress=progress, password=args.password):
         print(_index_json(result) if args.json else result.message, flush=True)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
+from rag.ahead import ahead
 from rag.config import Settings
 from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
@@ -27,7 +29,7 @@ from rag.index import Document, Hit, Index, open_index
 from rag.models import resolve_device
 from rag.names import display_name
 from rag.overlay import render_overlay
-from rag.pdf import inspect_pdf, render_pages
+from rag.pdf import RenderedPage, inspect_pdf, render_pages
 from rag.retriever import Retriever
 
 logger = logging.getLogger(__name__)
@@ -220,17 +222,22 @@ class Pipeline:
             raise CollectionFullError(f"{name}: this collection is full ({limit} documents)")
         retriever = self.retriever
         embeddings: list[torch.Tensor] = []
+        if progress:
+            progress(0, info.pages, name)  # the clock for pages/s and ETA starts here
         with self.index.staging() as staged:
-            batch: list[Path] = []
-            for page in render_pages(path, staged, self.settings, info):
-                batch.append(page.path)
-                if len(batch) == retriever.batch_size or page.page_number == info.pages:
-                    images = [open_image(p) for p in batch]
-                    with self.models.busy:
-                        embeddings += retriever.embed_pages(images)
-                    batch = []
-                    if progress:
-                        progress(len(embeddings), info.pages, name)
+            # poppler renders and PNGs are decoded up to two batches ahead of the encoder.
+            pages = render_pages(path, staged, self.settings, info)
+            batch: list[Image.Image] = []
+            rendered = ahead(pages, open_page, depth=2 * retriever.batch_size)
+            with closing(rendered):  # the renderer stops before its folder is removed
+                for page, image in rendered:
+                    batch.append(image)
+                    if len(batch) == retriever.batch_size or page.page_number == info.pages:
+                        with self.models.busy:
+                            embeddings += retriever.embed_pages(batch)
+                        batch = []
+                        if progress:
+                            progress(len(embeddings), info.pages, name)
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
         logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)
@@ -262,6 +269,10 @@ class Pipeline:
         page = self.index.page_embedding(hit.doc_id, hit.page_number)
         image = open_image(hit.image_path)
         return page_maps(self.retriever, image, page, answer.query_embedding, answer.tokens)
+
+
+def open_page(page: RenderedPage) -> Image.Image:
+    return open_image(page.path)
 
 
 def open_image(path: Path) -> Image.Image:

@@ -156,3 +156,15 @@ def test_index_backends_and_modes_through_the_cli(index, mode, tiny_models, tmp_
     assert [hit["name"] for hit in hits] == ["product_slides.pdf"] * 2
     assert app.main(["list", "--json", *common]) == 0
     assert json.loads(capsys.readouterr().out)["pages"] == 3
+
+
+def test_index_reports_progress_with_rate_and_time_left(tiny_models, tmp_path, capsys, monkeypatch):
+    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={tmp_path}"]
+    monkeypatch.setenv("RAG_DPI", "48")
+    assert app.main(["index", str(SAMPLES / "product_slides.pdf"), *common]) == 0
+    captured = capsys.readouterr()
+    assert "product_slides.pdf: indexed 3 pages" in captured.out
+    lines = [line.strip() for line in captured.err.splitlines() if "pages/s" in line]
+    assert lines and lines[-1].startswith("product_slides.pdf: 3/3 pages, ")
+    assert "done in" in lines[-1]
+    assert all(" left" in line for line in lines[:-1])

@@ -73,7 +73,8 @@ def test_upload_with_progress_then_ask_stream_heatmaps_and_delete(library, tmp_p
     assert "broken.pdf: refused" in status and "damaged" in status  # the rest still indexed
     assert sorted(row[0] for row in table_rows(table)) == ["annual_report.pdf", "expense_form.pdf"]
     units = progress_units(job)
-    assert any("annual_report.pdf: page 3 of 3" in (u.desc or "") for u in units)
+    assert any("annual_report.pdf: 3/3 pages" in (u.desc or "") for u in units)
+    assert any("pages/s" in (u.desc or "") for u in units)
     done = [u for u in units if u.index is not None and u.index == u.length]
     assert done, "progress never reached its total"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.errors import RagError
+from rag.progress import PageRate
 from ui.collections import Collections
 from ui.gpu import gpu
 
@@ -39,8 +40,11 @@ def render(collections: Collections) -> DocumentsPanel:
             raise gr.Error("Choose one or more PDF files first.")
         pipeline = collections.session(request).pipeline
 
+        rates: dict[str, PageRate] = {}
+
         def report(done: int, total: int, name: str) -> None:
-            progress((done, total), desc=f"{name}: page {done} of {total}", unit="pages")
+            rate = rates.setdefault(name, PageRate())
+            progress((done, total), desc=f"{name}: {rate.describe(done, total)}", unit="pages")
 
         lines = []
         for file in files:

@@ -1,0 +1,73 @@
+"""Rendering ahead of the encoder: a bounded queue filled by a background thread.
+
+poppler already renders in a child process; this keeps it (and PNG decoding) busy while the
+retriever encodes the previous batch, without ever holding more than ``depth`` decoded pages.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+Item = TypeVar("Item")
+Prepared = TypeVar("Prepared")
+
+_DONE = object()
+_POLL_S = 0.1
+
+
+def ahead(
+    items: Iterable[Item], prepare: Callable[[Item], Prepared], depth: int
+) -> Iterator[tuple[Item, Prepared]]:
+    """``(item, prepare(item))`` for each of ``items``, in order, produced by a background
+    thread at most ``depth`` items ahead of the consumer.
+
+    An exception in the producer is raised in the consumer at the point it happened; when the
+    consumer stops early (an error, ``close()``), the producer stops after its current item.
+
+    >>> list(ahead(range(4), lambda n: n * n, depth=2))
+    [(0, 0), (1, 1), (2, 4), (3, 9)]
+    """
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: object) -> None:
+        while not stop.is_set():
+            try:
+                buffer.put(entry, timeout=_POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                put((item, prepare(item)))
+        except BaseException as error:
+            put(error)
+        else:
+            put(_DONE)
+        finally:
+            close = getattr(items, "close", None)  # a generator's cleanup, on its own thread
+            if close is not None:
+                close()
+
+    producer = threading.Thread(target=produce, name="render-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            entry = buffer.get()
+            if entry is _DONE:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            yield entry
+    finally:
+        stop.set()
+        producer.join()

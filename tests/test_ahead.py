@@ -1,0 +1,70 @@
+"""Rendering ahead of the encoder: order, bounded look-ahead, errors and early stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from rag.ahead import ahead
+
+
+def test_items_come_in_order_with_their_prepared_value():
+    assert list(ahead(iter("abcde"), str.upper, depth=2)) == [(c, c.upper()) for c in "abcde"]
+
+
+def test_the_producer_runs_at_most_depth_items_ahead():
+    produced = []
+
+    def source():
+        for n in range(50):
+            produced.append(n)
+            yield n
+
+    iterator = ahead(source(), lambda n: n, depth=3)
+    assert next(iterator) == (0, 0)
+    time.sleep(0.3)  # let the producer run as far as it may
+    # one consumed, `depth` waiting in the queue, one prepared and blocked on the full queue
+    assert len(produced) <= 1 + 3 + 1
+    iterator.close()
+
+
+def test_the_producer_overlaps_the_consumer():
+    def slow(n: int) -> int:
+        time.sleep(0.05)
+        return n
+
+    started = time.monotonic()
+    for _ in ahead(range(10), slow, depth=2):
+        time.sleep(0.05)  # "encoding" while the next item is prepared
+    assert time.monotonic() - started < 0.05 * 20 * 0.8  # well under the serial 1 s
+
+
+def test_a_producer_error_is_raised_in_the_consumer_after_the_good_items():
+    def source():
+        yield 1
+        yield 2
+        raise ValueError("page 3 could not be rendered")
+
+    seen = []
+    with pytest.raises(ValueError, match="page 3"):
+        for item, _ in ahead(source(), lambda n: n, depth=4):
+            seen.append(item)
+    assert seen == [1, 2]
+
+
+def test_stopping_early_stops_and_closes_the_producer():
+    closed = threading.Event()
+
+    def source():
+        try:
+            yield from range(1000)
+        finally:
+            closed.set()
+
+    iterator = ahead(source(), lambda n: n, depth=2)
+    next(iterator)
+    iterator.close()  # joins the producer
+    assert closed.is_set()
+    assert not any(t.name == "render-ahead" for t in threading.enumerate())

@@ -225,19 +225,16 @@ class Pipeline:
         if progress:
             progress(0, info.pages, name)  # the clock for pages/s and ETA starts here
         with self.index.staging() as staged:
-            # poppler renders and PNGs are decoded up to two batches ahead of the encoder.
-            pages = render_pages(path, staged, self.settings, info)
-            batch: list[Image.Image] = []
-            rendered = ahead(pages, open_page, depth=2 * retriever.batch_size)
-            with closing(rendered):  # the renderer stops before its folder is removed
-                for page, image in rendered:
-                    batch.append(image)
-                    if len(batch) == retriever.batch_size or page.page_number == info.pages:
-                        with self.models.busy:
-                            embeddings += retriever.embed_pages(batch)
-                        batch = []
-                        if progress:
-                            progress(len(embeddings), info.pages, name)
+            # poppler renders, and the processor prepares, up to two batches ahead of the
+            # encoder, on a background thread.
+            batches = _batches(render_pages(path, staged, self.settings, info), retriever)
+            prepared = ahead(batches, lambda b: retriever.preprocess([open_page(p) for p in b]), 2)
+            with closing(prepared):  # the renderer stops before its folder is removed
+                for _pages, inputs in prepared:
+                    with self.models.busy:
+                        embeddings += retriever.encode(inputs)
+                    if progress:
+                        progress(len(embeddings), info.pages, name)
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
         logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)
@@ -269,6 +266,18 @@ class Pipeline:
         page = self.index.page_embedding(hit.doc_id, hit.page_number)
         image = open_image(hit.image_path)
         return page_maps(self.retriever, image, page, answer.query_embedding, answer.tokens)
+
+
+def _batches(pages: Iterator[RenderedPage], retriever: Retriever) -> Iterator[list[RenderedPage]]:
+    """Consecutive pages in lists of the retriever's batch size (the last may be shorter)."""
+    batch: list[RenderedPage] = []
+    for page in pages:
+        batch.append(page)
+        if len(batch) == retriever.batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def open_page(page: RenderedPage) -> Image.Image:

@@ -92,10 +92,19 @@ class Retriever:
         CPU tensor per image, padding removed."""
         embeddings: list[torch.Tensor] = []
         for start in range(0, len(images), self.batch_size):
-            batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
-            inputs = self.processor.process_images(batch).to(self.device)
-            embeddings.extend(self._forward(inputs))
+            embeddings += self.encode(self.preprocess(images[start : start + self.batch_size]))
         return embeddings
+
+    def preprocess(self, images: list[Image.Image]):
+        """The processor's model inputs for one batch of page images, on the CPU (no model:
+        safe to run on another thread while ``encode`` runs)."""
+        return self.processor.process_images([image.convert("RGB") for image in images])
+
+    @torch.inference_mode()
+    def encode(self, inputs) -> list[torch.Tensor]:
+        """One forward pass over ``preprocess`` output: one (n_i, dim) float32 CPU tensor per
+        page, padding removed."""
+        return self._forward(inputs.to(self.device))
 
     @torch.inference_mode()
     def embed_query(self, text: str) -> torch.Tensor:

@@ -150,13 +150,15 @@ def _render_chunk(
     budget = info.budget or poppler.Budget.start(120, 1024)
     result = _call("pdftoppm", [*arguments, str(scratch / "p")], budget, info.name, what)
     rendered = {int(p.stem.rsplit("-", 1)[1]): p for p in scratch.glob("p-*.png")}
+    kept = []
     try:
         for number in range(first, last + 1):
             if number not in rendered:
                 raise _render_failure(info, number, result)
-            yield _keep(rendered[number], number, out_dir, info.name)
+            kept.append(_keep(rendered[number], number, out_dir, info.name))
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)  # gone before any page is handed out
+    yield from kept
 
 
 def _keep(image_path: Path, page_number: int, out_dir: Path, name: str) -> RenderedPage:

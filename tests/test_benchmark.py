@@ -82,3 +82,19 @@ def test_scale_benchmark_builds_reopens_and_queries_a_binary_index(tmp_path):
     assert figures["query, median (vectors read from disk)"].endswith(" ms")
     assert figures["binary scan of every page alone, median"].endswith(" ms")
     assert not folder.exists()  # removed unless --keep
+
+
+def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_models, tmp_path):
+    from benchmarks import indexing
+
+    out = tmp_path / "indexing.md"
+    arguments = ["--pages", "6", "--models", "tiny", "--dpi", "48", "--out", str(out)]
+    text = indexing.main([*arguments, "--models-dir", str(tiny_models.root)])
+    assert out.read_text() == text
+    rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 2
+    naive, pipeline = (row.strip("| ").split(" | ") for row in rows)
+    assert naive[1].startswith("naive") and pipeline[1].startswith("pipeline")
+    assert float(naive[3]) == 1.0 and float(pipeline[2]) > 0
+    assert pipeline[4] == pipeline[5] == "overlapped"  # rendered on the render-ahead thread
+    assert pipeline[-1].endswith("%")

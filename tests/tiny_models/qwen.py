@@ -343,3 +343,43 @@ def build_qwen2_5_vl(out_root: Path) -> Path:
     return _build_generator(
         folder, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, _qwen2_5_vl_config, 13
     )
+
+
+# Qwen2-VL-2B's widths (text: 1536 wide, 12 heads of 128, 2 KV heads, MLP 8960; vision: 1280
+# wide, 16 heads, MLP ratio 4) with fewer layers: random weights cost the same compute per
+# layer as trained ones, so a benchmark on this model measures real per-layer costs.
+MID_TEXT = dict(
+    hidden_size=1536, intermediate_size=8960, num_attention_heads=12, num_key_value_heads=2
+)
+MID_VISION = dict(embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16)
+MID_MROPE_SECTION = [16, 24, 24]  # Qwen2-VL's, for 128-wide heads
+
+
+def build_colqwen2_mid(
+    out_root: Path, text_layers: int = 2, vision_depth: int = 2, visual_tokens: int = 256
+) -> Path:
+    """A ``ColQwen2`` at Qwen2-VL-2B's widths with ``text_layers`` + ``vision_depth`` layers,
+    pages capped at ``visual_tokens`` (ColQwen's ``max_num_visual_tokens`` knob)."""
+    folder = Path(out_root) / f"colqwen2_mid-{text_layers}x{vision_depth}-{visual_tokens}"
+    if is_built(folder):
+        return folder
+    from colpali_engine.models import ColQwen2, ColQwen2Processor
+    from transformers import Qwen2VLConfig
+
+    seed(12)
+    processor = _processor(ColQwen2Processor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
+    text = _text_config(processor.tokenizer) | MID_TEXT | {"num_hidden_layers": text_layers}
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": MID_MROPE_SECTION}
+    vision = MID_VISION | dict(
+        depth=vision_depth,
+        in_channels=3,
+        patch_size=PATCH_SIZE,
+        spatial_merge_size=MERGE_SIZE,
+        temporal_patch_size=TEMPORAL_PATCH_SIZE,
+    )
+    config = Qwen2VLConfig(
+        text_config=text, vision_config=vision, **_token_ids(processor.tokenizer)
+    )
+    model = ColQwen2(config).eval()
+    randomize_bias(model.custom_text_proj)
+    return _save(folder, processor, model)

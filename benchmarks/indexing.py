@@ -1,0 +1,218 @@
+"""Indexing throughput: a naive one-page-at-a-time loop against our pipeline, in one run.
+
+    python -m benchmarks.indexing [--pages 24] [--models tiny,mid] [--batch-size 4]
+                                  [--out benchmarks/results-indexing.md]
+
+A synthetic PDF of ``--pages`` pages (the sample PDFs' pages, cycled) is indexed twice per
+model, into fresh LocalIndex folders:
+
+- naive: render one page (one poppler call), decode and preprocess it, encode it alone, append;
+  write the document at the end. Every stage waits for the one before.
+- pipeline: ``Pipeline.add_pdf`` with ``--batch-size`` pages per forward pass, poppler and the
+  processor working up to two batches ahead of the encoder on a background thread.
+
+Models (random weights, built offline by the test kit): ``tiny``, the tests' ColQwen2; ``mid``,
+a ColQwen2 at Qwen2-VL-2B's real widths with 2 text and 2 vision layers, pages capped at 256
+visual tokens: random weights cost the same compute as trained ones. For each: pages/s, the
+time in each stage, and the pipeline's overhead ``(wall - encoder) / encoder``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+from rag.config import Settings
+from rag.index.base import Document
+from rag.index.local import LocalIndex
+from rag.pdf import inspect_pdf, render_pages
+from rag.pipeline import Models, Pipeline, open_image
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+MODELS = ("tiny", "mid")
+
+
+@dataclass
+class Run:
+    model: str
+    mode: str
+    pages: int
+    wall_s: float
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pages_per_s(self) -> float:
+        return self.pages / self.wall_s
+
+    @property
+    def overhead(self) -> float:
+        """Time beyond the encoder's, relative to the encoder's."""
+        return (self.wall_s - self.stages["encode"]) / self.stages["encode"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.indexing", description=__doc__)
+    parser.add_argument("--pages", type=int, default=24)
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: tiny,mid")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--dpi", type=int, default=144)
+    parser.add_argument(
+        "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-indexing.md"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag.torch_compat import ensure_torchvision
+
+    ensure_torchvision()
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="indexing-bench-") as scratch:
+        pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
+        for name in args.models.split(","):
+            settings = Settings(
+                retriever=str(build_model(name, args.models_dir)),
+                data_dir=Path(scratch) / name,
+                dpi=args.dpi,
+                batch_size=args.batch_size,
+                device="cpu",
+            )
+            models = Models(settings)
+            blank = Image.new("RGB", (612, 792), "white")
+            models.retriever.encode(models.retriever.preprocess([blank]))  # warm-up
+            runs.append(naive(name, pdf, settings, models))
+            runs.append(pipelined(name, pdf, settings, models))
+    text = report(args, runs)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return text
+
+
+def build_model(name: str, models_dir: Path) -> Path:
+    if name == "tiny":
+        from tests.tiny_models import build
+
+        return build("colqwen2", models_dir)
+    if name == "mid":
+        from tests.tiny_models.qwen import build_colqwen2_mid
+
+        return build_colqwen2_mid(models_dir)
+    raise SystemExit(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
+
+
+def synthetic_pdf(path: Path, n_pages: int) -> Path:
+    """``n_pages`` pages cycled from the sample PDFs (text, tables, slides, forms)."""
+    pages = [page for pdf in sorted(SAMPLES.glob("*.pdf")) for page in PdfReader(pdf).pages]
+    writer = PdfWriter()
+    for page in itertools.islice(itertools.cycle(pages), n_pages):
+        writer.add_page(page)
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path
+
+
+def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
+    """One page at a time, each stage waiting for the last."""
+    settings = replace(settings, render_chunk_pages=1, data_dir=settings.data_dir / "naive")
+    retriever, stages = models.retriever, defaultdict(float)
+    index = LocalIndex(settings.data_dir / "index", settings.retriever)
+    started = time.perf_counter()
+    info = inspect_pdf(pdf, settings)
+    embeddings = []
+    with index.staging() as staged:
+        pages = render_pages(pdf, staged, settings, info)
+        for _ in range(info.pages):
+            mark = time.perf_counter()
+            page = next(pages)
+            stages["render"] += time.perf_counter() - mark
+            mark = time.perf_counter()
+            inputs = retriever.preprocess([open_image(page.path)])
+            stages["preprocess"] += time.perf_counter() - mark
+            mark = time.perf_counter()
+            embeddings += retriever.encode(inputs)
+            stages["encode"] += time.perf_counter() - mark
+        mark = time.perf_counter()
+        index.add(Document("naive", pdf.name, info.pages, "2026-01-01"), staged, embeddings)
+        stages["write"] += time.perf_counter() - mark
+    return Run(model, "naive, 1 page per step", info.pages, time.perf_counter() - started, stages)
+
+
+def pipelined(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
+    """``Pipeline.add_pdf``, with the encoder's and the index's time measured inside it."""
+    settings = replace(settings, data_dir=settings.data_dir / "pipeline")
+    pipeline = Pipeline(settings, models=models)
+    stages: dict[str, float] = defaultdict(float)
+    retriever, index = models.retriever, pipeline.index
+    encode, add = retriever.encode, index.add
+
+    def timed(stage, function):
+        def call(*args, **kwargs):
+            mark = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                stages[stage] += time.perf_counter() - mark
+
+        return call
+
+    retriever.encode, index.add = timed("encode", encode), timed("write", add)
+    try:
+        started = time.perf_counter()
+        result = pipeline.add_pdf(pdf)
+        wall = time.perf_counter() - started
+    finally:
+        del retriever.encode
+    if result.status != "indexed":
+        raise SystemExit(f"the pipeline did not index the PDF: {result.message}")
+    mode = f"pipeline, batches of {retriever.batch_size}, rendering ahead"
+    return Run(model, mode, result.pages, wall, stages)
+
+
+def report(args: argparse.Namespace, runs: list[Run]) -> str:
+    from benchmarks.search import machine
+
+    lines = [
+        f"# Indexing benchmark: {args.pages} pages",
+        "",
+        f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
+        f"--batch-size {args.batch_size}` (DPI {args.dpi})",
+        f"- machine: {machine()}",
+        "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
+        "preprocess run on the render-ahead thread there, overlapped); overhead: "
+        "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model",
+        "",
+        "| model | mode | pages/s | x naive | render s | preprocess s | encode s | write s "
+        "| wall s | overhead |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    naive_rate = {run.model: run.pages_per_s for run in runs if run.mode.startswith("naive")}
+    for run in runs:
+        cells = [_seconds(run.stages.get(stage)) for stage in ("render", "preprocess")]
+        cells += [_seconds(run.stages["encode"]), _seconds(run.stages.get("write"))]
+        lines.append(
+            f"| {run.model} | {run.mode} | {run.pages_per_s:.2f} | "
+            f"{run.pages_per_s / naive_rate[run.model]:.2f} | {' | '.join(cells)} | "
+            f"{run.wall_s:.1f} | {run.overhead:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    return "overlapped" if value is None else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,11 @@ class Settings:
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
     # Pages per retriever forward pass.
     batch_size: int = 4
+    # ColQwen's resolution knob: at most this many visual tokens per page (0: the checkpoint's).
+    max_visual_tokens: int = 0
+    # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
+    # "sdpa", "eager", or "flash_attention_2" (needs the flash-attn package and a GPU).
+    attn_implementation: str = "auto"
     top_k: int = 3
     max_new_tokens: int = 512
     # Pixel budget per page image handed to the answerer (Qwen: multiples of 28x28).
@@ -82,6 +87,8 @@ class Settings:
             "dtype": self.dtype in ("auto", "float32", "bfloat16", "float16"),
             "index_dtype": self.index_dtype in ("bfloat16", "float32"),
             "index_mode": self.index_mode in ("exact", "pooled", "binary"),
+            "attn_implementation": self.attn_implementation
+            in ("auto", "sdpa", "eager", "flash_attention_2"),
         }
         for name, ok in checks.items():
             if not ok:
@@ -93,6 +100,8 @@ class Settings:
         for name in ("batch_size", "top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
+        if self.max_visual_tokens < 0:
+            raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
         from rag.index import parse_index
 
         parse_index(self.index)  # a bad RAG_INDEX fails here, in one line

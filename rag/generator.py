@@ -22,7 +22,13 @@ from PIL import Image
 
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
-from rag.models import generator_family, locate, resolve_device, resolve_dtype
+from rag.models import (
+    attention_options,
+    generator_family,
+    locate,
+    resolve_device,
+    resolve_dtype,
+)
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,7 @@ class Generator:
                 dtype=dtype,
                 device_map=device,
                 local_files_only=source.local_files_only,
+                **attention_options(settings.attn_implementation),
             )
             processor = AutoProcessor.from_pretrained(
                 source.model_id, local_files_only=source.local_files_only

@@ -10,6 +10,7 @@ adapter such as vidore/colpali-v1.3, from its base model's config: never from th
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -185,3 +186,16 @@ def _missing_message(model_id: str, setting: str, role: str = "") -> str:
         f"(hf download {model_id}) and copy the Hugging Face cache, or set {setting} "
         f"to a local folder that holds it"
     )
+
+
+def attention_options(implementation: str) -> dict[str, str]:
+    """``from_pretrained`` keyword for RAG_ATTN_IMPLEMENTATION; flash-attention only when its
+    package is installed."""
+    if implementation == "auto":
+        return {}
+    if implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError(
+            "RAG_ATTN_IMPLEMENTATION=flash_attention_2 needs the flash-attn package "
+            "(pip install flash-attn, on a CUDA machine); use sdpa otherwise"
+        )
+    return {"attn_implementation": implementation}

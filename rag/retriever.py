@@ -19,7 +19,13 @@ from PIL import Image
 
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
-from rag.models import locate, resolve_device, resolve_dtype, retriever_family
+from rag.models import (
+    attention_options,
+    locate,
+    resolve_device,
+    resolve_dtype,
+    retriever_family,
+)
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -68,8 +74,11 @@ class Retriever:
                 dtype=dtype,
                 device_map=device,
                 local_files_only=source.local_files_only,
+                **attention_options(settings.attn_implementation),
             )
-            processor = _load_processor(processor_class, source)
+            processor = _load_processor(
+                processor_class, source, _processor_options(settings, family)
+            )
         except OSError as error:
             raise ModelNotFoundError(
                 f"retriever {settings.retriever!r} could not be loaded ({_first_line(error)}); "
@@ -143,17 +152,26 @@ class Retriever:
         return [row[keep].float().cpu() for row, keep in zip(output, mask, strict=True)]
 
 
-def _load_processor(processor_class, source):
+def _processor_options(settings: Settings, family: str) -> dict[str, int]:
+    if not settings.max_visual_tokens:
+        return {}
+    if family not in ("colqwen2", "colqwen2_5"):
+        logger.warning("RAG_MAX_VISUAL_TOKENS applies to ColQwen models only; ignored")
+        return {}
+    return {"max_num_visual_tokens": settings.max_visual_tokens}
+
+
+def _load_processor(processor_class, source, options: dict[str, int]):
     try:
         return processor_class.from_pretrained(
-            source.model_id, local_files_only=source.local_files_only
+            source.model_id, local_files_only=source.local_files_only, **options
         )
     except OSError:
         if source.adapter_base is None:
             raise
         # Some adapters ship without processor files; their base has them.
         return processor_class.from_pretrained(
-            source.adapter_base, local_files_only=source.local_files_only
+            source.adapter_base, local_files_only=source.local_files_only, **options
         )
 
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from rag.config import Settings
+from rag.errors import ConfigError
 from rag.retriever import Retriever
 from tests.tiny_models import RETRIEVERS
 
@@ -88,3 +90,33 @@ def test_bf16_on_cpu_gives_finite_close_embeddings(tiny_models):
     a, b = fp32.embed_pages([image])[0], bf16.embed_pages([image])[0]
     assert b.dtype == torch.float32  # returned as fp32 whatever the compute dtype
     assert torch.nn.functional.cosine_similarity(a, b, dim=-1).min() > 0.95
+
+
+def test_max_visual_tokens_caps_a_colqwen_page(tiny_models):
+    page = Image.new("RGB", (700, 900), "white")
+    settings = Settings(retriever=str(tiny_models / "colqwen2"))
+    full = Retriever.load(settings)
+    capped = Retriever.load(dataclasses.replace(settings, max_visual_tokens=12))
+    full_grid, capped_grid = full.patch_grid(page), capped.patch_grid(page)
+    assert capped_grid.n_x * capped_grid.n_y <= 12 < full_grid.n_x * full_grid.n_y
+    (embedding,) = capped.embed_pages([page])
+    assert embedding.shape[0] < full.embed_pages([page])[0].shape[0]
+
+
+def test_attention_kernels_give_the_same_embeddings(tiny_models):
+    page = Image.new("RGB", (300, 400), "white")
+    settings = Settings(retriever=str(tiny_models / "colqwen2"))
+    eager = Retriever.load(dataclasses.replace(settings, attn_implementation="eager"))
+    sdpa = Retriever.load(dataclasses.replace(settings, attn_implementation="sdpa"))
+    torch.testing.assert_close(eager.embed_pages([page])[0], sdpa.embed_pages([page])[0])
+    assert eager.model.config._attn_implementation == "eager"
+
+
+def test_flash_attention_without_its_package_is_one_clear_line(tiny_models):
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is not None:
+        pytest.skip("flash-attn is installed here")
+    settings = Settings(retriever=str(tiny_models / "colqwen2"))
+    with pytest.raises(ConfigError, match="needs the flash-attn package"):
+        Retriever.load(dataclasses.replace(settings, attn_implementation="flash_attention_2"))

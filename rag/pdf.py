@@ -10,6 +10,7 @@ line naming the file.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
@@ -108,6 +109,9 @@ def render_pages(
     page that cannot be rendered, or renders too small to read, refuses the whole file.
     """
     info = info or inspect_pdf(path, settings)
+    if info.budget is None:  # a PdfInfo made by hand: the file's budget starts now
+        budget = poppler.Budget.start(settings.render_timeout_s, settings.render_memory_mb)
+        info = dataclasses.replace(info, budget=budget)
     out_dir.mkdir(parents=True, exist_ok=True)
     for first, last, dpi in _render_chunks(info, settings):
         yield from _render_chunk(Path(path), out_dir, info, (first, last), dpi)
@@ -147,8 +151,7 @@ def _render_chunk(
     arguments = ["-png", "-r", f"{dpi:g}", "-f", str(first), "-l", str(last)]
     arguments += [*poppler.password_arguments(info.password), poppler.absolute(path)]
     what = f"rendering pages {first}-{last}"
-    budget = info.budget or poppler.Budget.start(120, 1024)
-    result = _call("pdftoppm", [*arguments, str(scratch / "p")], budget, info.name, what)
+    result = _call("pdftoppm", [*arguments, str(scratch / "p")], info.budget, info.name, what)
     rendered = {int(p.stem.rsplit("-", 1)[1]): p for p in scratch.glob("p-*.png")}
     kept = []
     try:

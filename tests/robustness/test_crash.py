@@ -8,7 +8,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -108,9 +107,7 @@ def test_killing_a_deleter_at_random_moments_leaves_whole_documents(tiny_models,
     rng = random.Random(7)
     remaining = assert_consistent(root, retriever)
     while remaining:
-        started = time.monotonic()
         kill_after(start("-c", script, str(root), retriever), rng.uniform(0.5, 3.0))
         now = assert_consistent(root, retriever)
         assert set(now) <= set(remaining)
         remaining = now
-        assert time.monotonic() - started < 60

@@ -113,9 +113,7 @@ def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_pat
         ask(asker, "What was the revenue?")  # models loaded
         upload = uploader.submit([handle_file(str(endless))], api_name="/index")
         time.sleep(3)  # the upload is rendering
-        started = time.monotonic()
         ask(asker, "What were the costs?")
         assert not upload.done(), "the question waited for the rendering"
-        assert time.monotonic() - started < 25
         status = upload.result(timeout=120)[0]
         assert "endless.pdf: refused" in status and "RAG_RENDER_TIMEOUT_S" in status

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rag.binary import binarize, hamming_maxsim, warmup
+from rag.binary import BinaryPages, binarize, hamming_maxsim, warmup
 
 
 def signs(pattern: str) -> torch.Tensor:
@@ -135,3 +135,79 @@ def test_concurrent_queries_from_threads_agree():
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda q: hamming_maxsim(q, page_bits, offsets), queries))
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def random_pages(seed: int, n_pages: int = 40, dim: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, 50, (n_pages,), generator=generator).tolist()
+    lengths[3] = 0
+    return binarize(torch.randn(sum(lengths), dim, generator=generator)), offsets_of(lengths)
+
+
+@pytest.mark.parametrize("query_tokens", [1, 20, 30])
+def test_scores_of_chosen_rows_equal_the_full_scan(query_tokens):
+    bits, offsets = random_pages(query_tokens)
+    pages = BinaryPages.from_bits(bits, offsets)
+    query = binarize(torch.randn(query_tokens, 128))
+    full = pages.scores(query)
+    rows = np.array([7, 3, 0, 39, 7], np.int64)  # any order, repeats allowed, an empty page
+    assert pages.scores(query, rows).tolist() == full[rows].tolist()
+    assert full.tolist() == hamming_maxsim(query, bits, offsets).tolist()
+
+
+@pytest.mark.parametrize("query_tokens", [1, 20, 30])
+def test_prefilter_scores_are_hamming_maxsim_on_the_first_64_bits(query_tokens):
+    bits, offsets = random_pages(100 + query_tokens)
+    query = binarize(torch.randn(query_tokens, 128))
+    got = BinaryPages.from_bits(bits, offsets).prefilter_scores(query)
+    first_words = hamming_maxsim(query[:, :1], bits[:, :1], offsets)
+    assert got.tolist() == first_words.tolist()
+
+
+def test_top_without_prefilter_is_the_full_ranking():
+    bits, offsets = random_pages(7)
+    pages = BinaryPages.from_bits(bits, offsets)
+    query = binarize(torch.randn(20, 128))
+    rows, scores = pages.top(query, 5, prefilter=0)
+    full = pages.scores(query)
+    expected = sorted(range(len(full)), key=lambda row: (-full[row], row))[:5]
+    assert rows.tolist() == expected
+    assert scores.tolist() == full[expected].tolist()
+    assert pages.top(query, 5, prefilter=8)[0].tolist() == expected  # 40 pages <= 8 x 5: no pass
+    assert pages.top(query, 100)[0].shape == (40,)
+
+
+def test_the_prefilter_pass_keeps_pages_by_their_first_word_then_ranks_by_all_bits():
+    query = signs("+" * 128)[None]
+    # first word right, second wrong: 64 - 64 = 0 in full, 64 on the first word
+    first_only = signs("+" * 64 + "-" * 64)
+    # first word 4 bits off, second word right: 56 + 64 = 120 in full, 56 on the first word
+    mostly = signs("-" * 4 + "+" * 124)
+    wrong = signs("-" * 128)
+    pages = BinaryPages.from_bits(
+        binarize(torch.stack([wrong, first_only, wrong, mostly, wrong, wrong])),
+        offsets_of([1] * 6),
+    )
+    q = binarize(query)
+    assert pages.top(q, 1, prefilter=0)[0].tolist() == [3]  # the full scan finds `mostly`
+    assert pages.top(q, 1, prefilter=2)[0].tolist() == [3]  # kept (2nd on 64 bits), then best
+    rows, scores = pages.top(q, 1, prefilter=1)  # only the best on 64 bits survives
+    assert rows.tolist() == [1] and scores.tolist() == [0.0]  # scored on all 128 bits
+
+
+def test_binary_pages_concatenate_documents():
+    parts = [random_pages(seed, n_pages=5) for seed in (1, 2, 3)]
+    pages = BinaryPages.concatenate(
+        [bits for bits, _ in parts], [np.diff(offsets) for _, offsets in parts]
+    )
+    query = binarize(torch.randn(9, 128))
+    expected = np.concatenate([hamming_maxsim(query, bits, off) for bits, off in parts])
+    assert pages.n_pages == 15 and pages.scores(query).tolist() == expected.tolist()
+    assert BinaryPages.concatenate([], []).n_pages == 0
+
+
+def test_bad_rows_are_refused():
+    bits, offsets = random_pages(3)
+    pages = BinaryPages.from_bits(bits, offsets)
+    with pytest.raises(ValueError, match="page rows"):
+        pages.scores(binarize(torch.randn(2, 128)), np.array([40]))

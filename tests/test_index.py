@@ -70,8 +70,8 @@ def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
     _add(index, "aaaa", _pages(0, 1, dim=16))
     header = json.loads((tmp_path / "index.json").read_text())
-    assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 2
-    assert header["mode"] == "exact"
+    assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 3
+    assert header["mode"] == "exact" and header["vectors"] == "bfloat16"
     with pytest.raises(IndexMismatchError, match="built with retriever 'tiny/colqwen2'"):
         LocalIndex(tmp_path, "vidore/colpali-v1.3")
     with pytest.raises(IndexMismatchError, match="16-d vectors"):
@@ -141,13 +141,46 @@ def test_another_process_sees_changes_without_restart(tmp_path):
 
 
 def test_an_index_of_the_previous_format_is_refused_with_a_clear_message(tmp_path):
-    old = {"format": "visual-rag-local-index", "version": 1, "retriever": RETRIEVER, "dim": 16}
-    (tmp_path / "index.json").write_text(json.dumps(old))
-    with pytest.raises(IndexMismatchError, match=r"v1 is not .* v2 .* index your PDFs again"):
-        LocalIndex(tmp_path, RETRIEVER)
+    for version in (1, 2):
+        old = {"format": "visual-rag-local-index", "version": version, "retriever": RETRIEVER}
+        (tmp_path / "index.json").write_text(json.dumps({**old, "dim": 16}))
+        with pytest.raises(IndexMismatchError, match=rf"v{version} is not .* v3 .* PDFs again"):
+            LocalIndex(tmp_path, RETRIEVER)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_vectors_are_stored_in_the_dtype_they_are_searched_in(tmp_path, dtype):
+    pages = _pages(0, 3)
+    index = LocalIndex(tmp_path, RETRIEVER, dtype=dtype)
+    _add(index, "aaaa", pages)
+    stored = torch.cat([index.page_embedding("aaaa", n) for n in (1, 2, 3)])
+    stored_dtype = getattr(torch, dtype)
+    expected = torch.cat(pages).to(stored_dtype).float()
+    assert torch.equal(stored, expected)  # exactly the searched values, no second rounding
+    assert json.loads((tmp_path / "index.json").read_text())["vectors"] == dtype
+    other = "float32" if dtype == "bfloat16" else "bfloat16"
+    reopened = LocalIndex(tmp_path, RETRIEVER, dtype=other)  # searches convert; storage stays
+    _add(reopened, "bbbb", pages)
+    assert torch.equal(reopened.page_embedding("bbbb", 2), pages[1].to(stored_dtype).float())
 
 
 def test_an_index_built_in_another_mode_is_refused(tmp_path):
     _add(LocalIndex(tmp_path, RETRIEVER, mode="binary"), "aaaa", _pages(0, 1, dim=128))
     with pytest.raises(IndexMismatchError, match="RAG_INDEX_MODE=binary"):
         LocalIndex(tmp_path, RETRIEVER)
+
+
+def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactly(tmp_path):
+    pages = _pages(5, 30, dim=128)  # 30 pages > prefilter 2 x rerank 3: the 64-bit pass runs
+    index = LocalIndex(tmp_path, RETRIEVER, mode="binary", rerank=3, prefilter=2)
+    _add(index, "aaaa", pages[:12])
+    _add(index, "bbbb", pages[12:])
+    for target in (4, 20):
+        query = pages[target][2:8]
+        hits = index.search(query, 3)
+        doc_id, number = ("aaaa", target + 1) if target < 12 else ("bbbb", target - 11)
+        assert (hits[0].doc_id, hits[0].page_number) == (doc_id, number)
+        for hit in hits:
+            exact = maxsim(query, index.page_embedding(hit.doc_id, hit.page_number))
+            assert hit.score == pytest.approx(float(exact), abs=2e-2)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)

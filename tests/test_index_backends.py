@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
+from rag.config import Settings
 from rag.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
 from rag.index import Document, Index, LocalIndex, open_index, parse_index
 from rag.index.qdrant import QdrantIndex, point_id
@@ -318,23 +319,15 @@ def test_parse_index_refuses_other_values(spec):
 
 def test_open_index_picks_the_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_QDRANT_API_KEY", "")
-    settings = SimpleNamespace(
-        data_dir=tmp_path,
-        retriever=RETRIEVER,
-        index="local",
-        index_mode="exact",
-        index_dtype="bfloat16",
-        pool_factor=3,
-        rerank=100,
-    )
-    assert isinstance(open_index(settings), LocalIndex)
-    settings.index, settings.data_dir = "qdrant::memory:", tmp_path / "q"
+    settings = Settings(data_dir=tmp_path, retriever=RETRIEVER, rerank=100, binary_prefilter=4)
+    local = open_index(settings)
+    assert isinstance(local, LocalIndex) and (local.rerank, local.prefilter) == (100, 4)
+    settings = replace(settings, index="qdrant::memory:", data_dir=tmp_path / "q")
     index = open_index(settings)
     try:
         assert isinstance(index, QdrantIndex) and index.root == tmp_path / "q" / "index"
         assert not index.use_pooled
     finally:
         index.close()
-    settings.index_mode = "binary"
     with pytest.raises(ConfigError, match="RAG_INDEX_MODE=binary"):
-        open_index(settings)
+        open_index(replace(settings, index_mode="binary"))

@@ -122,3 +122,22 @@ def test_many_queries_in_one_pass_equal_one_at_a_time(monkeypatch):
         torch.testing.assert_close(together[row], maxsim_packed(query, packed))
         reference = torch.stack([maxsim(query, page) for page in pages])
         torch.testing.assert_close(together[row], reference, atol=1e-4, rtol=1e-4)
+
+
+def test_a_workspace_layout_equals_a_fresh_one_and_reuses_its_memory():
+    generator = torch.Generator().manual_seed(3)
+    pages = [torch.randn(n, 16, generator=generator) for n in (5, 40, 33, 7)]
+    query = torch.randn(6, 16, generator=generator)
+    workspace = scoring.Workspace()
+    fresh = maxsim_packed(query, PackedPages.from_pages(pages, torch.bfloat16))
+    reused = maxsim_packed(query, PackedPages.from_pages(pages, torch.bfloat16, workspace))
+    assert torch.equal(fresh, reused)
+    address = workspace.take(1, torch.bfloat16, "cpu").data_ptr()
+    smaller = PackedPages.from_pages(pages[:2], torch.bfloat16, workspace)
+    assert smaller.buckets[0].vectors.data_ptr() == address  # same memory, not a new buffer
+    assert torch.equal(maxsim_packed(query, smaller), fresh[:2])
+    as_fp32 = PackedPages.from_pages(pages * 3, torch.float32, workspace)  # grows
+    assert torch.allclose(
+        maxsim_packed(query, as_fp32),
+        torch.cat([maxsim_packed(query, PackedPages.from_pages(pages))] * 3),
+    )

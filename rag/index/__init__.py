@@ -61,6 +61,7 @@ def open_index(settings: Settings, device: str = "cpu") -> Index:
             mode=mode,
             pool_factor=settings.pool_factor,
             rerank=settings.rerank,
+            prefilter=settings.binary_prefilter,
         )
     if mode not in ("exact", "pooled"):
         raise ConfigError(f"RAG_INDEX_MODE={mode} is for the local index; Qdrant: exact or pooled")

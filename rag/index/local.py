@@ -2,12 +2,14 @@
 
 Layout::
 
-    index.json                  {"format", "version", "retriever", "dim", "mode", "pool_factor"}
+    index.json                  {"format", "version", "retriever", "dim", "mode", "pool_factor",
+                                 "vectors": "bfloat16" or "float32"}
     docs/<doc_id>/doc.json      the Document record
     docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
-    docs/<doc_id>/vectors.npy   full-precision page vectors (tokens, dim), float16 on disk
+    docs/<doc_id>/vectors.npy   page vectors (tokens, dim) in the index's dtype (bf16 as uint16
+                                bits: numpy has no bfloat16), the dtype search computes in
     docs/<doc_id>/lengths.npy   tokens per page (pages,)
-    docs/<doc_id>/pooled.npy, pooled_lengths.npy   mode "pooled": pooled vectors
+    docs/<doc_id>/pooled.npy, pooled_lengths.npy   mode "pooled": pooled vectors, same dtype
     docs/<doc_id>/bits.npy      mode "binary": sign bits (tokens, dim // 64) uint64
     .staging/                   documents being added; anything here after a crash is junk
 
@@ -42,14 +44,36 @@ from rag.index.files import (
     staging_folder,
     trash_folder,
 )
-from rag.index.modes import ExactSearch, RerankedSearch, binary_first_stage
+from rag.index.modes import (
+    BinaryCandidates,
+    ExactSearch,
+    RerankedSearch,
+    pooled_candidates,
+)
 from rag.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "visual-rag-local-index"
-VERSION = 2  # v2: .npy vectors (memory-mappable) and search modes; v1 held safetensors
+# v3: vectors stored in the dtype searched (bf16 by default; v2 stored fp16, converted on every
+# rerank); v2: .npy vectors (memory-mappable) and search modes; v1 held safetensors
+VERSION = 3
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def _to_numpy(vectors: torch.Tensor) -> np.ndarray:
+    """bf16 as its uint16 bits (numpy has no bfloat16), float32 as it is."""
+    if vectors.dtype == torch.bfloat16:
+        return vectors.view(torch.uint16).numpy()
+    return vectors.numpy()
+
+
+def _from_numpy(array: np.ndarray) -> torch.Tensor:
+    """The inverse of ``_to_numpy``; a view (of a memory map, maybe: read only)."""
+    with warnings.catch_warnings():  # torch warns that a read-only memory map stays read-only
+        warnings.simplefilter("ignore", UserWarning)
+        tensor = torch.from_numpy(array)
+    return tensor.view(torch.bfloat16) if array.dtype == np.uint16 else tensor
 
 
 @dataclass
@@ -57,33 +81,32 @@ class _Stored:
     """One document's arrays as loaded: full vectors (in memory or memory-mapped)."""
 
     document: Document
-    full: np.ndarray  # (tokens, dim) float16
+    full: np.ndarray  # (tokens, dim) bf16 bits (uint16) or float32
     offsets: np.ndarray  # (pages + 1,) token offsets into ``full``
     pooled: list[torch.Tensor] | None = None
     bits: np.ndarray | None = None  # (tokens, dim // 64) uint64
 
-    def prefetch(self, page_number: int) -> None:
-        """Ask the kernel to start reading a memory-mapped page's vectors from disk now, so
+    def prefetch(self, page_numbers: list[int]) -> None:
+        """Ask the kernel to start reading memory-mapped pages' vectors from disk now, so
         that many pages are read in parallel instead of one page fault at a time."""
         if not isinstance(self.full, np.memmap) or not hasattr(os, "posix_fadvise"):
             return
-        start, stop = self.offsets[page_number - 1], self.offsets[page_number]
         row_bytes = self.full.strides[0]
         with open(self.full.filename, "rb") as handle:
-            os.posix_fadvise(
-                handle.fileno(),
-                self.full.offset + int(start) * row_bytes,
-                int(stop - start) * row_bytes,
-                os.POSIX_FADV_WILLNEED,
-            )
+            for number in page_numbers:
+                start, stop = self.offsets[number - 1], self.offsets[number]
+                os.posix_fadvise(
+                    handle.fileno(),
+                    self.full.offset + int(start) * row_bytes,
+                    int(stop - start) * row_bytes,
+                    os.POSIX_FADV_WILLNEED,
+                )
 
     def page(self, page_number: int) -> torch.Tensor:
-        """The page's (n, dim) float16 vectors, a view of the (maybe memory-mapped) array: read
-        only, copied by whoever converts them."""
+        """The page's (n, dim) vectors as stored (bf16 or fp32), a view of the (maybe
+        memory-mapped) array: read only, copied by whoever converts them."""
         start, stop = self.offsets[page_number - 1], self.offsets[page_number]
-        with warnings.catch_warnings():  # torch warns that a read-only memory map stays read-only
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.from_numpy(self.full[start:stop])
+        return _from_numpy(self.full[start:stop])
 
 
 class LocalIndex(Index):
@@ -97,6 +120,7 @@ class LocalIndex(Index):
         mode: str = "exact",
         pool_factor: int = 3,
         rerank: int = 200,
+        prefilter: int = 10,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id
@@ -105,6 +129,7 @@ class LocalIndex(Index):
         self.mode = mode
         self.pool_factor = pool_factor
         self.rerank = rerank
+        self.prefilter = prefilter
         self._lock = threading.RLock()
         self._stored: dict[str, _Stored] = {}
         self._search = None  # built from _stored on first search after a change
@@ -157,6 +182,14 @@ class LocalIndex(Index):
                 f"{self.root} holds {header['dim']}-d vectors, the retriever gives {dim}-d"
             )
 
+    def _vector_dtype(self) -> str:
+        """The dtype vectors are stored in: the header's once written (an index opened with
+        another RAG_INDEX_DTYPE converts when it lays pages out), else this index's."""
+        header = self._read_header()
+        if header is not None and header.get("vectors") in _DTYPES:
+            return header["vectors"]
+        return next(name for name, dtype in _DTYPES.items() if dtype == self.dtype)
+
     def _recorded_pool_factor(self) -> int | None:
         return self.pool_factor if self.mode == "pooled" else None
 
@@ -168,6 +201,7 @@ class LocalIndex(Index):
             "dim": dim,
             "mode": self.mode,
             "pool_factor": self._recorded_pool_factor(),
+            "vectors": self._vector_dtype(),
         }
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(self.root / "index.json", json.dumps(header, indent=2))
@@ -200,13 +234,14 @@ class LocalIndex(Index):
     def _encode(self, embeddings: list[torch.Tensor]) -> dict[str, np.ndarray]:
         """The arrays stored for one document in this index's mode."""
         full = torch.cat([page.detach().float().cpu() for page in embeddings])
+        stored = _DTYPES[self._vector_dtype()]
         arrays = {
-            "vectors": full.to(torch.float16).numpy(),
+            "vectors": _to_numpy(full.to(stored)),
             "lengths": np.array([page.shape[0] for page in embeddings], dtype=np.int64),
         }
         if self.mode == "pooled":
             pooled = pool_pages([page.float().cpu() for page in embeddings], self.pool_factor)
-            arrays["pooled"] = torch.cat(pooled).to(torch.float16).numpy()
+            arrays["pooled"] = _to_numpy(torch.cat(pooled).to(stored))
             arrays["pooled_lengths"] = np.array([p.shape[0] for p in pooled], dtype=np.int64)
         elif self.mode == "binary":
             from rag.binary import binarize
@@ -304,18 +339,20 @@ class LocalIndex(Index):
         rows = self._rows
 
         def full_pages(chosen: list[int]) -> list[torch.Tensor]:
-            pages = [(self._stored[rows[row][0]], rows[row][1]) for row in chosen]
-            for stored, number in pages:  # the disk reads all of them at once, not one by one
-                stored.prefetch(number)
-            return [stored.page(number).to(self.device) for stored, number in pages]
+            by_document: dict[str, list[int]] = {}
+            for row in chosen:
+                by_document.setdefault(rows[row][0], []).append(rows[row][1])
+            for doc_id, numbers in by_document.items():  # the disk reads them all at once
+                self._stored[doc_id].prefetch(numbers)
+            pages = [self._stored[rows[row][0]].page(rows[row][1]) for row in chosen]
+            return [page.to(self.device) for page in pages]
 
         if self.mode == "pooled":
-            first = ExactSearch([p for d in docs for p in d.pooled], self.device, self.dtype).scores
+            pooled = ExactSearch([p for d in docs for p in d.pooled], self.device, self.dtype)
+            first = pooled_candidates(pooled)
         else:
-            bits = np.concatenate([d.bits for d in docs]) if docs else np.zeros((0, 2), np.uint64)
-            lengths = np.concatenate([np.diff(d.offsets) for d in docs]) if docs else []
-            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-            first = binary_first_stage(bits, offsets)
+            bits = [d.bits for d in docs]
+            first = BinaryCandidates(bits, [np.diff(d.offsets) for d in docs], self.prefilter)
         return RerankedSearch(first, len(rows), full_pages, self.rerank, self.dtype)
 
     def _refresh(self) -> None:
@@ -345,7 +382,7 @@ class LocalIndex(Index):
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         )
         if self.mode == "pooled":
-            pooled = torch.from_numpy(np.load(folder / "pooled.npy").astype(np.float32))
+            pooled = _from_numpy(np.load(folder / "pooled.npy"))
             lengths = np.load(folder / "pooled_lengths.npy").tolist()
             stored.pooled = list(torch.split(pooled, lengths))
         elif self.mode == "binary":

@@ -1,7 +1,7 @@
 """Indexing throughput: a naive one-page-at-a-time loop against our pipeline, in one run.
 
     python -m benchmarks.indexing [--pages 24] [--models tiny,mid] [--batch-size 4]
-                                  [--out benchmarks/results-indexing.md]
+                                  [--memory 50,500] [--out benchmarks/results-indexing.md]
 
 A synthetic PDF of ``--pages`` pages (the sample PDFs' pages, cycled) is indexed twice per
 model, into fresh LocalIndex folders:
@@ -15,13 +15,21 @@ Models (random weights, built offline by the test kit): ``tiny``, the tests' Col
 a ColQwen2 at Qwen2-VL-2B's real widths with 2 text and 2 vision layers, pages capped at 256
 visual tokens: random weights cost the same compute as trained ones. For each: pages/s, the
 time in each stage, and the pipeline's overhead ``(wall - encoder) / encoder``.
+
+``--memory 50,500`` also indexes a PDF of each length with the first model, each in a fresh
+process, and reports its peak resident memory: rendering, encoding and writing are streamed
+(pages staged on disk, the index written a chunk at a time), so it should not grow with length.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -68,7 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
     )
+    parser.add_argument("--memory", default="", help="comma-separated PDF lengths, e.g. 50,500")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-indexing.md"))
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -78,6 +88,9 @@ def main(argv: list[str] | None = None) -> str:
     from rag.torch_compat import ensure_torchvision
 
     ensure_torchvision()
+    if args.memory_child:
+        print(json.dumps(memory_child(args)))
+        return ""
     runs = []
     with tempfile.TemporaryDirectory(prefix="indexing-bench-") as scratch:
         pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
@@ -95,6 +108,8 @@ def main(argv: list[str] | None = None) -> str:
             runs.append(naive(name, pdf, settings, models))
             runs.append(pipelined(name, pdf, settings, models))
     text = report(args, runs)
+    if args.memory:
+        text += memory_report(args, [memory_run(args, int(n)) for n in args.memory.split(",")])
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
@@ -181,6 +196,65 @@ def pipelined(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
     return Run(model, mode, result.pages, wall, stages)
 
 
+def memory_run(args: argparse.Namespace, pages: int) -> dict:
+    """Index a ``pages``-page PDF in a fresh process (peak memory is per process)."""
+    model = args.models.split(",")[0]
+    command = [sys.executable, "-m", "benchmarks.indexing", f"--memory-child={pages}"]
+    command += [f"--models={model}", f"--dpi={args.dpi}", f"--batch-size={args.batch_size}"]
+    command += [f"--models-dir={args.models_dir}"]
+    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def memory_child(args: argparse.Namespace) -> dict:
+    model = args.models.split(",")[0]
+    with tempfile.TemporaryDirectory(prefix="indexing-memory-") as scratch:
+        pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.memory_child)
+        settings = Settings(
+            retriever=str(build_model(model, args.models_dir)),
+            data_dir=Path(scratch) / "data",
+            dpi=args.dpi,
+            batch_size=args.batch_size,
+            device="cpu",
+        )
+        models = Models(settings)
+        blank = Image.new("RGB", (612, 792), "white")
+        models.retriever.encode(models.retriever.preprocess([blank]))  # loaded and warm
+        loaded = _peak_rss_mb()
+        started = time.perf_counter()
+        result = Pipeline(settings, models=models).add_pdf(pdf)
+        seconds = time.perf_counter() - started
+    if result.status != "indexed":
+        raise SystemExit(f"the pipeline did not index the PDF: {result.message}")
+    return {
+        "model": model,
+        "pages": result.pages,
+        "seconds": seconds,
+        "loaded_mb": loaded,
+        "peak_mb": _peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def memory_report(args: argparse.Namespace, runs: list[dict]) -> str:
+    lines = [
+        "",
+        f"## Peak memory by PDF length ({runs[0]['model']} model, one fresh process each)",
+        "",
+        "| pages | seconds | peak RSS after loading the model, MB | peak RSS, MB | x shortest |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run['pages']} | {run['seconds']:.0f} | {run['loaded_mb']:.0f} | "
+            f"{run['peak_mb']:.0f} | {run['peak_mb'] / runs[0]['peak_mb']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def report(args: argparse.Namespace, runs: list[Run]) -> str:
     from benchmarks.search import machine
 
@@ -188,7 +262,8 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
         f"# Indexing benchmark: {args.pages} pages",
         "",
         f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
-        f"--batch-size {args.batch_size}` (DPI {args.dpi})",
+        f"--batch-size {args.batch_size}{' --memory ' + args.memory if args.memory else ''}` "
+        f"(DPI {args.dpi})",
         f"- machine: {machine()}",
         "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
         "preprocess run on the render-ahead thread there, overlapped); overhead: "

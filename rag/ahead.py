@@ -71,3 +71,63 @@ def ahead(
     finally:
         stop.set()
         producer.join()
+
+
+class Behind:
+    """Runs ``work(item)`` for each submitted item on one background thread, in order, with at
+    most ``depth`` items waiting: writes leave the caller's critical path, memory stays bounded.
+
+    ``finish()`` waits for every item and raises the first error; ``submit`` raises it too,
+    sooner. Use as a context manager: leaving it stops the thread after its current item.
+
+    >>> done = []
+    >>> with Behind(done.append, depth=2) as writer:
+    ...     for n in range(3):
+    ...         writer.submit(n)
+    ...     writer.finish()
+    >>> done
+    [0, 1, 2]
+    """
+
+    def __init__(self, work: Callable[[Item], object], depth: int = 2) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self._work = work
+        self._waiting: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="write-behind", daemon=True)
+        self._thread.start()
+
+    def submit(self, item: Item) -> None:
+        self._raise()
+        self._waiting.put(item)  # blocks while `depth` items wait
+
+    def finish(self) -> None:
+        self._waiting.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._waiting.get(timeout=_POLL_S)
+            except queue.Empty:
+                continue
+            try:
+                if self._error is None:  # after an error, the rest is dropped
+                    self._work(item)
+            except BaseException as error:
+                self._error = error
+            finally:
+                self._waiting.task_done()
+
+    def __enter__(self) -> Behind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -39,8 +39,8 @@ class Settings:
     max_pages: int = 2000
     max_file_mb: int = 500
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
-    # Pages per retriever forward pass.
-    batch_size: int = 4
+    # Pages per retriever forward pass; 0: auto (on CUDA from free memory, else 4).
+    batch_size: int = 0
     # ColQwen's resolution knob: at most this many visual tokens per page (0: the checkpoint's).
     max_visual_tokens: int = 0
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
@@ -100,9 +100,12 @@ class Settings:
         for name in (*sizes, "render_timeout_s", "render_memory_mb"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
-        for name in ("batch_size", "top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):
+        for name in ("top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
+        for name in ("batch_size", "binary_prefilter"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:
             raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
         from rag.index import parse_index

@@ -20,12 +20,13 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from rag.ahead import ahead
+from rag.ahead import Behind, ahead
 from rag.config import Settings
 from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
 from rag.index import Document, Hit, Index, open_index
+from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
 from rag.overlay import render_overlay
@@ -221,20 +222,23 @@ class Pipeline:
         if limit and len(self.index.documents()) >= limit:
             raise CollectionFullError(f"{name}: this collection is full ({limit} documents)")
         retriever = self.retriever
-        embeddings: list[torch.Tensor] = []
         if progress:
             progress(0, info.pages, name)  # the clock for pages/s and ETA starts here
-        with self.index.staging() as staged:
+        with self.index.staging() as staged, self.index.staging() as scratch:
             # poppler renders, and the processor prepares, up to two batches ahead of the
-            # encoder, on a background thread.
+            # encoder on one background thread; another writes its output to disk behind it.
+            embeddings = StagedPages(scratch / "vectors.staged")
             batches = _batches(render_pages(path, staged, self.settings, info), retriever)
             prepared = ahead(batches, lambda b: retriever.preprocess([open_page(p) for p in b]), 2)
-            with closing(prepared):  # the renderer stops before its folder is removed
-                for _pages, inputs in prepared:
+            with closing(prepared), Behind(embeddings.append, depth=2) as writer:
+                done = 0
+                for pages, inputs in prepared:
                     with self.models.busy:
-                        embeddings += retriever.encode(inputs)
+                        writer.submit(retriever.encode(inputs))
+                    done += len(pages)
                     if progress:
-                        progress(len(embeddings), info.pages, name)
+                        progress(done, info.pages, name)
+                writer.finish()
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
         logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from rag.batching import auto_batch_size, probe_page
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.models import (
@@ -85,7 +86,11 @@ class Retriever:
                 "set RAG_RETRIEVER to a complete local folder or download it first"
             ) from error
         logger.info("retriever %s (%s) on %s/%s", settings.retriever, family, device, dtype)
-        return cls(model, processor, family, settings.retriever, settings.batch_size)
+        retriever = cls(model, processor, family, settings.retriever, settings.batch_size)
+        if not settings.batch_size:  # auto: sized for the device
+            probe = probe_page(settings.dpi, settings.max_page_pixels)
+            retriever.batch_size = auto_batch_size(retriever, probe)
+        return retriever
 
     @property
     def device(self) -> torch.device:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag.ahead import ahead
+from rag.ahead import Behind, ahead
 
 
 def test_items_come_in_order_with_their_prepared_value():
@@ -73,3 +73,53 @@ def test_stopping_early_stops_and_closes_the_producer():
     iterator.close()  # joins the producer
     assert closed.is_set()
     assert not any(t.name == "render-ahead" for t in threading.enumerate())
+
+
+def test_behind_runs_work_in_order_off_the_callers_thread():
+    threads, done = set(), []
+
+    def work(n: int) -> None:
+        threads.add(threading.current_thread().name)
+        done.append(n)
+
+    with Behind(work, depth=2) as writer:
+        for n in range(20):
+            writer.submit(n)
+        writer.finish()
+    assert done == list(range(20))
+    assert threads == {"write-behind"}
+
+
+def test_behind_holds_at_most_depth_waiting_items():
+    release = threading.Event()
+    with Behind(lambda n: release.wait(), depth=2) as writer:
+        writer.submit(0)  # taken by the thread, blocked in work
+        time.sleep(0.3)
+        writer.submit(1)
+        writer.submit(2)  # two waiting: the next submit must block
+        blocked = threading.Thread(target=writer.submit, args=(3,))
+        blocked.start()
+        blocked.join(0.3)
+        assert blocked.is_alive()
+        release.set()
+        blocked.join()
+        writer.finish()
+
+
+def test_behind_reports_the_first_error_and_drops_the_rest():
+    done = []
+
+    def work(n: int) -> None:
+        if n == 1:
+            raise OSError("disk full")
+        done.append(n)
+
+    with Behind(work) as writer:
+        writer.submit(0)
+        writer.submit(1)
+        writer.submit(2)
+        with pytest.raises(OSError, match="disk full"):
+            writer.finish()
+        with pytest.raises(OSError, match="disk full"):
+            writer.submit(3)
+    assert done == [0]

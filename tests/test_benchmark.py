@@ -80,7 +80,10 @@ def test_scale_benchmark_builds_reopens_and_queries_a_binary_index(tmp_path):
     figures = dict(cells)
     assert float(figures["top-10 overlap with exact fp32"]) == 1.0  # the rerank covers all
     assert figures["query, median (vectors read from disk)"].endswith(" ms")
-    assert figures["binary scan of every page alone, median"].endswith(" ms")
+    stage = next(name for name in figures if name.startswith("binary stage alone"))
+    assert "128 bits on its best 500" in stage  # prefilter 10 x rerank 50
+    assert figures[stage].endswith(" ms")
+    assert figures["for comparison: 128-bit scan of every page, median"].endswith(" ms")
     assert not folder.exists()  # removed unless --keep
 
 
@@ -89,6 +92,7 @@ def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_m
 
     out = tmp_path / "indexing.md"
     arguments = ["--pages", "6", "--models", "tiny", "--dpi", "48", "--out", str(out)]
+    arguments += ["--memory", "2,7"]
     text = indexing.main([*arguments, "--models-dir", str(tiny_models.root)])
     assert out.read_text() == text
     rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
@@ -98,3 +102,10 @@ def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_m
     assert float(naive[3]) == 1.0 and float(pipeline[2]) > 0
     assert pipeline[4] == pipeline[5] == "overlapped"  # rendered on the render-ahead thread
     assert pipeline[-1].endswith("%")
+    memory = [
+        line.strip("| ").split(" | ") for line in text.split("## Peak memory")[1].splitlines()
+    ]
+    memory = [row for row in memory if row[0].isdigit()]
+    assert [row[0] for row in memory] == ["2", "7"]  # one fresh process per PDF length
+    assert all(float(row[3]) >= float(row[2]) > 0 for row in memory)  # peak >= after loading
+    assert float(memory[0][4]) == 1.0

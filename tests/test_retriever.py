@@ -120,3 +120,24 @@ def test_flash_attention_without_its_package_is_one_clear_line(tiny_models):
     settings = Settings(retriever=str(tiny_models / "colqwen2"))
     with pytest.raises(ConfigError, match="needs the flash-attn package"):
         Retriever.load(dataclasses.replace(settings, attn_implementation="flash_attention_2"))
+
+
+def test_batch_size_is_sized_for_the_device_unless_set(tiny_models):
+    from rag.batching import CPU_BATCH, fit_batch, probe_page
+
+    folder = str(tiny_models / "colqwen2")
+    assert Settings().batch_size == 0  # auto by default
+    assert Retriever.load(Settings(retriever=folder)).batch_size == CPU_BATCH  # on CPU
+    assert Retriever.load(Settings(retriever=folder, batch_size=7)).batch_size == 7
+    with pytest.raises(ConfigError, match="RAG_BATCH_SIZE"):
+        Settings.from_env({"RAG_BATCH_SIZE": "-1"}).validated()
+    # the CUDA rule: what fits 80% of the free memory after the fixed part, capped
+    gib = 2**30
+    assert fit_batch(free_bytes=60 * gib, fixed_bytes=2 * gib, per_page_bytes=gib) == 46
+    assert fit_batch(free_bytes=500 * gib, fixed_bytes=0, per_page_bytes=gib) == 64
+    assert fit_batch(free_bytes=gib, fixed_bytes=2 * gib, per_page_bytes=gib) == 1
+    letter = probe_page(dpi=144, max_pixels=12_000_000)
+    assert letter.size == (1224, 1584)
+    capped = probe_page(dpi=600, max_pixels=12_000_000)
+    assert capped.size[0] * capped.size[1] <= 12_000_000 * 1.001
+    assert abs(capped.size[0] / capped.size[1] - 8.5 / 11) < 0.01

@@ -17,7 +17,9 @@ A document is added by writing everything into ``.staging/<tmp>`` and renaming t
 ``docs/<doc_id>``: the rename is the commit, so a crash leaves the document whole or absent.
 The search mode (rag.index.modes) is recorded in the header: in "exact" mode the full vectors
 are held in memory; in the compressed modes only the compact form is, and the full vectors are
-memory-mapped from disk for the exact rerank and for heatmaps.
+memory-mapped from disk for the exact rerank and for heatmaps. A document's arrays are written a
+chunk of pages at a time (``embeddings`` may be ``StagedPages`` on disk): adding a long document
+takes no more memory than a short one.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ import os
 import shutil
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.lib.format import open_memmap
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index.base import Document, Hit, Index
@@ -50,6 +54,7 @@ from rag.index.modes import (
     RerankedSearch,
     pooled_candidates,
 )
+from rag.index.staged import StagedPages, page_chunks, page_lengths
 from rag.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
@@ -211,18 +216,16 @@ class LocalIndex(Index):
     def staging(self):
         return staging_folder(self.root)
 
-    def add(self, document: Document, staged: Path, embeddings: list[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
         self._check_header(dim)  # refuse a mismatch before the encoding work
-        arrays = self._encode(embeddings)  # outside the lock: pooling takes a while
+        self._write_arrays(staged, embeddings, dim)  # outside the lock: pooling takes a while
         with self._lock:
             self._check_header(dim)
             if self._read_header() is None:
                 self._write_header(dim)
-            for name, array in arrays.items():
-                np.save(staged / f"{name}.npy", array)
             atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
             fsync_tree(staged)
             target = self._docs_dir() / document.doc_id
@@ -231,23 +234,42 @@ class LocalIndex(Index):
             fsync_dir(target.parent)
             self._load(target)
 
-    def _encode(self, embeddings: list[torch.Tensor]) -> dict[str, np.ndarray]:
-        """The arrays stored for one document in this index's mode."""
-        full = torch.cat([page.detach().float().cpu() for page in embeddings])
+    def _write_arrays(self, staged: Path, embeddings: Sequence[torch.Tensor], dim: int) -> None:
+        """The arrays stored for one document in this index's mode, written a chunk of pages at
+        a time: memory does not grow with the document's length."""
         stored = _DTYPES[self._vector_dtype()]
-        arrays = {
-            "vectors": _to_numpy(full.to(stored)),
-            "lengths": np.array([page.shape[0] for page in embeddings], dtype=np.int64),
-        }
-        if self.mode == "pooled":
-            pooled = pool_pages([page.float().cpu() for page in embeddings], self.pool_factor)
-            arrays["pooled"] = _to_numpy(torch.cat(pooled).to(stored))
-            arrays["pooled_lengths"] = np.array([p.shape[0] for p in pooled], dtype=np.int64)
-        elif self.mode == "binary":
-            from rag.binary import binarize
+        lengths = page_lengths(embeddings)
+        total = sum(lengths)
+        numpy_dtype = np.uint16 if stored == torch.bfloat16 else np.float32
+        vectors = open_memmap(staged / "vectors.npy", "w+", numpy_dtype, (total, dim))
+        bits = None
+        if self.mode == "binary":
+            from rag.binary import WORD_BITS, binarize
 
-            arrays["bits"] = binarize(full)
-        return arrays
+            bits = open_memmap(staged / "bits.npy", "w+", np.uint64, (total, dim // WORD_BITS))
+        pooled = StagedPages(staged / "pooled.staged") if self.mode == "pooled" else None
+        start = 0
+        for chunk_lengths, chunk in page_chunks(embeddings):
+            stop = start + chunk.shape[0]
+            vectors[start:stop] = _to_numpy(chunk.to(stored))
+            if bits is not None:
+                bits[start:stop] = binarize(chunk)
+            if pooled is not None:
+                pooled.append(pool_pages(list(torch.split(chunk, chunk_lengths)), self.pool_factor))
+            start = stop
+        for array in (vectors, bits):
+            if array is not None:
+                array.flush()
+        np.save(staged / "lengths.npy", np.array(lengths, dtype=np.int64))
+        if pooled is not None:
+            rows = open_memmap(staged / "pooled.npy", "w+", numpy_dtype, (pooled.tokens, dim))
+            start = 0
+            for _lengths, chunk in pooled.chunks():
+                rows[start : start + chunk.shape[0]] = _to_numpy(chunk.to(stored))
+                start += chunk.shape[0]
+            rows.flush()
+            np.save(staged / "pooled_lengths.npy", np.array(pooled.lengths, dtype=np.int64))
+            pooled.path.unlink()
 
     def delete(self, doc_id: str) -> Document:
         with self._lock:
@@ -373,16 +395,16 @@ class LocalIndex(Index):
 
     def _load(self, folder: Path) -> None:
         document = Document(**json.loads((folder / "doc.json").read_text()))
-        # Compressed modes keep the full vectors on disk, memory-mapped.
-        mmap = None if self.mode == "exact" else "r"
+        # Vectors stay on disk, memory-mapped: the search layout holds its own copy of what it
+        # searches (every vector in exact mode), the rest is read for reranks and heatmaps.
         lengths = np.load(folder / "lengths.npy")
         stored = _Stored(
             document,
-            np.load(folder / "vectors.npy", mmap_mode=mmap),
+            np.load(folder / "vectors.npy", mmap_mode="r"),
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         )
         if self.mode == "pooled":
-            pooled = _from_numpy(np.load(folder / "pooled.npy"))
+            pooled = _from_numpy(np.load(folder / "pooled.npy", mmap_mode="r"))
             lengths = np.load(folder / "pooled_lengths.npy").tolist()
             stored.pooled = list(torch.split(pooled, lengths))
         elif self.mode == "binary":

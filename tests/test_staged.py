@@ -1,0 +1,82 @@
+"""Pages staged on disk while a document is encoded: round trips, chunks, and an index add."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rag.index.base import Document
+from rag.index.local import LocalIndex
+from rag.index.staged import StagedPages, page_chunks, page_lengths
+
+
+def pages_of(lengths: list[int], dim: int = 8, seed: int = 0) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, dim, generator=generator) for n in lengths]
+
+
+def test_staged_pages_read_back_exactly_as_appended(tmp_path):
+    pages = pages_of([3, 7, 1, 5, 4])
+    staged = StagedPages(tmp_path / "v.staged")
+    staged.append(pages[:2])
+    staged.append(pages[2:])
+    assert len(staged) == 5 and staged.tokens == 20 and staged.lengths == [3, 7, 1, 5, 4]
+    assert all(torch.equal(a, b) for a, b in zip(staged, pages, strict=True))
+    assert torch.equal(staged[-1], pages[-1])
+    assert [p.shape for p in staged[1:4]] == [p.shape for p in pages[1:4]]
+    assert (tmp_path / "v.staged").stat().st_size == 20 * 8 * 4
+    with pytest.raises(IndexError):
+        staged[5]
+
+
+def test_bf16_pages_are_staged_as_float32_values(tmp_path):
+    page = torch.randn(4, 8).to(torch.bfloat16)
+    staged = StagedPages(tmp_path / "v.staged")
+    staged.append([page])
+    assert staged[0].dtype == torch.float32 and torch.equal(staged[0], page.float())
+
+
+def test_pages_of_another_width_are_refused(tmp_path):
+    staged = StagedPages(tmp_path / "v.staged")
+    staged.append(pages_of([2]))
+    with pytest.raises(ValueError, match=r"\(n, 8\)"):
+        staged.append(pages_of([2], dim=16))
+    assert len(staged) == 1
+
+
+@pytest.mark.parametrize("max_tokens", [1, 6, 10, 1000])
+def test_chunks_cover_whole_pages_in_order(tmp_path, max_tokens):
+    pages = pages_of([3, 7, 1, 5, 4])
+    staged = StagedPages(tmp_path / "v.staged")
+    staged.append(pages)
+    for source in (staged, pages):
+        chunks = list(page_chunks(source, max_tokens))
+        assert [n for lengths, _ in chunks for n in lengths] == [3, 7, 1, 5, 4]
+        assert torch.equal(torch.cat([rows for _, rows in chunks]), torch.cat(pages))
+        for lengths, rows in chunks:
+            assert rows.shape[0] == sum(lengths)
+            assert len(lengths) == 1 or sum(lengths[:-1]) < max_tokens  # never past the limit
+    assert page_lengths(staged) == page_lengths(pages) == [3, 7, 1, 5, 4]
+
+
+@pytest.mark.parametrize("mode", ["exact", "pooled", "binary"])
+def test_an_index_stores_staged_pages_exactly_as_a_list(tmp_path, mode, monkeypatch):
+    monkeypatch.setattr("rag.index.staged.CHUNK_TOKENS", 16)  # several chunks per document
+    chunks = list(page_chunks(pages_of([30, 12, 25, 9])))
+    assert len(chunks) == 3
+    pages = pages_of([30, 12, 25, 9], dim=64, seed=1)
+    staged = StagedPages(tmp_path / "v.staged")
+    staged.append(pages)
+    folders = []
+    for name, embeddings in (("list", pages), ("staged", staged)):
+        index = LocalIndex(tmp_path / name, "tiny/colqwen2", mode=mode, pool_factor=2)
+        with index.staging() as folder:
+            index.add(Document("aaaa", "a.pdf", 4, "2026-01-01"), folder, embeddings)
+        folders.append(tmp_path / name / "docs" / "aaaa")
+    names = sorted(p.name for p in folders[0].iterdir())
+    assert names == sorted(p.name for p in folders[1].iterdir())
+    assert "v.staged" not in names and not any(n.endswith(".staged") for n in names)
+    for name in names:
+        if name.endswith(".npy"):
+            assert np.array_equal(np.load(folders[0] / name), np.load(folders[1] / name)), name

@@ -16,9 +16,14 @@ a ColQwen2 at Qwen2-VL-2B's real widths with 2 text and 2 vision layers, pages c
 visual tokens: random weights cost the same compute as trained ones. For each: pages/s, the
 time in each stage, and the pipeline's overhead ``(wall - encoder) / encoder``.
 
+``--full-size`` (for a GPU) instead instantiates ColQwen2 and ColPali at their real sizes with
+random weights and reports the encoder's pages/s and MFU at ``--batch-sizes``, then the
+pipeline at the best of them (``benchmarks.full_size``).
+
 ``--memory 50,500`` also indexes a PDF of each length with the first model, each in a fresh
-process, and reports its peak resident memory: rendering, encoding and writing are streamed
-(pages staged on disk, the index written a chunk at a time), so it should not grow with length.
+process, and reports its resident memory once the model is loaded and its peak while indexing
+(Linux: the peak is reset after loading): rendering, encoding and writing are streamed (pages
+staged on disk, the index written a chunk at a time), so it should not grow with length.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -78,6 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--memory", default="", help="comma-separated PDF lengths, e.g. 50,500")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-indexing.md"))
+    parser.add_argument("--full-size", action="store_true", help="real-size models, for a GPU")
+    parser.add_argument("--batch-sizes", default="1,4,8,16,32", help="with --full-size")
+    parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)  # full widths, few layers
+    parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -91,6 +99,12 @@ def main(argv: list[str] | None = None) -> str:
     if args.memory_child:
         print(json.dumps(memory_child(args)))
         return ""
+    if args.full_size:
+        text = full_size(args)
+        print(text)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        return text
     runs = []
     with tempfile.TemporaryDirectory(prefix="indexing-bench-") as scratch:
         pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
@@ -196,6 +210,76 @@ def pipelined(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
     return Run(model, mode, result.pages, wall, stages)
 
 
+def full_size(args: argparse.Namespace) -> str:
+    """Full-size models: encoder pages/s and MFU per batch size, then the pipeline."""
+    import torch
+
+    from benchmarks import full_size as fs
+    from rag.retriever import Retriever
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    names = args.models.split(",") if args.models != ",".join(MODELS) else list(fs.ARCHITECTURES)
+    measures, runs = [], []
+    with tempfile.TemporaryDirectory(prefix="indexing-full-") as scratch:
+        pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
+        settings = Settings(retriever="full-size", dpi=args.dpi, device=device)
+        info = inspect_pdf(pdf, settings)
+        with LocalIndex(Path(scratch) / "pages", "full-size").staging() as staged:
+            images = [open_image(p.path) for p in render_pages(pdf, staged, settings, info)]
+        for name in names:
+            model, processor = fs.build(name, device, args.layers)
+            retriever = Retriever(model, processor, name, f"{name} (full size, random)")
+            peak = fs.peak_bf16(device)
+            for batch in (int(b) for b in args.batch_sizes.split(",")):
+                rate, flops = fs.measure(retriever, images, batch, args.repeats)
+                measures.append(fs.Measure(name, batch, rate, flops, peak))
+            best = max((m for m in measures if m.model == name), key=lambda m: m.pages_per_s)
+            retriever.batch_size = best.batch
+            run_settings = replace(
+                settings, retriever=name, batch_size=best.batch, data_dir=Path(scratch) / name
+            )
+            models = Models(run_settings)
+            models._retriever = retriever  # built in memory, not loaded from a folder
+            runs.append(pipelined(name, pdf, run_settings, models))
+            del model, retriever, models
+            if device == "cuda":
+                torch.cuda.empty_cache()
+    return full_size_report(args, device, measures, runs)
+
+
+def full_size_report(args: argparse.Namespace, device: str, measures: list, runs: list) -> str:
+    from benchmarks import full_size as fs
+    from benchmarks.search import machine
+
+    layers = f" --layers {args.layers}" if args.layers else ""
+    lines = [
+        f"# Indexing benchmark, full-size models: {args.pages} pages",
+        "",
+        f"- command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
+        f"--batch-sizes {args.batch_sizes}{layers}` (DPI {args.dpi})",
+        f"- machine: {machine()}; device {device}, "
+        f"{'bf16' if device.startswith('cuda') else 'fp32'}",
+        f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} passes "
+        "after a warm-up; "
+        "MFU: model FLOPs (2 x parameters x tokens, see benchmarks/full_size.py) per second "
+        "over the device's dense bf16 peak",
+        "",
+        *fs.report_rows(measures),
+        "",
+        "Pipeline (`Pipeline.add_pdf`) at each model's fastest batch size:",
+        "",
+        "| model | batch | pages/s | encode s | wall s | overhead |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        batch = run.mode.split("batches of ")[1].split(",")[0]
+        lines.append(
+            f"| {run.model} | {batch} | {run.pages_per_s:.2f} | {run.stages['encode']:.1f} | "
+            f"{run.wall_s:.1f} | {run.overhead:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def memory_run(args: argparse.Namespace, pages: int) -> dict:
     """Index a ``pages``-page PDF in a fresh process (peak memory is per process)."""
     model = args.models.split(",")[0]
@@ -220,7 +304,8 @@ def memory_child(args: argparse.Namespace) -> dict:
         models = Models(settings)
         blank = Image.new("RGB", (612, 792), "white")
         models.retriever.encode(models.retriever.preprocess([blank]))  # loaded and warm
-        loaded = _peak_rss_mb()
+        loaded = _status_mb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from here
         started = time.perf_counter()
         result = Pipeline(settings, models=models).add_pdf(pdf)
         seconds = time.perf_counter() - started
@@ -231,12 +316,16 @@ def memory_child(args: argparse.Namespace) -> dict:
         "pages": result.pages,
         "seconds": seconds,
         "loaded_mb": loaded,
-        "peak_mb": _peak_rss_mb(),
+        "peak_mb": _status_mb("VmHWM"),
     }
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def memory_report(args: argparse.Namespace, runs: list[dict]) -> str:
@@ -244,7 +333,8 @@ def memory_report(args: argparse.Namespace, runs: list[dict]) -> str:
         "",
         f"## Peak memory by PDF length ({runs[0]['model']} model, one fresh process each)",
         "",
-        "| pages | seconds | peak RSS after loading the model, MB | peak RSS, MB | x shortest |",
+        "| pages | seconds | RSS with the model loaded, MB | peak RSS while indexing, MB | "
+        "x shortest |",
         "|---:|---:|---:|---:|---:|",
     ]
     for run in runs:

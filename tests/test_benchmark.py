@@ -109,3 +109,28 @@ def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_m
     assert [row[0] for row in memory] == ["2", "7"]  # one fresh process per PDF length
     assert all(float(row[3]) >= float(row[2]) > 0 for row in memory)  # peak >= after loading
     assert float(memory[0][4]) == 1.0
+
+
+def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path):
+    """The --full-size path with full widths but one layer each (full depth is for a GPU)."""
+    from benchmarks import indexing
+
+    out = tmp_path / "full.md"
+    arguments = ["--full-size", "--layers", "1", "--pages", "2", "--batch-sizes", "1,2"]
+    arguments += ["--repeats", "1", "--dpi", "36", "--out", str(out)]
+    text = indexing.main(arguments)
+    assert out.read_text() == text
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| col")]
+    encoder = [row for row in rows if len(row) == 6 and row[5].endswith(("%", "n/a"))][:4]
+    assert [(row[0], row[1]) for row in encoder] == [
+        ("colqwen2", "1"),
+        ("colqwen2", "2"),
+        ("colpali", "1"),
+        ("colpali", "2"),
+    ]
+    for row in encoder:
+        assert float(row[2]) > 0 and float(row[3]) > 0  # pages/s, GFLOP per page
+        assert row[5] == ("n/a" if not torch.cuda.is_available() else row[5])
+    pipeline = [row for row in rows if row not in encoder]
+    assert [row[0] for row in pipeline] == ["colqwen2", "colpali"]
+    assert all(row[-1].endswith("%") for row in pipeline)

@@ -4,7 +4,7 @@ things only Qdrant has (points outside the local records) and the --index parsin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from rag.config import Settings
 from rag.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
 from rag.index import Document, Index, LocalIndex, open_index, parse_index
 from rag.index.qdrant import QdrantIndex, point_id
+from rag.index.staged import StagedPages
 from rag.scoring import maxsim
 
 RETRIEVER = "tiny/colqwen2"
@@ -73,7 +74,7 @@ def _pages(seed: int, count: int, dim: int = DIM) -> list[torch.Tensor]:
 
 
 def _add(
-    index: Index, doc_id: str, embeddings: list[torch.Tensor], added: str = "2026-01-01"
+    index: Index, doc_id: str, embeddings: Sequence[torch.Tensor], added: str = "2026-01-01"
 ) -> Document:
     document = Document(doc_id, f"{doc_id}.pdf", len(embeddings), added)
     with index.staging() as staged:
@@ -331,3 +332,19 @@ def test_open_index_picks_the_backend(tmp_path, monkeypatch):
         index.close()
     with pytest.raises(ConfigError, match="RAG_INDEX_MODE=binary"):
         open_index(replace(settings, index_mode="binary"))
+
+
+def test_pages_staged_on_disk_are_added_like_a_list(make_index, tmp_path):
+    index = make_index()
+    pages = _pages(3, 3)
+    staged = StagedPages(tmp_path / "vectors.staged")
+    staged.append(pages[:1])
+    staged.append(pages[1:])
+    _add(index, "aaaa", staged)
+    query = pages[2][:4]
+    expected = _expected(query, {"aaaa": pages})
+    hits = index.search(query, k=3)
+    assert (hits[0].doc_id, hits[0].page_number) == ("aaaa", 3)
+    for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.doc_id, hit.page_number], abs=1e-2)
+    torch.testing.assert_close(index.page_embedding("aaaa", 2), pages[1], atol=1e-2, rtol=0)

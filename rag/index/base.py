@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +43,10 @@ class Index(ABC):
         """A scratch folder to render a new document's pages into; removed unless committed."""
 
     @abstractmethod
-    def add(self, document: Document, staged: Path, embeddings: list[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
         """Atomically add ``document``: its page images in ``staged`` (page-NNNN.png) and one
-        (n_i, dim) embedding per page. After a crash the document is either whole or absent."""
+        (n_i, dim) embedding per page (a list, or ``StagedPages`` read back from disk a chunk at
+        a time). After a crash the document is either whole or absent."""
 
     @abstractmethod
     def delete(self, doc_id: str) -> Document:

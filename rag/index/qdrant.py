@@ -31,7 +31,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -249,7 +249,7 @@ class QdrantIndex(Index):
     def staging(self):
         return staging_folder(self.root)
 
-    def add(self, document: Document, staged: Path, embeddings: list[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
@@ -272,7 +272,7 @@ class QdrantIndex(Index):
             fsync_dir(target.parent)
             self._docs[document.doc_id] = document
 
-    def _upsert(self, document: Document, embeddings: list[torch.Tensor]) -> None:
+    def _upsert(self, document: Document, embeddings: Sequence[torch.Tensor]) -> None:
         from qdrant_client import models
 
         for start in range(0, len(embeddings), UPSERT_PAGES):

@@ -93,13 +93,13 @@ def build_tokenizer():
     )
 
 
-def _processor(processor_class):
+def _processor(processor_class, image_size: int = IMAGE_SIZE):
     """PaliGemmaProcessor (or ColPaliProcessor): SigLIP image processor + tiny Gemma tokenizer."""
     from transformers import SiglipImageProcessor
 
     image_processor = SiglipImageProcessor(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        image_seq_length=IMAGE_SEQ_LENGTH,
+        size={"height": image_size, "width": image_size},
+        image_seq_length=(image_size // PATCH_SIZE) ** 2,
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
         resample=3,
@@ -108,28 +108,45 @@ def _processor(processor_class):
     return processor_class(image_processor=image_processor, tokenizer=build_tokenizer())
 
 
-def _config(tokenizer):
+TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+TINY_TEXT = dict(
+    hidden_size=TEXT_HIDDEN,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    head_dim=32,
+)
+# PaliGemma-3B at 448 px, as vidore/colpali-v1.3's base: SigLIP so400m (27 layers, 1152 wide, 16
+# heads, MLP 4304) and Gemma-2B (18 layers, 2048 wide, 8 heads of 256, 1 KV head, MLP 16384).
+FULL_VISION = dict(
+    hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16
+)
+FULL_TEXT = dict(
+    hidden_size=2048,
+    intermediate_size=16384,
+    num_hidden_layers=18,
+    num_attention_heads=8,
+    num_key_value_heads=1,
+    head_dim=256,
+)
+FULL_IMAGE_SIZE = 448  # 32 x 32 patches = 1024 image tokens per page
+
+
+def _config(tokenizer, vision_sizes=TINY_VISION, text_sizes=TINY_TEXT, image_size=IMAGE_SIZE):
     """PaliGemmaConfig sized after the processor has grown the tokenizer's vocabulary."""
     from transformers import GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
 
     vocab_size = len(tokenizer)
     vision = SiglipVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
+        **vision_sizes,
+        image_size=image_size,
         patch_size=PATCH_SIZE,
         vision_use_head=False,
     )
     text = GemmaConfig(
         vocab_size=vocab_size,
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
+        **text_sizes,
         max_position_embeddings=2048,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -140,8 +157,8 @@ def _config(tokenizer):
         text_config=text.to_dict(),
         image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         vocab_size=vocab_size,
-        projection_dim=TEXT_HIDDEN,
-        hidden_size=TEXT_HIDDEN,
+        projection_dim=text_sizes["hidden_size"],
+        hidden_size=text_sizes["hidden_size"],
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -163,6 +180,21 @@ def build_colpali(out_root: Path) -> Path:
     processor.save_pretrained(folder)
     model.save_pretrained(folder)
     return folder
+
+
+def colpali_at_scale(vision_layers: int | None = None, text_layers: int | None = None):
+    """A ``ColPali`` at PaliGemma-3B-448's real widths and (unless overridden) layer counts, in
+    memory, with its processor: (model, processor). Only the vocabulary is the test kit's (the
+    embedding table is a lookup: it costs no compute per page). Weights are random, created on
+    the current default device and dtype."""
+    from colpali_engine.models import ColPali, ColPaliProcessor
+
+    vision = FULL_VISION | ({"num_hidden_layers": vision_layers} if vision_layers else {})
+    text = FULL_TEXT | ({"num_hidden_layers": text_layers} if text_layers else {})
+    processor = _processor(ColPaliProcessor, FULL_IMAGE_SIZE)
+    model = ColPali(_config(processor.tokenizer, vision, text, FULL_IMAGE_SIZE)).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor
 
 
 LORA_TARGETS = (

@@ -355,18 +355,22 @@ MID_VISION = dict(embed_dim=1280, hidden_size=1536, mlp_ratio=4, num_heads=16)
 MID_MROPE_SECTION = [16, 24, 24]  # Qwen2-VL's, for 128-wide heads
 
 
-def build_colqwen2_mid(
-    out_root: Path, text_layers: int = 2, vision_depth: int = 2, visual_tokens: int = 256
-) -> Path:
-    """A ``ColQwen2`` at Qwen2-VL-2B's widths with ``text_layers`` + ``vision_depth`` layers,
-    pages capped at ``visual_tokens`` (ColQwen's ``max_num_visual_tokens`` knob)."""
-    folder = Path(out_root) / f"colqwen2_mid-{text_layers}x{vision_depth}-{visual_tokens}"
-    if is_built(folder):
-        return folder
+FULL_TEXT_LAYERS, FULL_VISION_DEPTH = 28, 32  # Qwen2-VL-2B, the base of vidore/colqwen2-v1.0
+FULL_VISUAL_TOKENS = 768  # ColQwen2's page budget (max_num_visual_tokens)
+
+
+def colqwen2_at_scale(
+    text_layers: int = FULL_TEXT_LAYERS,
+    vision_depth: int = FULL_VISION_DEPTH,
+    visual_tokens: int = FULL_VISUAL_TOKENS,
+):
+    """A ``ColQwen2`` at Qwen2-VL-2B's widths with ``text_layers`` + ``vision_depth`` layers
+    (the real counts by default), pages capped at ``visual_tokens``, in memory with its
+    processor: (model, processor). Only the vocabulary is the test kit's (the embedding table is
+    a lookup: no compute per page). Weights are random, on the default device and dtype."""
     from colpali_engine.models import ColQwen2, ColQwen2Processor
     from transformers import Qwen2VLConfig
 
-    seed(12)
     processor = _processor(ColQwen2Processor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
     text = _text_config(processor.tokenizer) | MID_TEXT | {"num_hidden_layers": text_layers}
     text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": MID_MROPE_SECTION}
@@ -382,4 +386,16 @@ def build_colqwen2_mid(
     )
     model = ColQwen2(config).eval()
     randomize_bias(model.custom_text_proj)
+    return model, processor
+
+
+def build_colqwen2_mid(
+    out_root: Path, text_layers: int = 2, vision_depth: int = 2, visual_tokens: int = 256
+) -> Path:
+    """``colqwen2_at_scale`` with few layers (2 + 2: the CPU benchmark's mid-size model), saved."""
+    folder = Path(out_root) / f"colqwen2_mid-{text_layers}x{vision_depth}-{visual_tokens}"
+    if is_built(folder):
+        return folder
+    seed(12)
+    model, processor = colqwen2_at_scale(text_layers, vision_depth, visual_tokens)
     return _save(folder, processor, model)

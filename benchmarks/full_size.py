@@ -1,0 +1,151 @@
+"""Encoder throughput and MFU of full-size ColQwen2 and ColPali (random weights), for a GPU.
+
+    python -m benchmarks.indexing --full-size [--models colqwen2,colpali] [--batch-sizes 1,4,16]
+
+Each architecture is instantiated at its real size (Qwen2-VL-2B / PaliGemma-3B-448 widths and
+layer counts, from ``tests.tiny_models``) directly on the device in bf16 (fp32 on CPU, where
+bf16 is only for search), with random weights: they cost the same compute as trained ones. Pages
+come from the synthetic PDF, rendered and preprocessed once; each batch size then times
+``Retriever.encode`` alone over the pages, then ``Pipeline.add_pdf`` runs at the best batch size.
+
+Model FLOPs per page count the matmuls: 2 x (vision parameters x vision tokens + other
+parameters x sequence tokens), the vocabulary table excluded (a lookup) and attention's
+quadratic term left out (a few percent at these lengths). MFU = FLOPs/s over the device's dense
+bf16 peak, for GPUs in ``PEAK_BF16``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+ARCHITECTURES = ("colqwen2", "colpali")
+# Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
+PEAK_BF16 = (
+    ("H100 PCIe", 756e12),
+    ("H100", 989e12),  # SXM / HBM3
+    ("H200", 989e12),
+    ("GH200", 989e12),
+    ("A100", 312e12),
+    ("L40S", 362e12),
+    ("L4", 121e12),
+)
+
+
+@dataclass
+class Measure:
+    model: str
+    batch: int
+    pages_per_s: float
+    flops_per_page: float
+    peak: float | None  # the device's bf16 peak, if known
+
+    @property
+    def mfu(self) -> float | None:
+        return None if self.peak is None else self.pages_per_s * self.flops_per_page / self.peak
+
+
+def build(name: str, device: str, layers: int | None = None):
+    """(model, processor) of ``name`` at full size (``layers`` overrides every layer count, for a
+    quick check), created on ``device`` in its compute dtype."""
+    from tests.tiny_models.common import seed
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    seed(0)
+    with _default(device, dtype):
+        if name == "colqwen2":
+            from tests.tiny_models.qwen import (
+                FULL_TEXT_LAYERS,
+                FULL_VISION_DEPTH,
+                colqwen2_at_scale,
+            )
+
+            return colqwen2_at_scale(layers or FULL_TEXT_LAYERS, layers or FULL_VISION_DEPTH)
+        if name == "colpali":
+            from tests.tiny_models.gemma import colpali_at_scale
+
+            return colpali_at_scale(layers, layers)
+    raise SystemExit(f"unknown architecture {name!r}: expected one of {', '.join(ARCHITECTURES)}")
+
+
+@contextlib.contextmanager
+def _default(device: str, dtype: torch.dtype):
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def flops_per_page(model, inputs) -> float:
+    """2 x (vision parameters x vision tokens + other parameters x tokens) per page, averaged
+    over the batch; the vocabulary table is a lookup, not a matmul."""
+    vision, other = 0, 0
+    for name, parameter in model.named_parameters():
+        if "embed_tokens" in name:
+            continue
+        if "visual" in name or "vision_tower" in name:
+            vision += parameter.numel()
+        else:
+            other += parameter.numel()
+    sequence = inputs["attention_mask"].sum().item()
+    if "image_grid_thw" in inputs:  # ColQwen2: one vision token per 14 px patch
+        vision_tokens = inputs["image_grid_thw"].prod(dim=-1).sum().item()
+    else:  # ColPali: a fixed square of patches per page
+        config = model.config.vision_config
+        per_image = (config.image_size // config.patch_size) ** 2
+        vision_tokens = per_image * inputs["pixel_values"].shape[0]
+    pages = inputs["attention_mask"].shape[0]
+    return 2 * (vision * vision_tokens + other * sequence) / pages
+
+
+def peak_bf16(device: str) -> float | None:
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for fragment, peak in PEAK_BF16 if fragment in name), None)
+
+
+def measure(retriever, images: list, batch: int, repeats: int = 3) -> tuple[float, float]:
+    """(pages/s of ``encode`` alone, model FLOPs per page) at ``batch`` pages per pass: the
+    median of ``repeats`` passes over every page, after a warm-up pass."""
+    batches = [retriever.preprocess(images[i : i + batch]) for i in range(0, len(images), batch)]
+    device = retriever.device
+
+    def run() -> float:
+        _sync(device)
+        started = time.perf_counter()
+        for inputs in batches:
+            retriever.encode(inputs)
+        _sync(device)
+        return time.perf_counter() - started
+
+    run()
+    seconds = statistics.median(run() for _ in range(repeats))
+    flops = statistics.mean(flops_per_page(retriever.model, inputs) for inputs in batches)
+    return len(images) / seconds, flops
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def report_rows(measures: list[Measure]) -> list[str]:
+    lines = [
+        "| model | batch | pages/s | GFLOP/page | TFLOP/s | MFU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in measures:
+        mfu = "n/a" if m.mfu is None else f"{m.mfu:.0%}"
+        lines.append(
+            f"| {m.model} | {m.batch} | {m.pages_per_s:.2f} | {m.flops_per_page / 1e9:,.1f} | "
+            f"{m.pages_per_s * m.flops_per_page / 1e12:.2f} | {mfu} |"
+        )
+    return lines

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rag.binary import PREFILTER, BinaryPages, binarize, warmup
+from rag.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 from rag.pooling import pool_page
 from rag.scoring import (
     CHUNK_ELEMENTS,
@@ -499,13 +499,14 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         f"then exact bf16 of the top {args.rerank} ({full})",
     )
     keep = args.prefilter * args.rerank
+    runs = 0 < keep <= PREFILTER_MAX_SHARE * n_pages
+    first = f"64-bit pass keeps {keep:,} pages" if runs else "64-bit pass off (too few pages)"
     measure(
         "binary-prefilter+rerank",
         lambda q: rerank(q, binary.top(binarize(q), args.rerank, args.prefilter)[0], bf16, k),
         n_pages,
         bit_bytes,
-        f"64-bit pass keeps {keep:,} pages, 128 bits pick {args.rerank}, exact bf16 reranks "
-        "them: RAG_INDEX_MODE=binary",
+        f"{first}, 128 bits pick {args.rerank}, exact bf16 reranks them: RAG_INDEX_MODE=binary",
     )
     return rows
 
@@ -555,8 +556,8 @@ def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Bui
     lines = [
         f"# Search benchmark: {args.pages:,} synthetic {args.shape} pages",
         "",
-        f"- command: `{command}` (k={args.k}, rerank={args.rerank}, seed={args.seed}, "
-        f"max RAM {args.max_ram_gb:g} GB)",
+        f"- command: `{command}` (k={args.k}, rerank={args.rerank}, "
+        f"prefilter={args.prefilter}, seed={args.seed}, max RAM {args.max_ram_gb:g} GB)",
         f"- machine: {machine()}",
         f"- pages: {low}-{high} x {DIM} tokens per page, {n_tokens:,} tokens; documents of "
         f"{corpus.pages_per_doc} pages, each with {corpus.doc_topics} of {corpus.n_centroids} "

@@ -234,7 +234,8 @@ class Pipeline:
                 done = 0
                 for pages, inputs in prepared:
                     with self.models.busy:
-                        writer.submit(retriever.encode(inputs))
+                        encoded = retriever.encode(inputs)
+                    writer.submit(encoded)  # may wait for the disk: not while holding the models
                     done += len(pages)
                     if progress:
                         progress(done, info.pages, name)

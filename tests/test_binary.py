@@ -173,7 +173,7 @@ def test_top_without_prefilter_is_the_full_ranking():
     expected = sorted(range(len(full)), key=lambda row: (-full[row], row))[:5]
     assert rows.tolist() == expected
     assert scores.tolist() == full[expected].tolist()
-    assert pages.top(query, 5, prefilter=8)[0].tolist() == expected  # 40 pages <= 8 x 5: no pass
+    assert pages.top(query, 5, prefilter=8)[0].tolist() == expected  # would keep 40: no pass
     assert pages.top(query, 100)[0].shape == (40,)
 
 
@@ -184,9 +184,9 @@ def test_the_prefilter_pass_keeps_pages_by_their_first_word_then_ranks_by_all_bi
     # first word 4 bits off, second word right: 56 + 64 = 120 in full, 56 on the first word
     mostly = signs("-" * 4 + "+" * 124)
     wrong = signs("-" * 128)
-    pages = BinaryPages.from_bits(
-        binarize(torch.stack([wrong, first_only, wrong, mostly, wrong, wrong])),
-        offsets_of([1] * 6),
+    pages = BinaryPages.from_bits(  # 10 pages: a pass keeping 2 keeps at most a quarter
+        binarize(torch.stack([wrong, first_only, wrong, mostly, *[wrong] * 6])),
+        offsets_of([1] * 10),
     )
     q = binarize(query)
     assert pages.top(q, 1, prefilter=0)[0].tolist() == [3]  # the full scan finds `mostly`
@@ -211,3 +211,16 @@ def test_bad_rows_are_refused():
     pages = BinaryPages.from_bits(bits, offsets)
     with pytest.raises(ValueError, match="page rows"):
         pages.scores(binarize(torch.randn(2, 128)), np.array([40]))
+
+
+def test_the_prefilter_pass_runs_only_when_it_keeps_at_most_a_quarter_of_the_pages(monkeypatch):
+    pages = BinaryPages.from_bits(*random_pages(9))  # 40 pages
+    calls = []
+    original = pages.prefilter_scores
+    monkeypatch.setattr(pages, "prefilter_scores", lambda q: calls.append(1) or original(q))
+    query = binarize(torch.randn(20, 128))
+    pages.top(query, 5, prefilter=2)  # keeps 10 of 40: runs
+    assert calls == [1]
+    pages.top(query, 5, prefilter=3)  # would keep 15: costs more than it saves
+    pages.top(query, 5, prefilter=0)  # off
+    assert calls == [1]

@@ -171,7 +171,7 @@ def test_an_index_built_in_another_mode_is_refused(tmp_path):
 
 
 def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactly(tmp_path):
-    pages = _pages(5, 30, dim=128)  # 30 pages > prefilter 2 x rerank 3: the 64-bit pass runs
+    pages = _pages(5, 30, dim=128)  # prefilter 2 x rerank 3 = 6 <= 30 / 4: the 64-bit pass runs
     index = LocalIndex(tmp_path, RETRIEVER, mode="binary", rerank=3, prefilter=2)
     _add(index, "aaaa", pages[:12])
     _add(index, "bbbb", pages[12:])

@@ -125,7 +125,7 @@ class LocalIndex(Index):
         mode: str = "exact",
         pool_factor: int = 3,
         rerank: int = 200,
-        prefilter: int = 10,
+        prefilter: int = 20,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id

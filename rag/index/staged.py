@@ -24,6 +24,7 @@ class StagedPages(Sequence[torch.Tensor]):
         self.path = Path(path)
         self.path.write_bytes(b"")
         self.lengths: list[int] = []
+        self.offsets: list[int] = [0]  # page i owns tokens offsets[i]:offsets[i + 1]
         self.dim: int | None = None
 
     def append(self, pages: list[torch.Tensor]) -> None:
@@ -35,11 +36,13 @@ class StagedPages(Sequence[torch.Tensor]):
         with self.path.open("ab") as handle:
             for page in pages:
                 handle.write(page.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        self.lengths += [int(page.shape[0]) for page in pages]
+        for page in pages:
+            self.lengths.append(int(page.shape[0]))
+            self.offsets.append(self.offsets[-1] + int(page.shape[0]))
 
     @property
     def tokens(self) -> int:
-        return sum(self.lengths)
+        return self.offsets[-1]
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -51,13 +54,19 @@ class StagedPages(Sequence[torch.Tensor]):
             item += len(self)
         if not 0 <= item < len(self):
             raise IndexError(f"page {item} of {len(self)}")
-        start = sum(self.lengths[:item])
-        return self._rows(start, start + self.lengths[item])
+        return self._rows(self.offsets[item], self.offsets[item + 1])
 
     def chunks(self, max_tokens: int | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """Consecutive whole pages of about ``max_tokens`` tokens (at least one page):
-        (their lengths, their vectors concatenated)."""
-        yield from page_chunks(self, max_tokens)
+        """Consecutive whole pages of about ``max_tokens`` (default ``CHUNK_TOKENS``) tokens, at
+        least one page each: (their lengths, their vectors concatenated), one read each."""
+        max_tokens = max_tokens or CHUNK_TOKENS
+        first = 0
+        while first < len(self):
+            last = first + 1
+            while last < len(self) and self.offsets[last] - self.offsets[first] < max_tokens:
+                last += 1
+            yield self.lengths[first:last], self._rows(self.offsets[first], self.offsets[last])
+            first = last
 
     def _rows(self, start: int, stop: int) -> torch.Tensor:
         assert self.dim is not None
@@ -80,17 +89,10 @@ def page_chunks(
     """Any sequence of pages, a few at a time: (their lengths, their vectors concatenated as
     float32 on the CPU), about ``max_tokens`` (default ``CHUNK_TOKENS``) tokens per chunk.
     Staged pages are read a chunk at a time, not a page at a time."""
-    max_tokens = max_tokens or CHUNK_TOKENS
     if isinstance(pages, StagedPages):
-        first, start = 0, 0
-        while first < len(pages):
-            last, stop = first, start
-            while last < len(pages) and (last == first or stop - start < max_tokens):
-                stop += pages.lengths[last]
-                last += 1
-            yield pages.lengths[first:last], pages._rows(start, stop)
-            first, start = last, stop
+        yield from pages.chunks(max_tokens)
         return
+    max_tokens = max_tokens or CHUNK_TOKENS
     batch: list[torch.Tensor] = []
     for page in pages:
         batch.append(page.detach().to("cpu", torch.float32))

@@ -1,7 +1,8 @@
-"""Rendering ahead of the encoder: a bounded queue filled by a background thread.
+"""Work ahead of the encoder and behind it, on background threads, with bounded queues.
 
-poppler already renders in a child process; this keeps it (and PNG decoding) busy while the
-retriever encodes the previous batch, without ever holding more than ``depth`` decoded pages.
+``ahead`` renders and preprocesses pages while the retriever encodes the previous batch (poppler
+already renders in child processes; Pillow's decoding and compression release the GIL), never
+holding more than a few items. ``Behind`` writes the encoder's output off its critical path.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -19,21 +21,26 @@ _POLL_S = 0.1
 
 
 def ahead(
-    items: Iterable[Item], prepare: Callable[[Item], Prepared], depth: int
+    items: Iterable[Item], prepare: Callable[[Item], Prepared], depth: int, workers: int = 1
 ) -> Iterator[tuple[Item, Prepared]]:
     """``(item, prepare(item))`` for each of ``items``, in order, produced by a background
-    thread at most ``depth`` items ahead of the consumer.
+    thread at most ``depth`` items ahead of the consumer; with ``workers`` above 1, that many
+    threads run ``prepare`` at once (``items`` is still read by one thread, in order).
 
-    An exception in the producer is raised in the consumer at the point it happened; when the
-    consumer stops early (an error, ``close()``), the producer stops after its current item.
+    An exception is raised in the consumer at the point it happened; when the consumer stops
+    early (an error, ``close()``), the producer stops after its current item and work not yet
+    started is dropped.
 
     >>> list(ahead(range(4), lambda n: n * n, depth=2))
     [(0, 0), (1, 1), (2, 4), (3, 9)]
+    >>> list(ahead(range(4), lambda n: n * n, depth=2, workers=2))
+    [(0, 0), (1, 1), (2, 4), (3, 9)]
     """
-    if depth < 1:
-        raise ValueError("depth must be at least 1")
+    if depth < 1 or workers < 1:
+        raise ValueError("depth and workers must be at least 1")
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare") if workers > 1 else None
 
     def put(entry: object) -> None:
         while not stop.is_set():
@@ -48,7 +55,7 @@ def ahead(
             for item in items:
                 if stop.is_set():
                     return
-                put((item, prepare(item)))
+                put((item, pool.submit(prepare, item) if pool else _done(prepare(item))))
         except BaseException as error:
             put(error)
         else:
@@ -67,10 +74,19 @@ def ahead(
                 return
             if isinstance(entry, BaseException):
                 raise entry
-            yield entry
+            item, prepared = entry
+            yield item, prepared.result()
     finally:
         stop.set()
         producer.join()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _done(value: Prepared) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
 
 
 class Behind:

@@ -41,6 +41,9 @@ class Settings:
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
     # Pages per retriever forward pass; 0: auto (on CUDA from free memory, else 4).
     batch_size: int = 0
+    # Threads preparing pages for the encoder while it works: chunks rendered at once (each its
+    # own poppler process) and batches preprocessed at once. 0: auto (half the CPU cores, 1-8).
+    page_workers: int = 0
     # ColQwen's resolution knob: at most this many visual tokens per page (0: the checkpoint's).
     max_visual_tokens: int = 0
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
@@ -104,7 +107,7 @@ class Settings:
         for name in ("top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
-        for name in ("batch_size", "binary_prefilter"):
+        for name in ("batch_size", "binary_prefilter", "page_workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:
@@ -115,6 +118,18 @@ class Settings:
         if self.answer_max_pixels < self.answer_min_pixels:
             raise ConfigError("RAG_ANSWER_MAX_PIXELS must be at least RAG_ANSWER_MIN_PIXELS")
         return dataclasses.replace(self, data_dir=Path(self.data_dir))
+
+
+MAX_PAGE_WORKERS = 8
+
+
+def page_workers(settings: Settings) -> int:
+    """``settings.page_workers``, or for 0 half this process's CPU cores, between 1 and
+    ``MAX_PAGE_WORKERS``: the other half is for the encoder (on CPU) and the rest of the app."""
+    if settings.page_workers:
+        return settings.page_workers
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_PAGE_WORKERS, (cores or 1) // 2))
 
 
 def _parse(name: str, raw: str, default: object) -> object:

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from rag.ahead import Behind, ahead
-from rag.config import Settings
+from rag.config import Settings, page_workers
 from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
@@ -225,11 +225,13 @@ class Pipeline:
         if progress:
             progress(0, info.pages, name)  # the clock for pages/s and ETA starts here
         with self.index.staging() as staged, self.index.staging() as scratch:
-            # poppler renders, and the processor prepares, up to two batches ahead of the
-            # encoder on one background thread; another writes its output to disk behind it.
+            # poppler renders, and the processor prepares, batches ahead of the encoder on
+            # background threads (page_workers of each); another writes its output behind it.
             embeddings = StagedPages(scratch / "vectors.staged")
             batches = _batches(render_pages(path, staged, self.settings, info), retriever)
-            prepared = ahead(batches, lambda b: retriever.preprocess([open_page(p) for p in b]), 2)
+            workers = page_workers(self.settings)
+            prepare = lambda b: retriever.preprocess([open_page(p) for p in b])  # noqa: E731
+            prepared = ahead(batches, prepare, depth=max(2, workers), workers=workers)
             with closing(prepared), Behind(embeddings.append, depth=2) as writer:
                 done = 0
                 for pages, inputs in prepared:

@@ -75,6 +75,53 @@ def test_stopping_early_stops_and_closes_the_producer():
     assert not any(t.name == "render-ahead" for t in threading.enumerate())
 
 
+def test_workers_prepare_items_at_once_and_keep_their_order():
+    both_started = threading.Barrier(2, timeout=30)  # a single worker would time out here
+
+    def prepare(n: int) -> int:
+        if n < 2:
+            both_started.wait()
+        time.sleep(0.05 * (5 - n))  # later items finish first
+        return n * n
+
+    assert list(ahead(range(6), prepare, depth=3, workers=2)) == [(n, n * n) for n in range(6)]
+
+
+def test_a_worker_error_is_raised_in_order_and_the_pool_is_shut_down():
+    def prepare(n: int) -> int:
+        if n == 2:
+            raise ValueError("chunk 2 is corrupt")
+        time.sleep(0.05 if n < 2 else 0)
+        return n
+
+    seen = []
+    with pytest.raises(ValueError, match="chunk 2"):
+        for item, _ in ahead(range(20), prepare, depth=4, workers=3):
+            seen.append(item)
+    assert seen == [0, 1]
+    assert not any(t.name.startswith("prepare") for t in threading.enumerate())
+
+
+def test_closing_early_drops_work_not_yet_started():
+    started = []
+
+    def prepare(n: int) -> int:
+        started.append(n)
+        time.sleep(0.1)
+        return n
+
+    iterator = ahead(range(100), prepare, depth=2, workers=2)
+    assert next(iterator) == (0, 0)
+    iterator.close()
+    assert len(started) <= 1 + 2 + 2  # consumed, queued, and one per worker at most
+    assert not any(t.name.startswith("prepare") for t in threading.enumerate())
+
+
+def test_depth_and_workers_must_be_positive():
+    with pytest.raises(ValueError, match="at least 1"):
+        next(ahead(range(3), str, depth=2, workers=0))
+
+
 def test_behind_runs_work_in_order_off_the_callers_thread():
     threads, done = set(), []
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
+import time
 
 import pytest
 from PIL import Image
 
 from rag import pdf as pdf_module
+from rag.config import MAX_PAGE_WORKERS, Settings, page_workers
 from rag.errors import (
+    ConfigError,
     CorruptPdfError,
     EmptyPdfError,
     EncryptedPdfError,
@@ -19,6 +24,7 @@ from rag.errors import (
 from rag.pdf import inspect_pdf, page_dpi, render_pages
 from tests import pdfs
 from tests.conftest import SAMPLES
+from tests.robustness import hostile
 
 
 def test_renders_every_page_at_the_configured_dpi(settings, tmp_path):
@@ -44,11 +50,11 @@ def test_renders_in_chunks_lazily(settings, tmp_path, monkeypatch):
     # 7 pages in chunks of 3: poppler is asked for pages 1-3 first, and nothing more is
     # rendered until those pages are consumed.
     source = pdfs.blank_pages(tmp_path, 7)
-    settings = dataclasses.replace(settings, render_chunk_pages=3)
+    settings = dataclasses.replace(settings, render_chunk_pages=3, page_workers=1)
     calls = []
     real_render = pdf_module._render_chunk
     monkeypatch.setattr(
-        pdf_module, "_render_chunk", lambda *args: calls.append(args[3]) or real_render(*args)
+        pdf_module, "_render_chunk", lambda *args: calls.append(args[3][:2]) or real_render(*args)
     )
     iterator = render_pages(source, tmp_path / "pages", settings)
     assert next(iterator).page_number == 1
@@ -56,6 +62,59 @@ def test_renders_in_chunks_lazily(settings, tmp_path, monkeypatch):
     rest = list(iterator)
     assert [page.page_number for page in rest] == [2, 3, 4, 5, 6, 7]
     assert calls == [(1, 3), (4, 6), (7, 7)]
+
+
+def test_page_workers_render_chunks_at_once_and_hand_pages_out_in_order(
+    settings, tmp_path, monkeypatch
+):
+    source = SAMPLES / "product_slides.pdf"
+    serial = list(render_pages(source, tmp_path / "serial", settings))
+    running, most = [0], [0]
+    lock = threading.Lock()
+    real_render = pdf_module._render_chunk
+
+    def render(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.3)  # long enough for the other workers to start theirs
+        try:
+            return real_render(*args)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(pdf_module, "_render_chunk", render)
+    settings = dataclasses.replace(settings, render_chunk_pages=1, page_workers=3)
+    parallel = list(render_pages(source, tmp_path / "parallel", settings))
+    assert most[0] >= 2
+    assert [p.page_number for p in parallel] == [p.page_number for p in serial] == [1, 2, 3]
+    for one, other in zip(serial, parallel, strict=True):
+        with Image.open(one.path) as first, Image.open(other.path) as second:
+            assert first.tobytes() == second.tobytes()
+    leftovers = {path.name for path in (tmp_path / "parallel").iterdir()}
+    assert leftovers == {"page-0001.png", "page-0002.png", "page-0003.png"}
+
+
+def test_a_bad_page_among_parallel_chunks_refuses_the_file_and_leaves_no_raw_renders(
+    settings, tmp_path
+):
+    sizes = [(612, 792)] * 5 + [(1, 1)] + [(612, 792)] * 4
+    source = hostile.pages_pdf(tmp_path / "bad.pdf", sizes)
+    settings = dataclasses.replace(settings, render_chunk_pages=2, page_workers=3)
+    out = tmp_path / "pages"
+    with pytest.raises(EmptyPdfError, match="page 6 renders to"):
+        list(render_pages(source, out, settings))
+    assert not list(out.glob("render-*")) and not list(out.rglob("*.ppm"))
+    assert not any(t.name.startswith("prepare") for t in threading.enumerate())
+
+
+def test_page_workers_default_to_half_the_cores_and_refuse_negatives():
+    cores = len(os.sched_getaffinity(0))
+    assert 1 <= page_workers(Settings()) <= max(1, min(MAX_PAGE_WORKERS, cores))
+    assert page_workers(Settings(page_workers=5)) == 5
+    with pytest.raises(ConfigError, match="RAG_PAGE_WORKERS"):
+        Settings.from_env({"RAG_PAGE_WORKERS": "-2"})
 
 
 def test_a_gigantic_page_is_rendered_within_the_pixel_cap(settings, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,34 @@ def test_an_index_stores_staged_pages_exactly_as_a_list(tmp_path, mode, monkeypa
     for name in names:
         if name.endswith(".npy"):
             assert np.array_equal(np.load(folders[0] / name), np.load(folders[1] / name)), name
+
+
+@pytest.mark.models
+def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path):
+    from rag.config import Settings
+    from rag.pipeline import Models, Pipeline
+    from tests.conftest import SAMPLES
+
+    base = Settings(retriever=str(tiny_models / "colqwen2"), dpi=48, device="cpu")
+    models = Models(dataclasses.replace(base, batch_size=1))
+    indexed = {}
+    for workers in (1, 3):
+        settings = dataclasses.replace(
+            base,
+            data_dir=tmp_path / str(workers),
+            batch_size=1,
+            render_chunk_pages=1,
+            page_workers=workers,
+        )
+        pipeline = Pipeline(settings, models=models)
+        progress: list[int] = []
+        result = pipeline.add_pdf(SAMPLES / "product_slides.pdf", progress=_done_into(progress))
+        assert result.status == "indexed" and progress == [0, 1, 2, 3]
+        index = pipeline.index
+        indexed[workers] = [index.page_embedding(result.doc_id, n) for n in (1, 2, 3)]
+    for serial, parallel in zip(indexed[1], indexed[3], strict=True):
+        assert torch.equal(serial, parallel)
+
+
+def _done_into(progress: list[int]):
+    return lambda done, total, name: progress.append(done)

@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from PIL import Image
@@ -30,10 +30,14 @@ from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
 from rag.overlay import render_overlay
-from rag.pdf import RenderedPage, inspect_pdf, render_pages
+from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages
 from rag.retriever import Retriever
 
 logger = logging.getLogger(__name__)
+
+# Prepared pages held ahead of the encoder at most: a ColQwen2 page's inputs are ~14 MB (fp32
+# patches), so a GPU's batches of 64 are prepared two at a time, not one per page worker.
+PAGES_AHEAD = 128
 
 # progress(pages_done, pages_total, document_name)
 Progress = Callable[[int, int, str], None]
@@ -225,13 +229,9 @@ class Pipeline:
         if progress:
             progress(0, info.pages, name)  # the clock for pages/s and ETA starts here
         with self.index.staging() as staged, self.index.staging() as scratch:
-            # poppler renders, and the processor prepares, batches ahead of the encoder on
-            # background threads (page_workers of each); another writes its output behind it.
+            # The encoder's output is written to disk behind it, on another thread.
             embeddings = StagedPages(scratch / "vectors.staged")
-            batches = _batches(render_pages(path, staged, self.settings, info), retriever)
-            workers = page_workers(self.settings)
-            prepare = lambda b: retriever.preprocess([open_page(p) for p in b])  # noqa: E731
-            prepared = ahead(batches, prepare, depth=max(2, workers), workers=workers)
+            prepared = self._prepared(path, staged, info, retriever)
             with closing(prepared), Behind(embeddings.append, depth=2) as writer:
                 done = 0
                 for pages, inputs in prepared:
@@ -246,6 +246,17 @@ class Pipeline:
             self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
         logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)
         return IndexResult(name, "indexed", doc_id, info.pages)
+
+    def _prepared(
+        self, path: Path, staged: Path, info: PdfInfo, retriever: Retriever
+    ) -> Iterator[tuple[list[RenderedPage], Any]]:
+        """Batches of rendered pages with their model inputs, in page order: poppler renders
+        and the processor prepares them ahead of the encoder, on page-worker threads."""
+        batches = _batches(render_pages(path, staged, self.settings, info), retriever)
+        workers = page_workers(self.settings)
+        depth = prepare_depth(workers, retriever.batch_size)
+        prepare = lambda b: retriever.preprocess([open_page(p) for p in b])  # noqa: E731
+        return ahead(batches, prepare, depth=depth, workers=min(workers, depth))
 
     # -- questions --------------------------------------------------------------------------
 
@@ -273,6 +284,16 @@ class Pipeline:
         page = self.index.page_embedding(hit.doc_id, hit.page_number)
         image = open_image(hit.image_path)
         return page_maps(self.retriever, image, page, answer.query_embedding, answer.tokens)
+
+
+def prepare_depth(workers: int, batch_size: int) -> int:
+    """Batches preprocessed at once, and waiting for the encoder: ``workers``, but no more than
+    ``PAGES_AHEAD`` pages' worth (and never fewer than two batches, to overlap at all).
+
+    >>> prepare_depth(workers=8, batch_size=4), prepare_depth(8, 64), prepare_depth(1, 4)
+    (8, 2, 2)
+    """
+    return max(2, min(workers, PAGES_AHEAD // batch_size))
 
 
 def _batches(pages: Iterator[RenderedPage], retriever: Retriever) -> Iterator[list[RenderedPage]]:

@@ -17,6 +17,7 @@ bf16 peak, for GPUs in ``PEAK_BF16``.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import statistics
 import time
 from dataclasses import dataclass
@@ -130,6 +131,37 @@ def measure(retriever, images: list, batch: int, repeats: int = 3) -> tuple[floa
     seconds = statistics.median(run() for _ in range(repeats))
     flops = statistics.mean(flops_per_page(retriever.model, inputs) for inputs in batches)
     return len(images) / seconds, flops
+
+
+def attention_kernels(device: str) -> list[str]:
+    """The attention implementations to compare: sdpa and eager, and flash-attention 2 on a
+    GPU where the flash-attn package is installed."""
+    kernels = ["sdpa", "eager"]
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        kernels.append("flash_attention_2")
+    return kernels
+
+
+def compare_attention(
+    retriever, images: list, batch: int, kernels: list[str], repeats: int
+) -> list[tuple[str, float, float]]:
+    """(kernel, encoder pages/s, mean cosine of its page vectors to the first kernel's) for
+    each of ``kernels`` at ``batch`` pages per pass; the model's own kernel is restored after."""
+    model = retriever.model
+    own = model.config._attn_implementation
+    first = retriever.preprocess(images[:batch])
+    rows, reference = [], None
+    try:
+        for kernel in kernels:
+            model.set_attn_implementation(kernel)
+            rate, _ = measure(retriever, images, batch, repeats)
+            vectors = torch.cat([page.float() for page in retriever.encode(first)])
+            reference = vectors if reference is None else reference
+            agreement = torch.nn.functional.cosine_similarity(vectors, reference, dim=-1)
+            rows.append((kernel, rate, agreement.mean().item()))
+    finally:
+        model.set_attn_implementation(own)
+    return rows
 
 
 def _sync(device: torch.device) -> None:

@@ -1,7 +1,8 @@
 """Indexing throughput: a naive one-page-at-a-time loop against our pipeline, in one run.
 
     python -m benchmarks.indexing [--pages 24] [--models tiny,mid] [--batch-size 4]
-                                  [--memory 50,500] [--out benchmarks/results-indexing.md]
+                                  [--page-workers 0] [--memory 50,500]
+                                  [--out benchmarks/results-indexing.md]
 
 A synthetic PDF of ``--pages`` pages (the sample PDFs' pages, cycled) is indexed twice per
 model, into fresh LocalIndex folders:
@@ -9,7 +10,9 @@ model, into fresh LocalIndex folders:
 - naive: render one page (one poppler call), decode and preprocess it, encode it alone, append;
   write the document at the end. Every stage waits for the one before.
 - pipeline: ``Pipeline.add_pdf`` with ``--batch-size`` pages per forward pass, poppler and the
-  processor working up to two batches ahead of the encoder on a background thread.
+  processor working batches ahead of the encoder on ``--page-workers`` threads each (0: auto).
+- pipeline, encoder skipped: the same with an encoder that returns at once, i.e. how many pages
+  per second rendering and preprocessing can feed an encoder (what a GPU would be waiting on).
 
 Models (random weights, built offline by the test kit): ``tiny``, the tests' ColQwen2; ``mid``,
 a ColQwen2 at Qwen2-VL-2B's real widths with 2 text and 2 vision layers, pages capped at 256
@@ -38,12 +41,13 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
-from rag.config import Settings
+from rag.config import Settings, page_workers
 from rag.index.base import Document
 from rag.index.local import LocalIndex
 from rag.pdf import inspect_pdf, render_pages
@@ -76,6 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=24)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: tiny,mid")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--page-workers", type=int, default=0, help="0: auto (half the cores)")
     parser.add_argument("--dpi", type=int, default=144)
     parser.add_argument(
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
@@ -114,6 +119,7 @@ def main(argv: list[str] | None = None) -> str:
                 data_dir=Path(scratch) / name,
                 dpi=args.dpi,
                 batch_size=args.batch_size,
+                page_workers=args.page_workers,
                 device="cpu",
             )
             models = Models(settings)
@@ -121,6 +127,7 @@ def main(argv: list[str] | None = None) -> str:
             models.retriever.encode(models.retriever.preprocess([blank]))  # warm-up
             runs.append(naive(name, pdf, settings, models))
             runs.append(pipelined(name, pdf, settings, models))
+            runs.append(pipelined(name, pdf, settings, models, skip_encoder=True))
     text = report(args, runs)
     if args.memory:
         text += memory_report(args, [memory_run(args, int(n)) for n in args.memory.split(",")])
@@ -155,7 +162,9 @@ def synthetic_pdf(path: Path, n_pages: int) -> Path:
 
 def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
     """One page at a time, each stage waiting for the last."""
-    settings = replace(settings, render_chunk_pages=1, data_dir=settings.data_dir / "naive")
+    settings = replace(
+        settings, render_chunk_pages=1, page_workers=1, data_dir=settings.data_dir / "naive"
+    )
     retriever, stages = models.retriever, defaultdict(float)
     index = LocalIndex(settings.data_dir / "index", settings.retriever)
     started = time.perf_counter()
@@ -179,13 +188,19 @@ def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
     return Run(model, "naive, 1 page per step", info.pages, time.perf_counter() - started, stages)
 
 
-def pipelined(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
-    """``Pipeline.add_pdf``, with the encoder's and the index's time measured inside it."""
-    settings = replace(settings, data_dir=settings.data_dir / "pipeline")
+def pipelined(
+    model: str, pdf: Path, settings: Settings, models: Models, skip_encoder: bool = False
+) -> Run:
+    """``Pipeline.add_pdf``, with the encoder's and the index's time measured inside it; with
+    ``skip_encoder``, the encoder returns one zero vector per page at once."""
+    folder = "fed" if skip_encoder else "pipeline"
+    settings = replace(settings, data_dir=settings.data_dir / folder)
     pipeline = Pipeline(settings, models=models)
     stages: dict[str, float] = defaultdict(float)
     retriever, index = models.retriever, pipeline.index
     encode, add = retriever.encode, index.add
+    if skip_encoder:
+        encode = partial(_no_encoder, retriever.dim)
 
     def timed(stage, function):
         def call(*args, **kwargs):
@@ -206,8 +221,18 @@ def pipelined(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
         del retriever.encode
     if result.status != "indexed":
         raise SystemExit(f"the pipeline did not index the PDF: {result.message}")
-    mode = f"pipeline, batches of {retriever.batch_size}, rendering ahead"
+    workers = page_workers(settings)
+    workers_text = f"{workers} page worker{'s' if workers > 1 else ''}"
+    mode = f"pipeline, batches of {retriever.batch_size}, {workers_text}"
+    if skip_encoder:
+        mode = f"pipeline, encoder skipped, {workers_text}"
     return Run(model, mode, result.pages, wall, stages)
+
+
+def _no_encoder(dim: int, inputs) -> list:
+    import torch
+
+    return [torch.zeros(1, dim) for _ in range(len(inputs["input_ids"]))]
 
 
 def full_size(args: argparse.Namespace) -> str:
@@ -215,14 +240,17 @@ def full_size(args: argparse.Namespace) -> str:
     import torch
 
     from benchmarks import full_size as fs
+    from rag.batching import auto_batch_size, probe_page
     from rag.retriever import Retriever
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     names = args.models.split(",") if args.models != ",".join(MODELS) else list(fs.ARCHITECTURES)
-    measures, runs = [], []
+    measures, runs, autos, attention = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="indexing-full-") as scratch:
         pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
-        settings = Settings(retriever="full-size", dpi=args.dpi, device=device)
+        settings = Settings(
+            retriever="full-size", dpi=args.dpi, device=device, page_workers=args.page_workers
+        )
         info = inspect_pdf(pdf, settings)
         with LocalIndex(Path(scratch) / "pages", "full-size").staging() as staged:
             images = [open_image(p.path) for p in render_pages(pdf, staged, settings, info)]
@@ -230,10 +258,17 @@ def full_size(args: argparse.Namespace) -> str:
             model, processor = fs.build(name, device, args.layers)
             retriever = Retriever(model, processor, name, f"{name} (full size, random)")
             peak = fs.peak_bf16(device)
-            for batch in (int(b) for b in args.batch_sizes.split(",")):
+            auto = auto_batch_size(retriever, probe_page(settings.dpi, settings.max_page_pixels))
+            autos.append((name, auto))
+            for batch in sorted({*(int(b) for b in args.batch_sizes.split(",")), auto}):
                 rate, flops = fs.measure(retriever, images, batch, args.repeats)
                 measures.append(fs.Measure(name, batch, rate, flops, peak))
             best = max((m for m in measures if m.model == name), key=lambda m: m.pages_per_s)
+            kernels = fs.attention_kernels(device)
+            for kernel, rate, cosine in fs.compare_attention(
+                retriever, images, best.batch, kernels, args.repeats
+            ):
+                attention.append((name, best.batch, kernel, rate, cosine))
             retriever.batch_size = best.batch
             run_settings = replace(
                 settings, retriever=name, batch_size=best.batch, data_dir=Path(scratch) / name
@@ -241,13 +276,24 @@ def full_size(args: argparse.Namespace) -> str:
             models = Models(run_settings)
             models._retriever = retriever  # built in memory, not loaded from a folder
             runs.append(pipelined(name, pdf, run_settings, models))
+            runs.append(pipelined(name, pdf, run_settings, models, skip_encoder=True))
             del model, retriever, models
             if device == "cuda":
                 torch.cuda.empty_cache()
-    return full_size_report(args, device, measures, runs)
+    return full_size_report(
+        args, device, measures=measures, runs=runs, autos=autos, attention=attention
+    )
 
 
-def full_size_report(args: argparse.Namespace, device: str, measures: list, runs: list) -> str:
+def full_size_report(
+    args: argparse.Namespace,
+    device: str,
+    *,
+    measures: list,
+    runs: list,
+    autos: list,
+    attention: list,
+) -> str:
     from benchmarks import full_size as fs
     from benchmarks.search import machine
 
@@ -256,7 +302,7 @@ def full_size_report(args: argparse.Namespace, device: str, measures: list, runs
         f"# Indexing benchmark, full-size models: {args.pages} pages",
         "",
         f"- command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
-        f"--batch-sizes {args.batch_sizes}{layers}` (DPI {args.dpi})",
+        f"--batch-sizes {args.batch_sizes}{layers}{_workers_flag(args)}` (DPI {args.dpi})",
         f"- machine: {machine()}; device {device}, "
         f"{'bf16' if device.startswith('cuda') else 'fp32'}",
         f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} passes "
@@ -266,16 +312,33 @@ def full_size_report(args: argparse.Namespace, device: str, measures: list, runs
         "",
         *fs.report_rows(measures),
         "",
-        "Pipeline (`Pipeline.add_pdf`) at each model's fastest batch size:",
+        "Auto batch size (`RAG_BATCH_SIZE=0`: on CUDA, probed with one- and two-page batches of "
+        "the largest page the renderer gives, to fit 80% of the free memory; 4 elsewhere): "
+        + ", ".join(f"{name} {size}" for name, size in autos),
         "",
-        "| model | batch | pages/s | encode s | wall s | overhead |",
-        "|---|---:|---:|---:|---:|---:|",
+        "Attention kernels at each model's fastest batch size (agreement: mean cosine of the "
+        "page vectors to the first kernel's, on one batch):",
+        "",
+        "| model | batch | attention | pages/s | agreement |",
+        "|---|---:|---|---:|---:|",
+        *(
+            f"| {name} | {batch} | {kernel} | {rate:.2f} | {cosine:.4f} |"
+            for name, batch, kernel, rate, cosine in attention
+        ),
+        "",
+        "Pipeline (`Pipeline.add_pdf`) at each model's fastest batch size, and with the encoder "
+        "skipped (what rendering and preprocessing alone can feed it):",
+        "",
+        "| model | mode | pages/s | encode s | wall s | overhead |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for run in runs:
-        batch = run.mode.split("batches of ")[1].split(",")[0]
+        skipped = "encoder skipped" in run.mode
+        encode = "skipped" if skipped else f"{run.stages['encode']:.1f}"
+        overhead = "-" if skipped else f"{run.overhead:.0%}"
         lines.append(
-            f"| {run.model} | {batch} | {run.pages_per_s:.2f} | {run.stages['encode']:.1f} | "
-            f"{run.wall_s:.1f} | {run.overhead:.0%} |"
+            f"| {run.model} | {run.mode} | {run.pages_per_s:.2f} | {encode} | "
+            f"{run.wall_s:.1f} | {overhead} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -352,12 +415,13 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
         f"# Indexing benchmark: {args.pages} pages",
         "",
         f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
-        f"--batch-size {args.batch_size}{' --memory ' + args.memory if args.memory else ''}` "
-        f"(DPI {args.dpi})",
+        f"--batch-size {args.batch_size}{_workers_flag(args)}"
+        f"{' --memory ' + args.memory if args.memory else ''}` (DPI {args.dpi})",
         f"- machine: {machine()}",
         "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
-        "preprocess run on the render-ahead thread there, overlapped); overhead: "
-        "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model",
+        "preprocess run on the page workers there, overlapped); overhead: "
+        "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model; "
+        "encoder skipped: what rendering and preprocessing alone can feed an encoder",
         "",
         "| model | mode | pages/s | x naive | render s | preprocess s | encode s | write s "
         "| wall s | overhead |",
@@ -366,13 +430,19 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
     naive_rate = {run.model: run.pages_per_s for run in runs if run.mode.startswith("naive")}
     for run in runs:
         cells = [_seconds(run.stages.get(stage)) for stage in ("render", "preprocess")]
-        cells += [_seconds(run.stages["encode"]), _seconds(run.stages.get("write"))]
+        skipped = "encoder skipped" in run.mode
+        encode = "skipped" if skipped else _seconds(run.stages["encode"])
+        cells += [encode, _seconds(run.stages.get("write"))]
         lines.append(
             f"| {run.model} | {run.mode} | {run.pages_per_s:.2f} | "
             f"{run.pages_per_s / naive_rate[run.model]:.2f} | {' | '.join(cells)} | "
-            f"{run.wall_s:.1f} | {run.overhead:.0%} |"
+            f"{run.wall_s:.1f} | {'-' if skipped else f'{run.overhead:.0%}'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _workers_flag(args: argparse.Namespace) -> str:
+    return f" --page-workers {args.page_workers}" if args.page_workers else ""
 
 
 def _seconds(value: float | None) -> str:

@@ -92,16 +92,18 @@ def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_m
 
     out = tmp_path / "indexing.md"
     arguments = ["--pages", "6", "--models", "tiny", "--dpi", "48", "--out", str(out)]
-    arguments += ["--memory", "2,7"]
+    arguments += ["--memory", "2,7", "--page-workers", "2"]
     text = indexing.main([*arguments, "--models-dir", str(tiny_models.root)])
     assert out.read_text() == text
     rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
-    assert len(rows) == 2
-    naive, pipeline = (row.strip("| ").split(" | ") for row in rows)
-    assert naive[1].startswith("naive") and pipeline[1].startswith("pipeline")
+    assert len(rows) == 3
+    naive, pipeline, fed = (row.strip("| ").split(" | ") for row in rows)
+    assert naive[1].startswith("naive") and pipeline[1].endswith("2 page workers")
     assert float(naive[3]) == 1.0 and float(pipeline[2]) > 0
-    assert pipeline[4] == pipeline[5] == "overlapped"  # rendered on the render-ahead thread
+    assert pipeline[4] == pipeline[5] == "overlapped"  # rendered on the page workers
     assert pipeline[-1].endswith("%")
+    assert "encoder skipped" in fed[1] and fed[6] == "skipped" and fed[-1] == "-"
+    assert float(fed[2]) > 0
     memory = [
         line.strip("| ").split(" | ") for line in text.split("## Peak memory")[1].splitlines()
     ]
@@ -121,19 +123,28 @@ def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path)
     text = indexing.main(arguments)
     assert out.read_text() == text
     rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| col")]
-    encoder = [row for row in rows if len(row) == 6 and row[5].endswith(("%", "n/a"))][:4]
+    encoder = [row for row in rows if len(row) == 6 and row[5].endswith(("%", "n/a"))][:6]
+    # --batch-sizes and the auto batch size (4 on CPU), per model
     assert [(row[0], row[1]) for row in encoder] == [
-        ("colqwen2", "1"),
-        ("colqwen2", "2"),
-        ("colpali", "1"),
-        ("colpali", "2"),
+        (model, batch) for model in ("colqwen2", "colpali") for batch in ("1", "2", "4")
     ]
     for row in encoder:
         assert float(row[2]) > 0 and float(row[3]) > 0  # pages/s, GFLOP per page
         assert row[5] == ("n/a" if not torch.cuda.is_available() else row[5])
+    assert "Auto batch size" in text and "colqwen2 4, colpali 4" in text
+    attention = [row for row in rows if len(row) == 5]
+    assert [(row[0], row[2]) for row in attention] == [
+        (model, kernel) for model in ("colqwen2", "colpali") for kernel in ("sdpa", "eager")
+    ]
+    assert all(float(row[3]) > 0 for row in attention)
+    assert [float(row[4]) for row in attention[::2]] == [1.0, 1.0]  # each against itself
+    assert all(float(row[4]) > 0.99 for row in attention)  # eager computes what sdpa does
+    rows = [row for row in rows if row not in attention]
     pipeline = [row for row in rows if row not in encoder]
-    assert [row[0] for row in pipeline] == ["colqwen2", "colpali"]
-    assert all(row[-1].endswith("%") for row in pipeline)
+    assert [row[0] for row in pipeline] == ["colqwen2"] * 2 + ["colpali"] * 2
+    assert [row[-1].endswith("%") for row in pipeline] == [True, False] * 2
+    assert all(float(row[2]) > 0 for row in pipeline)
+    assert [row[3] == "skipped" for row in pipeline] == [False, True] * 2
 
 
 def test_sweep_benchmark_reports_every_rerank_and_prefilter_pair(tmp_path):

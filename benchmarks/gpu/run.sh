@@ -34,7 +34,7 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers',
       version('transformers'), 'colpali-engine', version('colpali-engine'),
       'bf16', torch.cuda.is_available() and torch.cuda.is_bf16_supported())"
     pdftoppm -v 2>&1 | head -1
-    TINY_MODELS_DIR=/tmp/gpu-tiny-models "$python" -m pytest -q -p no:cacheprovider -x \
+    TINY_MODELS_DIR=/tmp/gpu-tiny-models "$python" -m pytest -q -p no:cacheprovider \
         tests/test_retriever.py tests/test_heatmaps.py tests/test_generator.py \
         tests/test_scoring.py tests/test_index.py tests/test_staged.py tests/test_pooling.py \
         tests/test_binary.py tests/test_models.py tests/test_pdf.py tests/test_ahead.py \

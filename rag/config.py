@@ -24,7 +24,8 @@ class Settings:
     retriever: str = DEFAULT_RETRIEVER
     generator: str = DEFAULT_GENERATOR
     device: Device = "auto"
-    # "auto": bf16 on CUDA; fp32 on CPU/MPS. Never fp16 compute on CPU (~3000x slower than bf16).
+    # "auto": bf16 on CUDA and on CPUs with bf16 instructions (2x fp32's speed there); fp32 on
+    # MPS and other CPUs. Never fp16 compute on CPU (~3000x slower than bf16).
     dtype: Precision = "auto"
     # 144 DPI keeps 10 pt text legible after the retriever downsizes the page.
     dpi: int = 144

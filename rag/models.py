@@ -112,15 +112,35 @@ def resolve_device(setting: str = "auto") -> str:
 
 
 def resolve_dtype(setting: str, device: str):
-    """``auto``: bf16 on CUDA, fp32 elsewhere. fp16 on CPU is refused: its matmul is ~3000x
-    slower than bf16 there."""
+    """``auto``: bf16 on CUDA and on a CPU with bf16 arithmetic (``cpu_has_bf16``), where it
+    runs the models about twice as fast as fp32; fp32 elsewhere (MPS, older CPUs, which would
+    emulate it). fp16 on CPU is refused: its matmul is ~3000x slower than bf16 there."""
     import torch
 
     if setting == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        bf16 = device.startswith("cuda") or (device == "cpu" and cpu_has_bf16())
+        return torch.bfloat16 if bf16 else torch.float32
     if setting == "float16" and device == "cpu":
         raise ConfigError("RAG_DTYPE=float16 is unusably slow on CPU; use bfloat16 or float32")
     return getattr(torch, setting)
+
+
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 (AVX512-BF16, AMX), Arm (FEAT_BF16)
+
+
+@functools.cache
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bf16 instructions, from the flags Linux lists in ``cpuinfo``
+    (elsewhere: no, and fp32 stays the default)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return not _BF16_FLAGS.isdisjoint(value.split())
+    return False
 
 
 def _read_json(model_id: str, filename: str, offline: bool) -> dict | None:

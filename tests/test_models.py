@@ -8,7 +8,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ModelNotFoundError, UnsupportedModelError
-from rag.models import generator_family, locate, resolve_dtype, retriever_family
+from rag.models import cpu_has_bf16, generator_family, locate, resolve_dtype, retriever_family
 
 
 def _checkpoint(folder, config: dict, filename: str = "config.json"):
@@ -81,14 +81,34 @@ def test_a_missing_adapter_base_is_named(tmp_path):
         locate(str(adapter), "RAG_RETRIEVER")
 
 
-def test_fp16_compute_on_cpu_is_refused():
+def test_auto_dtype_is_bf16_on_cuda_and_on_cpus_with_bf16_and_fp16_on_cpu_is_refused():
     import torch
 
-    assert resolve_dtype("auto", "cpu") == torch.float32
+    assert resolve_dtype("auto", "cpu") == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    assert resolve_dtype("auto", "mps") == torch.float32
     assert resolve_dtype("auto", "cuda") == torch.bfloat16
+    assert resolve_dtype("float32", "cpu") == torch.float32
     assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="float16"):
         resolve_dtype("float16", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("line", "has_bf16"),
+    [
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # Zen 4, Cooper Lake
+        ("flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # Sapphire Rapids
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512bw", False),  # AVX-512 without bf16
+        ("Features\t: fp asimd sve bf16 i8mm", True),  # Arm Neoverse V1/V2
+        ("Features\t: fp asimd evtstrm crc32", False),
+        ("model name\t: no flags line", False),
+    ],
+)
+def test_bf16_support_is_read_from_the_cpu_flags(line, has_bf16, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\n{line}\n")
+    assert cpu_has_bf16.__wrapped__(cpuinfo) is has_bf16
+    assert cpu_has_bf16.__wrapped__(tmp_path / "missing") is False
 
 
 def test_settings_from_environment(tmp_path):

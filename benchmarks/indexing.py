@@ -417,7 +417,7 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
         f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
         f"--batch-size {args.batch_size}{_workers_flag(args)}"
         f"{' --memory ' + args.memory if args.memory else ''}` (DPI {args.dpi})",
-        f"- machine: {machine()}",
+        f"- machine: {machine()}; models in {_cpu_dtype()} (RAG_DTYPE=auto)",
         "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
         "preprocess run on the page workers there, overlapped); overhead: "
         "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model; "
@@ -439,6 +439,12 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
             f"{run.wall_s:.1f} | {'-' if skipped else f'{run.overhead:.0%}'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _cpu_dtype() -> str:
+    from rag.models import resolve_dtype
+
+    return str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
 
 
 def _workers_flag(args: argparse.Namespace) -> str:

@@ -147,6 +147,22 @@ def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path)
     assert [row[3] == "skipped" for row in pipeline] == [False, True] * 2
 
 
+def test_dtype_benchmark_times_both_dtypes_on_both_models(tiny_models, tmp_path):
+    from benchmarks import dtype
+
+    out = tmp_path / "dtype.md"
+    arguments = ["--pages", "1", "--new-tokens", "3", "--repeats", "1", "--out", str(out)]
+    text = dtype.main([*arguments, "--models-dir", str(tiny_models.root)])
+    assert out.read_text() == text
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    encoder = [row for row in rows if len(row) == 4 and row[0] != "dtype"]
+    answerer = [row for row in rows if len(row) == 5 and row[0] != "dtype"]
+    assert [row[0] for row in encoder] == [row[0] for row in answerer] == ["float32", "bfloat16"]
+    assert encoder[0][2] == answerer[0][2] == answerer[0][4] == "1.00"  # fp32 is the reference
+    assert float(encoder[0][3]) == 1.0 and 0.99 < float(encoder[1][3]) <= 1.0
+    assert all(float(value) > 0 for row in encoder + answerer for value in row[1:])
+
+
 def test_sweep_benchmark_reports_every_rerank_and_prefilter_pair(tmp_path):
     from benchmarks import sweep
 

@@ -369,10 +369,31 @@ def colqwen2_at_scale(
     processor: (model, processor). Only the vocabulary is the test kit's (the embedding table is
     a lookup: no compute per page). Weights are random, on the default device and dtype."""
     from colpali_engine.models import ColQwen2, ColQwen2Processor
-    from transformers import Qwen2VLConfig
 
     processor = _processor(ColQwen2Processor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
-    text = _text_config(processor.tokenizer) | MID_TEXT | {"num_hidden_layers": text_layers}
+    config = _config_at_scale(processor.tokenizer, text_layers, vision_depth)
+    model = ColQwen2(config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor
+
+
+def qwen2_vl_at_scale(text_layers: int, vision_depth: int, visual_tokens: int = 256):
+    """A ``Qwen2VLForConditionalGeneration`` answerer at Qwen2-VL-2B's widths with
+    ``text_layers`` + ``vision_depth`` layers, in memory with its processor (as
+    ``colqwen2_at_scale``; untied head, random weights): (model, processor)."""
+    from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
+
+    processor = _processor(Qwen2VLProcessor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
+    config = _config_at_scale(
+        processor.tokenizer, text_layers, vision_depth, tie_word_embeddings=False
+    )
+    return Qwen2VLForConditionalGeneration(config).eval(), processor
+
+
+def _config_at_scale(tokenizer, text_layers: int, vision_depth: int, **options):
+    from transformers import Qwen2VLConfig
+
+    text = _text_config(tokenizer) | MID_TEXT | {"num_hidden_layers": text_layers}
     text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": MID_MROPE_SECTION}
     vision = MID_VISION | dict(
         depth=vision_depth,
@@ -381,12 +402,8 @@ def colqwen2_at_scale(
         spatial_merge_size=MERGE_SIZE,
         temporal_patch_size=TEMPORAL_PATCH_SIZE,
     )
-    config = Qwen2VLConfig(
-        text_config=text, vision_config=vision, **_token_ids(processor.tokenizer)
-    )
-    model = ColQwen2(config).eval()
-    randomize_bias(model.custom_text_proj)
-    return model, processor
+    tokens = _token_ids(tokenizer)
+    return Qwen2VLConfig(text_config=text, vision_config=vision, **tokens, **options)
 
 
 def build_colqwen2_mid(

@@ -1,0 +1,153 @@
+"""bf16 against fp32 for the models on this machine: ``python -m benchmarks.dtype``.
+
+    python -m benchmarks.dtype [--pages 4] [--new-tokens 32] [--out benchmarks/results-dtype.md]
+
+``RAG_DTYPE=auto`` computes in bf16 on a CPU with bf16 instructions (``rag.models.cpu_has_bf16``)
+and in fp32 on other CPUs. This measures both dtypes in one run, on the same random-weight
+models at Qwen2-VL-2B's real widths with few layers (random weights cost the same compute as
+trained ones):
+
+- the retriever: the mid-size ColQwen2 of ``benchmarks.indexing`` (2 + 2 layers, 256 visual
+  tokens a page) encoding ``--pages`` letter pages in one batch, and the agreement of the bf16
+  page vectors with fp32's (mean cosine per token);
+- the answerer: a Qwen2-VL at the same widths (4 text + 2 vision layers), prefilling one page
+  and a question, then writing ``--new-tokens`` tokens greedily.
+
+Each figure is the median of ``--repeats`` runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+from PIL import Image
+
+DTYPES = ("float32", "bfloat16")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dtype", description=__doc__)
+    parser.add_argument("--pages", type=int, default=4)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-dtype.md"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rag.torch_compat import ensure_torchvision
+
+    ensure_torchvision()
+    page = Image.new("RGB", (1224, 1584), "white")  # a letter page at 144 DPI
+    encoder = retriever_rows(args, page)
+    answerer = answerer_rows(args, page)
+    text = report(args, encoder, answerer)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return text
+
+
+def retriever_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str, float, float]]:
+    """(dtype, seconds per batch, agreement with fp32) for the mid-size ColQwen2."""
+    import torch
+
+    from rag.config import Settings
+    from rag.retriever import Retriever
+    from tests.tiny_models.qwen import build_colqwen2_mid
+
+    folder = str(build_colqwen2_mid(args.models_dir))
+    rows, reference = [], None
+    for dtype in DTYPES:
+        retriever = Retriever.load(Settings(retriever=folder, device="cpu", dtype=dtype))
+        inputs = retriever.preprocess([page] * args.pages)
+        seconds = _median(partial(retriever.encode, inputs), args.repeats)
+        vectors = torch.cat(retriever.encode(inputs))
+        reference = vectors if reference is None else reference
+        agreement = torch.nn.functional.cosine_similarity(vectors, reference, dim=-1).mean()
+        rows.append((dtype, seconds, agreement.item()))
+    return rows
+
+
+def answerer_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str, float, float]]:
+    """(dtype, prefill seconds, seconds per written token) for a mid-size Qwen2-VL."""
+    import torch
+
+    from tests.tiny_models.common import seed
+    from tests.tiny_models.qwen import qwen2_vl_at_scale
+
+    seed(0)
+    model, processor = qwen2_vl_at_scale(text_layers=4, vision_depth=2)
+    prompt = "<|vision_start|><|image_pad|><|vision_end|>What was the revenue in 2024?"
+    inputs = processor(text=[prompt], images=[page], return_tensors="pt")
+    rows = []
+    for dtype in DTYPES:
+        model = model.to(getattr(torch, dtype))
+        fed = {k: v.to(model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
+        steps = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
+        generate = partial(model.generate, **fed, **steps, do_sample=False)
+        with torch.inference_mode():
+            prefill = _median(partial(model, **fed), args.repeats)
+            whole = _median(generate, args.repeats)
+        rows.append((dtype, prefill, (whole - prefill) / (args.new_tokens - 1)))
+    return rows
+
+
+def _median(run, repeats: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def report(args: argparse.Namespace, encoder: list, answerer: list) -> str:
+    from benchmarks.search import machine
+    from rag.models import cpu_has_bf16, resolve_dtype
+
+    base = {dtype: seconds for dtype, seconds, _ in encoder}["float32"]
+    prefill_base = answerer[0][1]
+    token_base = answerer[0][2]
+    auto = str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
+    lines = [
+        "# bf16 against fp32 on this CPU",
+        "",
+        f"- command: `python -m benchmarks.dtype --pages {args.pages} "
+        f"--new-tokens {args.new_tokens}`",
+        f"- machine: {machine()}; bf16 instructions: {'yes' if cpu_has_bf16() else 'no'}; "
+        f"RAG_DTYPE=auto picks {auto}",
+        f"- median of {args.repeats} runs after a warm-up; x: speed against fp32",
+        "",
+        f"Retriever (mid-size ColQwen2, a batch of {args.pages} letter pages):",
+        "",
+        "| dtype | seconds | x | agreement with fp32 |",
+        "|---|---:|---:|---:|",
+        *(f"| {d} | {s:.2f} | {base / s:.2f} | {a:.5f} |" for d, s, a in encoder),
+        "",
+        f"Answerer (mid-size Qwen2-VL, one page and a question, {args.new_tokens} tokens):",
+        "",
+        "| dtype | prefill s | x | ms per token | x |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {d} | {p:.2f} | {prefill_base / p:.2f} | {t * 1000:.0f} | {token_base / t:.2f} |"
+            for d, p, t in answerer
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

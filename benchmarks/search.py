@@ -29,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -528,10 +529,19 @@ def _measure_cuda(measure, packed: PackedPages, k: int) -> None:
     except torch.cuda.OutOfMemoryError:
         return
 
-    def search(query: torch.Tensor) -> np.ndarray:
-        return top_rows(maxsim_packed(query, on_gpu).cpu(), k)  # .cpu() waits for the GPU
+    def search(query: torch.Tensor, chunk: int | None = None) -> np.ndarray:
+        scores = maxsim_packed_many([query], on_gpu, chunk)[0]
+        return top_rows(scores.cpu(), k)  # .cpu() waits for the GPU
 
-    measure(CUDA_MODE, search, packed.n_pages, _packed_bytes(packed), "GPU memory, bf16")
+    bytes_per_page = _packed_bytes(packed)
+    measure(CUDA_MODE, search, packed.n_pages, bytes_per_page, "GPU memory, bf16")
+    measure(
+        f"{CUDA_MODE}, CPU-sized chunks",
+        partial(search, chunk=CHUNK_ELEMENTS),
+        packed.n_pages,
+        bytes_per_page,
+        "as above, in the CPU's chunks: what the GPU's larger chunks save",
+    )
 
 
 def _mean_bytes(pages: list[torch.Tensor]) -> float:

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-# Elements of the (query_tokens, chunk) similarity block per step: small enough to stay in the
-# CPU's cache (faster than large blocks) and to bound temporary memory on any device.
+# Elements of the (query_tokens, chunk) similarity block per step. On CPU small enough to stay in
+# cache (faster than large blocks). On a GPU large: each step is a few kernel launches, which a
+# CPU-sized block (~25 ColPali pages) would not repay; 1 << 27 bf16 elements is 256 MB of
+# temporary memory. Both bound it on any index size.
 CHUNK_ELEMENTS = 1 << 19
+GPU_CHUNK_ELEMENTS = 1 << 27
 # Page lengths are rounded up to a multiple of this: few buckets, at most BUCKET_TOKENS - 1
 # repeated vectors per page.
 BUCKET_TOKENS = 32
@@ -132,23 +135,29 @@ def maxsim_packed(query: torch.Tensor, packed: PackedPages) -> torch.Tensor:
     return maxsim_packed_many([query], packed)[0]
 
 
-def maxsim_packed_many(queries: list[torch.Tensor], packed: PackedPages) -> torch.Tensor:
+def maxsim_packed_many(
+    queries: list[torch.Tensor], packed: PackedPages, chunk_elements: int | None = None
+) -> torch.Tensor:
     """MaxSim of several queries (q_i, dim) against every packed page in one pass over the
     pages; returns (n_queries, n_pages) float32.
 
     Computes ``queries @ pages^T`` (the fast layout) in the pages' dtype (bf16 is ~6x faster
-    than fp32 on CPU), a few pages at a time so the similarity block stays small, and takes each
-    page's maxima with a max over the block viewed as (query tokens, pages, length).
+    than fp32 on CPU), a chunk of pages at a time so the similarity block stays within
+    ``chunk_elements`` (default: ``CHUNK_ELEMENTS`` on CPU, ``GPU_CHUNK_ELEMENTS`` elsewhere),
+    and takes each page's maxima with a max over the block viewed as (query tokens, pages,
+    length).
     """
     if not packed.buckets:
         return torch.zeros(len(queries), 0)
     first = packed.buckets[0].vectors
+    if chunk_elements is None:
+        chunk_elements = CHUNK_ELEMENTS if first.device.type == "cpu" else GPU_CHUNK_ELEMENTS
     stacked = torch.cat(queries).to(device=first.device, dtype=first.dtype)  # all query tokens
     n_tokens, dim = stacked.shape
     best = torch.empty(n_tokens, packed.n_pages, device=first.device)
     for bucket in packed.buckets:
         n, length, _ = bucket.vectors.shape
-        step = max(1, CHUNK_ELEMENTS // (n_tokens * length))
+        step = max(1, chunk_elements // (n_tokens * length))
         for start in range(0, n, step):
             block = bucket.vectors[start : start + step]
             similarities = stacked @ block.reshape(-1, dim).T  # (Q, pages * length)

@@ -63,6 +63,10 @@ def test_chunking_does_not_change_scores(monkeypatch):
     whole = maxsim_packed(query, packed)
     monkeypatch.setattr(scoring, "CHUNK_ELEMENTS", 1)  # one page per step
     torch.testing.assert_close(maxsim_packed(query, packed), whole)
+    for chunk in (1, scoring.GPU_CHUNK_ELEMENTS):  # one page, every page per step
+        many = scoring.maxsim_packed_many([query, query[:3]], packed, chunk_elements=chunk)
+        torch.testing.assert_close(many[0], whole)
+        torch.testing.assert_close(many[1], maxsim_packed(query[:3], packed))
 
 
 def test_buckets_pad_pages_without_changing_scores():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -133,6 +134,32 @@ def measure(retriever, images: list, batch: int, repeats: int = 3) -> tuple[floa
     return len(images) / seconds, flops
 
 
+def sweep(retriever, images: list, batches: list[int], repeats: int, peak: float | None):
+    """A ``Measure`` per batch size; a batch that does not fit the GPU's memory is recorded
+    with NaN pages/s (and reported as such) instead of ending the run."""
+    measures = []
+    for batch in batches:
+        try:
+            rate, flops = measure(retriever, images, batch, repeats)
+        except torch.cuda.OutOfMemoryError:
+            _release(retriever.device)
+            rate, flops = math.nan, math.nan
+        measures.append(Measure(retriever.family, batch, rate, flops, peak))
+    return measures
+
+
+def fastest(measures: list[Measure]) -> Measure:
+    fitting = [m for m in measures if not math.isnan(m.pages_per_s)]
+    if not fitting:
+        raise SystemExit(f"{measures[0].model}: no batch size fits this device's memory")
+    return max(fitting, key=lambda m: m.pages_per_s)
+
+
+def _release(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def attention_kernels(device: str) -> list[str]:
     """The attention implementations to compare: sdpa and eager, and flash-attention 2 on a
     GPU where the flash-attn package is installed."""
@@ -154,8 +181,13 @@ def compare_attention(
     try:
         for kernel in kernels:
             model.set_attn_implementation(kernel)
-            rate, _ = measure(retriever, images, batch, repeats)
-            vectors = torch.cat([page.float() for page in retriever.encode(first)])
+            try:
+                rate, _ = measure(retriever, images, batch, repeats)
+                vectors = torch.cat([page.float() for page in retriever.encode(first)])
+            except torch.cuda.OutOfMemoryError:  # eager attention holds every score matrix
+                _release(retriever.device)
+                rows.append((kernel, math.nan, math.nan))
+                continue
             reference = vectors if reference is None else reference
             agreement = torch.nn.functional.cosine_similarity(vectors, reference, dim=-1)
             rows.append((kernel, rate, agreement.mean().item()))
@@ -175,6 +207,9 @@ def report_rows(measures: list[Measure]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     for m in measures:
+        if math.isnan(m.pages_per_s):
+            lines.append(f"| {m.model} | {m.batch} | out of memory | - | - | - |")
+            continue
         mfu = "n/a" if m.mfu is None else f"{m.mfu:.0%}"
         lines.append(
             f"| {m.model} | {m.batch} | {m.pages_per_s:.2f} | {m.flops_per_page / 1e9:,.1f} | "

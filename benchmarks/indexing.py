@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -260,10 +261,10 @@ def full_size(args: argparse.Namespace) -> str:
             peak = fs.peak_bf16(device)
             auto = auto_batch_size(retriever, probe_page(settings.dpi, settings.max_page_pixels))
             autos.append((name, auto))
-            for batch in sorted({*(int(b) for b in args.batch_sizes.split(",")), auto}):
-                rate, flops = fs.measure(retriever, images, batch, args.repeats)
-                measures.append(fs.Measure(name, batch, rate, flops, peak))
-            best = max((m for m in measures if m.model == name), key=lambda m: m.pages_per_s)
+            batches = sorted({*(int(b) for b in args.batch_sizes.split(",")), auto})
+            swept = fs.sweep(retriever, images, batches, args.repeats, peak)
+            measures += swept
+            best = fs.fastest(swept)
             kernels = fs.attention_kernels(device)
             for kernel, rate, cosine in fs.compare_attention(
                 retriever, images, best.batch, kernels, args.repeats
@@ -322,7 +323,9 @@ def full_size_report(
         "| model | batch | attention | pages/s | agreement |",
         "|---|---:|---|---:|---:|",
         *(
-            f"| {name} | {batch} | {kernel} | {rate:.2f} | {cosine:.4f} |"
+            f"| {name} | {batch} | {kernel} | out of memory | - |"
+            if math.isnan(rate)
+            else f"| {name} | {batch} | {kernel} | {rate:.2f} | {cosine:.4f} |"
             for name, batch, kernel, rate, cosine in attention
         ),
         "",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks import search
@@ -145,6 +146,28 @@ def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path)
     assert [row[-1].endswith("%") for row in pipeline] == [True, False] * 2
     assert all(float(row[2]) > 0 for row in pipeline)
     assert [row[3] == "skipped" for row in pipeline] == [False, True] * 2
+
+
+def test_a_batch_that_does_not_fit_the_gpu_is_reported_not_fatal(monkeypatch):
+    from types import SimpleNamespace
+
+    from benchmarks import full_size as fs
+
+    def measure(retriever, images, batch, repeats):
+        if batch > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return 10.0 * batch, 1e12
+
+    monkeypatch.setattr(fs, "measure", measure)
+    retriever = SimpleNamespace(family="colqwen2", device=torch.device("cpu"))
+    measures = fs.sweep(retriever, [], [1, 8, 64], repeats=1, peak=989e12)
+    assert [m.batch for m in measures] == [1, 8, 64]
+    assert fs.fastest(measures).batch == 8
+    rows = fs.report_rows(measures)
+    assert rows[-1] == "| colqwen2 | 64 | out of memory | - | - | - |"
+    assert rows[-2].endswith("| 8% |")  # 80 pages/s x 1 TFLOP over 989 TFLOP/s
+    with pytest.raises(SystemExit, match="no batch size fits"):
+        fs.fastest(measures[2:])
 
 
 def test_dtype_benchmark_times_both_dtypes_on_both_models(tiny_models, tmp_path):

@@ -153,8 +153,9 @@ class Retriever:
 
     def _forward(self, inputs) -> list[torch.Tensor]:
         output = self.model(**inputs)  # (batch, seq, dim), L2-normalised
-        mask = inputs["attention_mask"].bool()
-        return [row[keep].float().cpu() for row, keep in zip(output, mask, strict=True)]
+        # one copy off the device for the whole batch (one wait on a GPU), then split per page
+        output, mask = output.float().cpu(), inputs["attention_mask"].bool().cpu()
+        return [row[keep] for row, keep in zip(output, mask, strict=True)]
 
 
 def _processor_options(settings: Settings, family: str) -> dict[str, int]:

@@ -24,6 +24,8 @@ GPU_CHUNK_ELEMENTS = 1 << 27
 # Page lengths are rounded up to a multiple of this: few buckets, at most BUCKET_TOKENS - 1
 # repeated vectors per page.
 BUCKET_TOKENS = 32
+# Pages laid out per block before one copy to another device (~270 MB of ColPali pages in bf16).
+STAGE_PAGES = 1024
 
 
 @dataclass(frozen=True)
@@ -47,32 +49,38 @@ class PackedPages:
         pages: list[torch.Tensor],
         dtype: torch.dtype | None = None,
         workspace: Workspace | None = None,
+        device: torch.device | str | None = None,
     ) -> PackedPages:
-        """Lay out a list of (n_i, dim) page embeddings (on their device, in ``dtype``); in
-        ``workspace``'s buffer when given (valid until the workspace is used again)."""
+        """Lay out a list of (n_i, dim) page embeddings in ``dtype`` on ``device`` (default:
+        the pages'); in ``workspace``'s buffer when given (valid until the workspace is used
+        again). Pages on another device are laid out there ``STAGE_PAGES`` at a time and
+        copied over a block at a time: the target holds the layout and nothing else."""
         if not pages:
             return cls((), 0)
         dtype = dtype or pages[0].dtype
-        by_length: dict[int, list[int]] = defaultdict(list)
-        for row, page in enumerate(pages):
-            if page.shape[0] == 0:
-                raise ValueError(f"page {row} has no vectors")
-            by_length[-(-page.shape[0] // BUCKET_TOKENS) * BUCKET_TOKENS].append(row)
+        by_length = bucket_lengths(pages)
         first = pages[0]
+        device = torch.device(device) if device is not None else first.device
         dim = first.shape[1]
         sizes = {length: len(rows) * length * dim for length, rows in by_length.items()}
         if workspace is None:
-            flat = torch.empty(sum(sizes.values()), dtype=dtype, device=first.device)
+            flat = torch.empty(sum(sizes.values()), dtype=dtype, device=device)
         else:
-            flat = workspace.take(sum(sizes.values()), dtype, first.device)
+            flat = workspace.take(sum(sizes.values()), dtype, device)
         buckets, start = [], 0
         for length, rows in sorted(by_length.items()):
             vectors = flat[start : start + sizes[length]].view(len(rows), length, dim)
             start += sizes[length]
-            for slot, row in zip(vectors, rows, strict=True):
-                _pad_into(slot, pages[row])
-            buckets.append(Bucket(torch.tensor(rows, device=vectors.device), vectors))
+            _fill(vectors, [pages[row] for row in rows], staged=device != first.device)
+            buckets.append(Bucket(torch.tensor(rows, device=device), vectors))
         return cls(tuple(buckets), len(pages))
+
+    @staticmethod
+    def layout_bytes(pages: list[torch.Tensor], dtype: torch.dtype) -> int:
+        """Bytes the vectors of ``from_pages(pages, dtype)`` will take."""
+        dim = pages[0].shape[1] if pages else 0
+        padded = sum(length * len(rows) for length, rows in bucket_lengths(pages).items())
+        return padded * dim * torch.empty((), dtype=dtype).element_size()
 
     @classmethod
     def from_flat(cls, vectors: torch.Tensor, lengths: list[int]) -> PackedPages:
@@ -109,6 +117,33 @@ class Workspace:
         if buffer is None or buffer.device != torch.device(device) or buffer.numel() < nbytes:
             buffer = self._buffer = torch.empty(nbytes, dtype=torch.uint8, device=device)
         return buffer[:nbytes].view(dtype)
+
+
+def bucket_lengths(pages: list[torch.Tensor]) -> dict[int, list[int]]:
+    """Page rows by padded length (a multiple of ``BUCKET_TOKENS``)."""
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for row, page in enumerate(pages):
+        if page.shape[0] == 0:
+            raise ValueError(f"page {row} has no vectors")
+        by_length[-(-page.shape[0] // BUCKET_TOKENS) * BUCKET_TOKENS].append(row)
+    return by_length
+
+
+def _fill(vectors: torch.Tensor, pages: list[torch.Tensor], staged: bool) -> None:
+    """Pad ``pages`` into the slots of ``vectors`` (pages, length, dim); ``staged``: through a
+    block of ``STAGE_PAGES`` slots on the pages' device, then one copy per block."""
+    if not staged:
+        for slot, page in zip(vectors, pages, strict=True):
+            _pad_into(slot, page)
+        return
+    for start in range(0, len(pages), STAGE_PAGES):
+        chunk = pages[start : start + STAGE_PAGES]
+        block = torch.empty(
+            (len(chunk), *vectors.shape[1:]), dtype=vectors.dtype, device=chunk[0].device
+        )
+        for slot, page in zip(block, chunk, strict=True):
+            _pad_into(slot, page)
+        vectors[start : start + len(chunk)].copy_(block)
 
 
 def _pad_into(slot: torch.Tensor, page: torch.Tensor) -> None:

@@ -145,3 +145,19 @@ def test_a_workspace_layout_equals_a_fresh_one_and_reuses_its_memory():
         maxsim_packed(query, as_fp32),
         torch.cat([maxsim_packed(query, PackedPages.from_pages(pages))] * 3),
     )
+
+
+def test_pages_laid_out_for_another_device_go_through_blocks_unchanged(monkeypatch):
+    # On a GPU the layout is built STAGE_PAGES pages at a time on the CPU, one copy per block;
+    # here both sides are CPU tensors, so the staged fill is checked against the direct one.
+    monkeypatch.setattr(scoring, "STAGE_PAGES", 2)
+    generator = torch.Generator().manual_seed(5)
+    pages = [torch.randn(n, 16, generator=generator) for n in (3, 7, 5, 7, 1)]
+    direct = torch.empty(5, 32, 16, dtype=torch.bfloat16)
+    staged = torch.empty_like(direct)
+    scoring._fill(direct, pages, staged=False)
+    scoring._fill(staged, pages, staged=True)
+    assert torch.equal(direct, staged)
+    packed = PackedPages.from_pages(pages, torch.bfloat16, device="cpu")
+    vectors = sum(b.vectors.nelement() * b.vectors.element_size() for b in packed.buckets)
+    assert PackedPages.layout_bytes(pages, torch.bfloat16) == vectors == 5 * 32 * 16 * 2

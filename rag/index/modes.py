@@ -13,6 +13,7 @@ Every mode is built once from the documents' stored arrays (never per query) and
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 
@@ -23,10 +24,23 @@ from rag.scoring import PackedPages, Workspace, maxsim_packed_many, top_k
 
 Ranked = list[tuple[int, float]]
 
+logger = logging.getLogger(__name__)
+
+
+# Share of a GPU's free memory an exact layout may take; the rest is for the models (the answerer
+# may load after it) and their activations. A larger layout stays in RAM and is searched there.
+GPU_SHARE = 0.5
+
 
 class ExactSearch:
     def __init__(self, pages: Sequence[torch.Tensor], device: str, dtype: torch.dtype) -> None:
-        self.packed = PackedPages.from_pages([page.to(device) for page in pages], dtype)
+        pages = list(pages)
+        target = layout_device(device, PackedPages.layout_bytes(pages, dtype))
+        try:
+            self.packed = PackedPages.from_pages(pages, dtype, device=target)
+        except torch.cuda.OutOfMemoryError:  # free memory changed under us
+            logger.warning("exact search: the GPU ran out of memory; page vectors stay in RAM")
+            self.packed = PackedPages.from_pages(pages, dtype, device="cpu")
 
     def scores(self, queries: list[torch.Tensor]) -> torch.Tensor:
         """(n_queries, n_pages) exact MaxSim."""
@@ -39,6 +53,35 @@ class ExactSearch:
 
 
 Candidates = Callable[[list[torch.Tensor], int], list[list[int]]]
+
+
+def layout_device(device: str, nbytes: int, free_bytes: int | None = None) -> str:
+    """Where a search layout of ``nbytes`` goes: ``device``, unless that is a GPU on which it
+    would take more than ``GPU_SHARE`` of the free memory (``free_bytes``, default: measured),
+    in which case the CPU: slower search rather than an answerer that no longer fits.
+
+    >>> layout_device("cuda", nbytes=4 * 2**30, free_bytes=20 * 2**30)
+    'cuda'
+    >>> layout_device("cuda:0", nbytes=12 * 2**30, free_bytes=20 * 2**30)
+    'cpu'
+    >>> layout_device("cpu", nbytes=2**40)
+    'cpu'
+    """
+    if not device.startswith("cuda"):
+        return device
+    if free_bytes is None:
+        free_bytes, _total = torch.cuda.mem_get_info(torch.device(device))
+    if nbytes <= free_bytes * GPU_SHARE:
+        return device
+    logger.warning(
+        "exact search keeps its %.1f GB of page vectors in RAM: over %.0f%% of the %.1f GB "
+        "free on %s",
+        nbytes / 2**30,
+        GPU_SHARE * 100,
+        free_bytes / 2**30,
+        device,
+    )
+    return "cpu"
 
 
 class RerankedSearch:

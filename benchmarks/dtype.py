@@ -19,7 +19,6 @@ Each figure is the median of ``--repeats`` runs after a warm-up.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -27,6 +26,8 @@ from functools import partial
 from pathlib import Path
 
 from PIL import Image
+
+from benchmarks import offline, publish
 
 DTYPES = ("float32", "bfloat16")
 
@@ -45,18 +46,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag.torch_compat import ensure_torchvision
-
-    ensure_torchvision()
+    offline()
     page = Image.new("RGB", (1224, 1584), "white")  # a letter page at 144 DPI
     encoder = retriever_rows(args, page)
     answerer = answerer_rows(args, page)
     text = report(args, encoder, answerer)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return text
+    return publish(text, args.out)
 
 
 def retriever_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str, float, float]]:

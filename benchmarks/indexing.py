@@ -35,7 +35,6 @@ import argparse
 import itertools
 import json
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from pathlib import Path
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
+from benchmarks import offline, publish
 from rag.config import Settings, page_workers
 from rag.index.base import Document
 from rag.index.local import LocalIndex
@@ -98,19 +98,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag.torch_compat import ensure_torchvision
-
-    ensure_torchvision()
+    offline()
     if args.memory_child:
         print(json.dumps(memory_child(args)))
         return ""
     if args.full_size:
         text = full_size(args)
-        print(text)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        return text
+        return publish(text, args.out)
     runs = []
     with tempfile.TemporaryDirectory(prefix="indexing-bench-") as scratch:
         pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
@@ -132,10 +126,7 @@ def main(argv: list[str] | None = None) -> str:
     text = report(args, runs)
     if args.memory:
         text += memory_report(args, [memory_run(args, int(n)) for n in args.memory.split(",")])
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return text
+    return publish(text, args.out)
 
 
 def build_model(name: str, models_dir: Path) -> Path:

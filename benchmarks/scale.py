@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks import offline, publish
 from benchmarks.search import Corpus, machine, overlap, top_rows
 from rag.binary import PREFILTER, PREFILTER_MAX_SHARE, binarize
 from rag.index.base import Document
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    offline()
     if args.serve:
         print(json.dumps(serve(args.serve, args)))
         return ""
@@ -84,10 +85,7 @@ def main(argv: list[str] | None = None) -> str:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     text = report(args, built, served)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return text
+    return publish(text, args.out)
 
 
 def build(args: argparse.Namespace, folder: Path) -> dict:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import offline, publish
 from rag.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 from rag.pooling import pool_page
 from rag.scoring import (
@@ -329,19 +330,13 @@ class Built:
 def main(argv: list[str] | None = None) -> str:
     """Run the benchmark; print the markdown report, write it to --out and return it."""
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag.torch_compat import ensure_torchvision
-
-    ensure_torchvision()
+    offline()
     warmup()
     corpus = Corpus(args.pages, args.shape, args.seed, args.pages_per_doc)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as scratch:
         built = build(args, corpus, Path(scratch))
         text = report(args, run_modes(args, built), corpus, built)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return text
+    return publish(text, args.out)
 
 
 def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:

@@ -13,13 +13,12 @@ time per query.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import search
+from benchmarks import offline, publish, search
 from rag.binary import PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 
 
@@ -39,10 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag.torch_compat import ensure_torchvision
-
-    ensure_torchvision()
+    offline()
     warmup()
     setup = search.parse_args(
         [
@@ -56,10 +52,7 @@ def main(argv: list[str] | None = None) -> str:
         built = search.build(setup, corpus, Path(scratch))
         rows = sweep(args, built)
     text = report(args, rows, built)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    return text
+    return publish(text, args.out)
 
 
 def sweep(args: argparse.Namespace, built: search.Built) -> list[tuple[int, int, float, float]]:

@@ -142,10 +142,13 @@ def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path)
     assert all(float(row[4]) > 0.99 for row in attention)  # eager computes what sdpa does
     rows = [row for row in rows if row not in attention]
     pipeline = [row for row in rows if row not in encoder]
-    assert [row[0] for row in pipeline] == ["colqwen2"] * 2 + ["colpali"] * 2
-    assert [row[-1].endswith("%") for row in pipeline] == [True, False] * 2
+    assert [row[0] for row in pipeline] == ["colqwen2"] * 3 + ["colpali"] * 3
+    modes = [row[1].split(",")[0] for row in pipeline]
+    assert modes == ["naive", "pipeline", "pipeline"] * 2
+    assert [row[-1].endswith("%") for row in pipeline] == [True, True, False] * 2
     assert all(float(row[2]) > 0 for row in pipeline)
-    assert [row[3] == "skipped" for row in pipeline] == [False, True] * 2
+    assert [row[3] for row in pipeline[::3]] == ["1.00", "1.00"]  # x naive
+    assert [row[4] == "skipped" for row in pipeline] == [False, False, True] * 2
 
 
 def test_a_batch_that_does_not_fit_the_gpu_is_reported_not_fatal(monkeypatch):

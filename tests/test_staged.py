@@ -111,5 +111,44 @@ def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path
         assert torch.equal(serial, parallel)
 
 
+@pytest.mark.models
+def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
+    tiny_models, tmp_path, monkeypatch
+):
+    import threading
+
+    from rag.config import Settings
+    from rag.pipeline import Models, Pipeline
+    from tests import pdfs
+
+    settings = Settings(
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        device="cpu",
+        data_dir=tmp_path,
+        batch_size=1,
+        render_chunk_pages=1,
+        page_workers=3,
+    )
+    pipeline = Pipeline(settings, models=Models(settings))
+    retriever = pipeline.retriever
+    calls = []
+    encode = retriever.encode
+
+    def failing(inputs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("CUDA error: device lost")
+        return encode(inputs)
+
+    monkeypatch.setattr(retriever, "encode", failing)
+    with pytest.raises(RuntimeError, match="device lost"):
+        pipeline.add_pdf(pdfs.blank_pages(tmp_path, 12))
+    assert pipeline.documents() == []
+    assert not any(t.name.startswith(("prepare", "render-ahead")) for t in threading.enumerate())
+    assert not any((tmp_path / "index" / ".staging").iterdir())  # rendered pages removed
+    assert len(calls) == 2  # nothing encoded after the failure
+
+
 def _done_into(progress: list[int]):
     return lambda done, total, name: progress.append(done)

@@ -22,3 +22,10 @@ def publish(text: str, out: Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
+
+
+def cpu_dtype() -> str:
+    """The dtype ``RAG_DTYPE=auto`` computes the models in on this CPU, e.g. ``bfloat16``."""
+    from rag.models import resolve_dtype
+
+    return str(resolve_dtype("auto", "cpu")).removeprefix("torch.")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks import offline, publish
+from benchmarks import cpu_dtype, offline, publish
 
 DTYPES = ("float32", "bfloat16")
 
@@ -111,12 +111,12 @@ def _median(run, repeats: int) -> float:
 
 def report(args: argparse.Namespace, encoder: list, answerer: list) -> str:
     from benchmarks.search import machine
-    from rag.models import cpu_has_bf16, resolve_dtype
+    from rag.models import cpu_has_bf16
 
     base = {dtype: seconds for dtype, seconds, _ in encoder}["float32"]
     prefill_base = answerer[0][1]
     token_base = answerer[0][2]
-    auto = str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
+    auto = cpu_dtype()
     lines = [
         "# bf16 against fp32 on this CPU",
         "",

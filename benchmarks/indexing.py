@@ -47,7 +47,7 @@ from pathlib import Path
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
-from benchmarks import offline, publish
+from benchmarks import cpu_dtype, offline, publish
 from rag.config import Settings, page_workers
 from rag.index.base import Document
 from rag.index.local import LocalIndex
@@ -415,7 +415,7 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
         f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
         f"--batch-size {args.batch_size}{_workers_flag(args)}"
         f"{' --memory ' + args.memory if args.memory else ''}` (DPI {args.dpi})",
-        f"- machine: {machine()}; models in {_cpu_dtype()} (RAG_DTYPE=auto)",
+        f"- machine: {machine()}; models in {cpu_dtype()} (RAG_DTYPE=auto)",
         "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
         "preprocess run on the page workers there, overlapped); overhead: "
         "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model; "
@@ -437,12 +437,6 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
             f"{run.wall_s:.1f} | {'-' if skipped else f'{run.overhead:.0%}'} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _cpu_dtype() -> str:
-    from rag.models import resolve_dtype
-
-    return str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
 
 
 def _workers_flag(args: argparse.Namespace) -> str:

@@ -11,7 +11,8 @@ trained ones):
   tokens a page) encoding ``--pages`` letter pages in one batch, and the agreement of the bf16
   page vectors with fp32's (mean cosine per token);
 - the answerer: a Qwen2-VL at the same widths (4 text + 2 vision layers), prefilling one page
-  and a question, then writing ``--new-tokens`` tokens greedily.
+  and a question, then writing ``--new-tokens`` tokens greedily (both timed inside one
+  ``generate`` call, from the moments its streamer receives the prompt and each token).
 
 Each figure is the median of ``--repeats`` runs after a warm-up.
 """
@@ -41,7 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-dtype.md"))
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.new_tokens < 2:
+        parser.error("--new-tokens must be at least 2 (decoding is timed after the first)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -91,12 +95,34 @@ def answerer_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str
         model = model.to(getattr(torch, dtype))
         fed = {k: v.to(model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
         steps = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
-        generate = partial(model.generate, **fed, **steps, do_sample=False)
-        with torch.inference_mode():
-            prefill = _median(partial(model, **fed), args.repeats)
-            whole = _median(generate, args.repeats)
-        rows.append((dtype, prefill, (whole - prefill) / (args.new_tokens - 1)))
+        timings = []
+        for _ in range(args.repeats + 1):  # the first is a warm-up
+            clock = _TokenClock()
+            with torch.inference_mode():
+                model.generate(**fed, **steps, do_sample=False, streamer=clock)
+            timings.append(clock.split())
+        prefills, per_token = zip(*timings[1:], strict=True)
+        rows.append((dtype, statistics.median(prefills), statistics.median(per_token)))
     return rows
+
+
+class _TokenClock:
+    """A ``generate`` streamer that notes when the prompt and each new token arrive, so one
+    call times both the prefill (prompt to first token) and the decoding (each token after)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, _tokens) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+    def split(self) -> tuple[float, float]:
+        """(prefill seconds, seconds per token after the first)."""
+        prompt, first, last = self.times[0], self.times[1], self.times[-1]
+        return first - prompt, (last - first) / (len(self.times) - 2)
 
 
 def _median(run, repeats: int) -> float:
@@ -121,7 +147,7 @@ def report(args: argparse.Namespace, encoder: list, answerer: list) -> str:
         "# bf16 against fp32 on this CPU",
         "",
         f"- command: `python -m benchmarks.dtype --pages {args.pages} "
-        f"--new-tokens {args.new_tokens}`",
+        f"--new-tokens {args.new_tokens} --repeats {args.repeats}`",
         f"- machine: {machine()}; bf16 instructions: {'yes' if cpu_has_bf16() else 'no'}; "
         f"RAG_DTYPE=auto picks {auto}",
         f"- median of {args.repeats} runs after a warm-up; x: speed against fp32",

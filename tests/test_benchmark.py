@@ -187,6 +187,8 @@ def test_dtype_benchmark_times_both_dtypes_on_both_models(tiny_models, tmp_path)
     assert encoder[0][2] == answerer[0][2] == answerer[0][4] == "1.00"  # fp32 is the reference
     assert float(encoder[0][3]) == 1.0 and 0.99 < float(encoder[1][3]) <= 1.0
     assert all(float(value) > 0 for row in encoder + answerer for value in row[1:])
+    with pytest.raises(SystemExit):  # decoding is timed between tokens: two at least
+        dtype.parse_args(["--new-tokens", "1"])
 
 
 def test_sweep_benchmark_reports_every_rerank_and_prefilter_pair(tmp_path):

@@ -3,8 +3,12 @@ a results file (``--out``)."""
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from pathlib import Path
+
+MATMUL_PEAK_SIZE = 2048  # square products that time a CPU's peak matmul rate
 
 
 def offline() -> None:
@@ -29,3 +33,18 @@ def cpu_dtype() -> str:
     from rag.models import resolve_dtype
 
     return str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
+
+
+def cpu_matmul_peak(dtype, size: int = MATMUL_PEAK_SIZE, repeats: int = 5) -> float:
+    """This CPU's matmul rate in ``dtype`` at its best, FLOP/s: square ``size`` products, the
+    fastest of ``repeats`` after a warm-up (other work on a shared machine only slows one)."""
+    import torch
+
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a @ b
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best

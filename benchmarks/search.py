@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import offline, publish
+from benchmarks import MATMUL_PEAK_SIZE, cpu_matmul_peak, offline, publish
 from rag.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 from rag.pooling import pool_page
 from rag.scoring import (
@@ -54,6 +54,8 @@ MODES = (
     "exact-fp32",
     "exact-bf16",
     "bf16-matmul-only",
+    "bf16-compute-bound",
+    "bf16-read-bound",
     "pooled-x3",
     "pooled-x3+rerank",
     "binary",
@@ -454,7 +456,29 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         lambda q: _matmul_only(q, exact16),
         exact16.n_pages,
         _packed_bytes(exact16),
-        "queries @ pages^T alone, same chunks, no max, no ranking: the ceiling of exact search",
+        "queries @ pages^T alone, same chunks, no max, no ranking: exact search's ceiling with "
+        "this matmul",
+    )
+    gflops = cpu_matmul_peak(torch.bfloat16) / 1e9
+    rows.append(
+        Row(
+            "bf16-compute-bound",
+            compute_bound(gflops, args.query_tokens, offsets[exact16.n_pages] / exact16.n_pages),
+            _packed_bytes(exact16),
+            math.nan,
+            f"no exact search on this CPU can pass this: the query's multiply-adds at the peak "
+            f"bf16 matmul rate measured in this run ({gflops:.0f} GFLOP/s, square "
+            f"{MATMUL_PEAK_SIZE}x{MATMUL_PEAK_SIZE} products)",
+            exact16.n_pages,
+        )
+    )
+    measure(
+        "bf16-read-bound",
+        lambda q: _read_only(exact16),
+        exact16.n_pages,
+        _packed_bytes(exact16),
+        "every page's vectors read once (a sum over the layout), nothing else: no exact search "
+        "on this machine's memory can pass this",
     )
     if torch.cuda.is_available():
         _measure_cuda(measure, exact16, k)
@@ -515,6 +539,18 @@ def _matmul_only(query: torch.Tensor, packed: PackedPages) -> None:
         step = max(1, CHUNK_ELEMENTS // (query.shape[0] * length))
         for start in range(0, n, step):
             query @ bucket.vectors[start : start + step].reshape(-1, dim).T
+
+
+def compute_bound(gflops: float, query_tokens: int, page_tokens: float) -> float:
+    """Pages/s at ``gflops`` for one query: 2 x query tokens x page tokens x dim FLOPs a page,
+    the multiply-adds no exact MaxSim can skip."""
+    return gflops * 1e9 / (2 * query_tokens * page_tokens * DIM)
+
+
+def _read_only(packed: PackedPages) -> None:
+    """Read every vector of the layout once, which exact search cannot avoid."""
+    for bucket in packed.buckets:
+        bucket.vectors.sum()
 
 
 def _measure_cuda(measure, packed: PackedPages, k: int) -> None:

@@ -31,11 +31,16 @@ def test_benchmark_reports_every_mode(tmp_path):
     assert set(rows) == expected
     for mode, cells in rows.items():
         assert float(cells[1].replace(",", "")) > 0  # pages/s
-        if mode == "bf16-matmul-only":
+        if mode in ("bf16-matmul-only", "bf16-compute-bound", "bf16-read-bound"):
             assert cells[5] == cells[6] == "-"  # a bound: it ranks nothing
         else:
             assert 0.0 <= float(cells[5]) <= 1.0
     assert float(rows["exact-fp32"][5]) == 1.0
+    # no exact search outruns the CPU's peak matmul rate, nor one plain read of the pages
+    for bound in ("bf16-compute-bound", "bf16-read-bound"):
+        assert float(rows["exact-bf16"][1].replace(",", "")) < float(
+            rows[bound][1].replace(",", "")
+        )
 
 
 def test_synthetic_pages_are_deterministic_and_normalised():

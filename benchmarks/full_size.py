@@ -3,15 +3,17 @@
     python -m benchmarks.indexing --full-size [--models colqwen2,colpali] [--batch-sizes 1,4,16]
 
 Each architecture is instantiated at its real size (Qwen2-VL-2B / PaliGemma-3B-448 widths and
-layer counts, from ``tests.tiny_models``) directly on the device in bf16 (fp32 on CPU, where
-bf16 is only for search), with random weights: they cost the same compute as trained ones. Pages
-come from the synthetic PDF, rendered and preprocessed once; each batch size then times
-``Retriever.encode`` alone over the pages, then ``Pipeline.add_pdf`` runs at the best batch size.
+layer counts, from ``tests.tiny_models``) directly on the device, in the dtype ``RAG_DTYPE=auto``
+gives it (bf16 on CUDA and on CPUs with bf16 instructions), with random weights: they cost the
+same compute as trained ones. Pages come from the synthetic PDF, rendered and preprocessed once;
+each batch size then times ``Retriever.encode`` alone over the pages, then ``Pipeline.add_pdf``
+runs at the best batch size.
 
 Model FLOPs per page count the matmuls: 2 x (vision parameters x vision tokens + other
 parameters x sequence tokens), the vocabulary table excluded (a lookup) and attention's
-quadratic term left out (a few percent at these lengths). MFU = FLOPs/s over the device's dense
-bf16 peak, for GPUs in ``PEAK_BF16``.
+quadratic term left out (a few percent at these lengths). MFU = FLOPs/s over the device's peak:
+for GPUs in ``PEAK_BF16`` their dense bf16 tensor-core peak; on a CPU the rate of large square
+matmuls in the compute dtype, measured in the same run.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class Measure:
     batch: int
     pages_per_s: float
     flops_per_page: float
-    peak: float | None  # the device's bf16 peak, if known
+    peak: float | None  # the device's peak FLOP/s, if known
 
     @property
     def mfu(self) -> float | None:
@@ -56,7 +58,7 @@ def build(name: str, device: str, layers: int | None = None):
     quick check), created on ``device`` in its compute dtype."""
     from tests.tiny_models.common import seed
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = compute_dtype(device)
     seed(0)
     with _default(device, dtype):
         if name == "colqwen2":
@@ -72,6 +74,13 @@ def build(name: str, device: str, layers: int | None = None):
 
             return colpali_at_scale(layers, layers)
     raise SystemExit(f"unknown architecture {name!r}: expected one of {', '.join(ARCHITECTURES)}")
+
+
+def compute_dtype(device: str) -> torch.dtype:
+    """The dtype the app computes the models in on ``device`` (``RAG_DTYPE=auto``)."""
+    from rag.models import resolve_dtype
+
+    return resolve_dtype("auto", "cuda" if device.startswith("cuda") else device)
 
 
 @contextlib.contextmanager
@@ -107,7 +116,13 @@ def flops_per_page(model, inputs) -> float:
     return 2 * (vision * vision_tokens + other * sequence) / pages
 
 
-def peak_bf16(device: str) -> float | None:
+def peak_flops(device: str) -> float | None:
+    """The device's peak FLOP/s for MFU: a known GPU's dense bf16 peak (None for others); on a
+    CPU, its measured square-matmul rate in the compute dtype."""
+    if device == "cpu":
+        from benchmarks import cpu_matmul_peak
+
+        return cpu_matmul_peak(compute_dtype(device))
     if not device.startswith("cuda"):
         return None
     name = torch.cuda.get_device_name(device)
@@ -201,6 +216,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def rate(pages_per_s: float) -> str:
+    """Pages/s to two decimals, or three significant digits below one (a CPU's full-size rate)."""
+    return f"{pages_per_s:.2f}" if pages_per_s >= 1 else f"{pages_per_s:.3g}"
+
+
 def report_rows(measures: list[Measure]) -> list[str]:
     lines = [
         "| model | batch | pages/s | GFLOP/page | TFLOP/s | MFU |",
@@ -212,7 +232,7 @@ def report_rows(measures: list[Measure]) -> list[str]:
             continue
         mfu = "n/a" if m.mfu is None else f"{m.mfu:.0%}"
         lines.append(
-            f"| {m.model} | {m.batch} | {m.pages_per_s:.2f} | {m.flops_per_page / 1e9:,.1f} | "
+            f"| {m.model} | {m.batch} | {rate(m.pages_per_s)} | {m.flops_per_page / 1e9:,.1f} | "
             f"{m.pages_per_s * m.flops_per_page / 1e12:.2f} | {mfu} |"
         )
     return lines

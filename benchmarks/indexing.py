@@ -249,7 +249,7 @@ def full_size(args: argparse.Namespace) -> str:
         for name in names:
             model, processor = fs.build(name, device, args.layers)
             retriever = Retriever(model, processor, name, f"{name} (full size, random)")
-            peak = fs.peak_bf16(device)
+            peak = fs.peak_flops(device)
             auto = auto_batch_size(retriever, probe_page(settings.dpi, settings.max_page_pixels))
             autos.append((name, auto))
             batches = sorted({*(int(b) for b in args.batch_sizes.split(",")), auto})
@@ -297,11 +297,17 @@ def full_size_report(
         f"- command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
         f"--batch-sizes {args.batch_sizes}{layers}{_workers_flag(args)}` (DPI {args.dpi})",
         f"- machine: {machine()}; device {device}, "
-        f"{'bf16' if device.startswith('cuda') else 'fp32'}",
-        f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} passes "
+        f"{str(fs.compute_dtype(device)).removeprefix('torch.')}",
+        f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} "
+        f"pass{'es' if args.repeats > 1 else ''} "
         "after a warm-up; "
         "MFU: model FLOPs (2 x parameters x tokens, see benchmarks/full_size.py) per second "
-        "over the device's dense bf16 peak",
+        + (
+            "over the GPU's dense bf16 peak"
+            if device.startswith("cuda")
+            else "over this CPU's square-matmul rate in that dtype, measured in this run"
+        ),
+        "- peak for MFU: " + _peaks(measures),
         "",
         *fs.report_rows(measures),
         "",
@@ -317,7 +323,7 @@ def full_size_report(
         *(
             f"| {name} | {batch} | {kernel} | out of memory | - |"
             if math.isnan(rate)
-            else f"| {name} | {batch} | {kernel} | {rate:.2f} | {cosine:.4f} |"
+            else f"| {name} | {batch} | {kernel} | {fs.rate(rate)} | {cosine:.4f} |"
             for name, batch, kernel, rate, cosine in attention
         ),
         "",
@@ -334,11 +340,20 @@ def full_size_report(
         encode = "skipped" if skipped else f"{run.stages['encode']:.1f}"
         overhead = "-" if skipped else f"{run.overhead:.0%}"
         lines.append(
-            f"| {run.model} | {run.mode} | {run.pages_per_s:.2f} | "
+            f"| {run.model} | {run.mode} | {fs.rate(run.pages_per_s)} | "
             f"{run.pages_per_s / naive_rate[run.model]:.2f} | {encode} | "
             f"{run.wall_s:.1f} | {overhead} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _peaks(measures: list) -> str:
+    """Each model's peak FLOP/s for MFU, e.g. ``colqwen2 0.34 TFLOP/s``."""
+    peaks = {m.model: m.peak for m in measures}
+    return ", ".join(
+        f"{model} " + ("unknown" if peak is None else f"{peak / 1e12:.3g} TFLOP/s")
+        for model, peak in peaks.items()
+    )
 
 
 def memory_run(args: argparse.Namespace, pages: int) -> dict:

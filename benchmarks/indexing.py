@@ -56,6 +56,7 @@ from rag.pipeline import Models, Pipeline, open_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MODELS = ("tiny", "mid")
+REPEATS = 3
 
 
 @dataclass
@@ -91,7 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full-size", action="store_true", help="real-size models, for a GPU")
     parser.add_argument("--batch-sizes", default="1,4,8,16,32", help="with --full-size")
     parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)  # full widths, few layers
-    parser.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--repeats", type=int, default=REPEATS, help="timed passes per batch size (--full-size)"
+    )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -290,12 +293,14 @@ def full_size_report(
     from benchmarks import full_size as fs
     from benchmarks.search import machine
 
-    layers = f" --layers {args.layers}" if args.layers else ""
+    flags = f" --models {args.models}" if args.models != ",".join(MODELS) else ""
+    flags += f" --layers {args.layers}" if args.layers else ""
+    flags += f" --repeats {args.repeats}" if args.repeats != REPEATS else ""
     lines = [
         f"# Indexing benchmark, full-size models: {args.pages} pages",
         "",
         f"- command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
-        f"--batch-sizes {args.batch_sizes}{layers}{_workers_flag(args)}` (DPI {args.dpi})",
+        f"--batch-sizes {args.batch_sizes}{flags}{_workers_flag(args)}` (DPI {args.dpi})",
         f"- machine: {machine()}; device {device}, "
         f"{str(fs.compute_dtype(device)).removeprefix('torch.')}",
         f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} "

@@ -128,6 +128,7 @@ def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path)
     arguments += ["--repeats", "1", "--dpi", "36", "--out", str(out)]
     text = indexing.main(arguments)
     assert out.read_text() == text
+    assert "--full-size --pages 2 --batch-sizes 1,2 --layers 1 --repeats 1`" in text
     rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| col")]
     encoder = [row for row in rows if len(row) == 6 and row[5].endswith(("%", "n/a"))][:6]
     # --batch-sizes and the auto batch size (4 on CPU), per model

@@ -80,7 +80,7 @@ def _add(
     with index.staging() as staged:
         for number in range(1, len(embeddings) + 1):
             Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
-        index.add(document, staged, embeddings)
+        assert index.add(document, staged, embeddings)
     return document
 
 
@@ -205,6 +205,20 @@ def test_a_failed_add_leaves_nothing(make_index, monkeypatch):
         assert index._stored_doc_ids() == {"aaaa"}
     _add(index, "bbbb", _pages(1, 2))  # and the same document can be added again
     assert [doc.doc_id for doc in index.documents()] == ["aaaa", "bbbb"]
+
+
+def test_adding_a_document_already_there_changes_nothing(make_index):
+    """What a writer finds at commit time when another one committed the same file first."""
+    index = make_index()
+    first = _add(index, "aaaa", _pages(0, 2))
+    again = Document("aaaa", "renamed.pdf", 1, "2026-02-02")
+    with index.staging() as staged:
+        Image.new("RGB", (20, 30), "white").save(staged / "page-0001.png")
+        assert index.add(again, staged, _pages(5, 1)) is False
+    assert index.documents() == [first]
+    query = _pages(0, 2)[1][:3]
+    assert index.search(query, 1)[0].score == pytest.approx(float(maxsim(query, query)), abs=1e-2)
+    assert not any((index.root / ".staging").iterdir())
 
 
 # -- Qdrant only: points outside the local records ------------------------------------------

@@ -43,10 +43,12 @@ class Index(ABC):
         """A scratch folder to render a new document's pages into; removed unless committed."""
 
     @abstractmethod
-    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         """Atomically add ``document``: its page images in ``staged`` (page-NNNN.png) and one
         (n_i, dim) embedding per page (a list, or ``StagedPages`` read back from disk a chunk at
-        a time). After a crash the document is either whole or absent."""
+        a time). After a crash the document is either whole or absent. False (and nothing
+        changed) when the document is already there, e.g. committed by another process while
+        this one was encoding it."""
 
     @abstractmethod
     def delete(self, doc_id: str) -> Document:

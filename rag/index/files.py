@@ -2,11 +2,14 @@
 
 New documents are written into ``<root>/.staging/<pid>-<random>/`` and committed by renaming
 that folder into place; entries name their process, so leftovers of a dead process can be
-told from the work of a live one.
+told from the work of a live one. Writers in several processes (two ``index`` jobs, a CLI job
+beside the web app) take turns through ``writer_lock`` to commit and delete; readers take no
+lock: a commit or a delete is one rename, which they see whole or not at all.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -26,6 +29,30 @@ def staging_folder(root: Path) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """Held by one writer at a time across processes (and across index objects in one
+    process): ``flock`` on ``root/.lock``, released by the kernel if the holder dies."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def folder_version(folder: Path) -> tuple[int, int, int]:
+    """Changes whenever an entry is renamed into or out of ``folder`` (mtime, link count and
+    inode: the link count catches two changes within one tick of a coarse mtime clock);
+    (0, 0, 0) if it does not exist."""
+    try:
+        status = folder.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (status.st_mtime_ns, status.st_nlink, status.st_ino)
 
 
 def trash_folder(root: Path) -> Path:

@@ -15,6 +15,8 @@ Layout::
 
 A document is added by writing everything into ``.staging/<tmp>`` and renaming that folder to
 ``docs/<doc_id>``: the rename is the commit, so a crash leaves the document whole or absent.
+Commits and deletes hold ``.lock`` (``writer_lock``), so several processes can index into one
+folder: a document another process committed meanwhile is not added twice (``add`` says so).
 The search mode (rag.index.modes) is recorded in the header: in "exact" mode the full vectors
 are held in memory; in the compressed modes only the compact form is, and the full vectors are
 memory-mapped from disk for the exact rerank and for heatmaps. A document's arrays are written a
@@ -43,10 +45,12 @@ from rag.index.base import Document, Hit, Index
 from rag.index.files import (
     atomic_write,
     clear_staging,
+    folder_version,
     fsync_dir,
     fsync_tree,
     staging_folder,
     trash_folder,
+    writer_lock,
 )
 from rag.index.modes import (
     BinaryCandidates,
@@ -139,7 +143,7 @@ class LocalIndex(Index):
         self._stored: dict[str, _Stored] = {}
         self._search = None  # built from _stored on first search after a change
         self._rows: list[tuple[str, int]] = []
-        self._seen_mtime: int | None = None
+        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
         self._check_header()
         clear_staging(self.root)
 
@@ -216,23 +220,26 @@ class LocalIndex(Index):
     def staging(self):
         return staging_folder(self.root)
 
-    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
         self._check_header(dim)  # refuse a mismatch before the encoding work
-        self._write_arrays(staged, embeddings, dim)  # outside the lock: pooling takes a while
-        with self._lock:
-            self._check_header(dim)
+        self._write_arrays(staged, embeddings, dim)  # outside the locks: pooling takes a while
+        atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
+        fsync_tree(staged)
+        target = self._docs_dir() / document.doc_id
+        with self._lock, writer_lock(self.root):
+            self._check_header(dim)  # another process may have created the index meanwhile
             if self._read_header() is None:
                 self._write_header(dim)
-            atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
-            fsync_tree(staged)
-            target = self._docs_dir() / document.doc_id
+            if (target / "doc.json").exists():
+                return False  # committed by another writer while this one encoded
             target.parent.mkdir(parents=True, exist_ok=True)
             os.rename(staged, target)  # the commit point
             fsync_dir(target.parent)
             self._load(target)
+            return True
 
     def _write_arrays(self, staged: Path, embeddings: Sequence[torch.Tensor], dim: int) -> None:
         """The arrays stored for one document in this index's mode, written a chunk of pages at
@@ -272,7 +279,7 @@ class LocalIndex(Index):
             pooled.path.unlink()
 
     def delete(self, doc_id: str) -> Document:
-        with self._lock:
+        with self._lock, writer_lock(self.root):
             self._refresh()
             document = self.get(doc_id)
             if document is None:
@@ -380,18 +387,21 @@ class LocalIndex(Index):
     def _refresh(self) -> None:
         """Reload from disk when another process (e.g. the CLI beside a server) changed docs/."""
         docs_dir = self._docs_dir()
-        mtime = docs_dir.stat().st_mtime_ns if docs_dir.exists() else 0
-        if mtime == self._seen_mtime:
+        version = folder_version(docs_dir)
+        if version == self._seen:
             return
         self._check_header()
         on_disk = set()
-        if mtime:
+        if docs_dir.exists():
             on_disk = {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()}
         for doc_id in set(self._stored) - on_disk:
             self._forget(doc_id)
         for doc_id in sorted(on_disk - set(self._stored)):
-            self._load(docs_dir / doc_id)
-        self._seen_mtime = mtime
+            try:
+                self._load(docs_dir / doc_id)
+            except FileNotFoundError:  # deleted by another process since the listing
+                continue
+        self._seen = version
 
     def _load(self, folder: Path) -> None:
         document = Document(**json.loads((folder / "doc.json").read_text()))

@@ -17,9 +17,11 @@ scanned exactly or used to rerank. The collection's metadata records the retriev
 data dir (``store``) it belongs to.
 
 Order of writes: a document's points are upserted first, then its staged folder is renamed into
-``docs/``; the rename is the commit. Only documents with a folder in ``docs/`` exist: search
-ignores points without one (a crash between the two steps, or another process mid-add), and
-they are deleted on open. Delete removes the folder first, then the points.
+``docs/``; the rename is the commit. Writers in several processes take turns (``writer_lock``)
+from the check that a document is new to its commit, so none upserts over another's document.
+Only documents with a folder in ``docs/`` exist: search ignores points without one (a crash
+between the two steps, or another process mid-add), and they are deleted on open. Delete
+removes the folder first, then the points.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ from rag.index.base import Document, Hit, Index
 from rag.index.files import (
     atomic_write,
     clear_staging,
+    folder_version,
     fsync_dir,
     fsync_tree,
     staging_folder,
     trash_folder,
+    writer_lock,
 )
 from rag.pooling import pool_pages
 
@@ -99,7 +103,7 @@ class QdrantIndex(Index):
         self._remote = self.location.startswith(("http://", "https://"))
         self._lock = threading.RLock()
         self._docs: dict[str, Document] = {}
-        self._seen_mtime: int | None = None
+        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
         self._dim: int | None = None
         header = self._open_header(collection)
         self.collection: str = header["collection"]
@@ -249,14 +253,14 @@ class QdrantIndex(Index):
     def staging(self):
         return staging_folder(self.root)
 
-    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> None:
+    def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
-        with self._lock, _reported(self.location):
+        with self._lock, writer_lock(self.root), _reported(self.location):
             self._refresh()
             if document.doc_id in self._docs:
-                raise ValueError(f"document {document.doc_id} is already indexed")
+                return False  # committed by another writer while this one encoded
             self._ensure_collection(dim)
             # doc.json first: a live staging folder tells other processes its points are wanted
             atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
@@ -271,6 +275,7 @@ class QdrantIndex(Index):
                 raise
             fsync_dir(target.parent)
             self._docs[document.doc_id] = document
+            return True
 
     def _upsert(self, document: Document, embeddings: Sequence[torch.Tensor]) -> None:
         from qdrant_client import models
@@ -298,7 +303,7 @@ class QdrantIndex(Index):
             self.client.upsert(self.collection, points=points, wait=True)
 
     def delete(self, doc_id: str) -> Document:
-        with self._lock:
+        with self._lock, writer_lock(self.root):
             self._refresh()
             document = self._docs.get(doc_id)
             if document is None:
@@ -440,17 +445,20 @@ class QdrantIndex(Index):
     def _refresh(self) -> None:
         """Reload the records when another process changed docs/."""
         docs_dir = self._docs_dir()
-        mtime = docs_dir.stat().st_mtime_ns if docs_dir.exists() else 0
-        if mtime == self._seen_mtime:
+        version = folder_version(docs_dir)
+        if version == self._seen:
             return
-        on_disk = (
-            {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()} if mtime else set()
-        )
+        on_disk = set()
+        if docs_dir.exists():
+            on_disk = {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()}
         for doc_id in set(self._docs) - on_disk:
             self._docs.pop(doc_id)
         for doc_id in sorted(on_disk - set(self._docs)):
-            self._docs[doc_id] = Document(**_read_json(docs_dir / doc_id / "doc.json"))
-        self._seen_mtime = mtime
+            try:
+                self._docs[doc_id] = Document(**_read_json(docs_dir / doc_id / "doc.json"))
+            except FileNotFoundError:  # deleted by another process since the listing
+                continue
+        self._seen = version
 
     def _reconcile(self) -> None:
         """Bring the collection and docs/ into agreement after a crash or a restart."""

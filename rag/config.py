@@ -37,6 +37,9 @@ class Settings:
     # all (inspection and every page) and unable to allocate more than this many MB.
     render_timeout_s: int = 120
     render_memory_mb: int = 1024
+    # ... and after this many seconds on one page: a pathological page is refused in seconds,
+    # while long documents keep the whole file's budget (a dense real page takes ~1 s at 144 DPI).
+    render_page_timeout_s: int = 20
     max_pages: int = 2000
     max_file_mb: int = 500
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
@@ -102,7 +105,7 @@ class Settings:
             if not ok:
                 raise ConfigError(f"RAG_{name.upper()}: unsupported value {getattr(self, name)!r}")
         sizes = ("dpi", "max_page_pixels", "render_chunk_pages", "max_pages", "max_file_mb")
-        for name in (*sizes, "render_timeout_s", "render_memory_mb"):
+        for name in (*sizes, "render_timeout_s", "render_memory_mb", "render_page_timeout_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
         for name in ("top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):

@@ -1,28 +1,54 @@
-"""poppler's command-line tools (pdfinfo, pdftoppm), each in a child process under a time limit
-and an address-space limit, so that one hostile file costs at most a bounded number of seconds
-and megabytes while the app goes on serving everyone else.
+"""poppler's command-line tools (pdfinfo, pdftoppm), each in a child process that carries its
+own limits, so that one hostile file costs at most a bounded number of seconds and megabytes
+while the app goes on serving everyone else, and no poppler process outlives the app.
 
-The memory limit is set by a tiny Python launcher that calls ``setrlimit`` and then ``exec``s the
-tool (no ``preexec_fn``, which is unsafe in a threaded server). Arguments go to the tool as a
-list, never through a shell, and the file is passed by absolute path so that a name starting
-with ``-`` cannot be read as an option.
+A tiny Python launcher sets the limits on the child itself and then ``exec``s the tool (no
+``preexec_fn``, which is unsafe in a threaded server):
+
+- ``RLIMIT_AS``: the file's memory cap;
+- ``RLIMIT_CPU``: the call's time budget, in CPU seconds, so that even a child the app can no
+  longer watch is ended by the kernel when its budget is spent;
+- ``PR_SET_PDEATHSIG`` (Linux): the kernel kills the child when the app dies (``kill -9``, an
+  OOM kill, a container stop) instead of leaving it running;
+- ``RLIMIT_CORE`` 0: a crash of poppler on a hostile file leaves no core file behind.
+
+The app also watches each call: past the file's deadline, or (with ``stall_s``) when the
+``progress`` count has not grown for that many seconds, it kills the child. Arguments go to the
+tool as a list, never through a shell, and the file is passed by absolute path so that a name
+starting with ``-`` cannot be read as an option.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 _LAUNCHER = (
     "import os, resource, sys\n"
-    "limit = int(sys.argv[1])\n"
-    "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
-    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "memory, cpu, parent = (int(value) for value in sys.argv[1:4])\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (memory, memory))\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "if sys.platform.startswith('linux'):\n"
+    "    import ctypes, signal\n"
+    "    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+    "    if os.getppid() != parent:  # the app died before the line above took effect\n"
+    "        os._exit(1)\n"
+    "os.execvp(sys.argv[4], sys.argv[4:])\n"
 )
+# How often a running call is checked against its deadline and its progress.
+POLL_S = 0.1
+
+Argument = str | bytes  # bytes: a password in the exact encoding the file needs
 
 
 class PopplerMissing(RuntimeError):
@@ -30,20 +56,27 @@ class PopplerMissing(RuntimeError):
 
 
 class OverTime(Exception):
-    """The tool ran past its deadline and was killed."""
+    """The tool ran past a deadline and was killed: the file's (``stalled_after`` None) or,
+    after ``stalled_after`` steps, one step's."""
+
+    def __init__(self, stalled_after: int | None = None) -> None:
+        super().__init__()
+        self.stalled_after = stalled_after
 
 
 @dataclass(frozen=True)
 class Budget:
-    """What one file may cost in total: a deadline shared by every call, and a memory cap."""
+    """What one file may cost: a deadline shared by every call, a memory cap, and how long one
+    page may take to render (``page_seconds``)."""
 
     seconds: float
     memory_mb: int
+    page_seconds: float = math.inf
     started: float = 0.0
 
     @classmethod
-    def start(cls, seconds: float, memory_mb: int) -> Budget:
-        return cls(seconds, memory_mb, time.monotonic())
+    def start(cls, seconds: float, memory_mb: int, page_seconds: float = math.inf) -> Budget:
+        return cls(seconds, memory_mb, page_seconds, time.monotonic())
 
     def left(self) -> float:
         return self.seconds - (time.monotonic() - self.started)
@@ -61,25 +94,73 @@ class Result:
         return self.returncode < 0
 
 
-def run(tool: str, arguments: list[str], budget: Budget) -> Result:
-    """Run ``tool arguments...`` under ``budget``; raises OverTime or PopplerMissing."""
+def run(
+    tool: str,
+    arguments: Sequence[Argument],
+    budget: Budget,
+    progress: Callable[[], int] | None = None,
+) -> Result:
+    """Run ``tool arguments...`` under ``budget``; raises OverTime or PopplerMissing.
+
+    ``progress``: a count of steps done (e.g. pages written); the call is killed when it has
+    not grown for ``budget.page_seconds`` (the first step's clock starts with the call)."""
     executable = shutil.which(tool)
     if executable is None:
         raise PopplerMissing(f"{tool} not found: apt-get install -y poppler-utils")
     left = budget.left()
     if left <= 0:
         raise OverTime
-    limit = str(budget.memory_mb * 2**20)
-    command = [sys.executable, "-c", _LAUNCHER, limit, executable, *arguments]
-    try:
-        done = subprocess.run(command, capture_output=True, timeout=left, check=False)
-    except subprocess.TimeoutExpired:  # run() has killed the child
-        raise OverTime from None
+    limits = [str(budget.memory_mb * 2**20), str(math.ceil(left) + 1), str(os.getpid())]
+    command = [sys.executable, "-c", _LAUNCHER, *limits, executable, *arguments]
+    # Its own session and process group, so that killing it ends anything it started, too.
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    with child:
+        try:
+            stdout, stderr = _wait(child, time.monotonic() + left, budget.page_seconds, progress)
+        except BaseException:
+            _kill_group(child)
+            raise
+    if child.returncode == -signal.SIGXCPU:  # the child's own CPU limit ended it
+        raise OverTime
     decode = lambda data: data.decode("utf-8", errors="replace")  # noqa: E731
-    return Result(done.returncode, decode(done.stdout), decode(done.stderr))
+    return Result(child.returncode, decode(stdout), decode(stderr))
 
 
-def password_arguments(password: str | None) -> list[str]:
+def _wait(
+    child: subprocess.Popen,
+    deadline: float,
+    step_seconds: float,
+    progress: Callable[[], int] | None,
+) -> tuple[bytes, bytes]:
+    """The child's output once it exits; OverTime past ``deadline`` or a stalled step."""
+    steps, step_started = 0, time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now >= deadline:
+            raise OverTime
+        try:
+            return child.communicate(timeout=min(POLL_S, deadline - now))
+        except subprocess.TimeoutExpired:  # still running: output so far is kept
+            pass
+        if progress is None:
+            continue
+        done = progress()
+        if done != steps:
+            steps, step_started = done, time.monotonic()
+        elif time.monotonic() - step_started > step_seconds:
+            raise OverTime(stalled_after=steps)
+
+
+def _kill_group(child: subprocess.Popen) -> None:
+    """SIGKILL the child's process group and reap the child."""
+    with contextlib.suppress(ProcessLookupError):  # already gone
+        os.killpg(child.pid, signal.SIGKILL)
+    child.communicate()
+
+
+def password_arguments(password: Argument | None) -> list[Argument]:
     """Both poppler password options: the user password opens the file; an owner password
     given by mistake opens it too."""
     return ["-upw", password, "-opw", password] if password else []

@@ -105,7 +105,7 @@ def test_public_sessions_cannot_reach_each_other_through_the_api(tiny_models, tm
 
 
 def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_path):
-    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_RENDER_TIMEOUT_S": "30"}
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_RENDER_PAGE_TIMEOUT_S": "10"}
     endless = hostile.endless_drawing(tmp_path / "endless.pdf")
     with running_server(env, log=tmp_path / "server.log") as (url, _):
         asker, uploader = Client(url, verbose=False), Client(url, verbose=False)
@@ -116,4 +116,5 @@ def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_pat
         ask(asker, "What were the costs?")
         assert not upload.done(), "the question waited for the rendering"
         status = upload.result(timeout=120)[0]
-        assert "endless.pdf: refused" in status and "RAG_RENDER_TIMEOUT_S" in status
+        assert "endless.pdf: refused: page 1 took longer" in status
+        assert "RAG_RENDER_PAGE_TIMEOUT_S" in status

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from rag.config import Settings
 from rag.errors import ConfigError, RagError
+from rag.names import display_name
 from rag.pipeline import IndexResult, Pipeline
 
 
@@ -134,9 +135,19 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
         if done and not args.json:
             print(f"  {name}: {rate.describe(done, total)}", file=sys.stderr)
 
-    for result in pipeline.add_paths(args.paths, progress=progress, password=args.password):
+    results = pipeline.add_paths(
+        args.paths, progress=progress, password=args.password, ignored=report_ignored
+    )
+    for result in results:
         print(_index_json(result) if args.json else result.message, flush=True)
     return 0
+
+
+def report_ignored(folder: Path, files: list[Path], shown: int = 5) -> None:
+    """One line on stderr (stdout stays one result per PDF) naming a folder's non-PDF files."""
+    names = ", ".join(display_name(file.name) for file in files[:shown])
+    more = f" and {len(files) - shown} more" if len(files) > shown else ""
+    print(f"{folder}: not PDFs, not indexed: {names}{more}", file=sys.stderr)
 
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
@@ -229,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _index_json(result: IndexResult) -> str:
     fields = ("file", "status", "doc_id", "pages", "error")
-    return json.dumps({name: getattr(result, name) for name in fields})
+    record = {name: getattr(result, name) for name in fields}
+    return json.dumps({**record, "warnings": list(result.warnings)})
 
 
 if __name__ == "__main__":

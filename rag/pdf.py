@@ -6,9 +6,13 @@ PNG writer costs three times the rendering) and Pillow compresses each page to P
 ``Settings.page_workers`` above 1, that many chunks are rendered at once, in page order.
 
 Every poppler call runs in a child process under the file's time budget (``render_timeout_s``,
-for the whole file) and memory cap (``render_memory_mb``, per process). Every way a file can
-fail (not a PDF, encrypted, corrupt, empty, too large, too costly, a page too small to read)
-raises a typed ``PdfError`` whose message is one line naming the file.
+for the whole file), a time limit per page (``render_page_timeout_s``: a pathological page is
+refused in seconds, while a long document still has the whole file's budget) and a memory cap
+(``render_memory_mb``, per process). Whether a file is a PDF is poppler's call: what it can open
+is one, wherever its header is. Every way a file can fail (not a PDF, encrypted, corrupt, empty,
+too large, too costly, a page too small to read) raises a typed ``PdfError`` whose message is one
+line naming the file. What renders but looks wrong (many blank pages from a damaged file, an XFA
+form) is indexed with a note (``rendering_notes``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import math
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +42,7 @@ from rag.errors import (
     PdfTooLargeError,
 )
 from rag.names import display_name
+from rag.passwords import password_forms
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,8 @@ MIN_DPI = 0.01
 # zlib level of the kept page images (Pillow's default): files about the size of poppler's own
 # PNGs, written in under half the time its PNG writer takes.
 PNG_LEVEL = 6
+# A page whose every channel spans at most this many levels shows nothing (one flat colour).
+BLANK_SPREAD = 2
 
 Chunk = tuple[int, int, float]  # first page, last page, DPI
 
@@ -60,8 +67,11 @@ class PdfInfo:
     pages: int
     page_sizes: tuple[tuple[float, float], ...]  # (width, height) in points, one per page
     name: str = "document.pdf"
-    password: str | None = field(default=None, repr=False)
+    # the password in the byte form that opened the file (rag.passwords)
+    password: str | bytes | None = field(default=None, repr=False)
     budget: poppler.Budget | None = field(default=None, repr=False, compare=False)
+    form: str = "none"  # pdfinfo's "Form:": none, AcroForm or XFA
+    complaints: bool = False  # poppler reported errors reading the file (it may be damaged)
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class RenderedPage:
     path: Path
     width: int
     height: int
+    blank: bool = False  # one flat colour: nothing drawn
+    complaints: bool = False  # poppler reported errors while rendering this page's chunk
 
 
 def inspect_pdf(
@@ -88,17 +100,8 @@ def inspect_pdf(
         )
     if path.stat().st_size == 0:
         raise EmptyPdfError(f"{name}: the file is empty")
-    with path.open("rb") as handle:
-        if b"%PDF-" not in handle.read(1024):
-            raise NotAPdfError(f"{name}: not a PDF file")
-    budget = poppler.Budget.start(settings.render_timeout_s, settings.render_memory_mb)
-    # Per-page sizes for at most max_pages + 1 pages: enough to refuse a longer PDF.
-    last = str(settings.max_pages + 1)
-    arguments = ["-f", "1", "-l", last, *poppler.password_arguments(password)]
-    arguments.append(poppler.absolute(path))
-    result = _call("pdfinfo", arguments, budget, name, "reading the PDF")
-    if result.returncode != 0:
-        raise _classify(name, result.stderr, password)
+    budget = file_budget(settings)
+    result, opened_with = _read_info(path, settings, budget, name, password)
     fields = _fields(result.stdout)
     pages = int(fields.get("Pages", "0") or 0)
     if pages == 0:
@@ -106,7 +109,57 @@ def inspect_pdf(
     if pages > settings.max_pages:
         raise PdfTooLargeError(f"{name}: {pages} pages is over the {settings.max_pages}-page limit")
     sizes = _page_sizes(result.stdout, pages)
-    return PdfInfo(pages, sizes, name, password, budget)
+    form = fields.get("Form", "none")
+    return PdfInfo(pages, sizes, name, opened_with, budget, form, _complained(result.stderr))
+
+
+def file_budget(settings: Settings) -> poppler.Budget:
+    """What one file may cost, starting now: the per-file and per-page time limits and the
+    memory cap of every poppler process."""
+    return poppler.Budget.start(
+        settings.render_timeout_s, settings.render_memory_mb, settings.render_page_timeout_s
+    )
+
+
+def _read_info(
+    path: Path, settings: Settings, budget: poppler.Budget, name: str, password: str | None
+) -> tuple[poppler.Result, str | bytes | None]:
+    """pdfinfo's report of ``path`` (per-page sizes for at most max_pages + 1 pages: enough
+    to refuse a longer PDF) and the password form that opened it; a PdfError if none did."""
+    last = str(settings.max_pages + 1)
+    forms: list[bytes | None] = password_forms(password) if password else [None]
+    for form in forms:
+        arguments = ["-f", "1", "-l", last, *poppler.password_arguments(form)]
+        result = _call(
+            "pdfinfo", [*arguments, poppler.absolute(path)], budget, name, "reading the PDF"
+        )
+        if result.returncode == 0:
+            return result, form
+        if "incorrect password" not in result.stderr.lower():
+            break  # another form of the same password cannot help
+    raise _classify(name, result.stderr, password)
+
+
+def rendering_notes(info: PdfInfo, blank_pages: int, complaints: bool) -> list[str]:
+    """What a user should know about a file that was indexed but may not show what it holds:
+    blank pages that poppler complained about (or most of the file blank), an XFA form.
+    A deliberately empty page in a healthy file says nothing.
+
+    >>> info = PdfInfo(16, ((612.0, 792.0),) * 16)
+    >>> rendering_notes(info, 14, complaints=True)
+    ['14 render blank: the file may be damaged']
+    >>> rendering_notes(info, 1, complaints=False), rendering_notes(info, 9, complaints=False)
+    ([], ['9 render blank: the file may be damaged'])
+    """
+    notes = []
+    if blank_pages and (complaints or info.complaints or 2 * blank_pages > info.pages):
+        notes.append(f"{blank_pages} render blank: the file may be damaged")
+    if info.form == "XFA":
+        notes.append(
+            "an XFA form: only what its pages hold could be rendered, not the form's own "
+            "content (often just a 'Please wait...' page)"
+        )
+    return notes
 
 
 def render_pages(
@@ -120,8 +173,7 @@ def render_pages(
     """
     info = info or inspect_pdf(path, settings)
     if info.budget is None:  # a PdfInfo made by hand: the file's budget starts now
-        budget = poppler.Budget.start(settings.render_timeout_s, settings.render_memory_mb)
-        info = dataclasses.replace(info, budget=budget)
+        info = dataclasses.replace(info, budget=file_budget(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     chunks = list(_render_chunks(info, settings))
     render = lambda chunk: _render_chunk(Path(path), out_dir, info, chunk)  # noqa: E731
@@ -167,20 +219,32 @@ def _render_chunk(path: Path, out_dir: Path, info: PdfInfo, chunk: Chunk) -> lis
     arguments = ["-r", f"{dpi:g}", "-f", str(first), "-l", str(last)]
     arguments += [*poppler.password_arguments(info.password), poppler.absolute(path)]
     what = f"rendering pages {first}-{last}"
+    written = lambda: sum(1 for _ in scratch.glob("p-*.ppm"))  # noqa: E731
     try:
-        result = _call("pdftoppm", [*arguments, str(scratch / "p")], info.budget, info.name, what)
+        result = _call(
+            "pdftoppm",
+            [*arguments, str(scratch / "p")],
+            info.budget,
+            info.name,
+            what,
+            pages_done=written,
+            first_step=first,
+        )
+        complaints = _complained(result.stderr)
         rendered = {int(p.stem.rsplit("-", 1)[1]): p for p in scratch.glob("p-*.ppm")}
         kept = []
         for number in range(first, last + 1):
             if number not in rendered:
                 raise _render_failure(info, number, result)
-            kept.append(_keep(rendered.pop(number), number, out_dir, info.name))
+            kept.append(_keep(rendered.pop(number), number, out_dir, info.name, complaints))
         return kept
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # gone before any page is handed out
 
 
-def _keep(image_path: Path, page_number: int, out_dir: Path, name: str) -> RenderedPage:
+def _keep(
+    image_path: Path, page_number: int, out_dir: Path, name: str, complaints: bool
+) -> RenderedPage:
     """The raw render ``image_path`` read, checked, kept as ``page-NNNN.png`` and deleted."""
     try:
         with Image.open(image_path) as image:
@@ -197,7 +261,19 @@ def _keep(image_path: Path, page_number: int, out_dir: Path, name: str) -> Rende
         )
     target = out_dir / f"page-{page_number:04d}.png"
     image.save(target, "PNG", compress_level=PNG_LEVEL)
-    return RenderedPage(page_number, target, width, height)
+    return RenderedPage(page_number, target, width, height, _is_blank(image), complaints)
+
+
+def _is_blank(image: Image.Image) -> bool:
+    """One flat colour (within ``BLANK_SPREAD`` levels per channel): nothing was drawn."""
+    extrema = image.getextrema()
+    bands = extrema if isinstance(extrema[0], tuple) else (extrema,)
+    return all(high - low <= BLANK_SPREAD for low, high in bands)
+
+
+def _complained(stderr: str) -> bool:
+    """poppler printed an error (not a warning) while reading or drawing the file."""
+    return any(line.startswith(("Syntax Error", "Internal Error")) for line in stderr.splitlines())
 
 
 def _render_failure(info: PdfInfo, number: int, result: poppler.Result) -> PdfError:
@@ -207,13 +283,30 @@ def _render_failure(info: PdfInfo, number: int, result: poppler.Result) -> PdfEr
     return CorruptPdfError(f"{info.name}: page {number} could not be rendered{reason}")
 
 
-def _call(tool: str, arguments: list[str], budget: poppler.Budget, name: str, what: str):
-    """One poppler call under the file's budget; its limits become one-line PdfErrors."""
+def _call(
+    tool: str,
+    arguments: list,
+    budget: poppler.Budget,
+    name: str,
+    what: str,
+    *,
+    pages_done: Callable[[], int] | None = None,
+    first_step: int = 1,
+) -> poppler.Result:
+    """One poppler call under the file's budget; its limits become one-line PdfErrors.
+    ``pages_done`` counts the pages written so far: each must come within the per-page
+    limit (``first_step``: the number of the call's first page, for the message)."""
     try:
-        result = poppler.run(tool, arguments, budget)
+        result = poppler.run(tool, arguments, budget, pages_done)
     except poppler.PopplerMissing as error:
         raise RuntimeError(str(error)) from None
-    except poppler.OverTime:
+    except poppler.OverTime as over:
+        if over.stalled_after is not None:
+            page = first_step + over.stalled_after
+            raise PdfLimitError(
+                f"{name}: page {page} took longer than the {budget.page_seconds:g} s allowed per "
+                "page to render (RAG_RENDER_PAGE_TIMEOUT_S)"
+            ) from None
         raise PdfLimitError(
             f"{name}: {what} took longer than the {budget.seconds:g} s allowed per file "
             "(RAG_RENDER_TIMEOUT_S)"

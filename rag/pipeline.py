@@ -30,8 +30,9 @@ from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
 from rag.overlay import render_overlay
-from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages
+from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
 from rag.retriever import Retriever
+from rag.sources import find_documents
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +51,14 @@ class IndexResult:
     doc_id: str | None = None
     pages: int = 0
     error: str | None = None
+    # indexed, but the user should know: e.g. "14 render blank: the file may be damaged"
+    warnings: tuple[str, ...] = ()
 
     @property
     def message(self) -> str:
         if self.status == "indexed":
-            return f"{self.file}: indexed {self.pages} pages as {self.doc_id}"
+            notes = f" ({'; '.join(self.warnings)})" if self.warnings else ""
+            return f"{self.file}: indexed {self.pages} pages as {self.doc_id}{notes}"
         if self.status == "skipped":
             return f"{self.file}: already indexed as {self.doc_id}"
         reason = (self.error or "").removeprefix(f"{self.file}: ")
@@ -195,16 +199,20 @@ class Pipeline:
         paths: Iterable[Path],
         progress: Progress | None = None,
         password: str | None = None,
+        ignored: Callable[[Path, list[Path]], None] | None = None,
     ) -> Iterator[IndexResult]:
-        """Index files and folders (their *.pdf files, recursively, in name order)."""
+        """Index files and folders (their PDFs, recursively, in name order: ``rag.sources``).
+        ``ignored(folder, files)`` hears of each folder's files that are not PDFs."""
         for item in paths:
             path = Path(item)
-            files = sorted(path.rglob("*.pdf"), key=str) if path.is_dir() else [path]
-            if path.is_dir() and not files:
+            found = find_documents(path)
+            if found.ignored and ignored:
+                ignored(path, found.ignored)
+            if path.is_dir() and not found.files:
                 yield IndexResult(
                     path.name, "refused", error=f"{path}: no PDF files in this folder"
                 )
-            for file in files:
+            for file in found.files:
                 yield self.add_pdf(file, progress=progress, password=password)
 
     def documents(self) -> list[Document]:
@@ -232,20 +240,25 @@ class Pipeline:
             # The encoder's output is written to disk behind it, on another thread.
             embeddings = StagedPages(scratch / "vectors.staged")
             prepared = self._prepared(path, staged, info, retriever)
+            rendered: list[RenderedPage] = []
             with closing(prepared), Behind(embeddings.append, depth=2) as writer:
-                done = 0
                 for pages, inputs in prepared:
                     with self.models.busy:
                         encoded = retriever.encode(inputs)
                     writer.submit(encoded)  # may wait for the disk: not while holding the models
-                    done += len(pages)
+                    rendered += pages
                     if progress:
-                        progress(done, info.pages, name)
+                        progress(len(rendered), info.pages, name)
                 writer.finish()
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            self.index.add(Document(doc_id, name, info.pages, added), staged, embeddings)
+            document = Document(doc_id, name, info.pages, added)
+            if not self.index.add(document, staged, embeddings):  # another process was first
+                return IndexResult(name, "skipped", doc_id, info.pages)
+        blank = sum(page.blank for page in rendered)
+        complaints = any(page.complaints for page in rendered)
+        warnings = tuple(rendering_notes(info, blank, complaints))
         logger.info("indexed %s (%d pages) as %s", name, info.pages, doc_id)
-        return IndexResult(name, "indexed", doc_id, info.pages)
+        return IndexResult(name, "indexed", doc_id, info.pages, warnings=warnings)
 
     def _prepared(
         self, path: Path, staged: Path, info: PdfInfo, retriever: Retriever

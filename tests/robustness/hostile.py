@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import re
+import unicodedata
 import zlib
 from pathlib import Path
 
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
-from pypdf.generic import NameObject, NumberObject, StreamObject
+from pypdf.generic import (
+    ArrayObject,
+    BooleanObject,
+    DictionaryObject,
+    NameObject,
+    NumberObject,
+    StreamObject,
+    TextStringObject,
+)
 
 from tests.conftest import SAMPLES
 
@@ -36,12 +46,7 @@ def drawing_pdf(path: Path, content: bytes) -> Path:
     """One letter page whose FlateDecode content stream inflates to ``content``."""
     writer = PdfWriter()
     page = writer.add_blank_page(width=612, height=792)
-    stream = StreamObject()
-    stream.set_data(b"")
-    stream._data = zlib.compress(content, 9)
-    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
-    stream[NameObject("/Length")] = NumberObject(len(stream._data))
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    page[NameObject("/Contents")] = writer._add_object(_raw_stream(zlib.compress(content, 9)))
     return _save(writer, path)
 
 
@@ -68,11 +73,84 @@ def deeply_nested(path: Path, depth: int = 200_000) -> Path:
     )
 
 
-def encrypted(path: Path, user: str, owner: str) -> Path:
+def encrypted(path: Path, user: str, owner: str, algorithm: str = "RC4-128") -> Path:
+    """The sample encrypted; "AES-256" (revision 6, PDF 2.0) prepares passwords by SASLprep,
+    "RC4-128" encodes them in Latin-1."""
     writer = PdfWriter(clone_from=PdfReader(SOURCE))
-    # RC4: AES would need the cryptography package.
-    writer.encrypt(user_password=user, owner_password=owner, algorithm="RC4-128")
+    writer.encrypt(user_password=user, owner_password=owner, algorithm=algorithm)
     return _save(writer, path)
+
+
+def nested_forms(path: Path, depth: int = 16) -> Path:
+    """One page drawing a form that draws the next form four times, ``depth`` deep: 4**depth
+    rectangles (4**16, ~4e9) from a 2 KB file; poppler would work on its one page for hours."""
+    objects = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /XObject << /F 5 0 R >> >> /Contents 4 0 R >>",
+        4: _stream(b"<<", b"q 600 0 0 780 6 6 cm /F Do Q"),
+    }
+    quarters = b"".join(
+        b"q .5 0 0 .5 %g %g cm /F Do Q " % (i % 2 / 2, i // 2 / 2) for i in range(4)
+    )
+    for level in range(depth):
+        number = 5 + level
+        body, resources = b"0 0 1 1 re f", b""  # the innermost form: a filled square
+        if level < depth - 1:
+            body, resources = quarters, b" /Resources << /XObject << /F %d 0 R >> >>" % (number + 1)
+        form = b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1]" + resources
+        objects[number] = _stream(form, body)
+    return write(path, _assemble(objects))
+
+
+def damaged_pages(path: Path, pages: int = 16, damaged: int = 14) -> Path:
+    """A ``pages``-page copy of the sample whose last ``damaged`` pages have content streams of
+    garbage that claim to be deflated: poppler complains and draws those pages blank."""
+    reader = PdfReader(SOURCE)
+    writer = PdfWriter()
+    rng = random.Random(13)
+    for number in range(pages):
+        page = writer.add_page(reader.pages[number % len(reader.pages)])
+        if number >= pages - damaged:
+            garbage = b"\x00" + rng.randbytes(2000)  # compression method 0: not deflate
+            page[NameObject("/Contents")] = writer._add_object(_raw_stream(garbage))
+    return _save(writer, path)
+
+
+def with_blank_page(path: Path) -> Path:
+    """The sample with a deliberately empty page 2: a healthy file."""
+    reader = PdfReader(SOURCE)
+    writer = PdfWriter()
+    writer.add_page(reader.pages[0])
+    writer.add_blank_page(width=595, height=842)
+    writer.add_page(reader.pages[1])
+    return _save(writer, path)
+
+
+def xfa_form(path: Path) -> Path:
+    """A dynamic XFA form: its one page holds only a placeholder, the form lives in XML."""
+    writer = PdfWriter(clone_from=PdfReader(SOURCE))
+    while len(writer.pages) > 1:
+        writer.remove_page(len(writer.pages) - 1)
+    template = StreamObject()
+    template.set_data(b'<xdp:xdp xmlns:xdp="http://ns.adobe.com/xdp/"><template/></xdp:xdp>')
+    xfa = ArrayObject([TextStringObject("template"), writer._add_object(template)])
+    form = DictionaryObject({NameObject("/Fields"): ArrayObject(), NameObject("/XFA"): xfa})
+    writer._root_object[NameObject("/AcroForm")] = writer._add_object(form)
+    writer._root_object[NameObject("/NeedsRendering")] = BooleanObject(True)
+    return _save(writer, path)
+
+
+def without_header(path: Path) -> Path:
+    """The sample with its ``%PDF-1.x`` header line removed: poppler still reads it."""
+    data = SOURCE.read_bytes()
+    return write(path, data[data.index(b"\n") + 1 :])
+
+
+def decomposed(text: str) -> str:
+    """``text`` as a keyboard may send it: accents as separate combining characters."""
+    return unicodedata.normalize("NFD", text)
 
 
 def lying_page_count(path: Path) -> Path:
@@ -117,6 +195,34 @@ def every_bad_file(folder: Path) -> dict[str, Path]:
         "lying-count": lying_page_count(folder / "lying.pdf"),
         "dash-name": write(folder / "-rf.pdf", data),
     }
+
+
+def _stream(dictionary_start: bytes, body: bytes) -> bytes:
+    return dictionary_start + b" /Length %d >>\nstream\n" % len(body) + body + b"\nendstream"
+
+
+def _raw_stream(data: bytes) -> StreamObject:
+    """A stream whose bytes are ``data`` as they are, labelled FlateDecode."""
+    stream = StreamObject()
+    stream.set_data(b"")
+    stream._data = data
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    stream[NameObject("/Length")] = NumberObject(len(data))
+    return stream
+
+
+def _assemble(objects: dict[int, bytes]) -> bytes:
+    """A PDF file of numbered objects with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += b"%d 0 obj\n" % number + objects[number] + b"\nendobj\n"
+    xref, size = len(out), max(objects) + 1
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    out += b"".join(b"%010d 00000 n \n" % offsets[number] for number in range(1, size))
+    out += b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, xref)
+    return bytes(out)
 
 
 def _save(writer: PdfWriter, path: Path) -> Path:

@@ -21,6 +21,7 @@ from rag.errors import (
 )
 from rag.names import MAX_NAME_BYTES, display_name
 from rag.pdf import inspect_pdf, render_pages
+from rag.pipeline import IndexResult
 from tests.robustness import hostile
 
 
@@ -68,9 +69,14 @@ def test_what_poppler_can_repair_is_rendered(settings, tmp_path):
         assert info.pages == len(pages) == 3
 
 
-def test_junk_beyond_the_first_kilobyte_is_not_a_pdf(settings, tmp_path):
-    path = hostile.junk_before_header(tmp_path / "junk.pdf", 5000)
-    assert "not a PDF" in refused(path, settings, NotAPdfError)
+def test_what_poppler_reads_is_a_pdf_wherever_its_header_is(settings, tmp_path):
+    """The header check is poppler's: junk past the first kilobyte, or no header at all."""
+    for path in (
+        hostile.junk_before_header(tmp_path / "junk.pdf", 5000),
+        hostile.without_header(tmp_path / "headless.pdf"),
+    ):
+        info, pages = render(path, settings, tmp_path / path.stem)
+        assert info.pages == len(pages) == 3
 
 
 # -- 2. encrypted -----------------------------------------------------------------------------
@@ -82,6 +88,25 @@ def test_a_user_password_is_required_then_accepted(settings, tmp_path):
     assert "wrong password" in refused(path, settings, EncryptedPdfError, password="guess")
     info, pages = render(path, settings, tmp_path, password="secret")
     assert info.pages == len(pages) == 3
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "stored", "typed"),
+    [
+        # AES-256 (revision 6): the file's key comes from the SASLprep'd password
+        ("AES-256", "ﬁle Ⅸ café", "ﬁle Ⅸ café"),
+        ("AES-256", "café", hostile.decomposed("café")),
+        ("AES-256", "pass\u00a0word", "pass\u00a0word"),
+        # RC4 (revision 3): Latin-1 bytes
+        ("RC4-128", "café", "café"),
+    ],
+    ids=["ligature-and-numeral", "decomposed-accent", "no-break-space", "rc4-latin-1"],
+)
+def test_the_right_non_ascii_password_opens(algorithm, stored, typed, settings, tmp_path):
+    path = hostile.encrypted(tmp_path / "locked.pdf", stored, "owner", algorithm)
+    info, pages = render(path, settings, tmp_path, password=typed)
+    assert info.pages == len(pages) == 3
+    assert "wrong password" in refused(path, settings, EncryptedPdfError, password="cafe")
 
 
 def test_a_pdf_with_only_an_owner_password_opens(settings, tmp_path):
@@ -238,3 +263,58 @@ def test_hostile_names_never_write_outside_the_data_dir(tiny_models, tmp_path, c
         pages = sorted((data / "index" / "docs" / document["doc_id"]).glob("page-*.png"))
         assert len(pages) == document["pages"]
         Image.open(pages[0]).verify()
+
+
+# -- 7. indexed, but worth a word -------------------------------------------------------------
+
+
+def index_folder(folder, tiny_models, data, capsys, *options: str):
+    """``app.py index FOLDER OPTIONS``: what it printed (stdout, stderr)."""
+    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={data}"]
+    assert app.main(["index", str(folder), *options, *common]) == 0
+    return capsys.readouterr()
+
+
+def index_json(folder, tiny_models, data, capsys) -> dict[str, dict]:
+    out = index_folder(folder, tiny_models, data, capsys, "--json").out
+    records = [json.loads(line) for line in out.splitlines()]
+    return {record["file"]: record for record in records}
+
+
+def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, tmp_path, capsys):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    hostile.damaged_pages(folder / "fuzzed.pdf", pages=16, damaged=14)
+    hostile.with_blank_page(folder / "healthy.pdf")
+    hostile.xfa_form(folder / "form.pdf")
+    records = index_json(folder, tiny_models, tmp_path / "data", capsys)
+    assert {record["status"] for record in records.values()} == {"indexed"}
+    fuzzed = records["fuzzed.pdf"]
+    assert fuzzed["pages"] == 16
+    assert fuzzed["warnings"] == ["14 render blank: the file may be damaged"]
+    assert records["healthy.pdf"]["warnings"] == []  # a deliberately empty page 2: quiet
+    (xfa,) = records["form.pdf"]["warnings"]
+    assert "XFA form" in xfa and "Please wait" in xfa
+    message = IndexResult(**{**fuzzed, "warnings": tuple(fuzzed["warnings"])}).message
+    assert message == (
+        f"fuzzed.pdf: indexed 16 pages as {fuzzed['doc_id']} "
+        "(14 render blank: the file may be damaged)"
+    )
+
+
+def test_folders_find_pdfs_by_extension_in_any_case_and_by_content(tiny_models, tmp_path, capsys):
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    data = hostile.SOURCE.read_bytes()
+    hostile.write(folder / "REPORT.PDF", data + b"\n% upper case\n")
+    hostile.write(folder / "sub" / "scan-0001", data + b"\n% no extension\n")
+    hostile.write(folder / ".hidden.pdf", data + b"\n% hidden\n")
+    hostile.write(folder / "readme.txt", b"not a pdf")
+    hostile.image_named_pdf(folder / "photo.png")
+    records = index_json(folder, tiny_models, tmp_path / "data", capsys)
+    assert sorted(records) == ["REPORT.PDF", "scan-0001"]
+    assert {record["status"] for record in records.values()} == {"indexed"}
+    # what was passed over is said, on stderr (stdout stays one line per PDF)
+    said = index_folder(folder, tiny_models, tmp_path / "data", capsys)
+    assert f"{folder}: not PDFs, not indexed: photo.png, readme.txt" in said.err
+    assert "already indexed" in said.out and ".hidden" not in said.out + said.err

@@ -2,7 +2,7 @@
 
 Scores one binarised query (20 tokens) against 10,000 ColPali-shaped pages (1030 x 128, random
 sign bits: popcount speed does not depend on the data) with each candidate, checks every
-candidate returns the same scores as ``rag.binary.hamming_maxsim``, and prints pages/s (median
+candidate returns the same scores as ``rag.index.binary.hamming_maxsim``, and prints pages/s (median
 and best of interleaved rounds; the machine may be shared) with the ratio to torch's ±1 bf16
 matmul, which costs what exact bf16 search costs.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from rag.binary import BinaryPages, _popcount, binarize, hamming_maxsim, warmup
-from rag.scoring import PackedPages, maxsim_packed
+from rag.index.binary import BinaryPages, _popcount, binarize, hamming_maxsim, warmup
+from rag.index.scoring import PackedPages, maxsim_packed
 
 Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -116,7 +116,8 @@ def torch_signs_bf16(signs: PackedPages) -> Kernel:
 
 
 def laid_out(pages: np.ndarray, offsets: np.ndarray) -> Kernel:
-    """rag.binary as the index uses it: pages laid out once (``BinaryPages``), scored per query."""
+    """rag.index.binary as the index uses it: pages laid out once (``BinaryPages``), scored
+    per query."""
     binary = BinaryPages.from_bits(pages, offsets)
 
     def kernel(query, pages, offsets):
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     signs = PackedPages.from_flat(_unpack(pages), [args.tokens] * args.pages)
 
     kernels: dict[str, Kernel] = {
-        "numba, query tokens in SIMD lanes (rag.binary)": laid_out(pages, offsets),
+        "numba, query tokens in SIMD lanes (rag.index.binary)": laid_out(pages, offsets),
         "numba, page tokens in SIMD lanes": numba_page_lanes,
         "numba, page tokens in SIMD lanes, bit-trick popcount": numba_page_lanes_swar,
         "numba, scalar loops": numba_scalar,
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     for name, kernel in kernels.items():
         got = kernel(query, pages, offsets)
         if not np.array_equal(np.asarray(got, np.float32), expected):
-            raise AssertionError(f"{name} disagrees with rag.binary.hamming_maxsim")
+            raise AssertionError(f"{name} disagrees with rag.index.binary.hamming_maxsim")
     rates = measure(kernels, (query, pages, offsets), args.pages, args.rounds)
     reference = rates["torch ±1 bf16 matmul (maxsim_packed)"][0]
     print(

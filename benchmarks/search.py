@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from benchmarks import MATMUL_PEAK_SIZE, cpu_matmul_peak, offline, publish
-from rag.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
-from rag.pooling import pool_page
-from rag.scoring import (
+from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
+from rag.index.pooling import pool_page
+from rag.index.scoring import (
     CHUNK_ELEMENTS,
     Bucket,
     PackedPages,
@@ -440,7 +440,7 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         lambda q: top_rows(maxsim_packed(q, exact32), k),
         fp32_pages,
         _packed_bytes(exact32),
-        "rag.scoring.maxsim_packed",
+        "rag.index.scoring.maxsim_packed",
     )
 
     exact16 = bf16.packed(built.subset if bf16.on_disk else n_pages)
@@ -449,7 +449,7 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         lambda q: top_rows(maxsim_packed(q, exact16), k),
         exact16.n_pages,
         _packed_bytes(exact16),
-        "rag.scoring.maxsim_packed",
+        "rag.index.scoring.maxsim_packed",
     )
     measure(
         "bf16-matmul-only",
@@ -509,7 +509,7 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         lambda q: binary.top(binarize(q), k, prefilter=0)[0],
         n_pages,
         bit_bytes,
-        "rag.binary.BinaryPages: Hamming MaxSim of every page on all 128 bits",
+        "rag.index.binary.BinaryPages: Hamming MaxSim of every page on all 128 bits",
     )
     measure(
         "binary+rerank",
@@ -606,7 +606,7 @@ def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Bui
         f"background tokens; {args.queries} queries of {args.query_tokens} tokens from random "
         f"target pages; built in {built.seconds:.0f} s",
         f"- pooling: HierarchicalTokenPooler algorithm, factor {args.pool_factor} "
-        f"(rag.pooling.pool_page, {built.pool_note})",
+        f"(rag.index.pooling.pool_page, {built.pool_note})",
         f"- pages/s: median over queries (each the fastest of {args.repeats} runs) after a "
         "warm-up query; x: ratios of pages/s in this run; top-10 overlap: mean overlap with "
         "exact fp32 MaxSim (vs exact-bf16: with our exact bf16 search, same pages only)",

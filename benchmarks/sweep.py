@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from benchmarks import offline, publish, search
-from rag.binary import PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
+from rag.index.binary import PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -154,7 +154,7 @@ class Pipeline:
         if search:
             self.index.warm()
         elif self.settings.index_mode == "binary":
-            from rag.binary import warmup
+            from rag.index.binary import warmup
 
             warmup()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rag.binary import BinaryPages, binarize, hamming_maxsim, warmup
+from rag.index.binary import BinaryPages, binarize, hamming_maxsim, warmup
 
 
 def signs(pattern: str) -> torch.Tensor:

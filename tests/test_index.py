@@ -11,7 +11,7 @@ from PIL import Image
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index import Document, LocalIndex
-from rag.scoring import maxsim
+from rag.index.scoring import maxsim
 
 RETRIEVER = "tiny/colqwen2"
 

@@ -16,8 +16,8 @@ from rag.config import Settings
 from rag.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
 from rag.index import Document, Index, LocalIndex, open_index, parse_index
 from rag.index.qdrant import QdrantIndex, point_id
+from rag.index.scoring import maxsim
 from rag.index.staged import StagedPages
-from rag.scoring import maxsim
 
 RETRIEVER = "tiny/colqwen2"
 DIM = 64  # binary mode packs 64 dimensions per word

@@ -1,11 +1,11 @@
-"""rag.pooling equals colpali-engine's HierarchicalTokenPooler, page for page."""
+"""rag.index.pooling equals colpali-engine's HierarchicalTokenPooler, page for page."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rag.pooling import pool_page, pool_pages
+from rag.index.pooling import pool_page, pool_pages
 
 
 def _clustered_page(seed: int, n_tokens: int, dim: int = 64, topics: int = 6) -> torch.Tensor:

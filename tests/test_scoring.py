@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rag import scoring
-from rag.scoring import PackedPages, maxsim, maxsim_packed, maxsim_packed_many, top_k
+from rag.index import scoring
+from rag.index.scoring import PackedPages, maxsim, maxsim_packed, maxsim_packed_many, top_k
 
 
 def test_maxsim_by_hand():

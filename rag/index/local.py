@@ -58,8 +58,8 @@ from rag.index.modes import (
     RerankedSearch,
     pooled_candidates,
 )
+from rag.index.pooling import pool_pages
 from rag.index.staged import StagedPages, page_chunks, page_lengths
-from rag.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ class LocalIndex(Index):
         vectors = open_memmap(staged / "vectors.npy", "w+", numpy_dtype, (total, dim))
         bits = None
         if self.mode == "binary":
-            from rag.binary import WORD_BITS, binarize
+            from rag.index.binary import WORD_BITS, binarize
 
             bits = open_memmap(staged / "bits.npy", "w+", np.uint64, (total, dim // WORD_BITS))
         pooled = StagedPages(staged / "pooled.staged") if self.mode == "pooled" else None
@@ -342,7 +342,7 @@ class LocalIndex(Index):
         with self._lock:
             self._searcher()
         if self.mode == "binary":
-            from rag.binary import warmup
+            from rag.index.binary import warmup
 
             warmup()
 

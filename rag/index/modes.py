@@ -7,7 +7,7 @@ Every mode is built once from the documents' stored arrays (never per query) and
 - pooled: HierarchicalTokenPooler-pooled vectors (``pool_factor`` times fewer) scored exactly,
   then the best ``rerank`` pages re-scored exactly from their full vectors.
 - binary: 1 bit per dimension (16 B per 128-d token, 1/16 of bf16), scored by Hamming MaxSim
-  (``rag.binary.BinaryPages.top``: on large indexes a 64-bit prefilter pass first), then the
+  (``rag.index.binary.BinaryPages.top``: on large indexes a 64-bit prefilter pass first), then the
   best ``rerank`` pages re-scored exactly from full vectors memory-mapped from disk.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from rag.scoring import PackedPages, Workspace, maxsim_packed_many, top_k
+from rag.index.scoring import PackedPages, Workspace, maxsim_packed_many, top_k
 
 Ranked = list[tuple[int, float]]
 
@@ -132,12 +132,12 @@ class BinaryCandidates:
     tokens per page, laid out here once; ``prefilter`` as in ``BinaryPages.top``."""
 
     def __init__(self, bits: list[np.ndarray], lengths: list[np.ndarray], prefilter: int) -> None:
-        from rag.binary import BinaryPages
+        from rag.index.binary import BinaryPages
 
         self.pages = BinaryPages.concatenate(bits, lengths)
         self.prefilter = prefilter
 
     def __call__(self, queries: list[torch.Tensor], wanted: int) -> list[list[int]]:
-        from rag.binary import binarize
+        from rag.index.binary import binarize
 
         return [self.pages.top(binarize(q), wanted, self.prefilter)[0].tolist() for q in queries]

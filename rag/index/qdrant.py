@@ -53,7 +53,7 @@ from rag.index.files import (
     trash_folder,
     writer_lock,
 )
-from rag.pooling import pool_pages
+from rag.index.pooling import pool_pages
 
 logger = logging.getLogger(__name__)
 

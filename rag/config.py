@@ -67,8 +67,10 @@ class Settings:
     # Index vectors are searched in bf16: half the memory of fp32, ~6x its speed on CPU.
     index_dtype: Literal["bfloat16", "float32"] = "bfloat16"
     # "local" (the embedded index under data_dir) or a Qdrant location: qdrant://host:port,
-    # qdrants://host:port (TLS), qdrant::memory:, qdrant:/path (API key: RAG_QDRANT_API_KEY).
+    # qdrants://host:port (TLS), qdrant::memory:, qdrant:/path (parse_index).
     index: str = "local"
+    qdrant_api_key: str = dataclasses.field(default="", repr=False)  # a secret: never printed
+    qdrant_collection: str = ""  # "": one collection per retriever and data dir
     # exact: full vectors in memory. pooled: pool_factor-times fewer vectors searched, then an
     # exact rerank. binary: 1 bit per dimension searched by Hamming MaxSim, then an exact rerank
     # of the best `rerank` pages from full vectors memory-mapped from disk (fits 100k pages).
@@ -116,8 +118,6 @@ class Settings:
                 raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:
             raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
-        from rag.index import parse_index
-
         parse_index(self.index)  # a bad RAG_INDEX fails here, in one line
         if self.answer_max_pixels < self.answer_min_pixels:
             raise ConfigError("RAG_ANSWER_MAX_PIXELS must be at least RAG_ANSWER_MIN_PIXELS")
@@ -125,6 +125,33 @@ class Settings:
 
 
 MAX_PAGE_WORKERS = 8
+QDRANT_PORT = 6333
+INDEX_FORMS = "local, qdrant://HOST[:PORT], qdrants://HOST[:PORT], qdrant::memory: or qdrant:PATH"
+
+
+def parse_index(spec: str) -> tuple[str, str | None]:
+    """``--index`` / RAG_INDEX as (kind, location): ("local", None) or ("qdrant", LOCATION)
+    where LOCATION is an http(s) URL, ":memory:" or a folder.
+
+    >>> parse_index("qdrant://db:6333"), parse_index("qdrants://x.cloud.qdrant.io")
+    (('qdrant', 'http://db:6333'), ('qdrant', 'https://x.cloud.qdrant.io:6333'))
+    >>> parse_index("qdrant::memory:"), parse_index("qdrant:data/qdrant")
+    (('qdrant', ':memory:'), ('qdrant', 'data/qdrant'))
+    """
+    spec = spec.strip()
+    if spec == "local":
+        return "local", None
+    for scheme, http in (("qdrant://", "http://"), ("qdrants://", "https://")):
+        if spec.startswith(scheme):
+            host = spec[len(scheme) :].rstrip("/")
+            if not host or "/" in host:
+                raise ConfigError(f"RAG_INDEX: {spec!r} needs HOST[:PORT] (expected {INDEX_FORMS})")
+            if ":" not in host.rsplit("]", 1)[-1]:  # no port (an IPv6 host is in [...])
+                host = f"{host}:{QDRANT_PORT}"
+            return "qdrant", http + host
+    if spec.startswith("qdrant:") and spec != "qdrant:":
+        return "qdrant", spec[len("qdrant:") :]  # ":memory:", an http(s) URL or a folder
+    raise ConfigError(f"RAG_INDEX: unsupported value {spec!r} (expected {INDEX_FORMS})")
 
 
 def page_workers(settings: Settings) -> int:

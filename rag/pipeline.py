@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
@@ -39,6 +41,9 @@ logger = logging.getLogger(__name__)
 # Prepared pages held ahead of the encoder at most: a ColQwen2 page's inputs are ~14 MB (fp32
 # patches), so a GPU's batches of 64 are prepared two at a time, not one per page worker.
 PAGES_AHEAD = 128
+
+# Where collections made by Pipeline.collection live, under the data dir.
+COLLECTIONS = "collections"
 
 # progress(pages_done, pages_total, document_name)
 Progress = Callable[[int, int, str], None]
@@ -142,11 +147,36 @@ class Pipeline:
         self._index = index
         self.models = models or Models(settings)
 
-    def collection(self, data_dir: Path, **limits: int) -> Pipeline:
-        """Another collection of documents (its own index under ``data_dir``) served by the same
-        loaded models; ``limits`` override Settings fields such as max_documents or max_pages."""
-        settings = dataclasses.replace(self.settings, data_dir=Path(data_dir), **limits)
+    def collection(self, name: str, **limits: int) -> Pipeline:
+        """Another collection of documents, ``name`` (letters, digits, ``-`` and ``_``): its own
+        index under ``<data-dir>/collections/NAME``, served by the same loaded models;
+        ``limits`` override Settings fields such as max_documents or max_pages."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+            raise ValueError(f"not a collection name: {name!r}")
+        data_dir = self.settings.data_dir / COLLECTIONS / name
+        settings = dataclasses.replace(self.settings, data_dir=data_dir, **limits)
         return Pipeline(settings, models=self.models)
+
+    def drop(self) -> None:
+        """Delete this collection: its documents, its vectors (a Qdrant collection too) and its
+        folder. A public session's collection ends this way."""
+        index = self.index
+        try:
+            index.drop()
+        finally:
+            index.close()
+            shutil.rmtree(self.settings.data_dir, ignore_errors=True)
+
+    def drop_collections(self) -> None:
+        """Delete every collection made by ``collection`` (e.g. public sessions a previous run
+        of the app left behind), each through its index, so vectors held elsewhere go too."""
+        root = self.settings.data_dir / COLLECTIONS
+        for folder in sorted(root.iterdir()) if root.exists() else []:
+            try:
+                self.collection(folder.name).drop()
+            except (RagError, ValueError) as error:  # another app's folder, a mismatched index
+                logger.warning("collection %s: %s; removing its folder", folder.name, error)
+        shutil.rmtree(root, ignore_errors=True)
 
     def warm(self, search: bool = True) -> None:
         """Prepare before the first request: the index's search layout (``search``) and, in binary

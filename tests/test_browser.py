@@ -113,7 +113,7 @@ def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, t
             "() => document.querySelector('#index-status')?.innerText.includes('indexed 1 pages')",
             timeout=120_000,
         )
-        sessions = data / "public-sessions"
+        sessions = data / "collections"
         (session,) = sessions.iterdir()
         assert list((session / "index" / "docs").iterdir())
         page.close()

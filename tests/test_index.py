@@ -148,7 +148,7 @@ def test_an_index_of_the_previous_format_is_refused_with_a_clear_message(tmp_pat
     for version in (1, 2):
         old = {"format": "visual-rag-local-index", "version": version, "retriever": RETRIEVER}
         (tmp_path / "index.json").write_text(json.dumps({**old, "dim": 16}))
-        with pytest.raises(IndexMismatchError, match=rf"v{version} is not .* v3 .* PDFs again"):
+        with pytest.raises(IndexMismatchError, match=rf"v{version} is not .* v3\b.* PDFs again"):
             LocalIndex(tmp_path, RETRIEVER)
 
 

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rag.config import Settings
+from rag.config import Settings, parse_index
 from rag.errors import ConfigError, DocumentNotFoundError, IndexMismatchError
-from rag.index import Document, Index, LocalIndex, open_index, parse_index
+from rag.index import Document, Index, LocalIndex, open_index
 from rag.index.qdrant import QdrantIndex, point_id
 from rag.index.scoring import maxsim
 from rag.index.staged import StagedPages
@@ -332,16 +332,18 @@ def test_parse_index_refuses_other_values(spec):
         parse_index(spec)
 
 
-def test_open_index_picks_the_backend(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_QDRANT_API_KEY", "")
+def test_open_index_picks_the_backend(tmp_path):
     settings = Settings(data_dir=tmp_path, retriever=RETRIEVER, rerank=100, binary_prefilter=4)
     local = open_index(settings)
     assert isinstance(local, LocalIndex) and (local.rerank, local.prefilter) == (100, 4)
-    settings = replace(settings, index="qdrant::memory:", data_dir=tmp_path / "q")
+    environ = {"RAG_INDEX": "qdrant::memory:", "RAG_QDRANT_COLLECTION": "team", "RAG_RERANK": "60"}
+    environ["RAG_QDRANT_API_KEY"] = "s3cret"
+    settings = Settings.from_env(environ, data_dir=tmp_path / "q", retriever=RETRIEVER)
+    assert "s3cret" not in repr(settings)  # settings are logged; the key is not
     index = open_index(settings)
     try:
         assert isinstance(index, QdrantIndex) and index.root == tmp_path / "q" / "index"
-        assert not index.use_pooled
+        assert (index.collection, index.prefetch, index.use_pooled) == ("team", 60, False)
     finally:
         index.close()
     with pytest.raises(ConfigError, match="RAG_INDEX_MODE=binary"):

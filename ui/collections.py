@@ -1,9 +1,9 @@
 """Whose documents a request sees.
 
 Library mode: one persistent collection shared by everyone who can reach the app.
-Public mode: every browser session gets its own private, temporary collection (an index under
-<data-dir>/public-sessions/, with upload limits), deleted when the session ends (the tab is
-closed), when it has been idle too long, or at the next start of the app.
+Public mode: every browser session gets its own private, temporary collection (the pipeline's
+``collection``, with upload limits), dropped when the session ends (the tab is closed), when it
+has been idle too long, or at the next start of the app.
 Models are loaded once and shared by all collections. Per-user data lives here, keyed by the
 session, never in module globals.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,9 +37,8 @@ class Collections:
     def __init__(self, pipeline: Pipeline, public: bool) -> None:
         self.pipeline = pipeline
         self.public = public
-        self._root = pipeline.settings.data_dir / "public-sessions" if public else None
-        if self._root is not None:  # whatever is here was left by a previous run
-            shutil.rmtree(self._root, ignore_errors=True)
+        if public:  # whatever is there was left by a previous run
+            pipeline.drop_collections()
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
 
@@ -66,7 +64,7 @@ class Collections:
         # The session hash comes from the client: only its digest names a folder.
         folder = hashlib.sha256(key.encode("utf-8", errors="replace")).hexdigest()[:32]
         return self.pipeline.collection(
-            self._root / f"session-{folder}",
+            f"session-{folder}",
             max_documents=settings.public_max_documents,
             max_pages=settings.public_max_pages,
             max_file_mb=settings.public_max_file_mb,
@@ -80,7 +78,5 @@ class Collections:
     def _drop(self, key: str) -> None:
         session = self._sessions.pop(key, None)
         if session is not None and self.public:
-            session.pipeline.index.drop()  # a Qdrant collection lives outside the folder
-            session.pipeline.index.close()
-            shutil.rmtree(session.pipeline.settings.data_dir, ignore_errors=True)
+            session.pipeline.drop()
             logger.info("public session %s ended; its collection was deleted", key[:8])

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from rag.index.store import DocumentStore
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,13 @@ class Index(ABC):
     """A collection of documents' page images and page multi-vectors, searchable by MaxSim."""
 
     retriever_id: str
+    # Set by each backend: its documents (rag.index.store), and the lock serialising its calls.
+    store: DocumentStore
+    _lock: threading.RLock
 
-    @abstractmethod
     def staging(self) -> AbstractContextManager[Path]:
         """A scratch folder to render a new document's pages into; removed unless committed."""
+        return self.store.staging()
 
     @abstractmethod
     def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
@@ -54,12 +62,17 @@ class Index(ABC):
     def delete(self, doc_id: str) -> Document:
         """Remove a document; raises DocumentNotFoundError if absent."""
 
-    @abstractmethod
     def documents(self) -> list[Document]:
-        """Every document, oldest first."""
+        """Every document, oldest first (including other processes' commits)."""
+        with self._lock:
+            return self.store.documents()
 
-    @abstractmethod
-    def get(self, doc_id: str) -> Document | None: ...
+    def get(self, doc_id: str) -> Document | None:
+        with self._lock:
+            return self.store.get(doc_id)
+
+    def page_image(self, doc_id: str, page_number: int) -> Path:
+        return self.store.page_image(doc_id, page_number)
 
     @abstractmethod
     def search(self, query: torch.Tensor, k: int) -> list[Hit]:
@@ -73,15 +86,17 @@ class Index(ABC):
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:
         """The stored (n, dim) multi-vector of one page."""
 
-    # Optional hooks: a local folder holds no connection and is dropped by deleting it.
+    def drop(self) -> None:
+        """Delete every document and the index itself (public sessions end this way)."""
+        with self._lock:
+            self.store.drop()
+
+    # Optional hooks: a local folder holds no connection.
     def warm(self) -> None:  # noqa: B027
         """Prepare search before the first query (lay out pages, compile kernels)."""
 
     def close(self) -> None:  # noqa: B027
         """Release connections or locks."""
-
-    def drop(self) -> None:  # noqa: B027
-        """Delete the whole collection outside the data folder (public sessions end this way)."""
 
     def __contains__(self, doc_id: str) -> bool:
         return self.get(doc_id) is not None

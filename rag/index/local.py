@@ -1,57 +1,42 @@
 """LocalIndex: the embedded default, a self-describing, versioned folder.
 
-Layout::
+Its documents live in a ``DocumentStore`` (rag.index.store: records, page images, staging,
+atomic commit, delete, several writers); this module adds the vectors. Layout::
 
     index.json                  {"format", "version", "retriever", "dim", "mode", "pool_factor",
                                  "vectors": "bfloat16" or "float32"}
-    docs/<doc_id>/doc.json      the Document record
-    docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
+    docs/<doc_id>/...           the store's: doc.json, page-NNNN.png
     docs/<doc_id>/vectors.npy   page vectors (tokens, dim) in the index's dtype (bf16 as uint16
                                 bits: numpy has no bfloat16), the dtype search computes in
     docs/<doc_id>/lengths.npy   tokens per page (pages,)
     docs/<doc_id>/pooled.npy, pooled_lengths.npy   mode "pooled": pooled vectors, same dtype
     docs/<doc_id>/bits.npy      mode "binary": sign bits (tokens, dim // 64) uint64
-    .staging/                   documents being added; anything here after a crash is junk
 
-A document is added by writing everything into ``.staging/<tmp>`` and renaming that folder to
-``docs/<doc_id>``: the rename is the commit, so a crash leaves the document whole or absent.
-Commits and deletes hold ``.lock`` (``writer_lock``), so several processes can index into one
-folder: a document another process committed meanwhile is not added twice (``add`` says so).
-The search mode (rag.index.modes) is recorded in the header: in "exact" mode the full vectors
-are held in memory; in the compressed modes only the compact form is, and the full vectors are
-memory-mapped from disk for the exact rerank and for heatmaps. A document's arrays are written a
-chunk of pages at a time (``embeddings`` may be ``StagedPages`` on disk): adding a long document
-takes no more memory than a short one.
+The vectors are written into the staged folder before the store commits it, so they come and
+go with the document in the same rename. The search mode (rag.index.modes) is recorded in the
+header: in "exact" mode the full vectors are held in memory; in the compressed modes only the
+compact form is, and the full vectors are memory-mapped from disk for the exact rerank and for
+heatmaps. A document's arrays are written a chunk of pages at a time (``embeddings`` may be
+``StagedPages`` on disk): adding a long document takes no more memory than a short one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
+from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index.base import Document, Hit, Index
-from rag.index.files import (
-    atomic_write,
-    clear_staging,
-    folder_version,
-    fsync_dir,
-    fsync_tree,
-    staging_folder,
-    trash_folder,
-    writer_lock,
-)
 from rag.index.modes import (
     BinaryCandidates,
     ExactSearch,
@@ -60,6 +45,7 @@ from rag.index.modes import (
 )
 from rag.index.pooling import pool_pages
 from rag.index.staged import StagedPages, page_chunks, page_lengths
+from rag.index.store import DocumentStore
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +113,9 @@ class LocalIndex(Index):
         device: str = "cpu",
         dtype: str = "bfloat16",
         mode: str = "exact",
-        pool_factor: int = 3,
-        rerank: int = 200,
-        prefilter: int = 20,
+        pool_factor: int = Settings.pool_factor,
+        rerank: int = Settings.rerank,
+        prefilter: int = Settings.binary_prefilter,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id
@@ -143,42 +129,22 @@ class LocalIndex(Index):
         self._stored: dict[str, _Stored] = {}
         self._search = None  # built from _stored on first search after a change
         self._rows: list[tuple[str, int]] = []
-        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
+        self.store = DocumentStore(self.root, self._load, self._forget)
         self._check_header()
-        clear_staging(self.root)
 
     # -- header -----------------------------------------------------------------------------
 
     @property
     def dim(self) -> int | None:
-        header = self._read_header()
+        header = self.store.header()
         return None if header is None else int(header["dim"])
 
-    def _read_header(self) -> dict | None:
-        path = self.root / "index.json"
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise IndexMismatchError(f"{path}: not a readable index header ({error})") from None
-
     def _check_header(self, dim: int | None = None) -> None:
-        header = self._read_header()
+        header = self.store.header()
         if header is None:
             return
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise IndexMismatchError(
-                f"{self.root}: index format {header.get('format')} v{header.get('version')} is not "
-                f"{FORMAT} v{VERSION} (written by another version of this app); index your PDFs "
-                "again into a new --data-dir"
-            )
-        if header.get("retriever") != self.retriever_id:
-            raise IndexMismatchError(
-                f"{self.root} was built with retriever {header.get('retriever')!r}, not "
-                f"{self.retriever_id!r}: set RAG_RETRIEVER={header.get('retriever')} or use "
-                "another --data-dir"
-            )
+        again = "index your PDFs again into a new --data-dir"
+        self.store.check_header(header, FORMAT, VERSION, self.retriever_id, again)
         built = (header.get("mode"), header.get("pool_factor"))
         if built != (self.mode, self._recorded_pool_factor()):
             raise IndexMismatchError(
@@ -194,7 +160,7 @@ class LocalIndex(Index):
     def _vector_dtype(self) -> str:
         """The dtype vectors are stored in: the header's once written (an index opened with
         another RAG_INDEX_DTYPE converts when it lays pages out), else this index's."""
-        header = self._read_header()
+        header = self.store.header()
         if header is not None and header.get("vectors") in _DTYPES:
             return header["vectors"]
         return next(name for name, dtype in _DTYPES.items() if dtype == self.dtype)
@@ -212,13 +178,9 @@ class LocalIndex(Index):
             "pool_factor": self._recorded_pool_factor(),
             "vectors": self._vector_dtype(),
         }
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.root / "index.json", json.dumps(header, indent=2))
+        self.store.write_header(header)
 
     # -- adding and deleting ----------------------------------------------------------------
-
-    def staging(self):
-        return staging_folder(self.root)
 
     def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         if len(embeddings) != document.pages:
@@ -226,20 +188,14 @@ class LocalIndex(Index):
         dim = int(embeddings[0].shape[-1])
         self._check_header(dim)  # refuse a mismatch before the encoding work
         self._write_arrays(staged, embeddings, dim)  # outside the locks: pooling takes a while
-        atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
-        fsync_tree(staged)
-        target = self._docs_dir() / document.doc_id
-        with self._lock, writer_lock(self.root):
-            self._check_header(dim)  # another process may have created the index meanwhile
-            if self._read_header() is None:
+
+        def header_first() -> None:  # under the writer lock: another process may have made it
+            self._check_header(dim)
+            if self.store.header() is None:
                 self._write_header(dim)
-            if (target / "doc.json").exists():
-                return False  # committed by another writer while this one encoded
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(staged, target)  # the commit point
-            fsync_dir(target.parent)
-            self._load(target)
-            return True
+
+        with self._lock:
+            return self.store.commit(document, staged, prepare=header_first)
 
     def _write_arrays(self, staged: Path, embeddings: Sequence[torch.Tensor], dim: int) -> None:
         """The arrays stored for one document in this index's mode, written a chunk of pages at
@@ -279,39 +235,14 @@ class LocalIndex(Index):
             pooled.path.unlink()
 
     def delete(self, doc_id: str) -> Document:
-        with self._lock, writer_lock(self.root):
-            self._refresh()
-            document = self.get(doc_id)
-            if document is None:
-                raise DocumentNotFoundError(f"no document with id {doc_id}")
-            trash = trash_folder(self.root)
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(self._docs_dir() / doc_id, trash)  # atomic: gone at once
-            fsync_dir(self._docs_dir())
-            shutil.rmtree(trash, ignore_errors=True)
-            self._forget(doc_id)
-            return document
+        with self._lock:
+            return self.store.delete(doc_id)
 
     # -- reading ----------------------------------------------------------------------------
 
-    def documents(self) -> list[Document]:
-        with self._lock:
-            self._refresh()
-            documents = [stored.document for stored in self._stored.values()]
-            return sorted(documents, key=lambda doc: (doc.added, doc.name))
-
-    def get(self, doc_id: str) -> Document | None:
-        with self._lock:
-            self._refresh()
-            stored = self._stored.get(doc_id)
-            return None if stored is None else stored.document
-
-    def page_image(self, doc_id: str, page_number: int) -> Path:
-        return self._docs_dir() / doc_id / f"page-{page_number:04d}.png"
-
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:
         with self._lock:
-            self._refresh()
+            self.store.refresh()
             if doc_id not in self._stored:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
             return self._stored[doc_id].page(page_number).float()
@@ -327,9 +258,6 @@ class LocalIndex(Index):
             return [[self._hit(rows[row], score) for row, score in hits] for hits in ranked]
 
     # -- in-memory state --------------------------------------------------------------------
-
-    def _docs_dir(self) -> Path:
-        return self.root / "docs"
 
     def _hit(self, row: tuple[str, int], score: float) -> Hit:
         doc_id, page_number = row
@@ -348,7 +276,7 @@ class LocalIndex(Index):
 
     def _searcher(self):
         """Lay out all pages for this mode once after each change; searches reuse it."""
-        self._refresh()
+        self.store.refresh()
         if self._search is None:
             docs = sorted(
                 self._stored.values(), key=lambda d: (d.document.added, d.document.doc_id)
@@ -384,27 +312,8 @@ class LocalIndex(Index):
             first = BinaryCandidates(bits, [np.diff(d.offsets) for d in docs], self.prefilter)
         return RerankedSearch(first, len(rows), full_pages, self.rerank, self.dtype)
 
-    def _refresh(self) -> None:
-        """Reload from disk when another process (e.g. the CLI beside a server) changed docs/."""
-        docs_dir = self._docs_dir()
-        version = folder_version(docs_dir)
-        if version == self._seen:
-            return
-        self._check_header()
-        on_disk = set()
-        if docs_dir.exists():
-            on_disk = {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()}
-        for doc_id in set(self._stored) - on_disk:
-            self._forget(doc_id)
-        for doc_id in sorted(on_disk - set(self._stored)):
-            try:
-                self._load(docs_dir / doc_id)
-            except FileNotFoundError:  # deleted by another process since the listing
-                continue
-        self._seen = version
-
-    def _load(self, folder: Path) -> None:
-        document = Document(**json.loads((folder / "doc.json").read_text()))
+    def _load(self, document: Document, folder: Path) -> None:
+        """A committed document's arrays, as the store finds it (here or by another process)."""
         # Vectors stay on disk, memory-mapped: the search layout holds its own copy of what it
         # searches (every vector in exact mode), the rest is read for reranks and heatmaps.
         lengths = np.load(folder / "lengths.npy")
@@ -423,5 +332,6 @@ class LocalIndex(Index):
         self._search = None
 
     def _forget(self, doc_id: str) -> None:
+        """A document gone from the store: its arrays too."""
         self._stored.pop(doc_id, None)
         self._search = None

@@ -1,12 +1,8 @@
 """QdrantIndex: page multi-vectors in a Qdrant collection, page images and records on disk.
 
-Layout under ``root`` (the app's data dir, as for LocalIndex)::
-
-    index.json                  {"format", "version", "retriever", "collection", "store",
-                                 "location"}: checked on open
-    docs/<doc_id>/doc.json      the Document record
-    docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
-    .staging/                   documents being added; anything here after a crash is junk
+Documents live in a ``DocumentStore`` (rag.index.store) under ``root``, as for LocalIndex; its
+header ``index.json`` holds {"format", "version", "retriever", "collection", "store",
+"location"}, checked on open.
 
 The collection holds one point per page: id ``uuid5(doc_id:page)``, payload ``{doc_id, name,
 page_number}`` and the named multivector ``original`` (MAX_SIM over DOT: on L2-normalised
@@ -17,8 +13,8 @@ scanned exactly or used to rerank. The collection's metadata records the retriev
 data dir (``store``) it belongs to.
 
 Order of writes: a document's points are upserted first, then its staged folder is renamed into
-``docs/``; the rename is the commit. Writers in several processes take turns (``writer_lock``)
-from the check that a document is new to its commit, so none upserts over another's document.
+``docs/``; the rename is the commit. Both happen under the store's writer lock, after its check
+that the document is new, so no process upserts over another's document.
 Only documents with a folder in ``docs/`` exist: search ignores points without one (a crash
 between the two steps, or another process mid-add), and they are deleted on open. Delete
 removes the folder first, then the points.
@@ -26,34 +22,22 @@ removes the folder first, then the points.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import shutil
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError, RagError
 from rag.index.base import Document, Hit, Index
-from rag.index.files import (
-    atomic_write,
-    clear_staging,
-    folder_version,
-    fsync_dir,
-    fsync_tree,
-    staging_folder,
-    trash_folder,
-    writer_lock,
-)
 from rag.index.pooling import pool_pages
+from rag.index.store import DocumentStore
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +71,7 @@ class QdrantIndex(Index):
         api_key: str | None = None,
         collection: str | None = None,
         pooled: int = 0,
-        prefetch: int = 100,
+        prefetch: int = Settings.rerank,
         timeout: int = 60,
     ) -> None:
         """``location``: ``":memory:"``, a folder (qdrant-client's local mode, one process at a
@@ -102,8 +86,7 @@ class QdrantIndex(Index):
         self.prefetch = prefetch
         self._remote = self.location.startswith(("http://", "https://"))
         self._lock = threading.RLock()
-        self._docs: dict[str, Document] = {}
-        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
+        self.store = DocumentStore(self.root)
         self._dim: int | None = None
         header = self._open_header(collection)
         self.collection: str = header["collection"]
@@ -113,7 +96,6 @@ class QdrantIndex(Index):
         try:
             with _reported(self.location):
                 self._check_collection()
-                clear_staging(self.root)
                 self._reconcile()
         except BaseException:
             self.client.close()
@@ -127,14 +109,9 @@ class QdrantIndex(Index):
 
     def _open_header(self, collection: str | None) -> dict:
         """Check this data dir's header, or create it (once, even with racing processes)."""
-        path = self.root / "index.json"
-        while True:
-            if path.exists():
-                header = _read_json(path)
-                self._check_header(header, collection)
-                return header
-            store = uuid.uuid4().hex
-            header = {
+        store = uuid.uuid4().hex
+        header = self.store.create_header(
+            {
                 "format": FORMAT,
                 "version": VERSION,
                 "retriever": self.retriever_id,
@@ -142,36 +119,15 @@ class QdrantIndex(Index):
                 "store": store,
                 "location": self.location if not self._remote else "server",
             }
-            self.root.mkdir(parents=True, exist_ok=True)
-            mine = self.root / f".index.json.{store}"
-            atomic_write(mine, json.dumps(header, indent=2))
-            try:
-                os.link(mine, path)  # fails if another process created the header first
-                fsync_dir(self.root)
-                return header
-            except FileExistsError:
-                continue
-            finally:
-                mine.unlink()
-
-    def _check_header(self, header: dict, collection: str | None) -> None:
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
-            raise IndexMismatchError(
-                f"{self.root}: index format {header.get('format')} v{header.get('version')} is "
-                f"not {FORMAT} v{VERSION}: use the --index it was built with, or another "
-                "--data-dir"
-            )
-        if header.get("retriever") != self.retriever_id:
-            raise IndexMismatchError(
-                f"{self.root} was built with retriever {header.get('retriever')!r}, not "
-                f"{self.retriever_id!r}: set RAG_RETRIEVER={header.get('retriever')} or use "
-                "another --data-dir"
-            )
+        )
+        hint = "use the --index it was built with, or another --data-dir"
+        self.store.check_header(header, FORMAT, VERSION, self.retriever_id, hint)
         if collection and collection != header.get("collection"):
             raise IndexMismatchError(
                 f"{self.root} belongs to Qdrant collection {header.get('collection')!r}, not "
                 f"{collection!r}: use another --data-dir"
             )
+        return header
 
     def _check_collection(self) -> None:
         """Read the collection's dimension, refusing one of another retriever or data dir."""
@@ -250,32 +206,20 @@ class QdrantIndex(Index):
 
     # -- adding and deleting ----------------------------------------------------------------
 
-    def staging(self):
-        return staging_folder(self.root)
-
     def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         if len(embeddings) != document.pages:
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
-        with self._lock, writer_lock(self.root), _reported(self.location):
-            self._refresh()
-            if document.doc_id in self._docs:
-                return False  # committed by another writer while this one encoded
+
+        def upsert() -> None:  # under the writer lock, once the document is known to be new
             self._ensure_collection(dim)
-            # doc.json first: a live staging folder tells other processes its points are wanted
-            atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
-            fsync_tree(staged)
-            target = self._docs_dir() / document.doc_id
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                self._upsert(document, embeddings)
-                os.rename(staged, target)  # the commit point
-            except BaseException:
-                self._delete_points([document.doc_id], quiet=True)
-                raise
-            fsync_dir(target.parent)
-            self._docs[document.doc_id] = document
-            return True
+            self._upsert(document, embeddings)
+
+        def undo() -> None:  # an upsert or rename that failed: no points left behind
+            self._delete_points([document.doc_id], quiet=True)
+
+        with self._lock, _reported(self.location):
+            return self.store.commit(document, staged, prepare=upsert, undo=undo)
 
     def _upsert(self, document: Document, embeddings: Sequence[torch.Tensor]) -> None:
         from qdrant_client import models
@@ -303,19 +247,9 @@ class QdrantIndex(Index):
             self.client.upsert(self.collection, points=points, wait=True)
 
     def delete(self, doc_id: str) -> Document:
-        with self._lock, writer_lock(self.root):
-            self._refresh()
-            document = self._docs.get(doc_id)
-            if document is None:
-                raise DocumentNotFoundError(f"no document with id {doc_id}")
-            trash = trash_folder(self.root)
-            trash.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(self._docs_dir() / doc_id, trash)  # the commit: gone at once
-            fsync_dir(self._docs_dir())
-            self._docs.pop(doc_id, None)
-            shutil.rmtree(trash, ignore_errors=True)
-            self._delete_points([doc_id], quiet=True)  # left over: ignored, removed on open
-            return document
+        with self._lock:
+            # left over if Qdrant is unreachable now: ignored, and removed on the next open
+            return self.store.delete(doc_id, then=lambda: self._delete_points([doc_id], True))
 
     def _delete_points(self, doc_ids: list[str], quiet: bool = False) -> None:
         from qdrant_client import models
@@ -342,8 +276,7 @@ class QdrantIndex(Index):
             if self.client.collection_exists(self.collection):
                 self.client.delete_collection(self.collection)
             self.client.close()
-            shutil.rmtree(self.root, ignore_errors=True)
-            self._docs.clear()
+            self.store.drop()
             self._dim = None
 
     def close(self) -> None:
@@ -352,23 +285,9 @@ class QdrantIndex(Index):
 
     # -- reading ----------------------------------------------------------------------------
 
-    def documents(self) -> list[Document]:
-        with self._lock:
-            self._refresh()
-            return sorted(self._docs.values(), key=lambda doc: (doc.added, doc.name))
-
-    def get(self, doc_id: str) -> Document | None:
-        with self._lock:
-            self._refresh()
-            return self._docs.get(doc_id)
-
-    def page_image(self, doc_id: str, page_number: int) -> Path:
-        return self._docs_dir() / doc_id / f"page-{page_number:04d}.png"
-
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:
         with self._lock, _reported(self.location):
-            self._refresh()
-            document = self._docs.get(doc_id)
+            document = self.store.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
             if not 1 <= page_number <= document.pages:
@@ -388,10 +307,10 @@ class QdrantIndex(Index):
     def search(self, query: torch.Tensor, k: int) -> list[Hit]:
         # one client call at a time: qdrant-client's local mode is not thread-safe
         with self._lock, _reported(self.location):
-            self._refresh()
-            if self._docs and self._dim is None:
+            self.store.refresh()
+            if len(self.store) and self._dim is None:
                 self._check_collection()  # made by another process since we opened
-            if not self._docs or self._dim is None or k <= 0:
+            if not len(self.store) or self._dim is None or k <= 0:
                 return []
             if query.shape[-1] != self._dim:
                 raise IndexMismatchError(
@@ -409,7 +328,7 @@ class QdrantIndex(Index):
                 limit *= 4
 
     def _hit(self, point: Any) -> Hit | None:
-        document = self._docs.get(point.payload["doc_id"])
+        document = self.store.known(point.payload["doc_id"])
         if document is None:
             return None
         number = int(point.payload["page_number"])
@@ -439,52 +358,28 @@ class QdrantIndex(Index):
 
     # -- local records ----------------------------------------------------------------------
 
-    def _docs_dir(self) -> Path:
-        return self.root / "docs"
-
-    def _refresh(self) -> None:
-        """Reload the records when another process changed docs/."""
-        docs_dir = self._docs_dir()
-        version = folder_version(docs_dir)
-        if version == self._seen:
-            return
-        on_disk = set()
-        if docs_dir.exists():
-            on_disk = {p.name for p in docs_dir.iterdir() if (p / "doc.json").exists()}
-        for doc_id in set(self._docs) - on_disk:
-            self._docs.pop(doc_id)
-        for doc_id in sorted(on_disk - set(self._docs)):
-            try:
-                self._docs[doc_id] = Document(**_read_json(docs_dir / doc_id / "doc.json"))
-            except FileNotFoundError:  # deleted by another process since the listing
-                continue
-        self._seen = version
-
     def _reconcile(self) -> None:
         """Bring the collection and docs/ into agreement after a crash or a restart."""
         with self._lock:
-            self._refresh()
+            documents = self.store.documents()
             if self._dim is None:
-                if not self._docs:
+                if not documents:
                     return
                 if self.location == ":memory:" and self._header_location == ":memory:":
                     logger.warning(
                         "%s: the vectors of %d documents were in memory: discarding them",
                         self.root,
-                        len(self._docs),
+                        len(documents),
                     )
-                    trash = trash_folder(self.root)
-                    trash.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(self._docs_dir(), trash)
-                    shutil.rmtree(trash, ignore_errors=True)
-                    self._refresh()
+                    self.store.clear()
                     return
                 raise IndexMismatchError(
-                    f"{self.root} lists {len(self._docs)} documents but Qdrant collection "
+                    f"{self.root} lists {len(documents)} documents but Qdrant collection "
                     f"{self.collection!r} does not exist at {self.location}: point --index at "
                     "the Qdrant that holds it, or use another --data-dir"
                 )
-            orphans = self._stored_doc_ids() - set(self._docs) - _staged_doc_ids(self.root)
+            committed = {document.doc_id for document in documents}
+            orphans = self._stored_doc_ids() - committed - self.store.staged_doc_ids()
             if orphans:
                 logger.info("removing the points of %d uncommitted documents", len(orphans))
                 self._delete_points(sorted(orphans))
@@ -533,24 +428,3 @@ def _reported(location: str) -> Iterator[None]:
     except ApiException as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise RagError(f"Qdrant at {location}: {detail}") from error
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise IndexMismatchError(f"{path}: not readable JSON ({error})") from None
-
-
-def _staged_doc_ids(root: Path) -> set[str]:
-    """Documents that live processes are adding right now: their points must stay."""
-    parent = root / ".staging"
-    if not parent.exists():
-        return set()
-    doc_ids = set()
-    for record in parent.glob("*/doc.json"):
-        try:
-            doc_ids.add(json.loads(record.read_text())["doc_id"])
-        except (OSError, ValueError, KeyError):
-            continue  # being written or removed
-    return doc_ids

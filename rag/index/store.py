@@ -1,0 +1,257 @@
+"""The document store under every index backend: documents, their page images and the files a
+backend keeps per document, staged, committed atomically, listed, deleted, recovered.
+
+Layout under ``root`` (the app's ``<data-dir>/index``)::
+
+    index.json                  the backend's header (format, version, retriever, ...)
+    docs/<doc_id>/doc.json      the Document record
+    docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
+    docs/<doc_id>/...           what the backend keeps per document (e.g. vectors.npy)
+    .staging/<pid>-<random>/    documents being added; a dead process's leftovers are removed
+    .lock                       held by the writer committing or deleting (``writer_lock``)
+
+A document is written into a staging folder and committed by renaming it to ``docs/<doc_id>``;
+deleting renames it out again. Each is one rename: after a crash at any instant a document is
+whole or absent. Writers in several processes take turns under the lock, and check under it
+that a document is new; readers take no lock and pick up other processes' renames at their next
+``refresh``. The store is not thread-safe: its backend serialises calls with its own lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from pathlib import Path
+
+from rag.errors import DocumentNotFoundError, IndexMismatchError
+from rag.index.base import Document
+from rag.index.files import (
+    atomic_write,
+    clear_staging,
+    folder_version,
+    fsync_dir,
+    fsync_tree,
+    staging_folder,
+    trash_folder,
+    writer_lock,
+)
+
+HEADER = "index.json"
+
+# Called as a document appears (it may raise FileNotFoundError: deleted meanwhile, skipped) and
+# as one disappears, so that a backend keeps its own per-document state in step.
+Loaded = Callable[[Document, Path], None]
+Forgotten = Callable[[str], None]
+
+
+class DocumentStore:
+    def __init__(
+        self,
+        root: Path,
+        loaded: Loaded | None = None,
+        forgotten: Forgotten | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self._loaded = loaded or (lambda document, folder: None)
+        self._forgotten = forgotten or (lambda doc_id: None)
+        self._documents: dict[str, Document] = {}
+        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
+        clear_staging(self.root)
+
+    # -- header -----------------------------------------------------------------------------
+
+    def header(self) -> dict | None:
+        """The backend's header, None before the first document."""
+        path = self.root / HEADER
+        if not path.exists():
+            return None
+        return read_json(path)
+
+    def write_header(self, header: dict) -> None:
+        """Write (or replace) the header; writers call this holding ``lock()``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.root / HEADER, json.dumps(header, indent=2))
+
+    def create_header(self, header: dict) -> dict:
+        """The header on disk, ``header`` if no process wrote one first (once, even with racing
+        processes: each writes its own file and links it into place)."""
+        path = self.root / HEADER
+        self.root.mkdir(parents=True, exist_ok=True)
+        while not path.exists():
+            mine = self.root / f".{HEADER}.{os.getpid()}.tmp"
+            atomic_write(mine, json.dumps(header, indent=2))
+            try:
+                os.link(mine, path)  # fails if another process created the header first
+                fsync_dir(self.root)
+            except FileExistsError:
+                continue
+            finally:
+                mine.unlink()
+        return read_json(path)
+
+    def check_header(
+        self, header: dict, format_: str, version: int, retriever: str, hint: str
+    ) -> None:
+        """Refuse another backend's or version's folder (``hint``: what to do instead), or
+        another retriever's vectors."""
+        if header.get("format") != format_ or header.get("version") != version:
+            raise IndexMismatchError(
+                f"{self.root}: index format {header.get('format')} v{header.get('version')} is "
+                f"not {format_} v{version}: {hint}"
+            )
+        if header.get("retriever") != retriever:
+            raise IndexMismatchError(
+                f"{self.root} was built with retriever {header.get('retriever')!r}, not "
+                f"{retriever!r}: set RAG_RETRIEVER={header.get('retriever')} or use another "
+                "--data-dir"
+            )
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def staging(self) -> AbstractContextManager[Path]:
+        """A scratch folder for a new document; removed on exit unless committed."""
+        return staging_folder(self.root)
+
+    def lock(self) -> AbstractContextManager[None]:
+        return writer_lock(self.root)
+
+    def commit(
+        self,
+        document: Document,
+        staged: Path,
+        prepare: Callable[[], None] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> bool:
+        """Rename ``staged`` to ``docs/<doc_id>`` under the writer lock. False (nothing changed)
+        if the document is already there. ``prepare`` runs under the lock once the document is
+        known to be new (e.g. write the header, upsert vectors elsewhere); if it or the rename
+        fails, ``undo`` runs, still under the lock, and the error propagates."""
+        atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
+        fsync_tree(staged)
+        target = self.folder(document.doc_id)
+        with self.lock():
+            if (target / "doc.json").exists():
+                return False  # committed by another writer while this one encoded
+            try:
+                if prepare:
+                    prepare()
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(staged, target)  # the commit point
+            except BaseException:
+                if undo:
+                    undo()
+                raise
+            fsync_dir(target.parent)
+        self._documents[document.doc_id] = document
+        self._loaded(document, target)
+        return True
+
+    def delete(self, doc_id: str, then: Callable[[], None] | None = None) -> Document:
+        """Remove a document (one rename, then its files); ``then`` runs under the writer lock
+        after the rename (e.g. delete its vectors elsewhere, before anyone can re-add it)."""
+        with self.lock():
+            self.refresh()
+            document = self._documents.get(doc_id)
+            if document is None:
+                raise DocumentNotFoundError(f"no document with id {doc_id}")
+            trash = trash_folder(self.root)
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(self.folder(doc_id), trash)  # the commit: gone at once
+            fsync_dir(self.docs_dir)
+            self._forget(doc_id)
+            shutil.rmtree(trash, ignore_errors=True)
+            if then:
+                then()
+        return document
+
+    def clear(self) -> None:
+        """Remove every document at once (their vectors were lost, e.g. kept in memory by a
+        process that is gone); the header stays."""
+        with self.lock():
+            if self.docs_dir.exists():
+                trash = trash_folder(self.root)
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(self.docs_dir, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            self.refresh()
+
+    def drop(self) -> None:
+        """Delete the whole store (a public session's collection ends this way)."""
+        for doc_id in list(self._documents):
+            self._forget(doc_id)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self._seen = None
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def docs_dir(self) -> Path:
+        return self.root / "docs"
+
+    def folder(self, doc_id: str) -> Path:
+        return self.docs_dir / doc_id
+
+    def page_image(self, doc_id: str, page_number: int) -> Path:
+        return self.folder(doc_id) / f"page-{page_number:04d}.png"
+
+    def documents(self) -> list[Document]:
+        """Every document, oldest first."""
+        self.refresh()
+        return sorted(self._documents.values(), key=lambda doc: (doc.added, doc.name))
+
+    def get(self, doc_id: str) -> Document | None:
+        self.refresh()
+        return self._documents.get(doc_id)
+
+    def known(self, doc_id: str) -> Document | None:
+        """The document as of the last refresh (no disk access: for a search's many hits)."""
+        return self._documents.get(doc_id)
+
+    def __len__(self) -> int:
+        """Documents as of the last refresh."""
+        return len(self._documents)
+
+    def refresh(self) -> None:
+        """Catch up with commits and deletes of other processes (a stat when nothing changed)."""
+        version = folder_version(self.docs_dir)
+        if version == self._seen:
+            return
+        on_disk = set()
+        if self.docs_dir.exists():
+            on_disk = {p.name for p in self.docs_dir.iterdir() if (p / "doc.json").exists()}
+        for doc_id in set(self._documents) - on_disk:
+            self._forget(doc_id)
+        for doc_id in sorted(on_disk - set(self._documents)):
+            try:
+                document = Document(**read_json(self.folder(doc_id) / "doc.json"))
+                self._loaded(document, self.folder(doc_id))
+            except FileNotFoundError:  # deleted by another process since the listing
+                continue
+            self._documents[doc_id] = document
+        self._seen = version
+
+    def staged_doc_ids(self) -> set[str]:
+        """Documents that live processes are committing right now (their doc.json is written
+        before the commit's other steps): what belongs to them elsewhere must stay."""
+        doc_ids = set()
+        for record in (self.root / ".staging").glob("*/doc.json"):
+            try:
+                doc_ids.add(json.loads(record.read_text())["doc_id"])
+            except (OSError, ValueError, KeyError):
+                continue  # being written or removed
+        return doc_ids
+
+    def _forget(self, doc_id: str) -> None:
+        self._documents.pop(doc_id, None)
+        self._forgotten(doc_id)
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise IndexMismatchError(f"{path}: not readable JSON ({error})") from None

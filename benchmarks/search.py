@@ -293,6 +293,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reference-max", type=int, default=10_000)
     parser.add_argument("--max-ram-gb", type=float, default=16.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--scope-share", type=float, default=0.01, help="scoped rows: this share of documents"
+    )
     return parser.parse_args(argv)
 
 
@@ -314,6 +317,19 @@ def machine() -> str:
 
 
 @dataclass
+class Scoped:
+    """One mode searched over every page and within a scope, in the same run."""
+
+    mode: str
+    pages: int
+    scope_pages: int
+    unscoped_s: float  # median seconds per query
+    scoped_s: float
+    overlap: float  # scoped top-k with exact fp32 MaxSim within the scope
+    outside: bool  # a result outside the scope (must never happen)
+
+
+@dataclass
 class Built:
     """Everything the modes search, built in one streamed pass over the corpus."""
 
@@ -327,6 +343,7 @@ class Built:
     subset: int
     seconds: float = 0.0
     pool_note: str = ""
+    scoped: list[Scoped] = field(default_factory=list)
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -528,7 +545,57 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         bit_bytes,
         f"{first}, 128 bits pick {args.rerank}, exact bf16 reranks them: RAG_INDEX_MODE=binary",
     )
+    built.scoped = run_scoped(args, built, exact16, binary)
     return rows
+
+
+def scope_rows(args: argparse.Namespace, n_pages: int) -> np.ndarray:
+    """The page rows of ``--scope-share`` of the documents (at least one), chosen at random:
+    what ``ask --doc``/``--tag`` searches within."""
+    per_doc = max(1, args.pages_per_doc)
+    n_docs = -(-n_pages // per_doc)
+    chosen = np.random.default_rng([args.seed, 7]).choice(
+        n_docs, max(1, round(args.scope_share * n_docs)), replace=False
+    )
+    spans = [np.arange(d * per_doc, min((d + 1) * per_doc, n_pages)) for d in sorted(chosen)]
+    return np.concatenate(spans)
+
+
+def run_scoped(
+    args: argparse.Namespace, built: Built, exact16: PackedPages, binary: BinaryPages
+) -> list[Scoped]:
+    """Exact and binary+rerank search unscoped and within a scope of ``--scope-share`` of
+    the documents, timed in the same run; top-10 against exact fp32 MaxSim within the scope."""
+    k, bf16 = args.k, built.bf16
+    rows = scope_rows(args, exact16.n_pages)
+    selected = torch.from_numpy(rows)
+    truth = [rows[top_rows(scores[rows], k)] for scores in built.truth]
+
+    def exact(q, within=None):
+        packed = exact16 if within is None else exact16.select(within)
+        found = top_rows(maxsim_packed(q, packed), k)
+        return found if within is None else rows[found]
+
+    def binary_rerank(q, within=None):
+        if within is not None and len(within) <= args.rerank:  # as the index does: the rerank
+            return rerank(q, within, bf16, k)  # would score every page in scope anyway
+        chosen = binary.top(binarize(q), args.rerank, args.prefilter, within)[0]
+        return rerank(q, chosen, bf16, k)
+
+    results = []
+    for mode, search in (("exact-bf16", exact), ("binary-prefilter+rerank", binary_rerank)):
+        everything, _ = time_queries(search, built.queries, args.repeats)
+        within = selected if mode == "exact-bf16" else rows
+        scoped, found = time_queries(
+            lambda q, search=search, within=within: search(q, within), built.queries, args.repeats
+        )
+        agreement = statistics.mean(overlap(f, t) for f, t in zip(found, truth, strict=True))
+        outside = any(not set(f.tolist()) <= set(rows.tolist()) for f in found)
+        results.append(
+            Scoped(mode, exact16.n_pages, len(rows), statistics.median(everything),
+                   statistics.median(scoped), agreement, outside)
+        )  # fmt: skip
+    return results
 
 
 def _matmul_only(query: torch.Tensor, packed: PackedPages) -> None:
@@ -621,7 +688,31 @@ def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Bui
             f"{row.pages_per_s / exact:.2f} | {row.bytes_per_page:,.0f} | {_overlap(row)} | "
             f"{_agreement(row, by_mode['exact-bf16'])} | {row.note} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + scoped_table(built.scoped)) + "\n"
+
+
+def scoped_table(scoped: list[Scoped]) -> list[str]:
+    """The scoped-search rows: the same queries over every page and within a scope."""
+    if not scoped:
+        return []
+    first = scoped[0]
+    lines = [
+        "",
+        f"Search within documents: {first.scope_pages:,} of {first.pages:,} pages in scope "
+        f"({first.scope_pages / first.pages:.1%}; whole documents chosen at random), the same "
+        "queries; ms: median per query, each the fastest of its repeats.",
+        "",
+        "| mode | ms, every page | ms, within the scope | x faster | top-10 overlap in scope "
+        "| results outside the scope |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in scoped:
+        lines.append(
+            f"| {row.mode} | {row.unscoped_s * 1e3:.1f} | {row.scoped_s * 1e3:.2f} | "
+            f"{row.unscoped_s / row.scoped_s:.0f} | {row.overlap:.3f} | "
+            f"{'yes' if row.outside else 'none'} |"
+        )
+    return lines
 
 
 def _overlap(row: Row) -> str:

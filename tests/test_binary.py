@@ -217,10 +217,27 @@ def test_the_prefilter_pass_runs_only_when_it_keeps_at_most_a_quarter_of_the_pag
     pages = BinaryPages.from_bits(*random_pages(9))  # 40 pages
     calls = []
     original = pages.prefilter_scores
-    monkeypatch.setattr(pages, "prefilter_scores", lambda q: calls.append(1) or original(q))
+    monkeypatch.setattr(pages, "prefilter_scores", lambda q, r: calls.append(1) or original(q, r))
     query = binarize(torch.randn(20, 128))
     pages.top(query, 5, prefilter=2)  # keeps 10 of 40: runs
     assert calls == [1]
     pages.top(query, 5, prefilter=3)  # would keep 15: costs more than it saves
     pages.top(query, 5, prefilter=0)  # off
     assert calls == [1]
+
+
+def test_top_within_rows_runs_the_prefilter_and_the_full_pass_inside_them():
+    pages = BinaryPages.from_bits(*random_pages(11))  # 40 pages
+    query = binarize(torch.randn(20, 128))
+    rows = np.arange(3, 40, 2)  # 19 pages in scope
+    full = pages.scores(query)
+    for prefilter in (0, 1):  # off; on (keeps 1 x 4 of 19: under a quarter)
+        chosen, scores = pages.top(query, 4, prefilter=prefilter, rows=rows)
+        assert set(chosen.tolist()) <= set(rows.tolist())
+        np.testing.assert_array_equal(scores, full[chosen])
+        if prefilter == 0:  # exactly the best 4 of the scope
+            best = rows[np.argsort(-full[rows], kind="stable")[:4]]
+            assert chosen.tolist() == best.tolist()
+    chosen, _ = pages.top(query, 50, rows=rows)  # more than the scope holds: all of it
+    assert sorted(chosen.tolist()) == rows.tolist()
+    assert pages.top(query, 3, rows=np.zeros(0, np.int64))[0].shape == (0,)

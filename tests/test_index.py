@@ -188,3 +188,24 @@ def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactl
             exact = maxsim(query, index.page_embedding(hit.doc_id, hit.page_number))
             assert hit.score == pytest.approx(float(exact), abs=2e-2)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("mode", ["pooled", "binary"])
+def test_a_scope_larger_than_the_rerank_runs_both_stages_within_it(tmp_path, mode):
+    """The first stage (pooled or binary) picks candidates among the scope's pages only."""
+    index = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=3, prefilter=1, pool_factor=2)
+    docs = {f"d{i}": _pages(i, 4, dim=64) for i in range(6)}  # binary packs 64 dims a word
+    for doc_id, pages in docs.items():
+        _add(index, doc_id, pages)
+    scope = {"d1", "d3", "d4"}  # 12 pages: more than the 3 reranked
+    for _ in range(5):
+        query = torch.nn.functional.normalize(torch.randn(6, 64), dim=-1)
+        hits = index.search(query, 4, scope=scope)
+        assert len(hits) == 4 and {hit.doc_id for hit in hits} <= scope
+        exact = {
+            (doc_id, number): float(maxsim(query, page))
+            for doc_id in scope
+            for number, page in enumerate(docs[doc_id], start=1)
+        }
+        for hit in hits:  # reranked exactly
+            assert hit.score == pytest.approx(exact[hit.doc_id, hit.page_number], abs=2e-2)

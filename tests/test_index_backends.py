@@ -112,6 +112,29 @@ def test_search_ranks_pages_by_maxsim_with_reference_scores(make_index):
     assert len(index.search(query, k=50)) == 5
 
 
+def test_search_within_documents_ranks_only_their_pages_exactly(make_index):
+    index = make_index()
+    docs = {f"d{i:02d}": _pages(i, 2 + i % 3) for i in range(12)}
+    for doc_id, pages in docs.items():
+        _add(index, doc_id, pages)
+    query = docs["d01"][0][:4]  # page d01 p.1 wins unscoped
+    assert (index.search(query, 1)[0].doc_id, index.search(query, 1)[0].page_number) == ("d01", 1)
+    scope = {"d04", "d07", "d10"}
+    expected = _expected(query, {doc_id: docs[doc_id] for doc_id in scope})
+    ranked = sorted(expected, key=expected.get, reverse=True)
+    hits = index.search(query, k=len(ranked) + 5, scope=scope)
+    assert [(hit.doc_id, hit.page_number) for hit in hits] == ranked  # all of them, no other
+    for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.doc_id, hit.page_number], abs=1e-2)
+    top = index.search_many([query, docs["d07"][1][:3]], k=2, scope=scope)
+    assert [(h.doc_id, h.page_number) for h in top[0]] == ranked[:2]
+    assert (top[1][0].doc_id, top[1][0].page_number) == ("d07", 2)
+    assert [h.doc_id for h in index.search(query, 3, scope=["d01"])] == ["d01"] * 3
+    assert index.search(query, 3, scope=set()) == []
+    with pytest.raises(DocumentNotFoundError, match="zzzz"):
+        index.search(query, 3, scope={"d04", "zzzz"})
+
+
 def test_hits_carry_name_page_citation_and_an_existing_image(make_index):
     index = make_index()
     pages = _pages(0, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +75,19 @@ class Index(ABC):
         return self.store.page_image(doc_id, page_number)
 
     @abstractmethod
-    def search(self, query: torch.Tensor, k: int) -> list[Hit]:
-        """The k pages with the highest MaxSim against ``query`` (q, dim), best first."""
+    def search(
+        self, query: torch.Tensor, k: int, scope: Collection[str] | None = None
+    ) -> list[Hit]:
+        """The k pages with the highest MaxSim against ``query`` (q, dim), best first; with
+        ``scope``, only pages of those documents (k of them whenever they have k pages; an
+        empty scope finds nothing; an unknown id raises DocumentNotFoundError). A scope costs
+        in proportion to its pages, not to the collection's."""
 
-    def search_many(self, queries: list[torch.Tensor], k: int) -> list[list[Hit]]:
+    def search_many(
+        self, queries: list[torch.Tensor], k: int, scope: Collection[str] | None = None
+    ) -> list[list[Hit]]:
         """``search`` for several queries; backends that can batch them override this."""
-        return [self.search(query, k) for query in queries]
+        return [self.search(query, k, scope) for query in queries]
 
     @abstractmethod
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:

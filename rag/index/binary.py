@@ -127,9 +127,12 @@ class BinaryPages:
                 return kernel(query, self.planes, self.offsets, rows, chunks)
             return _maxsim_any_w(query, self.planes, self.offsets, rows, chunks)
 
-    def prefilter_scores(self, query_bits: np.ndarray) -> np.ndarray:
-        """Hamming MaxSim on the first word (64 bits) of each token only, for every page."""
-        query, rows = self._arguments(query_bits, None)
+    def prefilter_scores(
+        self, query_bits: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Hamming MaxSim on the first word (64 bits) of each token only, for pages ``rows``
+        (default: all)."""
+        query, rows = self._arguments(query_bits, rows)
         if rows.shape[0] == 0 or query.shape[0] == 0:
             return self._degenerate(rows)
         first_words = np.ascontiguousarray(query[:, 0])
@@ -139,21 +142,25 @@ class BinaryPages:
             return kernel(first_words, self.planes[0], self.offsets, rows, chunks)
 
     def top(
-        self, query_bits: np.ndarray, n: int, prefilter: int = PREFILTER
+        self,
+        query_bits: np.ndarray,
+        n: int,
+        prefilter: int = PREFILTER,
+        rows: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` pages with the best Hamming MaxSim (rows, scores; best first). With
-        ``prefilter`` > 0, a 128-bit or wider index is first narrowed to the ``prefilter * n``
-        best pages on 64 bits, when that is at most ``PREFILTER_MAX_SHARE`` of its pages."""
-        n = max(0, min(n, self.n_pages))
+        """The ``n`` pages with the best Hamming MaxSim (rows, scores; best first) among
+        ``rows`` (default: all; the kernels visit only those, so a scope costs in proportion
+        to its pages). With ``prefilter`` > 0, a 128-bit or wider index is first narrowed to
+        the ``prefilter * n`` best on 64 bits, when that is at most ``PREFILTER_MAX_SHARE`` of
+        the pages searched."""
+        _, rows = self._arguments(query_bits, rows)
+        n = max(0, min(n, rows.shape[0]))
         keep = prefilter * n
-        if prefilter > 0 and self.words >= 2 and 0 < keep <= PREFILTER_MAX_SHARE * self.n_pages:
-            candidates = _best(self.prefilter_scores(query_bits), keep)
-            scores = self.scores(query_bits, candidates)
-            order = _best(scores, n)
-            return candidates[order], scores[order]
-        scores = self.scores(query_bits)
+        if prefilter > 0 and self.words >= 2 and 0 < keep <= PREFILTER_MAX_SHARE * rows.shape[0]:
+            rows = rows[_best(self.prefilter_scores(query_bits, rows), keep)]
+        scores = self.scores(query_bits, rows)
         order = _best(scores, n)
-        return order, scores[order]
+        return rows[order], scores[order]
 
     def _arguments(self, query_bits: np.ndarray, rows: np.ndarray | None):
         query = np.ascontiguousarray(query_bits, dtype=np.uint64)

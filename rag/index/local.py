@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,7 +128,8 @@ class LocalIndex(Index):
         self._lock = threading.RLock()
         self._stored: dict[str, _Stored] = {}
         self._search = None  # built from _stored on first search after a change
-        self._rows: list[tuple[str, int]] = []
+        self._rows: list[tuple[str, int]] = []  # page row -> (doc_id, page number)
+        self._doc_rows: dict[str, tuple[int, int]] = {}
         self.store = DocumentStore(self.root, self._load, self._forget)
         self._check_header()
 
@@ -247,15 +248,32 @@ class LocalIndex(Index):
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
             return self._stored[doc_id].page(page_number).float()
 
-    def search(self, query: torch.Tensor, k: int) -> list[Hit]:
-        return self.search_many([query], k)[0]
+    def search(
+        self, query: torch.Tensor, k: int, scope: Collection[str] | None = None
+    ) -> list[Hit]:
+        return self.search_many([query], k, scope)[0]
 
-    def search_many(self, queries: list[torch.Tensor], k: int) -> list[list[Hit]]:
-        """The k best pages for each query, scored together in one pass over the pages."""
+    def search_many(
+        self, queries: list[torch.Tensor], k: int, scope: Collection[str] | None = None
+    ) -> list[list[Hit]]:
+        """The k best pages for each query (of the documents in ``scope`` only, if given),
+        scored together in one pass over the pages."""
         with self._lock:
             search, rows = self._searcher()
-            ranked = search.search_many(queries, k)
+            within = None if scope is None else self._scope_rows(scope)
+            ranked = search.search_many(queries, k, within)
             return [[self._hit(rows[row], score) for row, score in hits] for hits in ranked]
+
+    def _scope_rows(self, scope: Collection[str]) -> torch.Tensor:
+        """The page rows of the documents in ``scope``, ascending (each document's pages are
+        consecutive rows: this costs in proportion to the scope's pages)."""
+        missing = sorted(set(scope) - set(self._doc_rows))
+        if missing:
+            raise DocumentNotFoundError(f"no document with id {', '.join(missing)}")
+        spans = sorted(self._doc_rows[doc_id] for doc_id in set(scope))
+        if not spans:
+            return torch.zeros(0, dtype=torch.long)
+        return torch.cat([torch.arange(start, stop) for start, stop in spans])
 
     # -- in-memory state --------------------------------------------------------------------
 
@@ -286,6 +304,11 @@ class LocalIndex(Index):
                 for d in docs
                 for number in range(1, d.document.pages + 1)
             ]
+            self._doc_rows = {}  # doc_id -> (first row, last row + 1)
+            start = 0
+            for d in docs:
+                self._doc_rows[d.document.doc_id] = (start, start + d.document.pages)
+                start += d.document.pages
             self._search = self._build_search(docs)
         return self._search, self._rows
 

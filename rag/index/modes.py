@@ -1,7 +1,9 @@
 """How LocalIndex searches, per Settings.index_mode: exact, pooled or binary.
 
 Every mode is built once from the documents' stored arrays (never per query) and answers
-``search_many(queries, k) -> [[(row, score), ...] per query]`` over page rows.
+``search_many(queries, k, rows) -> [[(row, score), ...] per query]`` over page rows, among all
+pages or only ``rows`` (a scope: its cost is in proportion to its pages, never a full scan
+followed by a filter).
 
 - exact: every page's full vectors packed in memory (bf16 by default) and scored exactly.
 - pooled: HierarchicalTokenPooler-pooled vectors (``pool_factor`` times fewer) scored exactly,
@@ -42,17 +44,32 @@ class ExactSearch:
             logger.warning("exact search: the GPU ran out of memory; page vectors stay in RAM")
             self.packed = PackedPages.from_pages(pages, dtype, device="cpu")
 
-    def scores(self, queries: list[torch.Tensor]) -> torch.Tensor:
-        """(n_queries, n_pages) exact MaxSim."""
-        return maxsim_packed_many(queries, self.packed)
+    def scores(self, queries: list[torch.Tensor], rows: Rows | None = None) -> torch.Tensor:
+        """(n_queries, n_pages) exact MaxSim, or (n_queries, len(rows)) for pages ``rows``."""
+        packed = self.packed if rows is None else self.packed.select(rows)
+        return maxsim_packed_many(queries, packed)
 
-    def search_many(self, queries: list[torch.Tensor], k: int) -> list[Ranked]:
-        if self.packed.n_pages == 0:
+    def search_many(
+        self, queries: list[torch.Tensor], k: int, rows: Rows | None = None
+    ) -> list[Ranked]:
+        if (self.packed.n_pages if rows is None else len(rows)) == 0:
             return [[] for _ in queries]
-        return [top_k(row, k) for row in self.scores(queries)]
+        ranked = [top_k(row, k) for row in self.scores(queries, rows)]
+        return [_global(hits, rows) for hits in ranked]
 
 
-Candidates = Callable[[list[torch.Tensor], int], list[list[int]]]
+Rows = torch.Tensor  # page rows (int64, ascending): a scope
+
+
+def _global(ranked: Ranked, rows: Rows | None) -> Ranked:
+    """Positions within ``rows`` back to page rows."""
+    if rows is None:
+        return ranked
+    return [(int(rows[position]), score) for position, score in ranked]
+
+
+# (queries, how many, rows or None) -> candidate page rows per query
+Candidates = Callable[[list[torch.Tensor], int, Rows | None], list[list[int]]]
 
 
 def layout_device(device: str, nbytes: int, free_bytes: int | None = None) -> str:
@@ -95,7 +112,7 @@ class RerankedSearch:
         rerank: int,
         dtype: torch.dtype,
     ) -> None:
-        self.first_stage = first_stage  # (queries, how many) -> candidate rows per query
+        self.first_stage = first_stage  # (queries, how many, rows) -> candidate rows per query
         self.n_pages = n_pages
         self.full_pages = full_pages  # rows -> their full vectors, read together
         self.rerank = rerank
@@ -103,12 +120,19 @@ class RerankedSearch:
         self.workspace = Workspace()  # one buffer for every rerank's layout, not fresh memory
         self._lock = threading.Lock()
 
-    def search_many(self, queries: list[torch.Tensor], k: int) -> list[Ranked]:
-        if self.n_pages == 0:
+    def search_many(
+        self, queries: list[torch.Tensor], k: int, rows: Rows | None = None
+    ) -> list[Ranked]:
+        n_pages = self.n_pages if rows is None else len(rows)
+        if n_pages == 0:
             return [[] for _ in queries]
-        wanted = min(max(k, self.rerank), self.n_pages)
+        wanted = min(max(k, self.rerank), n_pages)
         results = []
-        for query, candidates in zip(queries, self.first_stage(queries, wanted), strict=True):
+        if rows is not None and len(rows) <= wanted:  # a small scope: every page is reranked
+            chosen = [rows.tolist()] * len(queries)
+        else:
+            chosen = self.first_stage(queries, wanted, rows)
+        for query, candidates in zip(queries, chosen, strict=True):
             with self._lock:
                 pages = self.full_pages(candidates)
                 packed = PackedPages.from_pages(pages, self.dtype, self.workspace)
@@ -120,9 +144,12 @@ class RerankedSearch:
 def pooled_candidates(pooled: ExactSearch) -> Candidates:
     """The best pages by exact MaxSim on pooled vectors."""
 
-    def candidates(queries: list[torch.Tensor], wanted: int) -> list[list[int]]:
-        scores = pooled.scores(queries)
-        return [torch.topk(row, wanted).indices.tolist() for row in scores]
+    def candidates(queries: list[torch.Tensor], wanted: int, rows: Rows | None) -> list[list[int]]:
+        scores = pooled.scores(queries, rows)
+        best = [torch.topk(row, wanted).indices for row in scores]
+        if rows is not None:
+            best = [rows.to(chosen.device)[chosen] for chosen in best]
+        return [chosen.tolist() for chosen in best]
 
     return candidates
 
@@ -137,7 +164,12 @@ class BinaryCandidates:
         self.pages = BinaryPages.concatenate(bits, lengths)
         self.prefilter = prefilter
 
-    def __call__(self, queries: list[torch.Tensor], wanted: int) -> list[list[int]]:
+    def __call__(
+        self, queries: list[torch.Tensor], wanted: int, rows: Rows | None
+    ) -> list[list[int]]:
         from rag.index.binary import binarize
 
-        return [self.pages.top(binarize(q), wanted, self.prefilter)[0].tolist() for q in queries]
+        within = None if rows is None else rows.cpu().numpy()
+        return [
+            self.pages.top(binarize(q), wanted, self.prefilter, within)[0].tolist() for q in queries
+        ]

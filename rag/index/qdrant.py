@@ -26,7 +26,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -254,10 +254,7 @@ class QdrantIndex(Index):
     def _delete_points(self, doc_ids: list[str], quiet: bool = False) -> None:
         from qdrant_client import models
 
-        match = models.MatchAny(any=doc_ids)
-        selector = models.FilterSelector(
-            filter=models.Filter(must=[models.FieldCondition(key="doc_id", match=match)])
-        )
+        selector = models.FilterSelector(filter=_doc_filter(doc_ids))
         try:
             self.client.delete(self.collection, points_selector=selector, wait=True)
         except Exception as error:
@@ -304,13 +301,20 @@ class QdrantIndex(Index):
             )
         return torch.tensor(records[0].vector[ORIGINAL], dtype=torch.float32)
 
-    def search(self, query: torch.Tensor, k: int) -> list[Hit]:
+    def search(
+        self, query: torch.Tensor, k: int, scope: Collection[str] | None = None
+    ) -> list[Hit]:
         # one client call at a time: qdrant-client's local mode is not thread-safe
         with self._lock, _reported(self.location):
             self.store.refresh()
             if len(self.store) and self._dim is None:
                 self._check_collection()  # made by another process since we opened
-            if not len(self.store) or self._dim is None or k <= 0:
+            if scope is not None:
+                missing = sorted(doc_id for doc_id in set(scope) if not self.store.known(doc_id))
+                if missing:
+                    raise DocumentNotFoundError(f"no document with id {', '.join(missing)}")
+            empty_scope = scope is not None and not scope
+            if not len(self.store) or self._dim is None or k <= 0 or empty_scope:
                 return []
             if query.shape[-1] != self._dim:
                 raise IndexMismatchError(
@@ -318,9 +322,10 @@ class QdrantIndex(Index):
                     f"query is {query.shape[-1]}-d"
                 )
             vector = query.detach().to("cpu", torch.float32).tolist()
+            within = None if scope is None else _doc_filter(sorted(set(scope)))
             limit = k
             while True:  # points of uncommitted documents are skipped: ask for more if needed
-                points = self._query(vector, limit)
+                points = self._query(vector, limit, within)
                 hits = [self._hit(point) for point in points]
                 hits = [hit for hit in hits if hit is not None]
                 if len(hits) >= k or len(points) < limit:
@@ -335,13 +340,15 @@ class QdrantIndex(Index):
         image = self.page_image(document.doc_id, number)
         return Hit(document.doc_id, document.name, number, float(point.score), image)
 
-    def _query(self, vector: list[list[float]], limit: int) -> list[Any]:
+    def _query(self, vector: list[list[float]], limit: int, within: Any = None) -> list[Any]:
+        """The best points on the original vectors (after a pooled prefetch in pooled mode),
+        among those matching the filter ``within`` (a scope) if given, in both stages."""
         from qdrant_client import models
 
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"query_filter": within}
         if self.use_pooled:
             options["prefetch"] = models.Prefetch(
-                query=vector, using=POOLED, limit=max(self.prefetch, limit)
+                query=vector, using=POOLED, limit=max(self.prefetch, limit), filter=within
             )
         elif self._remote:  # local mode is always exact (and warns about search params)
             options["search_params"] = models.SearchParams(exact=True)
@@ -398,6 +405,14 @@ class QdrantIndex(Index):
             doc_ids.update(record.payload["doc_id"] for record in records)
             if offset is None:
                 return doc_ids
+
+
+def _doc_filter(doc_ids: list[str]) -> Any:
+    """Points of these documents (the payload's ``doc_id``, indexed on servers)."""
+    from qdrant_client import models
+
+    match = models.MatchAny(any=doc_ids)
+    return models.Filter(must=[models.FieldCondition(key="doc_id", match=match)])
 
 
 def _connect(location: str, api_key: str | None, timeout: int) -> Any:

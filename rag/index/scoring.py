@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -91,6 +92,38 @@ class PackedPages:
             rows = torch.arange(len(lengths), device=vectors.device)
             return cls((Bucket(rows, dense),), len(lengths))
         return cls.from_pages(list(torch.split(vectors, lengths)))
+
+    @cached_property
+    def _places(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each page row: its bucket, and its position in that bucket (built once)."""
+        device = self.buckets[0].vectors.device if self.buckets else "cpu"
+        bucket_of = torch.empty(self.n_pages, dtype=torch.long, device=device)
+        position = torch.empty(self.n_pages, dtype=torch.long, device=device)
+        for number, bucket in enumerate(self.buckets):
+            bucket_of[bucket.rows] = number
+            position[bucket.rows] = torch.arange(len(bucket.rows), device=device)
+        return bucket_of, position
+
+    def select(self, rows: torch.Tensor) -> PackedPages:
+        """The pages ``rows`` as a layout of their own (row ``i`` there is ``rows[i]`` here):
+        their vectors are copied, so it costs in proportion to ``len(rows)``, not to this
+        layout's size.
+
+        >>> pages = [torch.full((n, 2), float(n)) for n in (1, 40, 2, 41)]
+        >>> chosen = PackedPages.from_pages(pages).select(torch.tensor([3, 0]))
+        >>> chosen.n_pages, [b.vectors[:, 0, 0].tolist() for b in chosen.buckets]
+        (2, [[1.0], [41.0]])
+        """
+        bucket_of, position = self._places
+        rows = rows.to(bucket_of.device)
+        wanted_bucket, wanted_position = bucket_of[rows], position[rows]
+        buckets = []
+        for number, bucket in enumerate(self.buckets):
+            mine = (wanted_bucket == number).nonzero().squeeze(1)
+            if len(mine):
+                vectors = bucket.vectors.index_select(0, wanted_position[mine])
+                buckets.append(Bucket(mine, vectors))
+        return PackedPages(tuple(buckets), len(rows))
 
     @property
     def nbytes(self) -> int:

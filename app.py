@@ -2,10 +2,11 @@
 pipeline, run one command.
 
     python app.py [serve] [--host H] [--port P] [--public]   the web app
-    python app.py index PATH... [--json]                     index PDFs (files or folders)
-    python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer]
-    python app.py list [--json]
-    python app.py delete DOC_ID
+    python app.py index PATH... [--json] [--tag T]...        index PDFs (files or folders)
+    python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer] [--doc D]... [--tag T]...
+    python app.py list [--json] [--tag T]...
+    python app.py tag DOC [--add T]... [--remove T]...
+    python app.py delete DOC                                 DOC: an id or an exact name
 
 Every command takes --data-dir, --retriever, --generator, --device (or RAG_* variables).
 """
@@ -99,19 +100,39 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("RAG_PDF_PASSWORD") or None,
         help="user password of encrypted PDFs (env RAG_PDF_PASSWORD)",
     )
+    index.add_argument("--tag", action="append", default=[], help="tag every file (repeatable)")
 
     ask = commands.add_parser("ask", parents=[sub_common], help="ask a question")
     ask.add_argument("question")
     ask.add_argument("--top-k", type=int, default=None)
     ask.add_argument("--json", action="store_true")
     ask.add_argument("--no-answer", action="store_true", help="retrieve pages only")
+    add_scope_options(ask)
 
     listing = commands.add_parser("list", parents=[sub_common], help="list indexed documents")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--tag", action="append", default=[], help="only documents tagged T (repeatable: any)"
+    )
+
+    tag = commands.add_parser("tag", parents=[sub_common], help="add or remove a document's tags")
+    tag.add_argument("doc", help="document id or exact name")
+    tag.add_argument("--add", action="append", default=[], help="tag to add (repeatable)")
+    tag.add_argument("--remove", action="append", default=[], help="tag to remove (repeatable)")
 
     delete = commands.add_parser("delete", parents=[sub_common], help="delete a document")
-    delete.add_argument("doc_id")
+    delete.add_argument("doc", help="document id or exact name")
     return parser
+
+
+def add_scope_options(parser: argparse.ArgumentParser) -> None:
+    """Where ``ask`` searches: documents and tags, all of them together (none: everything)."""
+    parser.add_argument(
+        "--doc", action="append", default=[], help="search within this document (id or name)"
+    )
+    parser.add_argument(
+        "--tag", action="append", default=[], help="search within documents tagged T"
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -136,7 +157,7 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
             print(f"  {name}: {rate.describe(done, total)}", file=sys.stderr)
 
     results = pipeline.add_paths(
-        args.paths, progress=progress, password=args.password, ignored=report_ignored
+        args.paths, progress=progress, password=args.password, ignored=report_ignored, tags=args.tag
     )
     for result in results:
         print(_index_json(result) if args.json else result.message, flush=True)
@@ -151,7 +172,7 @@ def report_ignored(folder: Path, files: list[Path], shown: int = 5) -> None:
 
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    result = pipeline.ask(args.question, args.top_k)
+    result = pipeline.ask(args.question, args.top_k, docs=args.doc, tags=args.tag)
     hits = [
         {"doc_id": h.doc_id, "name": h.name, "page": h.page_number, "score": round(h.score, 4)}
         for h in result.hits
@@ -171,18 +192,30 @@ def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 
 def run_list(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    for doc in pipeline.documents():
-        record = {"doc_id": doc.doc_id, "name": doc.name, "pages": doc.pages, "added": doc.added}
-        print(
-            json.dumps(record)
-            if args.json
-            else f"{doc.doc_id}  {doc.pages:4d} pages  {doc.added}  {doc.name}"
-        )
+    for doc in pipeline.documents(tags=args.tag):
+        record = {
+            "doc_id": doc.doc_id,
+            "name": doc.name,
+            "pages": doc.pages,
+            "added": doc.added,
+            "tags": list(doc.tags),
+        }
+        tags = f"  [{', '.join(doc.tags)}]" if doc.tags else ""
+        line = f"{doc.doc_id}  {doc.pages:4d} pages  {doc.added}  {doc.name}{tags}"
+        print(json.dumps(record) if args.json else line)
+    return 0
+
+
+def run_tag(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    if not args.add and not args.remove:
+        raise RagError("say which tags to --add or --remove")
+    document = pipeline.tag(args.doc, add=args.add, remove=args.remove)
+    print(f"{document.name} ({document.doc_id}): tags: {', '.join(document.tags) or 'none'}")
     return 0
 
 
 def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    document = pipeline.delete(args.doc_id)
+    document = pipeline.delete(args.doc)
     print(f"deleted {document.name} ({document.doc_id})")
     return 0
 
@@ -216,6 +249,7 @@ COMMANDS = {
     "index": run_index,
     "ask": run_ask,
     "list": run_list,
+    "tag": run_tag,
     "delete": run_delete,
 }
 

@@ -59,5 +59,13 @@ class DocumentNotFoundError(RagError):
     pass
 
 
+class AmbiguousNameError(RagError):
+    """A document name given where one document is meant, shared by several documents."""
+
+
+class TagError(RagError):
+    """A tag that is not valid, or a tag no document carries where one was expected."""
+
+
 class EmptyIndexError(RagError):
     pass

@@ -24,7 +24,15 @@ from PIL import Image
 
 from rag.ahead import Behind, ahead
 from rag.config import Settings, page_workers
-from rag.errors import CollectionFullError, EmptyIndexError, PdfError, RagError
+from rag.errors import (
+    AmbiguousNameError,
+    CollectionFullError,
+    DocumentNotFoundError,
+    EmptyIndexError,
+    PdfError,
+    RagError,
+    TagError,
+)
 from rag.generator import Generator, PageImage
 from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
 from rag.index import Document, Hit, Index, open_index
@@ -35,6 +43,7 @@ from rag.overlay import render_overlay
 from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
 from rag.retriever import Retriever
 from rag.sources import find_documents
+from rag.tags import changed_tags, clean_tags
 
 logger = logging.getLogger(__name__)
 
@@ -212,17 +221,23 @@ class Pipeline:
         name: str | None = None,
         progress: Progress | None = None,
         password: str | None = None,
+        tags: Iterable[str] = (),
     ) -> IndexResult:
-        """Index one PDF (``password``: its user password, if encrypted). A bad file is not an
-        exception: the result says ``refused`` and why. Problems that are not the file's (a
-        missing model, a mismatched index) do raise. ``name`` (default: the file's) is shown
-        after ``rag.names.display_name`` has made it safe."""
+        """Index one PDF (``password``: its user password, if encrypted) carrying ``tags`` (a
+        PDF indexed before gets them added). A bad file is not an exception: the result says
+        ``refused`` and why. Problems that are not the file's (a missing model, a mismatched
+        index, a bad tag) do raise. ``name`` (default: the file's) is shown after
+        ``rag.names.display_name`` has made it safe."""
         path = Path(path)
         name = display_name(name or path.name)
+        tags = clean_tags(tags)
         try:
-            return self._add_pdf(path, name, progress, password)
+            result = self._add_pdf(path, name, progress, password, tags)
         except PdfError as error:
             return IndexResult(name, "refused", error=str(error))
+        if result.status == "skipped" and tags:
+            self.index.set_tags(result.doc_id, changed_tags(self.find(result.doc_id).tags, tags))
+        return result
 
     def add_paths(
         self,
@@ -230,9 +245,12 @@ class Pipeline:
         progress: Progress | None = None,
         password: str | None = None,
         ignored: Callable[[Path, list[Path]], None] | None = None,
+        tags: Iterable[str] = (),
     ) -> Iterator[IndexResult]:
-        """Index files and folders (their PDFs, recursively, in name order: ``rag.sources``).
-        ``ignored(folder, files)`` hears of each folder's files that are not PDFs."""
+        """Index files and folders (their PDFs, recursively, in name order: ``rag.sources``),
+        each carrying ``tags``. ``ignored(folder, files)`` hears of each folder's files that
+        are not PDFs."""
+        tags = clean_tags(tags)  # a bad tag refuses the whole call before any work
         for item in paths:
             path = Path(item)
             found = find_documents(path)
@@ -243,16 +261,60 @@ class Pipeline:
                     path.name, "refused", error=f"{path}: no PDF files in this folder"
                 )
             for file in found.files:
-                yield self.add_pdf(file, progress=progress, password=password)
+                yield self.add_pdf(file, progress=progress, password=password, tags=tags)
 
-    def documents(self) -> list[Document]:
-        return self.index.documents()
+    def documents(self, tags: Iterable[str] = ()) -> list[Document]:
+        """Every document, oldest first; with ``tags``, those carrying any of them."""
+        documents = self.index.documents()
+        wanted = set(clean_tags(tags))
+        return [d for d in documents if wanted & set(d.tags)] if wanted else documents
 
-    def delete(self, doc_id: str) -> Document:
-        return self.index.delete(doc_id)
+    def find(self, ref: str) -> Document:
+        """The document with id ``ref``, else the one named exactly ``ref``; raises
+        DocumentNotFoundError, or AmbiguousNameError listing the ids that share the name."""
+        document = self.index.get(ref)
+        if document is not None:
+            return document
+        named = [d for d in self.index.documents() if d.name == ref]
+        if len(named) > 1:
+            ids = ", ".join(d.doc_id for d in named)
+            raise AmbiguousNameError(f"{len(named)} documents are named {ref!r} ({ids}): use an id")
+        if not named:
+            raise DocumentNotFoundError(f"no document with the id or name {ref!r}")
+        return named[0]
+
+    def delete(self, ref: str) -> Document:
+        """Delete the document ``ref`` (an id or an exact name)."""
+        return self.index.delete(self.find(ref).doc_id)
+
+    def tag(self, ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Document:
+        """Add and remove tags of the document ``ref`` (an id or an exact name)."""
+        document = self.find(ref)
+        return self.index.set_tags(document.doc_id, changed_tags(document.tags, add, remove))
+
+    def scope(self, docs: Iterable[str] = (), tags: Iterable[str] = ()) -> set[str] | None:
+        """The ids of the documents ``docs`` (ids or exact names) and of those carrying any of
+        ``tags``: what ``ask`` searches within; None (everything) when both are empty. An
+        unknown document or a tag no document carries raises, naming it."""
+        docs, tags = list(docs), clean_tags(tags)
+        if not docs and not tags:
+            return None
+        chosen = {self.find(ref).doc_id for ref in docs}
+        documents = self.index.documents()
+        for tag in tags:
+            tagged = {d.doc_id for d in documents if tag in d.tags}
+            if not tagged:
+                raise TagError(f"no document is tagged {tag!r}")
+            chosen |= tagged
+        return chosen
 
     def _add_pdf(
-        self, path: Path, name: str, progress: Progress | None, password: str | None
+        self,
+        path: Path,
+        name: str,
+        progress: Progress | None,
+        password: str | None,
+        tags: tuple[str, ...],
     ) -> IndexResult:
         doc_id = _content_id(path) if path.is_file() else None
         existing = self.index.get(doc_id) if doc_id else None
@@ -281,7 +343,7 @@ class Pipeline:
                         progress(len(rendered), info.pages, name)
                 writer.finish()
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            document = Document(doc_id, name, info.pages, added)
+            document = Document(doc_id, name, info.pages, added, tags)
             if not self.index.add(document, staged, embeddings):  # another process was first
                 return IndexResult(name, "skipped", doc_id, info.pages)
         blank = sum(page.blank for page in rendered)
@@ -303,20 +365,34 @@ class Pipeline:
 
     # -- questions --------------------------------------------------------------------------
 
-    def search(self, question: str, top_k: int | None = None) -> list[Hit]:
-        return self.ask(question, top_k).hits
+    def search(
+        self,
+        question: str,
+        top_k: int | None = None,
+        docs: Iterable[str] = (),
+        tags: Iterable[str] = (),
+    ) -> list[Hit]:
+        return self.ask(question, top_k, docs, tags).hits
 
-    def ask(self, question: str, top_k: int | None = None) -> Answer:
-        """Retrieve the best pages for ``question``; the answer streams from the result."""
+    def ask(
+        self,
+        question: str,
+        top_k: int | None = None,
+        docs: Iterable[str] = (),
+        tags: Iterable[str] = (),
+    ) -> Answer:
+        """Retrieve the best pages for ``question`` (within the documents ``docs`` and those
+        tagged any of ``tags``, if given: ``scope``); the answer streams from the result."""
         question = question.strip()
         if not question:
             raise RagError("the question is empty")
         if not self.index.documents():
             raise EmptyIndexError("no documents are indexed yet: add a PDF first")
+        scope = self.scope(docs, tags)  # refuses an unknown document or tag before any model
         retriever = self.retriever
         with self.models.busy:
             query = retriever.embed_query(question)
-        hits = self.index.search(query, top_k or self.settings.top_k)
+        hits = self.index.search(query, top_k or self.settings.top_k, scope)
         tokens = meaningful_tokens(
             retriever.processor.tokenizer, retriever.query_token_ids(question), question
         )

@@ -122,7 +122,7 @@ def test_public_sessions_are_private_and_limited(public):
     with pytest.raises(AppError, match="no documents are indexed yet"):
         bob.predict("revenue?", 2, 16, api_name="/ask")
     doc_id = table_rows(alice.predict(api_name="/list")[0])[0][3]
-    with pytest.raises(AppError, match="no document with id"):
+    with pytest.raises(AppError, match="no document with the id or name"):
         bob.predict(doc_id, api_name="/delete")
     assert len(table_rows(alice.predict(api_name="/list")[0])) == 1
 
@@ -193,3 +193,36 @@ def test_an_encrypted_pdf_is_indexed_with_its_password(public, tmp_path):
     assert "wrong password" in client.predict(locked, "guess", api_name="/index")[0]
     assert "locked.pdf: indexed 1 pages" in client.predict(locked, "secret", api_name="/index")[0]
     assert [r[0] for r in table_rows(client.predict(api_name="/list")[0])] == ["locked.pdf"]
+
+
+def retrieved(client: Client, scope: list[str]) -> set[str]:
+    """The names of the documents whose pages /ask retrieved (6 pages: all of both samples')."""
+    job = client.submit("revenue?", 6, 16, scope, api_name="/ask")
+    job.result()
+    gallery = job.outputs()[0][1]["value"]  # the pages come first, before the answer
+    return {item["caption"].split(" p.")[0].removeprefix("[") for item in gallery}
+
+
+def test_the_api_tags_documents_and_asks_within_them(public):
+    """A fresh public session: /tag sets tags (by id or name), /ask takes a scope of documents
+    (id or name) and tags, and a bad scope or tag is one line that changes nothing."""
+    client = Client(public, verbose=False)
+    files = [SAMPLES / "annual_report.pdf", SAMPLES / "product_slides.pdf"]
+    client.predict([handle_file(str(f)) for f in files], api_name="/index")
+    rows = table_rows(client.predict(api_name="/list")[0])
+    ids = {row[0]: row[3] for row in rows}
+    message, table, _ = client.predict("annual_report.pdf", "Finance, 2024", "", api_name="/tag")
+    assert message == "annual_report.pdf: tags: 2024, finance."
+    assert {row[0]: row[4] for row in table_rows(table)}["annual_report.pdf"] == "2024, finance"
+    client.predict(ids["product_slides.pdf"], "2024", "", api_name="/tag")
+    assert retrieved(client, ["tag:finance"]) == {"annual_report.pdf"}
+    assert retrieved(client, [f"doc:{ids['product_slides.pdf']}"]) == {"product_slides.pdf"}
+    assert retrieved(client, ["product_slides.pdf"]) == {"product_slides.pdf"}  # by name
+    assert retrieved(client, ["tag:2024"]) == {"annual_report.pdf", "product_slides.pdf"}
+    for bad, words in (("tag:nothing", "no document is tagged"), ("nope.pdf", "no document")):
+        with pytest.raises(AppError, match=words):
+            client.predict("revenue?", 3, 16, [bad], api_name="/ask")
+    with pytest.raises(AppError, match="bad tag"):
+        client.predict("annual_report.pdf", "two words!", "", api_name="/tag")
+    tags = {row[0]: row[4] for row in table_rows(client.predict(api_name="/list")[0])}
+    assert tags == {"annual_report.pdf": "2024, finance", "product_slides.pdf": "2024"}

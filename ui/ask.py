@@ -17,6 +17,7 @@ from ui.collections import Collections
 from ui.gpu import gpu
 
 WHOLE_QUERY = "whole query"
+DOC, TAG = "doc:", "tag:"  # scope values: "doc:ID" (or a bare id or name) and "tag:T"
 EXAMPLES = [
     "What was the revenue in 2024?",
     "Which product line grew fastest?",
@@ -33,10 +34,18 @@ class Handlers:
         self.collections = collections
 
     @gpu
-    def ask(self, question: str, top_k: float, max_new_tokens: float, request: gr.Request):
+    def ask(
+        self,
+        question: str,
+        top_k: float,
+        max_new_tokens: float,
+        scope: list[str] | None,
+        request: gr.Request,
+    ):
         session = self.collections.session(request)
+        docs, tags = split_scope(scope or [])
         try:
-            answer = session.pipeline.ask(question, int(top_k))
+            answer = session.pipeline.ask(question, int(top_k), docs=docs, tags=tags)
         except RagError as error:
             raise gr.Error(str(error)) from None
         session.answer, session.selected = answer, 0
@@ -54,6 +63,16 @@ class Handlers:
             # Pages and heatmap were sent once: re-sending images mid-stream breaks them.
             yield text, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         yield text, gr.skip(), gr.skip(), gr.skip(), gr.update(choices=cited(answer, text))
+
+    def scope_choices(self, chosen: list[str] | None, request: gr.Request):
+        """What can be searched within, read afresh whenever the selector is opened: each
+        document, then each tag."""
+        documents = self.collections.session(request).pipeline.documents()
+        choices = [(f"{d.name} ({d.pages} p.)", f"{DOC}{d.doc_id}") for d in documents]
+        tags = sorted({tag for d in documents for tag in d.tags})
+        choices += [(f"tag: {tag}", f"{TAG}{tag}") for tag in tags]
+        known = {value for _, value in choices}
+        return gr.update(choices=choices, value=[v for v in chosen or [] if v in known])
 
     @gpu
     def show_page(self, index: float, request: gr.Request):
@@ -102,6 +121,14 @@ def render(collections: Collections) -> None:
             label="Question", placeholder="Ask about your PDFs…", elem_id="q", scale=5, lines=1
         )
         submit = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+    scope = gr.Dropdown(
+        label="Search within (documents and tags; empty: everything)",
+        choices=[],
+        value=[],
+        multiselect=True,
+        allow_custom_value=True,  # API callers may name a document or tag the list lacks
+        elem_id="scope",
+    )
     with gr.Accordion("Options", open=False):
         top_k = gr.Slider(1, 10, value=settings.top_k, step=1, label="Pages to retrieve")
         max_new_tokens = gr.Slider(
@@ -127,7 +154,8 @@ def render(collections: Collections) -> None:
     # -- events -----------------------------------------------------------------------------
     gpu_event = {"concurrency_id": "gpu", "concurrency_limit": 1}
     outputs = [answer_box, gallery, heatmap, token, citations]
-    inputs = [question, top_k, max_new_tokens]
+    inputs = [question, top_k, max_new_tokens, scope]
+    scope.focus(handlers.scope_choices, scope, scope, api_name=False)
     submit.click(handlers.ask, inputs, outputs, api_name="ask", **gpu_event)
     question.submit(handlers.ask, inputs, outputs, api_name=False, **gpu_event)
     gallery.select(handlers.select_page, None, [heatmap, token], api_name=False, **gpu_event)
@@ -138,6 +166,17 @@ def render(collections: Collections) -> None:
     # API only: bring up the n-th retrieved page (0-based) with its whole-query heatmap.
     page = gr.Number(visible=False, precision=0)
     page.change(handlers.show_page, page, [heatmap, token], api_name="page", **gpu_event)
+
+
+def split_scope(values: list[str]) -> tuple[list[str], list[str]]:
+    """Scope values as (documents, tags): ``tag:T`` is a tag, ``doc:X`` or a bare X a document
+    id or exact name.
+
+    >>> split_scope(["doc:3f2a", "tag:finance", "report.pdf"])
+    (['3f2a', 'report.pdf'], ['finance'])
+    """
+    docs = [v.removeprefix(DOC) for v in values if not v.startswith(TAG)]
+    return docs, [v.removeprefix(TAG) for v in values if v.startswith(TAG)]
 
 
 def token_choices(answer: Answer) -> list[tuple[str, str]]:

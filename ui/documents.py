@@ -1,4 +1,5 @@
-"""The documents panel: upload PDFs (with per-page progress), list them, delete them."""
+"""The documents panel: upload PDFs (with per-page progress), list them, tag them, delete
+them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rag.progress import PageRate
 from ui.collections import Collections
 from ui.gpu import gpu
 
-HEADERS = ["Document", "Pages", "Added", "ID"]
+HEADERS = ["Document", "Pages", "Added", "ID", "Tags"]
 
 
 @dataclass
@@ -24,21 +25,28 @@ class DocumentsPanel:
     list_documents: object  # handler, wired to page load by the shell
 
 
-def render(collections: Collections) -> DocumentsPanel:
-    # -- handlers ---------------------------------------------------------------------------
-    def listing(request: gr.Request):
-        documents = collections.session(request).pipeline.documents()
-        rows = [[d.name, d.pages, d.added.replace("T", " ")[:16], d.doc_id] for d in documents]
+class Handlers:
+    """The panel's event handlers; each finds the caller's session from the request."""
+
+    def __init__(self, collections: Collections) -> None:
+        self.collections = collections
+
+    def listing(self, request: gr.Request):
+        documents = self.collections.session(request).pipeline.documents()
+        rows = [
+            [d.name, d.pages, d.added.replace("T", " ")[:16], d.doc_id, ", ".join(d.tags)]
+            for d in documents
+        ]
         choices = [(f"{d.name} ({d.pages} p.)", d.doc_id) for d in documents]
         return gr.update(value=rows or None), gr.update(choices=choices, value=None)
 
     @gpu
     def index_files(
-        files: list[str] | None, password: str, request: gr.Request, progress=gr.Progress()
+        self, files: list[str] | None, password: str, request: gr.Request, progress=gr.Progress()
     ):
         if not files:
             raise gr.Error("Choose one or more PDF files first.")
-        pipeline = collections.session(request).pipeline
+        pipeline = self.collections.session(request).pipeline
 
         rates: dict[str, PageRate] = {}
 
@@ -53,16 +61,33 @@ def render(collections: Collections) -> DocumentsPanel:
             except RagError as error:  # not the file's fault: a missing model, say
                 raise gr.Error(str(error)) from None
             lines.append(f"- {escape_markdown(result.message)}")
-        return "\n".join(lines), *listing(request)
+        return "\n".join(lines), *self.listing(request)
 
-    def delete_document(doc_id: str | None, request: gr.Request):
+    def tag_document(self, doc: str | None, add: str, remove: str, request: gr.Request):
+        """Add and remove tags (separated by spaces or commas) of a document (id or name)."""
+        if not doc:
+            raise gr.Error("Choose a document to tag.")
+        try:
+            document = self.collections.session(request).pipeline.tag(
+                doc, add=split_tags(add), remove=split_tags(remove)
+            )
+        except RagError as error:
+            raise gr.Error(str(error)) from None
+        tags = ", ".join(document.tags) or "none"
+        return f"{escape_markdown(document.name)}: tags: {tags}.", *self.listing(request)
+
+    def delete_document(self, doc_id: str | None, request: gr.Request):
         if not doc_id:
             raise gr.Error("Choose a document to delete.")
         try:
-            document = collections.session(request).pipeline.delete(doc_id)
+            document = self.collections.session(request).pipeline.delete(doc_id)
         except RagError as error:
             raise gr.Error(str(error)) from None
-        return f"Deleted {escape_markdown(document.name)}.", *listing(request)
+        return f"Deleted {escape_markdown(document.name)}.", *self.listing(request)
+
+
+def render(collections: Collections) -> DocumentsPanel:
+    handlers = Handlers(collections)
 
     # -- layout -----------------------------------------------------------------------------
     limits = ""
@@ -92,17 +117,21 @@ def render(collections: Collections) -> DocumentsPanel:
     with gr.Row():
         # Custom values let API clients delete by document id.
         choice = gr.Dropdown(
-            label="Delete a document",
+            label="Document (to tag or delete)",
             choices=[],
             scale=3,
             elem_id="delete-choice",
             allow_custom_value=True,
         )
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
+    with gr.Row():
+        add_tags = gr.Textbox(label="Add tags", placeholder="finance 2024", scale=2, max_lines=1)
+        remove_tags = gr.Textbox(label="Remove tags", scale=2, max_lines=1)
+        retag = gr.Button("Apply tags", scale=1, elem_id="tag")
 
     # -- events -----------------------------------------------------------------------------
     files.upload(
-        index_files,
+        handlers.index_files,
         [files, password],
         [status, table, choice],
         api_name="index",
@@ -111,8 +140,23 @@ def render(collections: Collections) -> DocumentsPanel:
         concurrency_id="index",
         concurrency_limit=1,
     ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
-    delete.click(delete_document, choice, [status, table, choice], api_name="delete")
-    return DocumentsPanel(table, choice, status, listing)
+    delete.click(handlers.delete_document, choice, [status, table, choice], api_name="delete")
+    retag.click(
+        handlers.tag_document,
+        [choice, add_tags, remove_tags],
+        [status, table, choice],
+        api_name="tag",
+    )
+    return DocumentsPanel(table, choice, status, handlers.listing)
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags typed in one box, separated by spaces or commas.
+
+    >>> split_tags("finance, 2024  legal")
+    ['finance', '2024', 'legal']
+    """
+    return [tag for tag in re.split(r"[\s,]+", text or "") if tag]
 
 
 def escape_markdown(text: str) -> str:

@@ -22,6 +22,10 @@ class Document:
     name: str  # file name as uploaded
     pages: int
     added: str  # ISO-8601 UTC
+    tags: tuple[str, ...] = ()  # rag.tags: cleaned, sorted
+
+    def __post_init__(self) -> None:  # read back from JSON, tags are a list
+        object.__setattr__(self, "tags", tuple(self.tags))
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,11 @@ class Index(ABC):
 
     def page_image(self, doc_id: str, page_number: int) -> Path:
         return self.store.page_image(doc_id, page_number)
+
+    def set_tags(self, doc_id: str, tags: tuple[str, ...]) -> Document:
+        """Replace a document's tags (``rag.tags``-cleaned); DocumentNotFoundError if absent."""
+        with self._lock:
+            return self.store.set_tags(doc_id, tags)
 
     @abstractmethod
     def search(

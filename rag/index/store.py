@@ -4,7 +4,8 @@ backend keeps per document, staged, committed atomically, listed, deleted, recov
 Layout under ``root`` (the app's ``<data-dir>/index``)::
 
     index.json                  the backend's header (format, version, retriever, ...)
-    docs/<doc_id>/doc.json      the Document record
+    generation                  rewritten at every change of a record in place (tags)
+    docs/<doc_id>/doc.json      the Document record (name, pages, added, tags)
     docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
     docs/<doc_id>/...           what the backend keeps per document (e.g. vectors.npy)
     .staging/<pid>-<random>/    documents being added; a dead process's leftovers are removed
@@ -12,9 +13,11 @@ Layout under ``root`` (the app's ``<data-dir>/index``)::
 
 A document is written into a staging folder and committed by renaming it to ``docs/<doc_id>``;
 deleting renames it out again. Each is one rename: after a crash at any instant a document is
-whole or absent. Writers in several processes take turns under the lock, and check under it
-that a document is new; readers take no lock and pick up other processes' renames at their next
-``refresh``. The store is not thread-safe: its backend serialises calls with its own lock.
+whole or absent. A record changed in place (its tags) is rewritten atomically and the
+``generation`` file replaced, so that other processes reread the records that changed. Writers
+in several processes take turns under the lock, and check under it that a document is new;
+readers take no lock and pick up other processes' changes at their next ``refresh``. The
+store is not thread-safe: its backend serialises calls with its own lock.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
@@ -41,6 +45,7 @@ from rag.index.files import (
 )
 
 HEADER = "index.json"
+GENERATION = "generation"
 
 # Called as a document appears (it may raise FileNotFoundError: deleted meanwhile, skipped) and
 # as one disappears, so that a backend keeps its own per-document state in step.
@@ -59,7 +64,8 @@ class DocumentStore:
         self._loaded = loaded or (lambda document, folder: None)
         self._forgotten = forgotten or (lambda doc_id: None)
         self._documents: dict[str, Document] = {}
-        self._seen: tuple[int, int, int] | None = None  # docs/ as last read (folder_version)
+        self._stamps: dict[str, tuple[int, int]] = {}  # doc.json as read: (inode, mtime)
+        self._seen: tuple | None = None  # docs/ and generation as last read (_version)
         clear_staging(self.root)
 
     # -- header -----------------------------------------------------------------------------
@@ -147,8 +153,24 @@ class DocumentStore:
                 raise
             fsync_dir(target.parent)
         self._documents[document.doc_id] = document
+        self._stamps[document.doc_id] = _stamp(target / "doc.json")
         self._loaded(document, target)
         return True
+
+    def set_tags(self, doc_id: str, tags: tuple[str, ...]) -> Document:
+        """Replace a document's tags (cleaned by the caller): its record is rewritten in one
+        atomic replace, under the writer lock."""
+        with self.lock():
+            self.refresh()
+            document = self._documents.get(doc_id)
+            if document is None:
+                raise DocumentNotFoundError(f"no document with id {doc_id}")
+            changed = replace(document, tags=tags)
+            atomic_write(self.folder(doc_id) / "doc.json", json.dumps(asdict(changed), indent=2))
+            atomic_write(self.root / GENERATION, uuid.uuid4().hex)  # others: reread records
+            self._documents[doc_id] = changed
+            self._stamps[doc_id] = _stamp(self.folder(doc_id) / "doc.json")
+        return changed
 
     def delete(self, doc_id: str, then: Callable[[], None] | None = None) -> Document:
         """Remove a document (one rename, then its files); ``then`` runs under the writer lock
@@ -216,8 +238,9 @@ class DocumentStore:
         return len(self._documents)
 
     def refresh(self) -> None:
-        """Catch up with commits and deletes of other processes (a stat when nothing changed)."""
-        version = folder_version(self.docs_dir)
+        """Catch up with other processes' commits, deletes and tag changes (two stats when
+        nothing changed)."""
+        version = (folder_version(self.docs_dir), _stamp(self.root / GENERATION))
         if version == self._seen:
             return
         on_disk = set()
@@ -225,13 +248,20 @@ class DocumentStore:
             on_disk = {p.name for p in self.docs_dir.iterdir() if (p / "doc.json").exists()}
         for doc_id in set(self._documents) - on_disk:
             self._forget(doc_id)
-        for doc_id in sorted(on_disk - set(self._documents)):
+        for doc_id in sorted(on_disk):
+            record = self.folder(doc_id) / "doc.json"
             try:
-                document = Document(**read_json(self.folder(doc_id) / "doc.json"))
-                self._loaded(document, self.folder(doc_id))
+                stamp = _stamp(record)
+                if doc_id in self._documents:
+                    if stamp != self._stamps.get(doc_id):  # rewritten in place: new tags
+                        self._documents[doc_id] = Document(**read_json(record))
+                else:
+                    document = Document(**read_json(record))
+                    self._loaded(document, self.folder(doc_id))
+                    self._documents[doc_id] = document
+                self._stamps[doc_id] = stamp
             except FileNotFoundError:  # deleted by another process since the listing
                 continue
-            self._documents[doc_id] = document
         self._seen = version
 
     def staged_doc_ids(self) -> set[str]:
@@ -247,7 +277,17 @@ class DocumentStore:
 
     def _forget(self, doc_id: str) -> None:
         self._documents.pop(doc_id, None)
+        self._stamps.pop(doc_id, None)
         self._forgotten(doc_id)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """A file's identity, which an atomic replace changes (a new inode); (0, 0) if absent."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (status.st_ino, status.st_mtime_ns)
 
 
 def read_json(path: Path) -> dict:

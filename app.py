@@ -46,8 +46,9 @@ def add_common_options(parser: argparse.ArgumentParser, default: object = None) 
     parser.add_argument(
         "--index-mode",
         default=default,
-        choices=["exact", "pooled", "binary"],
-        help="how a new local index stores and searches pages (env RAG_INDEX_MODE)",
+        choices=["auto", "exact", "pooled", "binary"],
+        help="how the local index searches pages: auto (default), exact, pooled or binary "
+        "(env RAG_INDEX_MODE)",
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", default=default or False, help="log progress"

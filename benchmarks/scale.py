@@ -8,7 +8,11 @@ Synthetic pages (``benchmarks.search.Corpus``) are added document by document th
 the queries against every page is computed on the way, as the ground truth. A second process
 then opens the index as a server would (``warm()``: pages laid out, kernel compiled), times each
 query (binary first stage + exact rerank from memory-mapped vectors) and reports its peak
-resident memory. Needs about ``pages x tokens x 256`` bytes of disk (18 GB for 100k ColQwen
+resident memory. It then opens the same index in each search mode (auto, binary, and exact where
+its layout fits in half the free memory) and times the same queries, and times them again
+within a scope of ``--scope-share`` of the documents: how auto compares with the faster of
+exact and binary, and what a scope saves, both measured in the same run. Needs about
+``pages x tokens x 256`` bytes of disk (18 GB for 100k ColQwen
 pages, 26 GB for ColPali ones); the folder is deleted afterwards unless ``--keep``.
 """
 
@@ -33,6 +37,7 @@ from PIL import Image
 
 from benchmarks import offline, publish
 from benchmarks.search import Corpus, machine, overlap, top_rows
+from rag.config import Settings
 from rag.index.base import Document
 from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, binarize
 from rag.index.local import LocalIndex
@@ -58,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cold", action="store_true", help="drop the page cache before reopening (needs root)"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-scale.md"))
+    parser.add_argument(
+        "--scope-share", type=float, default=0.01, help="scoped: this share of docs"
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the reopening process
     return parser.parse_args(argv)
 
@@ -75,7 +83,14 @@ def main(argv: list[str] | None = None) -> str:
             drop_page_cache()
         command = [sys.executable, "-m", "benchmarks.scale", "--serve", str(folder)]
         reopened = subprocess.run(
-            [*command, f"--rerank={args.rerank}", f"--k={args.k}", f"--prefilter={args.prefilter}"],
+            [
+                *command,
+                f"--rerank={args.rerank}",
+                f"--k={args.k}",
+                f"--prefilter={args.prefilter}",
+                f"--scope-share={args.scope_share}",
+                f"--pages-per-doc={args.pages_per_doc}",
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -142,7 +157,7 @@ def serve(folder: Path, args: argparse.Namespace) -> dict:
         passes.append(seconds)
     for query in saved["queries"]:
         start = time.perf_counter()
-        first_stage([query], args.rerank)
+        first_stage([query], args.rerank, None)
         stages.append(time.perf_counter() - start)
         start = time.perf_counter()
         first_stage.pages.scores(binarize(query))
@@ -157,7 +172,60 @@ def serve(folder: Path, args: argparse.Namespace) -> dict:
         "scan_ms": [1000 * s for s in scans],
         "overlap": statistics.mean(overlaps),
         "rss_gb": _peak_rss_gb(),
+        "modes": compare_modes(folder, args, saved, index.documents()),
     }
+
+
+def compare_modes(folder: Path, args: argparse.Namespace, saved: dict, documents: list) -> dict:
+    """Each search mode over the same index and queries (page cache warm), and auto within a
+    scope of ``--scope-share`` of the documents: median ms and top-k overlap with exact fp32."""
+    rng = np.random.default_rng([args.seed, 7])
+    count = max(1, round(args.scope_share * len(documents)))
+    chosen = [documents[i] for i in sorted(rng.choice(len(documents), count, replace=False))]
+    scope = {d.doc_id for d in chosen}
+    rows = np.concatenate([_first_row(d.doc_id) + np.arange(d.pages) for d in chosen])
+    n_pages = sum(d.pages for d in documents)
+    results = {"scope_pages": int(rows.shape[0])}
+    for mode in ("auto", "binary", "exact"):
+        if mode == "exact" and not _exact_fits(folder, n_pages):
+            results[mode] = None
+            continue
+        index = LocalIndex(
+            folder / "index", RETRIEVER, mode=mode, rerank=args.rerank, prefilter=args.prefilter
+        )
+        index.warm()
+        results[mode] = _timed(index, saved, args.k)
+        results[mode]["runs_as"] = index.search_mode()
+        if mode == "auto":
+            results["auto-scoped"] = _timed(index, saved, args.k, scope, rows)
+        del index
+    return results
+
+
+def _timed(index, saved: dict, k: int, scope=None, rows=None) -> dict:
+    """Median ms of the queries (each run twice, the second timed: page cache warm) and the
+    mean top-k overlap with exact fp32 MaxSim (within ``rows`` when scoped)."""
+    seconds, overlaps = [], []
+    for query, truth in zip(saved["queries"], saved["truth"], strict=True):
+        index.search(query, k, scope)
+        start = time.perf_counter()
+        hits = index.search(query, k, scope)
+        seconds.append(time.perf_counter() - start)
+        found = np.array([_first_row(hit.doc_id) + hit.page_number - 1 for hit in hits])
+        best = top_rows(truth, k) if rows is None else rows[top_rows(truth[rows], k)]
+        overlaps.append(overlap(found, best))
+    return {"ms": 1000 * statistics.median(seconds), "overlap": statistics.mean(overlaps)}
+
+
+def _first_row(doc_id: str) -> int:
+    return int(doc_id[3:])  # documents are named by their first page's row
+
+
+def _exact_fits(folder: Path, n_pages: int) -> bool:
+    """Whether an exact layout (every bf16 vector in RAM) takes at most half the free memory."""
+    vectors = sum(f.stat().st_size for f in (folder / "index").rglob("vectors.npy"))
+    available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return vectors * 1.1 <= available / 2 and n_pages > 0
 
 
 def drop_page_cache() -> None:
@@ -206,8 +274,42 @@ def report(args: argparse.Namespace, built: dict, served: dict) -> str:
             f"| top-{args.k} overlap with exact fp32 | {served['overlap']:.3f} |",
             f"| peak RSS of the serving process | {served['rss_gb']:.1f} GiB |",
             "",
+            *modes_table(args, served["modes"]),
         ]
     )
+
+
+def modes_table(args: argparse.Namespace, modes: dict) -> list[str]:
+    """auto against exact and binary, and auto within a scope, on the same index and queries."""
+    timed = [modes[m]["ms"] for m in ("exact", "binary") if modes.get(m)]
+    faster = min(timed)
+    lines = [
+        f"Search modes on this index (RAG_INDEX_MODE; auto switches to binary from "
+        f"{Settings.auto_binary_pages:,} pages), the same {args.queries} queries, page cache "
+        "warm; ms: median per query.",
+        "",
+        "| mode | runs as | ms | x the faster of exact and binary | top-10 overlap |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for mode in ("auto", "binary", "exact"):
+        row = modes.get(mode)
+        if row is None:
+            lines.append(f"| {mode} | - | - | - | layout over half the free memory: not run |")
+            continue
+        lines.append(
+            f"| {mode} | {row['runs_as']} | {row['ms']:.1f} | {row['ms'] / faster:.2f} | "
+            f"{row['overlap']:.3f} |"
+        )
+    scoped = modes["auto-scoped"]
+    lines += [
+        "",
+        f"auto within {modes['scope_pages']:,} pages ({args.scope_share:.0%} of the documents, "
+        f"chosen at random): {scoped['ms']:.2f} ms, {modes['auto']['ms'] / scoped['ms']:.0f}x "
+        f"faster than unscoped; top-10 overlap with exact MaxSim within the scope "
+        f"{scoped['overlap']:.3f}.",
+        "",
+    ]
+    return lines
 
 
 def _stage(args: argparse.Namespace, n_pages: int) -> str:

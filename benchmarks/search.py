@@ -43,6 +43,7 @@ from rag.index.scoring import (
     Bucket,
     PackedPages,
     Workspace,
+    maxsim_flat,
     maxsim_packed,
     maxsim_packed_many,
 )
@@ -561,6 +562,20 @@ def scope_rows(args: argparse.Namespace, n_pages: int) -> np.ndarray:
     return np.concatenate(spans)
 
 
+def _spans(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Runs of consecutive page rows as (first, last + 1)."""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return [(int(run[0]), int(run[-1]) + 1) for run in np.split(rows, breaks)]
+
+
+def _flat_scores(query: torch.Tensor, store: PageStore, first: int, last: int) -> torch.Tensor:
+    """Exact MaxSim of pages ``first``..``last - 1``, stored one after another, without a
+    layout: ``maxsim_flat``, as LocalIndex scores a small scope."""
+    start = int(store.offsets[first])
+    vectors = store._rows(start, int(store.offsets[last]))
+    return maxsim_flat([query], vectors, store.offsets[first : last + 1] - start)
+
+
 def run_scoped(
     args: argparse.Namespace, built: Built, exact16: PackedPages, binary: BinaryPages
 ) -> list[Scoped]:
@@ -571,21 +586,26 @@ def run_scoped(
     selected = torch.from_numpy(rows)
     truth = [rows[top_rows(scores[rows], k)] for scores in built.truth]
 
+    spans = _spans(rows)
+
     def exact(q, within=None):
-        packed = exact16 if within is None else exact16.select(within)
-        found = top_rows(maxsim_packed(q, packed), k)
-        return found if within is None else rows[found]
+        if within is None:
+            return top_rows(maxsim_packed(q, exact16), k)
+        if len(rows) <= args.rerank:  # as the index does: straight from the stored vectors
+            scores = torch.cat([_flat_scores(q, bf16, first, last) for first, last in spans], 1)
+            return rows[top_rows(scores[0], k)]
+        return rows[top_rows(maxsim_packed(q, exact16.select(within)), k)]
 
     def binary_rerank(q, within=None):
-        if within is not None and len(within) <= args.rerank:  # as the index does: the rerank
-            return rerank(q, within, bf16, k)  # would score every page in scope anyway
+        if within is not None and len(within) <= args.rerank:  # every scope page reranked:
+            return exact(q, within)  # the index scores them exactly at once
         chosen = binary.top(binarize(q), args.rerank, args.prefilter, within)[0]
         return rerank(q, chosen, bf16, k)
 
     results = []
     for mode, search in (("exact-bf16", exact), ("binary-prefilter+rerank", binary_rerank)):
         everything, _ = time_queries(search, built.queries, args.repeats)
-        within = selected if mode == "exact-bf16" else rows
+        within = selected if mode == "exact-bf16" else rows  # what each search takes
         scoped, found = time_queries(
             lambda q, search=search, within=within: search(q, within), built.queries, args.repeats
         )

@@ -12,10 +12,11 @@ from rag.errors import ConfigError
 
 Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
-IndexMode = Literal["exact", "pooled", "binary"]
+IndexMode = Literal["auto", "exact", "pooled", "binary"]
 
 DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # Apache-2.0, ViDoRe 89.3
 DEFAULT_GENERATOR = "Qwen/Qwen2-VL-2B-Instruct"  # Apache-2.0, fits a 16 GB GPU
+AUTO_BINARY_PAGES = 500  # measured: see Settings.auto_binary_pages
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,15 @@ class Settings:
     index: str = "local"
     qdrant_api_key: str = dataclasses.field(default="", repr=False)  # a secret: never printed
     qdrant_collection: str = ""  # "": one collection per retriever and data dir
-    # exact: full vectors in memory. pooled: pool_factor-times fewer vectors searched, then an
-    # exact rerank. binary: 1 bit per dimension searched by Hamming MaxSim, then an exact rerank
-    # of the best `rerank` pages from full vectors memory-mapped from disk (fits 100k pages).
-    index_mode: IndexMode = "exact"
+    # auto: exact search while the collection has fewer than auto_binary_pages pages, binary
+    # above (every index keeps the sign bits: switching needs no re-indexing). exact: full
+    # vectors in memory. pooled: pool_factor-times fewer vectors searched, then an exact rerank.
+    # binary: 1 bit per dimension searched by Hamming MaxSim, then an exact rerank of the best
+    # `rerank` pages from full vectors memory-mapped from disk (fits 100k pages).
+    index_mode: IndexMode = "auto"
+    # Where auto mode switches: binary + rerank was faster than exact from this many pages on,
+    # ColQwen-shaped pages on this 2-core CPU (benchmarks.search; README "Search at scale").
+    auto_binary_pages: int = AUTO_BINARY_PAGES
     pool_factor: int = 3
     rerank: int = 200  # 100 left ~2% of top-10s short on pages of unrelated documents
     # binary mode: a first pass on 64 of the 128 bits keeps binary_prefilter x rerank pages for
@@ -99,18 +105,14 @@ class Settings:
             "device": self.device in ("auto", "cuda", "mps", "cpu"),
             "dtype": self.dtype in ("auto", "float32", "bfloat16", "float16"),
             "index_dtype": self.index_dtype in ("bfloat16", "float32"),
-            "index_mode": self.index_mode in ("exact", "pooled", "binary"),
+            "index_mode": self.index_mode in ("auto", "exact", "pooled", "binary"),
             "attn_implementation": self.attn_implementation
             in ("auto", "sdpa", "eager", "flash_attention_2"),
         }
         for name, ok in checks.items():
             if not ok:
                 raise ConfigError(f"RAG_{name.upper()}: unsupported value {getattr(self, name)!r}")
-        sizes = ("dpi", "max_page_pixels", "render_chunk_pages", "max_pages", "max_file_mb")
-        for name in (*sizes, "render_timeout_s", "render_memory_mb", "render_page_timeout_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"RAG_{name.upper()} must be positive")
-        for name in ("top_k", "max_new_tokens", "answer_min_pixels", "pool_factor"):
+        for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
         for name in ("batch_size", "binary_prefilter", "page_workers"):
@@ -125,6 +127,21 @@ class Settings:
 
 
 MAX_PAGE_WORKERS = 8
+POSITIVE = (
+    "dpi",
+    "max_page_pixels",
+    "render_chunk_pages",
+    "max_pages",
+    "max_file_mb",
+    "render_timeout_s",
+    "render_memory_mb",
+    "render_page_timeout_s",
+    "top_k",
+    "max_new_tokens",
+    "answer_min_pixels",
+    "pool_factor",
+    "auto_binary_pages",
+)
 QDRANT_PORT = 6333
 INDEX_FORMS = "local, qdrant://HOST[:PORT], qdrants://HOST[:PORT], qdrant::memory: or qdrant:PATH"
 

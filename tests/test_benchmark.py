@@ -11,13 +11,18 @@ import torch
 from benchmarks import search
 
 
-def table_rows(text: str) -> dict[str, list[str]]:
-    rows = {}
+def table_rows(text: str, table: int = 0) -> dict[str, list[str]]:
+    """The rows of the ``table``-th table of a report, by their first cell."""
+    tables: list[dict[str, list[str]]] = []
+    inside = False
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and not inside:
+            tables.append({})
+        inside = line.startswith("|")
         if line.startswith("| ") and cells[0] != "mode":
-            rows[cells[0]] = cells
-    return rows
+            tables[-1][cells[0]] = cells
+    return tables[table]
 
 
 def test_benchmark_reports_every_mode(tmp_path):
@@ -36,6 +41,11 @@ def test_benchmark_reports_every_mode(tmp_path):
         else:
             assert 0.0 <= float(cells[5]) <= 1.0
     assert float(rows["exact-fp32"][5]) == 1.0
+    scoped = table_rows(text, table=1)  # the same queries within 1% of the documents
+    assert set(scoped) == {"exact-bf16", "binary-prefilter+rerank"}
+    for cells in scoped.values():
+        assert float(cells[1]) > 0 and float(cells[2]) > 0
+        assert float(cells[4]) == 1.0 and cells[5] == "none"  # exact in scope, nothing outside
     # the compute bound is the measured peak over a query's FLOPs: 2 x 20 tokens x 1030 x 128
     bound = rows["bf16-compute-bound"]
     gflops = float(bound[7].split("(")[1].split(" GFLOP/s")[0])
@@ -84,7 +94,12 @@ def test_scale_benchmark_builds_reopens_and_queries_a_binary_index(tmp_path):
     assert out.read_text() == text
     assert "45 synthetic colqwen pages" in text  # counted by the reopened index
     cells = [row.strip("| ").split(" | ") for row in text.splitlines() if " | " in row]
-    figures = dict(cells)
+    figures = dict(row for row in cells if len(row) == 2)
+    modes = {row[0]: row for row in cells if len(row) == 5 and row[0] != "mode"}
+    assert set(modes) == {"auto", "binary", "exact"}  # the same index in each search mode
+    assert modes["auto"][1] == "exact"  # 45 pages: under auto's switch to binary
+    assert all(float(row[4]) == 1.0 for row in modes.values())
+    assert "faster than unscoped; top-10 overlap with exact MaxSim within the scope 1.000" in text
     assert float(figures["top-10 overlap with exact fp32"]) == 1.0  # the rerank covers all
     assert figures["query, median (first pass: page cache as built)"].endswith(" ms")
     stage = next(name for name in figures if name.startswith("binary stage alone"))

@@ -74,8 +74,12 @@ def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
     _add(index, "aaaa", _pages(0, 1, dim=16))
     header = json.loads((tmp_path / "index.json").read_text())
-    assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 3
-    assert header["mode"] == "exact" and header["vectors"] == "bfloat16"
+    assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 4
+    assert (
+        header["vectors"] == "bfloat16"
+        and header["pool_factor"] is None
+        and header["bits"] is False
+    )
     with pytest.raises(IndexMismatchError, match="built with retriever 'tiny/colqwen2'"):
         LocalIndex(tmp_path, "vidore/colpali-v1.3")
     with pytest.raises(IndexMismatchError, match="16-d vectors"):
@@ -148,7 +152,7 @@ def test_an_index_of_the_previous_format_is_refused_with_a_clear_message(tmp_pat
     for version in (1, 2):
         old = {"format": "visual-rag-local-index", "version": version, "retriever": RETRIEVER}
         (tmp_path / "index.json").write_text(json.dumps({**old, "dim": 16}))
-        with pytest.raises(IndexMismatchError, match=rf"v{version} is not .* v3\b.* PDFs again"):
+        with pytest.raises(IndexMismatchError, match=rf"v{version} is not .* v4\b.* PDFs again"):
             LocalIndex(tmp_path, RETRIEVER)
 
 
@@ -168,10 +172,52 @@ def test_vectors_are_stored_in_the_dtype_they_are_searched_in(tmp_path, dtype):
     assert torch.equal(reopened.page_embedding("bbbb", 2), pages[1].to(stored_dtype).float())
 
 
-def test_an_index_built_in_another_mode_is_refused(tmp_path):
-    _add(LocalIndex(tmp_path, RETRIEVER, mode="binary"), "aaaa", _pages(0, 1, dim=128))
-    with pytest.raises(IndexMismatchError, match="RAG_INDEX_MODE=binary"):
-        LocalIndex(tmp_path, RETRIEVER)
+def test_any_search_mode_opens_any_index_except_pooled_without_its_vectors(tmp_path):
+    """Every index keeps its vectors and their sign bits: exact, binary and auto search any of
+    them without re-indexing; pooled search needs the pooled vectors of its factor."""
+    pages = _pages(0, 6, dim=128)
+    _add(LocalIndex(tmp_path, RETRIEVER, mode="binary"), "aaaa", pages)
+    query = pages[3][:5]
+    for mode in ("exact", "binary", "auto"):
+        hits = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=2).search(query, 2)
+        assert (hits[0].doc_id, hits[0].page_number) == ("aaaa", 4)
+    with pytest.raises(IndexMismatchError, match="keeps no pooled vectors: set RAG_INDEX_MODE"):
+        LocalIndex(tmp_path, RETRIEVER, mode="pooled")
+    pooled = tmp_path / "pooled"
+    _add(LocalIndex(pooled, RETRIEVER, mode="pooled", pool_factor=2), "bbbb", pages)
+    with pytest.raises(IndexMismatchError, match=r"factor 2: .* RAG_POOL_FACTOR=2"):
+        LocalIndex(pooled, RETRIEVER, mode="pooled", pool_factor=3)
+    for mode in ("exact", "binary", "auto"):  # a pooled index is searchable every other way
+        hits = LocalIndex(pooled, RETRIEVER, mode=mode).search(query, 1)
+        assert (hits[0].doc_id, hits[0].page_number) == ("bbbb", 4)
+
+
+def test_auto_mode_searches_exactly_then_binary_from_its_page_count(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER, mode="auto", auto_binary_pages=10, rerank=3)
+    pages = _pages(2, 14, dim=128)
+    _add(index, "aaaa", pages[:9])
+    assert index.search(pages[4][:5], 1)[0].page_number == 5
+    assert index.search_mode() == "exact"
+    _add(index, "bbbb", pages[9:])  # 14 pages: over the threshold, no re-indexing
+    hits = index.search(pages[12][:5], 3)
+    assert index.search_mode() == "binary"
+    assert (hits[0].doc_id, hits[0].page_number) == ("bbbb", 4)
+    for hit in hits:  # reranked exactly
+        exact = maxsim(pages[12][:5], index.page_embedding(hit.doc_id, hit.page_number))
+        assert hit.score == pytest.approx(float(exact), abs=2e-2)
+    index.delete("bbbb")
+    index.search(pages[4][:5], 1)
+    assert index.search_mode() == "exact"
+
+
+def test_vectors_whose_dimension_binary_cannot_pack_search_exactly_in_auto(tmp_path):
+    index = LocalIndex(tmp_path, RETRIEVER, mode="auto", auto_binary_pages=1)
+    pages = _pages(3, 3, dim=80)  # not a multiple of 64: no sign bits kept
+    _add(index, "aaaa", pages)
+    assert index.search(pages[1][:4], 1)[0].page_number == 2
+    assert index.search_mode() == "exact"
+    with pytest.raises(IndexMismatchError, match="no sign bits"):
+        LocalIndex(tmp_path, RETRIEVER, mode="binary")
 
 
 def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactly(tmp_path):

@@ -14,8 +14,9 @@ def open_index(settings: Settings, device: str = "cpu") -> Index:
     """The index ``settings.index`` names, over ``settings.data_dir / "index"``.
 
     With Qdrant, RAG_INDEX_MODE=pooled searches pooled vectors first and reranks the best
-    ``settings.rerank`` pages on the originals; ``settings.qdrant_collection`` (default: one
-    per retriever and data dir) names the collection."""
+    ``settings.rerank`` pages on the originals, and auto is exact (Qdrant scans or uses its own
+    indexes); ``settings.qdrant_collection`` (default: one per retriever and data dir) names
+    the collection."""
     kind, location = parse_index(settings.index)
     root = settings.data_dir / "index"
     mode = settings.index_mode
@@ -29,9 +30,12 @@ def open_index(settings: Settings, device: str = "cpu") -> Index:
             pool_factor=settings.pool_factor,
             rerank=settings.rerank,
             prefilter=settings.binary_prefilter,
+            auto_binary_pages=settings.auto_binary_pages,
         )
-    if mode not in ("exact", "pooled"):
-        raise ConfigError(f"RAG_INDEX_MODE={mode} is for the local index; Qdrant: exact or pooled")
+    if mode == "binary":
+        raise ConfigError(
+            "RAG_INDEX_MODE=binary is for the local index; Qdrant: auto, exact or pooled"
+        )
     from rag.index.qdrant import QdrantIndex  # qdrant-client loads only when asked for
 
     return QdrantIndex(

@@ -37,6 +37,7 @@ from numpy.lib.format import open_memmap
 from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError
 from rag.index.base import Document, Hit, Index
+from rag.index.migrate import migrate_v3
 from rag.index.modes import (
     BinaryCandidates,
     ExactSearch,
@@ -44,15 +45,18 @@ from rag.index.modes import (
     pooled_candidates,
 )
 from rag.index.pooling import pool_pages
+from rag.index.scoring import maxsim_flat, top_k
 from rag.index.staged import StagedPages, page_chunks, page_lengths
 from rag.index.store import DocumentStore
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "visual-rag-local-index"
+# v4: sign bits stored beside every document's vectors (auto mode switches to binary search
+# without re-indexing), tags in the records; migrated in place from v3 (rag.index.migrate).
 # v3: vectors stored in the dtype searched (bf16 by default; v2 stored fp16, converted on every
 # rerank); v2: .npy vectors (memory-mappable) and search modes; v1 held safetensors
-VERSION = 3
+VERSION = 4
 _DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -73,23 +77,35 @@ def _from_numpy(array: np.ndarray) -> torch.Tensor:
 
 @dataclass
 class _Stored:
-    """One document's arrays as loaded: full vectors (in memory or memory-mapped)."""
+    """One document's arrays as loaded: full vectors memory-mapped; its sign bits and pooled
+    vectors read when a search layout needs them."""
 
     document: Document
+    folder: Path
     full: np.ndarray  # (tokens, dim) bf16 bits (uint16) or float32
     offsets: np.ndarray  # (pages + 1,) token offsets into ``full``
-    pooled: list[torch.Tensor] | None = None
-    bits: np.ndarray | None = None  # (tokens, dim // 64) uint64
 
-    def prefetch(self, page_numbers: list[int]) -> None:
-        """Ask the kernel to start reading memory-mapped pages' vectors from disk now, so
-        that many pages are read in parallel instead of one page fault at a time."""
+    def bits(self) -> np.ndarray:
+        """(tokens, dim // 64) uint64 sign bits, memory-mapped."""
+        return np.load(self.folder / "bits.npy", mmap_mode="r")
+
+    def pooled(self) -> list[torch.Tensor]:
+        """The pooled vectors of each page, memory-mapped."""
+        pooled = _from_numpy(np.load(self.folder / "pooled.npy", mmap_mode="r"))
+        return list(torch.split(pooled, np.load(self.folder / "pooled_lengths.npy").tolist()))
+
+    def prefetch(self, page_numbers: list[int] | None = None) -> None:
+        """Ask the kernel to start reading memory-mapped pages' vectors (default: all of the
+        document's, in one request) from disk now, so that many pages are read in parallel
+        instead of one page fault at a time."""
         if not isinstance(self.full, np.memmap) or not hasattr(os, "posix_fadvise"):
             return
         row_bytes = self.full.strides[0]
+        spans = [(0, self.document.pages)] if page_numbers is None else None
+        spans = spans or [(number - 1, number) for number in page_numbers]
         with open(self.full.filename, "rb") as handle:
-            for number in page_numbers:
-                start, stop = self.offsets[number - 1], self.offsets[number]
+            for first, last in spans:
+                start, stop = self.offsets[first], self.offsets[last]
                 os.posix_fadvise(
                     handle.fileno(),
                     self.full.offset + int(start) * row_bytes,
@@ -112,10 +128,11 @@ class LocalIndex(Index):
         *,
         device: str = "cpu",
         dtype: str = "bfloat16",
-        mode: str = "exact",
+        mode: str = Settings.index_mode,
         pool_factor: int = Settings.pool_factor,
         rerank: int = Settings.rerank,
         prefilter: int = Settings.binary_prefilter,
+        auto_binary_pages: int = Settings.auto_binary_pages,
     ) -> None:
         self.root = Path(root)
         self.retriever_id = retriever_id
@@ -125,13 +142,18 @@ class LocalIndex(Index):
         self.pool_factor = pool_factor
         self.rerank = rerank
         self.prefilter = prefilter
+        self.auto_binary_pages = auto_binary_pages
         self._lock = threading.RLock()
         self._stored: dict[str, _Stored] = {}
         self._search = None  # built from _stored on first search after a change
         self._rows: list[tuple[str, int]] = []  # page row -> (doc_id, page number)
         self._doc_rows: dict[str, tuple[int, int]] = {}
-        self.store = DocumentStore(self.root, self._load, self._forget)
+        self.store = DocumentStore(self.root)
+        header = self.store.header()
+        if header is not None and header.get("format") == FORMAT and header.get("version") == 3:
+            migrate_v3(self.store, VERSION)  # before any document is read
         self._check_header()
+        self.store.listen(self._load, self._forget)
 
     # -- header -----------------------------------------------------------------------------
 
@@ -141,17 +163,25 @@ class LocalIndex(Index):
         return None if header is None else int(header["dim"])
 
     def _check_header(self, dim: int | None = None) -> None:
+        """Refuse an index this one cannot search: another format, retriever or dimension, or
+        pooled search of an index without (these) pooled vectors."""
         header = self.store.header()
         if header is None:
             return
         again = "index your PDFs again into a new --data-dir"
         self.store.check_header(header, FORMAT, VERSION, self.retriever_id, again)
-        built = (header.get("mode"), header.get("pool_factor"))
-        if built != (self.mode, self._recorded_pool_factor()):
+        stored = header.get("pool_factor")
+        if self.mode == "pooled" and stored != self.pool_factor:
+            kept = f"pooled vectors of factor {stored}" if stored else "no pooled vectors"
             raise IndexMismatchError(
-                f"{self.root} was built in index mode {built[0]!r}"
-                + (f" (pool factor {built[1]})" if built[0] == "pooled" else "")
-                + f": set RAG_INDEX_MODE={built[0]} or use another --data-dir"
+                f"{self.root} keeps {kept}: set RAG_INDEX_MODE=auto (or exact, binary)"
+                + (f" or RAG_POOL_FACTOR={stored}" if stored else "")
+                + ", or use another --data-dir"
+            )
+        if self.mode == "binary" and not header.get("bits"):
+            raise IndexMismatchError(
+                f"{self.root} keeps no sign bits ({header['dim']}-d vectors are not a multiple "
+                "of 64): set RAG_INDEX_MODE=exact or auto"
             )
         if dim is not None and int(header["dim"]) != dim:
             raise IndexMismatchError(
@@ -166,18 +196,34 @@ class LocalIndex(Index):
             return header["vectors"]
         return next(name for name, dtype in _DTYPES.items() if dtype == self.dtype)
 
-    def _recorded_pool_factor(self) -> int | None:
+    def _stored_pool_factor(self) -> int | None:
+        """The pool factor of the pooled vectors every document keeps (None: none kept): set
+        when the index is created in pooled mode, then what the header says."""
+        header = self.store.header()
+        if header is not None:
+            return header.get("pool_factor")
         return self.pool_factor if self.mode == "pooled" else None
 
+    def _keeps_bits(self) -> bool:
+        header = self.store.header()
+        return bool(header["bits"]) if header is not None else True
+
     def _write_header(self, dim: int) -> None:
+        from rag.index.binary import WORD_BITS
+
+        if self.mode == "binary" and dim % WORD_BITS:
+            raise IndexMismatchError(
+                f"binary search needs vectors whose dimension is a multiple of {WORD_BITS}, the "
+                f"retriever gives {dim}-d: set RAG_INDEX_MODE=exact or auto"
+            )
         header = {
             "format": FORMAT,
             "version": VERSION,
             "retriever": self.retriever_id,
             "dim": dim,
-            "mode": self.mode,
-            "pool_factor": self._recorded_pool_factor(),
             "vectors": self._vector_dtype(),
+            "pool_factor": self._stored_pool_factor(),
+            "bits": dim % WORD_BITS == 0,
         }
         self.store.write_header(header)
 
@@ -191,27 +237,29 @@ class LocalIndex(Index):
         self._write_arrays(staged, embeddings, dim)  # outside the locks: pooling takes a while
 
         def header_first() -> None:  # under the writer lock: another process may have made it
-            self._check_header(dim)
             if self.store.header() is None:
                 self._write_header(dim)
+            self._check_header(dim)
 
         with self._lock:
             return self.store.commit(document, staged, prepare=header_first)
 
     def _write_arrays(self, staged: Path, embeddings: Sequence[torch.Tensor], dim: int) -> None:
-        """The arrays stored for one document in this index's mode, written a chunk of pages at
-        a time: memory does not grow with the document's length."""
+        """The arrays stored for one document (vectors, their sign bits, pooled vectors if the
+        index keeps them), written a chunk of pages at a time: memory does not grow with the
+        document's length."""
+        from rag.index.binary import WORD_BITS, binarize
+
         stored = _DTYPES[self._vector_dtype()]
         lengths = page_lengths(embeddings)
         total = sum(lengths)
         numpy_dtype = np.uint16 if stored == torch.bfloat16 else np.float32
         vectors = open_memmap(staged / "vectors.npy", "w+", numpy_dtype, (total, dim))
         bits = None
-        if self.mode == "binary":
-            from rag.index.binary import WORD_BITS, binarize
-
+        if self._keeps_bits() and dim % WORD_BITS == 0:
             bits = open_memmap(staged / "bits.npy", "w+", np.uint64, (total, dim // WORD_BITS))
-        pooled = StagedPages(staged / "pooled.staged") if self.mode == "pooled" else None
+        pool_factor = self._stored_pool_factor()
+        pooled = StagedPages(staged / "pooled.staged") if pool_factor else None
         start = 0
         for chunk_lengths, chunk in page_chunks(embeddings):
             stop = start + chunk.shape[0]
@@ -219,7 +267,7 @@ class LocalIndex(Index):
             if bits is not None:
                 bits[start:stop] = binarize(chunk)
             if pooled is not None:
-                pooled.append(pool_pages(list(torch.split(chunk, chunk_lengths)), self.pool_factor))
+                pooled.append(pool_pages(list(torch.split(chunk, chunk_lengths)), pool_factor))
             start = stop
         for array in (vectors, bits):
             if array is not None:
@@ -261,8 +309,32 @@ class LocalIndex(Index):
         with self._lock:
             search, rows = self._searcher()
             within = None if scope is None else self._scope_rows(scope)
-            ranked = search.search_many(queries, k, within)
+            if within is not None and len(within) <= self.rerank:
+                ranked = self._score_exactly(queries, k, scope)  # what a rerank would do
+            else:
+                ranked = search.search_many(queries, k, within)
             return [[self._hit(rows[row], score) for row, score in hits] for hits in ranked]
+
+    def _score_exactly(
+        self, queries: list[torch.Tensor], k: int, scope: Collection[str]
+    ) -> list[list[tuple[int, float]]]:
+        """Exact MaxSim over every page of a small scope, straight from each document's
+        stored vectors (one matmul per document, nothing laid out or copied), in any mode:
+        the best ``k`` (row, score) per query."""
+        doc_ids = sorted(set(scope), key=lambda doc_id: self._doc_rows[doc_id])
+        columns, rows = [], []
+        for doc_id in doc_ids:
+            stored = self._stored[doc_id]
+            stored.prefetch()
+            vectors = _from_numpy(stored.full).to(self.device)
+            if vectors.dtype != self.dtype:
+                vectors = vectors.to(self.dtype)
+            columns.append(maxsim_flat(queries, vectors, stored.offsets))
+            rows.append(torch.arange(*self._doc_rows[doc_id]))
+        if not columns:
+            return [[] for _ in queries]
+        scores, within = torch.cat(columns, dim=1), torch.cat(rows)
+        return [[(int(within[i]), score) for i, score in top_k(row, k)] for row in scores]
 
     def _scope_rows(self, scope: Collection[str]) -> torch.Tensor:
         """The page rows of the documents in ``scope``, ascending (each document's pages are
@@ -312,8 +384,19 @@ class LocalIndex(Index):
             self._search = self._build_search(docs)
         return self._search, self._rows
 
+    def search_mode(self, n_pages: int | None = None) -> str:
+        """How a search runs now: ``self.mode``, or for "auto" exact while the collection has
+        fewer than ``auto_binary_pages`` pages, then binary + exact rerank (exact if the index
+        keeps no sign bits)."""
+        if self.mode != "auto":
+            return self.mode
+        n_pages = len(self._rows) if n_pages is None else n_pages
+        header = self.store.header() or {}
+        return "binary" if n_pages >= self.auto_binary_pages and header.get("bits") else "exact"
+
     def _build_search(self, docs: list[_Stored]):
-        if self.mode == "exact":
+        mode = self.search_mode(len(self._rows))
+        if mode == "exact":
             pages = [d.page(n) for d in docs for n in range(1, d.document.pages + 1)]
             return ExactSearch(pages, self.device, self.dtype)
         rows = self._rows
@@ -327,31 +410,25 @@ class LocalIndex(Index):
             pages = [self._stored[rows[row][0]].page(rows[row][1]) for row in chosen]
             return [page.to(self.device) for page in pages]
 
-        if self.mode == "pooled":
-            pooled = ExactSearch([p for d in docs for p in d.pooled], self.device, self.dtype)
+        if mode == "pooled":
+            pooled = ExactSearch([p for d in docs for p in d.pooled()], self.device, self.dtype)
             first = pooled_candidates(pooled)
         else:
-            bits = [d.bits for d in docs]
+            bits = [d.bits() for d in docs]
             first = BinaryCandidates(bits, [np.diff(d.offsets) for d in docs], self.prefilter)
         return RerankedSearch(first, len(rows), full_pages, self.rerank, self.dtype)
 
     def _load(self, document: Document, folder: Path) -> None:
-        """A committed document's arrays, as the store finds it (here or by another process)."""
-        # Vectors stay on disk, memory-mapped: the search layout holds its own copy of what it
-        # searches (every vector in exact mode), the rest is read for reranks and heatmaps.
+        """A committed document's arrays, as the store finds it (here or by another process).
+        Everything stays on disk, memory-mapped: a search layout holds its own copy of what
+        it searches (every vector in exact mode), the rest is read for reranks and heatmaps."""
         lengths = np.load(folder / "lengths.npy")
-        stored = _Stored(
+        self._stored[document.doc_id] = _Stored(
             document,
+            folder,
             np.load(folder / "vectors.npy", mmap_mode="r"),
             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         )
-        if self.mode == "pooled":
-            pooled = _from_numpy(np.load(folder / "pooled.npy", mmap_mode="r"))
-            lengths = np.load(folder / "pooled_lengths.npy").tolist()
-            stored.pooled = list(torch.split(pooled, lengths))
-        elif self.mode == "binary":
-            stored.bits = np.load(folder / "bits.npy")
-        self._stored[document.doc_id] = stored
         self._search = None
 
     def _forget(self, doc_id: str) -> None:

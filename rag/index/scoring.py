@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 
 # Elements of the (query_tokens, chunk) similarity block per step. On CPU small enough to stay in
@@ -22,6 +23,8 @@ import torch
 # temporary memory. Both bound it on any index size.
 CHUNK_ELEMENTS = 1 << 19
 GPU_CHUNK_ELEMENTS = 1 << 27
+# Elements of one (query_tokens, tokens) block of ``maxsim_flat`` (64 MB of float32).
+FLAT_ELEMENTS = 1 << 24
 # Page lengths are rounded up to a multiple of this: few buckets, at most BUCKET_TOKENS - 1
 # repeated vectors per page.
 BUCKET_TOKENS = 32
@@ -237,6 +240,40 @@ def maxsim_packed_many(
     )
     scores = torch.zeros(len(queries), packed.n_pages, device=first.device)
     return scores.index_add_(0, owner, best)  # sum each query's token maxima
+
+
+def maxsim_flat(
+    queries: list[torch.Tensor], vectors: torch.Tensor, offsets: np.ndarray
+) -> torch.Tensor:
+    """MaxSim of several queries (q_i, dim) against pages stored one after another in
+    ``vectors`` (tokens, dim; page ``i`` owns rows ``offsets[i]:offsets[i + 1]``), without laying
+    them out: a few pages' rows in one ``queries @ rows^T`` (in ``vectors``' dtype), each page's
+    maxima by one segment reduction. Returns (n_queries, n_pages) float32. For a few pages
+    (a scope) this reads each vector once and copies none.
+
+    >>> pages = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # pages of 2 and 1 tokens
+    >>> maxsim_flat([torch.tensor([[1.0, 0.0], [0.0, 1.0]])], pages, np.array([0, 2, 3]))
+    tensor([[2.0000, 1.4000]])
+    """
+    stacked = torch.cat(queries).to(device=vectors.device, dtype=vectors.dtype)
+    n_tokens = stacked.shape[0]
+    offsets = np.asarray(offsets, dtype=np.int64)
+    maxima = np.empty((n_tokens, len(offsets) - 1), np.float32)
+    first = 0
+    while first < len(offsets) - 1:  # chunks of pages: the similarity block stays bounded
+        last = first + 1
+        while last < len(offsets) - 1 and (offsets[last + 1] - offsets[first]) * n_tokens <= (
+            FLAT_ELEMENTS
+        ):
+            last += 1
+        start, stop = int(offsets[first]), int(offsets[last])
+        block = (stacked @ vectors[start:stop].T).float().cpu().numpy()  # (Q, tokens)
+        maxima[:, first:last] = np.maximum.reduceat(block, offsets[first:last] - start, axis=1)
+        first = last
+    owner = np.repeat(np.arange(len(queries)), [query.shape[0] for query in queries])
+    scores = np.zeros((len(queries), maxima.shape[1]), np.float32)
+    np.add.at(scores, owner, maxima)  # sum each query's token maxima
+    return torch.from_numpy(scores)
 
 
 def top_k(scores: torch.Tensor, k: int) -> list[tuple[int, float]]:

@@ -61,12 +61,17 @@ class DocumentStore:
         forgotten: Forgotten | None = None,
     ) -> None:
         self.root = Path(root)
-        self._loaded = loaded or (lambda document, folder: None)
-        self._forgotten = forgotten or (lambda doc_id: None)
+        self.listen(loaded, forgotten)
         self._documents: dict[str, Document] = {}
         self._stamps: dict[str, tuple[int, int]] = {}  # doc.json as read: (inode, mtime)
         self._seen: tuple | None = None  # docs/ and generation as last read (_version)
         clear_staging(self.root)
+
+    def listen(self, loaded: Loaded | None = None, forgotten: Forgotten | None = None) -> None:
+        """Tell ``loaded``/``forgotten`` of every document appearing or disappearing from now
+        on (a backend opening an index first checks and migrates its header, then listens)."""
+        self._loaded = loaded or (lambda document, folder: None)
+        self._forgotten = forgotten or (lambda doc_id: None)
 
     # -- header -----------------------------------------------------------------------------
 

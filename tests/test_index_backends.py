@@ -135,6 +135,19 @@ def test_search_within_documents_ranks_only_their_pages_exactly(make_index):
         index.search(query, 3, scope={"d04", "zzzz"})
 
 
+def test_tags_are_kept_in_the_records_and_survive_a_restart(make_index, kind):
+    index = make_index()
+    _add(index, "aaaa", _pages(0, 1))
+    _add(index, "bbbb", _pages(1, 1))
+    assert index.set_tags("aaaa", ("2024", "finance")).tags == ("2024", "finance")
+    assert [d.tags for d in index.documents()] == [("2024", "finance"), ()]
+    with pytest.raises(DocumentNotFoundError):
+        index.set_tags("zzzz", ("x",))
+    if kind in PERSISTENT:
+        _close(index)
+        assert make_index().get("aaaa").tags == ("2024", "finance")
+
+
 def test_hits_carry_name_page_citation_and_an_existing_image(make_index):
     index = make_index()
     pages = _pages(0, 2)

@@ -132,8 +132,10 @@ def test_a_bad_tag_refuses_indexing_before_any_file(cli, tmp_path):
     assert listed(cli) == {}
 
 
-def test_the_python_api_takes_the_same_scope(tiny_models, tmp_path, sample_pdf):
-    settings = Settings(data_dir=tmp_path, dpi=36, retriever=str(tiny_models / "colqwen2"))
+@pytest.mark.parametrize("index", ["local", "qdrant::memory:"])
+def test_the_python_api_takes_the_same_scope(tiny_models, tmp_path, sample_pdf, index):
+    retriever = str(tiny_models / "colqwen2")
+    settings = Settings(data_dir=tmp_path, dpi=36, retriever=retriever, index=index)
     pipeline = Pipeline(settings)
     report = pipeline.add_pdf(sample_pdf, tags=["finance"]).doc_id
     slides = pipeline.add_pdf(SAMPLES / "product_slides.pdf").doc_id
@@ -148,3 +150,6 @@ def test_the_python_api_takes_the_same_scope(tiny_models, tmp_path, sample_pdf):
     pipeline.add_pdf(SAMPLES / "expense_form.pdf", name="annual_report.pdf")
     with pytest.raises(AmbiguousNameError):
         pipeline.find("annual_report.pdf")
+    assert pipeline.tag("product_slides.pdf", add=["deck"]).tags == ("deck",)
+    assert pipeline.delete("product_slides.pdf").doc_id == slides  # by its unique name
+    assert [d.doc_id for d in pipeline.documents(tags=["finance"])] == [report]

@@ -159,7 +159,7 @@ def sweep(retriever, images: list, batches: list[int], repeats: int, peak: float
         except torch.cuda.OutOfMemoryError:
             _release(retriever.device)
             rate, flops = math.nan, math.nan
-        measures.append(Measure(retriever.family, batch, rate, flops, peak))
+        measures.append(Measure(retriever.family.name, batch, rate, flops, peak))
     return measures
 
 

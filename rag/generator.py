@@ -1,55 +1,33 @@
 """The answerer: a vision-language model that reads the retrieved page images.
 
-Three prompt paths over transformers, chosen by the checkpoint's config:
-- ``qwen_vl``: Qwen2-VL / Qwen2.5-VL chat template, images sized by qwen-vl-utils'
-  ``process_vision_info`` within the Settings pixel budget;
-- ``chat_template``: Idefics3 / SmolVLM, the generic image-text-to-text chat template;
-- ``paligemma``: PaliGemma "mix" checkpoints, whose prompt is ``<image>...answer en QUESTION``.
-Each page is shown with its citation label (``[name p.N]``) and the instruction asks the model
-to cite pages by those labels. ``stream`` and ``answer`` decode greedily, so they agree.
+Any transformers image-text-to-text model; its family (``rag.families``, read from the
+checkpoint's config) builds the prompt and sizes the page images within the Settings pixel
+budget. Each page is shown with its citation label (``[name p.N]``) and the instruction asks the
+model to cite pages by those labels. ``stream`` and ``answer`` decode greedily, so they agree.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
-from PIL import Image
 
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
-from rag.models import (
-    attention_options,
-    generator_family,
-    locate,
-    resolve_device,
-    resolve_dtype,
-)
+from rag.families import answerer_family
+from rag.families.base import AnswererFamily, PageImage
+from rag.models import attention_options, locate, resolve_device, resolve_dtype
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
 
-INSTRUCTION = (
-    "Answer the question using only the document pages above. Cite the page each fact comes "
-    "from with its label, for example {example}. If the pages do not contain the answer, say so."
-    "\nQuestion: {question}"
-)
-# PaliGemma's detection/segmentation tokens survive skip_special_tokens.
-_PALIGEMMA_TOKENS = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
-
-
-@dataclass(frozen=True)
-class PageImage:
-    label: str  # the citation the answer should use, e.g. "[report.pdf p.3]"
-    image: Image.Image
+__all__ = ["Generator", "PageImage"]
 
 
 class Generator:
-    def __init__(self, model, processor, family: str, settings: Settings) -> None:
+    def __init__(self, model, processor, family: AnswererFamily, settings: Settings) -> None:
         self.model = model.eval()
         self.processor = processor
         self.family = family
@@ -62,7 +40,7 @@ class Generator:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         source = locate(settings.generator, "RAG_GENERATOR")
-        family = generator_family(source)
+        family = answerer_family(source)
         device = resolve_device(settings.device)
         dtype = resolve_dtype(settings.dtype, device)
         try:
@@ -82,7 +60,7 @@ class Generator:
                 f"answerer {settings.generator!r} could not be loaded ({first}); set "
                 "RAG_GENERATOR to a complete local folder or download it first"
             ) from error
-        logger.info("answerer %s (%s) on %s/%s", settings.generator, family, device, dtype)
+        logger.info("answerer %s (%s) on %s/%s", settings.generator, family.label, device, dtype)
         return cls(model, processor, family, settings)
 
     def answer(
@@ -140,54 +118,11 @@ class Generator:
         """Tokenised prompt + pixel values for this family, on the model's device."""
         if not pages:
             raise ValueError("no pages to answer from")
-        builders = {
-            "qwen_vl": self._qwen_inputs,
-            "chat_template": self._chat_template_inputs,
-            "paligemma": self._paligemma_inputs,
-        }
-        inputs = builders[self.family](question, pages)
-        return inputs.to(self.model.device)
-
-    def _instruction(self, question: str, pages: list[PageImage]) -> str:
-        return INSTRUCTION.format(example=pages[0].label, question=question.strip())
-
-    def _qwen_inputs(self, question: str, pages: list[PageImage]):
-        from qwen_vl_utils import process_vision_info
-
-        content: list[dict] = []
-        for page in pages:
-            content.append({"type": "text", "text": page.label})
-            content.append(
-                {
-                    "type": "image",
-                    "image": page.image.convert("RGB"),
-                    "min_pixels": self.settings.answer_min_pixels,
-                    "max_pixels": self.settings.answer_max_pixels,
-                }
-            )
-        content.append({"type": "text", "text": self._instruction(question, pages)})
-        messages = [{"role": "user", "content": content}]
-        prompt = self.processor.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
+        settings = self.settings
+        inputs = self.family.build_inputs(
+            self.processor, question, pages, settings.answer_min_pixels, settings.answer_max_pixels
         )
-        images, _ = process_vision_info(messages)
-        return self.processor(text=[prompt], images=images, padding=True, return_tensors="pt")
-
-    def _chat_template_inputs(self, question: str, pages: list[PageImage]):
-        content: list[dict] = []
-        for page in pages:
-            content += [{"type": "text", "text": page.label}, {"type": "image"}]
-        content.append({"type": "text", "text": self._instruction(question, pages)})
-        messages = [{"role": "user", "content": content}]
-        prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True)
-        images = [[page.image.convert("RGB") for page in pages]]
-        return self.processor(text=[prompt], images=images, return_tensors="pt")
-
-    def _paligemma_inputs(self, question: str, pages: list[PageImage]):
-        # Mix checkpoints follow task prefixes, not instructions: "answer en <question>".
-        prompt = "<image>" * len(pages) + f"answer en {question.strip()}"
-        images = [[page.image.convert("RGB") for page in pages]]
-        return self.processor(text=[prompt], images=images, return_tensors="pt")
+        return inputs.to(self.model.device)
 
     def _generation_kwargs(self, max_new_tokens: int | None) -> dict:
         return {
@@ -196,7 +131,7 @@ class Generator:
         }
 
     def _clean(self, text: str) -> str:
-        return _PALIGEMMA_TOKENS.sub("", text) if self.family == "paligemma" else text
+        return self.family.clean(text)
 
 
 class _StopWhen:

@@ -1,9 +1,9 @@
 """Which patches of a page matched which words of the question: similarity-map maths.
 
-Maps come from colpali-engine's interpretability code (for tiled Idefics3 pages, from the
-processor's own method, which re-orders tile tokens); geometry comes from the processor via
-``Retriever.patch_grid``. Grids are returned as (rows, cols) = (n_y, n_x): row 0 is the top
-of the page, column 0 its left edge. Rendering lives in ``rag.overlay``.
+Maps come from colpali-engine's interpretability code, through the retriever's family (which
+may use its processor's own method, e.g. to re-order tile tokens); geometry comes from the
+processor via ``Retriever.patch_grid``. Grids are returned as (rows, cols) = (n_y, n_x): row 0
+is the top of the page, column 0 its left edge. Rendering lives in ``rag.overlay``.
 """
 
 from __future__ import annotations
@@ -76,19 +76,9 @@ def similarity_grids(
     page_embedding: (seq, dim) the page's unpadded embedding; grid.mask selects its patches.
     query_embedding: (q, dim).
     """
-    from colpali_engine.interpretability import get_similarity_maps_from_embeddings
-
-    maps_of = (
-        retriever.processor.get_similarity_maps_from_embeddings
-        if retriever.family == "colidefics3"
-        else get_similarity_maps_from_embeddings
-    )
-    maps = maps_of(
-        image_embeddings=page_embedding.float()[None],
-        query_embeddings=query_embedding.float()[None],
-        n_patches=(grid.n_x, grid.n_y),
-        image_mask=grid.mask[None],
-    )[0]  # (q, n_x, n_y)
+    maps = retriever.family.similarity_maps(
+        retriever.processor, page_embedding, query_embedding, grid
+    )  # (q, n_x, n_y)
     return maps.transpose(1, 2)  # (q, n_y, n_x): rows are the page's vertical axis
 
 

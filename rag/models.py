@@ -1,10 +1,10 @@
-"""Finding a checkpoint, telling its family from its config, choosing device and dtype.
+"""Finding a checkpoint and reading its config, choosing device and dtype.
 
 A model id is a local folder or a Hugging Face hub id. Hub ids are read from the local hub
 cache; the hub itself is contacted only when it answers at once, so an offline machine gets
-one clear ``ModelNotFoundError`` instead of a minute of retries. The family comes from the
-checkpoint's ``config.json`` (``architectures`` first, then ``model_type``), or, for a PEFT
-adapter such as vidore/colpali-v1.3, from its base model's config: never from the name.
+one clear ``ModelNotFoundError`` instead of a minute of retries. The config is the
+checkpoint's ``config.json``, or, for a PEFT adapter such as vidore/colpali-v1.3, its base
+model's: ``rag.families`` tells the family from it, never from the name.
 """
 
 from __future__ import annotations
@@ -22,26 +22,6 @@ from urllib.parse import urlparse
 from rag.errors import ConfigError, ModelNotFoundError, UnsupportedModelError
 
 logger = logging.getLogger(__name__)
-
-RETRIEVER_ARCHITECTURES = {
-    "ColPali": "colpali",
-    "ColQwen2": "colqwen2",
-    "ColQwen2_5": "colqwen2_5",
-    "ColIdefics3": "colidefics3",
-}
-RETRIEVER_MODEL_TYPES = {
-    "paligemma": "colpali",
-    "qwen2_vl": "colqwen2",
-    "qwen2_5_vl": "colqwen2_5",
-    "idefics3": "colidefics3",
-}
-GENERATOR_MODEL_TYPES = {
-    "qwen2_vl": "qwen_vl",
-    "qwen2_5_vl": "qwen_vl",
-    "idefics3": "chat_template",
-    "smolvlm": "chat_template",
-    "paligemma": "paligemma",
-}
 
 
 @dataclass(frozen=True)
@@ -73,29 +53,14 @@ def locate(model_id: str, setting: str) -> ModelSource:
     return ModelSource(model_id, config, offline or Path(model_id).is_dir())
 
 
-def retriever_family(source: ModelSource) -> str:
-    """One of colpali, colqwen2, colqwen2_5, colidefics3."""
-    for architecture in source.config.get("architectures") or []:
-        if architecture in RETRIEVER_ARCHITECTURES:
-            return RETRIEVER_ARCHITECTURES[architecture]
-    family = RETRIEVER_MODEL_TYPES.get(source.config.get("model_type", ""))
-    if family is None:
-        raise UnsupportedModelError(
-            f"{source.model_id}: model type {source.config.get('model_type')!r} is not a supported "
-            f"retriever (ColPali, ColQwen2, ColQwen2.5, ColIdefics3)"
-        )
-    return family
-
-
-def generator_family(source: ModelSource) -> str:
-    """One of qwen_vl, chat_template, paligemma."""
-    family = GENERATOR_MODEL_TYPES.get(source.config.get("model_type", ""))
-    if family is None:
-        raise UnsupportedModelError(
-            f"{source.model_id}: model type {source.config.get('model_type')!r} is not a supported "
-            f"answerer (Qwen2-VL, Qwen2.5-VL, Idefics3/SmolVLM, PaliGemma)"
-        )
-    return family
+def has_file(source: ModelSource, filename: str, containing: str | None = None) -> bool:
+    """Whether the checkpoint has ``filename`` (holding the text ``containing``, if given)."""
+    path = _find_file(source.model_id, filename, source.local_files_only)
+    if path is None and source.adapter_base:
+        path = _find_file(source.adapter_base, filename, source.local_files_only)
+    if path is None:
+        return False
+    return containing is None or containing in Path(path).read_text(errors="replace")
 
 
 def resolve_device(setting: str = "auto") -> str:

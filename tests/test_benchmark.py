@@ -195,7 +195,8 @@ def test_a_batch_that_does_not_fit_the_gpu_is_reported_not_fatal(monkeypatch):
         return 10.0 * batch, 1e12
 
     monkeypatch.setattr(fs, "measure", measure)
-    retriever = SimpleNamespace(family="colqwen2", device=torch.device("cpu"))
+    family = SimpleNamespace(name="colqwen2")
+    retriever = SimpleNamespace(family=family, device=torch.device("cpu"))
     measures = fs.sweep(retriever, [], [1, 8, 64], repeats=1, peak=989e12)
     assert [m.batch for m in measures] == [1, 8, 64]
     assert fs.fastest(measures).batch == 8

@@ -26,7 +26,7 @@ def token_cells(retriever: Retriever, n_x: int, n_y: int) -> list[tuple[int, int
     """(row, col) of each image token in the order the processor emits them: row-major over
     the page for ColPali/ColQwen; for tiled Idefics3 pages, tile by tile (tiles row-major),
     row-major inside each tile."""
-    if retriever.family != "colidefics3":
+    if retriever.family.name != "colidefics3":
         return [(k // n_x, k % n_x) for k in range(n_x * n_y)]
     side = math.isqrt(retriever.processor.image_seq_len)
     cells = []

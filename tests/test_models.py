@@ -1,4 +1,4 @@
-"""Finding checkpoints and telling their family from config (never from the name)."""
+"""Finding checkpoints, devices and dtypes (families: tests/test_families.py)."""
 
 from __future__ import annotations
 
@@ -7,60 +7,14 @@ import json
 import pytest
 
 from rag.config import Settings
-from rag.errors import ModelNotFoundError, UnsupportedModelError
-from rag.models import cpu_has_bf16, generator_family, locate, resolve_dtype, retriever_family
+from rag.errors import ModelNotFoundError
+from rag.models import cpu_has_bf16, locate, resolve_dtype
 
 
 def _checkpoint(folder, config: dict, filename: str = "config.json"):
     folder.mkdir(parents=True)
     (folder / filename).write_text(json.dumps(config))
     return folder
-
-
-@pytest.mark.parametrize(
-    ("config", "family"),
-    [
-        ({"architectures": ["ColPali"], "model_type": "paligemma"}, "colpali"),
-        ({"architectures": ["ColQwen2"], "model_type": "qwen2_vl"}, "colqwen2"),
-        ({"architectures": ["ColQwen2_5"], "model_type": "qwen2_5_vl"}, "colqwen2_5"),
-        ({"architectures": ["ColIdefics3"], "model_type": "idefics3"}, "colidefics3"),
-        ({"model_type": "qwen2_vl"}, "colqwen2"),  # no architectures: model_type decides
-    ],
-)
-def test_retriever_family_comes_from_the_config(tmp_path, config, family):
-    # The folder name says "colpali" on purpose: names must not decide.
-    source = locate(str(_checkpoint(tmp_path / "colpali-lookalike", config)), "RAG_RETRIEVER")
-    assert retriever_family(source) == family
-
-
-def test_adapter_family_comes_from_its_base(tmp_path):
-    base = _checkpoint(tmp_path / "base", {"architectures": ["ColQwen2"], "model_type": "qwen2_vl"})
-    adapter = _checkpoint(
-        tmp_path / "adapter", {"base_model_name_or_path": str(base)}, "adapter_config.json"
-    )
-    source = locate(str(adapter), "RAG_RETRIEVER")
-    assert source.adapter_base == str(base)
-    assert retriever_family(source) == "colqwen2"
-
-
-def test_generator_families(tmp_path):
-    for model_type, family in [
-        ("qwen2_vl", "qwen_vl"),
-        ("qwen2_5_vl", "qwen_vl"),
-        ("idefics3", "chat_template"),
-        ("smolvlm", "chat_template"),
-        ("paligemma", "paligemma"),
-    ]:
-        folder = _checkpoint(tmp_path / model_type, {"model_type": model_type})
-        assert generator_family(locate(str(folder), "RAG_GENERATOR")) == family
-
-
-def test_unsupported_architectures_are_named(tmp_path):
-    folder = _checkpoint(tmp_path / "bert", {"model_type": "bert"})
-    with pytest.raises(UnsupportedModelError, match="'bert' is not a supported retriever"):
-        retriever_family(locate(str(folder), "RAG_RETRIEVER"))
-    with pytest.raises(UnsupportedModelError, match="not a supported answerer"):
-        generator_family(locate(str(folder), "RAG_GENERATOR"))
 
 
 @pytest.mark.parametrize("model_id", ["vidore/colqwen2-v1.0", "/no/such/folder"])

@@ -33,7 +33,7 @@ def retriever(request, tiny_models) -> Retriever:
 
     settings = Settings(retriever=str(tiny_models / request.param), batch_size=3)
     loaded = Retriever.load(settings)
-    assert loaded.family == FAMILY_OF.get(request.param, request.param)
+    assert loaded.family.name == FAMILY_OF.get(request.param, request.param)
     return loaded
 
 
@@ -69,7 +69,9 @@ def test_patch_grid_covers_the_page_tokens(retriever, size):
     (embedding,) = retriever.embed_pages([image])
     assert grid.mask.shape == (embedding.shape[0],)
     assert int(grid.mask.sum()) == grid.n_x * grid.n_y
-    if retriever.family != "colpali":  # ColPali squares every page; the others follow its shape
+    if (
+        retriever.family.name != "colpali"
+    ):  # ColPali squares every page; the others follow its shape
         assert grid.n_x >= grid.n_y if size[0] > size[1] else grid.n_x <= grid.n_y
 
 

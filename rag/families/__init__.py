@@ -1,0 +1,124 @@
+"""Model families: one module per family, found here by listing this package.
+
+Each module defines ``RETRIEVER`` (a ``RetrieverFamily``) or ``ANSWERER`` (an
+``AnswererFamily``); adding a family is one new module (and its tiny model in the test kit).
+A checkpoint's family is read from its config: ``architectures`` first, then ``model_type``
+(a PEFT adapter's through its base), never from its name. A retriever given as the answerer, or
+the other way round, or a text-only model, is refused in one line naming what was found and
+what to set instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import pkgutil
+from types import ModuleType
+
+from rag.errors import UnsupportedModelError
+from rag.families.base import AnswererFamily, Family, RetrieverFamily
+from rag.families.generic import FALLBACK
+from rag.models import ModelSource, has_file
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["answerer_family", "answerers", "retriever_family", "retrievers"]
+
+
+@functools.cache
+def _modules() -> tuple[ModuleType, ...]:
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__))
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in names)
+
+
+def retrievers() -> list[RetrieverFamily]:
+    return [module.RETRIEVER for module in _modules() if hasattr(module, "RETRIEVER")]
+
+
+def answerers() -> list[AnswererFamily]:
+    return [module.ANSWERER for module in _modules() if hasattr(module, "ANSWERER")]
+
+
+def retriever_family(source: ModelSource) -> RetrieverFamily:
+    """The retriever family of ``source``; UnsupportedModelError if it is none (an answerer,
+    a text-only model, an unknown type)."""
+    family = _match(retrievers(), source.config)
+    if family is None:
+        labels = ", ".join(f.label for f in retrievers())
+        raise UnsupportedModelError(
+            f"{source.model_id}: {_found(source.config)} is not a retriever this app supports "
+            f"({labels}); set RAG_RETRIEVER to one, e.g. {retrievers()[0].examples[0]}"
+        )
+    return family
+
+
+def answerer_family(source: ModelSource) -> AnswererFamily:
+    """The answerer family of ``source``. A checkpoint of an unknown type with a chat template
+    and an image processor gets the generic chat-template path, with one warning; a retriever
+    or a text-only model is refused."""
+    config = source.config
+    retriever = _match(retrievers(), config, by_type=False)
+    family = None if retriever else _match(answerers(), config)
+    if family is not None:
+        return family
+    labels = ", ".join(f.label for f in answerers())
+    if retriever is not None:
+        raise UnsupportedModelError(
+            f"{source.model_id} is a retriever ({retriever.label}), not an answerer: set "
+            f"RAG_RETRIEVER to it, and RAG_GENERATOR to an answerer ({labels})"
+        )
+    if _takes_images(config) and _chat_template(source) and _image_processor(source):
+        logger.warning(
+            "%s: %s is not a known answerer family; trying the generic chat-template path",
+            source.model_id,
+            _found(config),
+        )
+        return FALLBACK
+    raise UnsupportedModelError(
+        f"{source.model_id}: {_found(config)} is not an answerer this app supports ({labels}): "
+        f"set RAG_GENERATOR to one, e.g. {answerers()[0].examples[0]}"
+    )
+
+
+def _match(families: list, config: dict, by_type: bool = True) -> Family | None:
+    """The family naming one of the config's architectures, else (``by_type``) its
+    model_type, unless the architectures name a model of the other kind."""
+    architectures = config.get("architectures") or []
+    for architecture in architectures:
+        for family in families:
+            if architecture in family.architectures:
+                return family
+    if not by_type or _other_kind(families, architectures):
+        return None
+    model_type = config.get("model_type", "")
+    return next((family for family in families if model_type in family.model_types), None)
+
+
+def _other_kind(families: list, architectures: list[str]) -> bool:
+    """The architectures name a family of the other kind (a retriever given as answerer)."""
+    others = answerers() if families == retrievers() else retrievers()
+    return any(architecture in f.architectures for f in others for architecture in architectures)
+
+
+def _found(config: dict) -> str:
+    architectures = ", ".join(config.get("architectures") or []) or "no architectures"
+    return f"model type {config.get('model_type')!r} ({architectures})"
+
+
+def _takes_images(config: dict) -> bool:
+    """A multimodal config: a vision tower's config inside it."""
+    return any(key in config for key in ("vision_config", "visual", "vision_tower"))
+
+
+def _chat_template(source: ModelSource) -> bool:
+    names = ("chat_template.jinja", "chat_template.json", "processor_config.json")
+    return any(has_file(source, name) for name in names) or has_file(
+        source, "tokenizer_config.json", containing="chat_template"
+    )
+
+
+def _image_processor(source: ModelSource) -> bool:
+    return has_file(source, "preprocessor_config.json") or has_file(
+        source, "processor_config.json", containing="image_processor"
+    )

@@ -1,0 +1,131 @@
+"""What a model family is: the two kinds of family and what each must say about itself.
+
+A retriever family (a colpali-engine Col* model) says how it is recognised from a checkpoint's
+config, which colpali-engine classes load it, and where a page's image tokens sit (its patch
+grid, from the processor's own geometry). An answerer family (a transformers image-text-to-text
+model) says how it is recognised and how a question and page images become its inputs, within
+an image budget in its own units. Nothing outside ``rag/families/`` branches on a family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+
+INSTRUCTION = (
+    "Answer the question using only the document pages above. Cite the page each fact comes "
+    "from with its label, for example {example}. If the pages do not contain the answer, say so."
+    "\nQuestion: {question}"
+)
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """Where a page's image tokens sit: an (n_x columns, n_y rows) grid of patches, and a
+    boolean mask over the page's token sequence selecting those tokens in the processor's order."""
+
+    n_x: int
+    n_y: int
+    mask: torch.Tensor  # (seq,) bool
+
+
+@dataclass(frozen=True)
+class PageImage:
+    label: str  # the citation the answer should use, e.g. "[report.pdf p.3]"
+    image: Image.Image
+
+
+class Family:
+    """Recognised from a checkpoint's config: ``architectures`` first, then ``model_type``."""
+
+    name: str = ""  # e.g. "colqwen2"
+    label: str = ""  # e.g. "ColQwen2", as users know it
+    architectures: tuple[str, ...] = ()
+    model_types: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()  # published checkpoints, for messages and the README
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+
+class RetrieverFamily(Family):
+    """A colpali-engine late-interaction model: loaded by ``model_class`` and
+    ``processor_class`` from ``colpali_engine.models``."""
+
+    model_class: str = ""
+    processor_class: str = ""
+
+    def processor_options(self, max_visual_tokens: int) -> dict[str, int]:
+        """Keyword arguments for the processor's ``from_pretrained``; the resolution budget
+        (RAG_MAX_VISUAL_TOKENS) where the family has one."""
+        return {}
+
+    def patch_grid(self, model: Any, processor: Any, image: Image.Image) -> PatchGrid:
+        """The patch grid of ``image`` as the processor lays it out; the mask indexes the
+        page's unpadded token sequence."""
+        raise NotImplementedError
+
+    def similarity_maps(
+        self,
+        processor: Any,
+        page_embedding: torch.Tensor,
+        query_embedding: torch.Tensor,
+        grid: PatchGrid,
+    ) -> torch.Tensor:
+        """(q, n_x, n_y) similarity of every query token with every image patch (colpali-engine's
+        interpretability maths; families that re-order tokens override it)."""
+        from colpali_engine.interpretability import get_similarity_maps_from_embeddings
+
+        return get_similarity_maps_from_embeddings(
+            image_embeddings=page_embedding.float()[None],
+            query_embeddings=query_embedding.float()[None],
+            n_patches=(grid.n_x, grid.n_y),
+            image_mask=grid.mask[None],
+        )[0]
+
+
+class AnswererFamily(Family):
+    """A transformers image-text-to-text model (AutoModelForImageTextToText, AutoProcessor)."""
+
+    def build_inputs(
+        self,
+        processor: Any,
+        question: str,
+        pages: list[PageImage],
+        min_pixels: int,
+        max_pixels: int,
+    ) -> Any:
+        """Tokenised prompt and pixel values for ``question`` over ``pages`` (on the CPU),
+        each page within the pixel budget, in this family's own units."""
+        raise NotImplementedError
+
+    def clean(self, text: str) -> str:
+        """Decoded text as shown (a family whose special tokens survive decoding strips them)."""
+        return text
+
+
+def instruction(question: str, pages: list[PageImage]) -> str:
+    return INSTRUCTION.format(example=pages[0].label, question=question.strip())
+
+
+def chat_template_inputs(processor: Any, question: str, pages: list[PageImage]) -> Any:
+    """The generic image-text-to-text path: each page's label and an image placeholder in one
+    user turn, then the instruction, through the processor's own chat template."""
+    content: list[dict] = []
+    for page in pages:
+        content += [{"type": "text", "text": page.label}, {"type": "image"}]
+    content.append({"type": "text", "text": instruction(question, pages)})
+    messages = [{"role": "user", "content": content}]
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+    images = [[page.image.convert("RGB") for page in pages]]
+    return processor(text=[prompt], images=images, return_tensors="pt")
+
+
+def unpadded(n_x: int, n_y: int, mask: torch.Tensor, inputs: Any) -> PatchGrid:
+    """A grid whose image-token ``mask`` (over the processor's padded sequence) is cut to the
+    page's unpadded tokens, which are the rows the retriever returns."""
+    attention = inputs["attention_mask"][0].bool()
+    return PatchGrid(int(n_x), int(n_y), mask[attention])

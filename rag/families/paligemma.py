@@ -1,0 +1,32 @@
+"""PaliGemma answerers ("mix" checkpoints): no chat template; the prompt is one ``<image>``
+per page then ``answer en QUESTION``, and several pages go as ``images=[[p1, p2]]``
+(google/paligemma-3b-mix-448)."""
+
+from __future__ import annotations
+
+import re
+
+from rag.families.base import AnswererFamily
+
+# PaliGemma's detection and segmentation tokens survive skip_special_tokens.
+_LOCATION_TOKENS = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
+
+
+class PaliGemma(AnswererFamily):
+    name = "paligemma"
+    label = "PaliGemma"
+    architectures = ("PaliGemmaForConditionalGeneration",)
+    model_types = ("paligemma",)
+    examples = ("google/paligemma-3b-mix-448",)
+
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
+        # Mix checkpoints follow task prefixes, not instructions.
+        prompt = "<image>" * len(pages) + f"answer en {question.strip()}"
+        images = [[page.image.convert("RGB") for page in pages]]
+        return processor(text=[prompt], images=images, return_tensors="pt")
+
+    def clean(self, text):
+        return _LOCATION_TOKENS.sub("", text)
+
+
+ANSWERER = PaliGemma()

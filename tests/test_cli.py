@@ -22,6 +22,8 @@ PAIRS = [
     ("colpali", "paligemma"),
     ("colpali_lora", "idefics3"),
     ("colidefics3", "qwen2_vl"),
+    ("colqwen3", "qwen3_vl"),
+    ("colqwen2", "qwen3_vl_moe"),
 ]
 FAST = {
     "RAG_DPI": "48",

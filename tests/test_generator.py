@@ -18,6 +18,8 @@ FAMILY_OF = {
     "qwen2_5_vl": "qwen_vl",
     "idefics3": "idefics3",
     "paligemma": "paligemma",
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
 }
 
 

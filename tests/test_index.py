@@ -255,3 +255,17 @@ def test_a_scope_larger_than_the_rerank_runs_both_stages_within_it(tmp_path, mod
         }
         for hit in hits:  # reranked exactly
             assert hit.score == pytest.approx(exact[hit.doc_id, hit.page_number], abs=2e-2)
+
+
+@pytest.mark.parametrize("mode", ["exact", "binary", "auto"])
+def test_vectors_of_any_width_are_stored_and_searched(tmp_path, mode):
+    """ColQwen3 gives 320-d vectors (5 words of sign bits: the binary kernel's general path)."""
+    pages = _pages(4, 8, dim=320)
+    index = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=3, auto_binary_pages=4)
+    _add(index, "aaaa", pages)
+    hits = index.search(pages[6][:5], 3)
+    assert (hits[0].doc_id, hits[0].page_number) == ("aaaa", 7)
+    for hit in hits:
+        exact = maxsim(pages[6][:5], index.page_embedding(hit.doc_id, hit.page_number))
+        assert hit.score == pytest.approx(float(exact), abs=2e-2)
+    assert index.dim == 320 and index.page_embedding("aaaa", 1).shape == pages[0].shape

@@ -21,9 +21,12 @@ BUILDERS: dict[str, str] = {
     "qwen2_5_vl": "tests.tiny_models.qwen:build_qwen2_5_vl",
     "colidefics3": "tests.tiny_models.idefics:build_colidefics3",
     "idefics3": "tests.tiny_models.idefics:build_idefics3",
+    "colqwen3": "tests.tiny_models.qwen3:build_colqwen3",
+    "qwen3_vl": "tests.tiny_models.qwen3:build_qwen3_vl",
+    "qwen3_vl_moe": "tests.tiny_models.qwen3:build_qwen3_vl_moe",
 }
-RETRIEVERS = ("colpali", "colpali_lora", "colqwen2", "colqwen2_5", "colidefics3")
-GENERATORS = ("qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma")
+RETRIEVERS = ("colpali", "colpali_lora", "colqwen2", "colqwen2_5", "colidefics3", "colqwen3")
+GENERATORS = ("qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma", "qwen3_vl", "qwen3_vl_moe")
 
 
 def build(family: str, out_dir: str | Path) -> Path:

@@ -1,0 +1,150 @@
+"""Tiny Qwen3-VL checkpoints: the ColQwen3 retriever (320-d vectors) and the Qwen3-VL answerer.
+
+Real architectures (Qwen3-VL vision tower with 16 px patches merged 2 x 2, so one visual token
+covers 32 x 32 pixels, DeepStack features, interleaved M-RoPE text model), random seeded
+weights, and the Qwen tokenizer of ``tests.tiny_models.qwen`` (the same special tokens).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.tiny_models.common import is_built, randomize_bias, seed
+from tests.tiny_models.qwen import (
+    CHAT_TEMPLATE,
+    TEXT_HEADS,
+    TEXT_HIDDEN,
+    _token_ids,
+    build_tokenizer,
+)
+
+PATCH_SIZE = 16  # Qwen3-VL: one merged visual token covers 32 x 32 pixels
+MERGE_SIZE = 2
+TEMPORAL_PATCH_SIZE = 2
+TOKEN_PIXELS = (PATCH_SIZE * MERGE_SIZE) ** 2
+RETRIEVER_MAX_VISUAL_TOKENS = 80
+GENERATOR_MIN_PIXELS, GENERATOR_MAX_PIXELS = 4 * TOKEN_PIXELS, 64 * TOKEN_PIXELS
+HEAD_DIM = TEXT_HIDDEN // TEXT_HEADS
+MROPE_SECTION = [4, 6, 6]  # sums to HEAD_DIM // 2 (real: [24, 20, 20] for 128)
+
+
+def _processor(processor_class, min_pixels: int, max_pixels: int):
+    from transformers import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    sizes = dict(patch_size=PATCH_SIZE, temporal_patch_size=TEMPORAL_PATCH_SIZE)
+    sizes |= dict(merge_size=MERGE_SIZE, min_pixels=min_pixels, max_pixels=max_pixels)
+    half = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])  # as Qwen3-VL's
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(**sizes, **half),
+        tokenizer=build_tokenizer(),
+        video_processor=Qwen3VLVideoProcessor(**sizes),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def qwen3_vl_config(tokenizer, tie_word_embeddings: bool = True, moe: bool = False):
+    from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
+
+    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=TEXT_HEADS,
+        num_key_value_heads=1,
+        head_dim=HEAD_DIM,
+        max_position_embeddings=4096,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 5000000.0,
+            "mrope_section": MROPE_SECTION,
+            "mrope_interleaved": True,
+        },
+        bos_token_id=endoftext,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=endoftext,
+    )
+    if moe:  # Qwen3-VL-30B-A3B's shape, tiny: 4 experts, 2 per token
+        text |= dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        in_channels=3,
+        patch_size=PATCH_SIZE,
+        spatial_merge_size=MERGE_SIZE,
+        temporal_patch_size=TEMPORAL_PATCH_SIZE,
+        out_hidden_size=TEXT_HIDDEN,
+        num_position_embeddings=256,  # a 16 x 16 table, interpolated to each page's grid
+        deepstack_visual_indexes=[0],
+    )
+    config_class = Qwen3VLMoeConfig if moe else Qwen3VLConfig
+    return config_class(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=tie_word_embeddings,
+        **_token_ids(tokenizer),
+    )
+
+
+def _save(folder: Path, processor, model) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
+def build_colqwen3(out_root: Path) -> Path:
+    """A tiny ``ColQwen3`` (Qwen3-VL backbone + 320-d projection) and its processor."""
+    folder = Path(out_root) / "colqwen3"
+    if is_built(folder):
+        return folder
+    from colpali_engine.models import ColQwen3, ColQwen3Processor
+
+    seed(20)
+    processor = _processor(
+        ColQwen3Processor, TOKEN_PIXELS * 4, RETRIEVER_MAX_VISUAL_TOKENS * TOKEN_PIXELS
+    )
+    model = ColQwen3(qwen3_vl_config(processor.tokenizer)).eval()
+    randomize_bias(model.custom_text_proj)
+    return _save(folder, processor, model)
+
+
+def _build_answerer(folder: Path, model_class, moe: bool, seed_value: int) -> Path:
+    from transformers import GenerationConfig, Qwen3VLProcessor
+
+    seed(seed_value)
+    processor = _processor(Qwen3VLProcessor, GENERATOR_MIN_PIXELS, GENERATOR_MAX_PIXELS)
+    tokenizer = processor.tokenizer
+    model = model_class(qwen3_vl_config(tokenizer, tie_word_embeddings=False, moe=moe)).eval()
+    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config = GenerationConfig(
+        bos_token_id=endoftext,
+        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), endoftext],
+        pad_token_id=endoftext,
+        max_new_tokens=16,
+    )
+    return _save(folder, processor, model)
+
+
+def build_qwen3_vl(out_root: Path) -> Path:
+    """A tiny dense ``Qwen3VLForConditionalGeneration`` answerer + ``Qwen3VLProcessor``."""
+    folder = Path(out_root) / "qwen3_vl"
+    if is_built(folder):
+        return folder
+    from transformers import Qwen3VLForConditionalGeneration
+
+    return _build_answerer(folder, Qwen3VLForConditionalGeneration, moe=False, seed_value=21)
+
+
+def build_qwen3_vl_moe(out_root: Path) -> Path:
+    """A tiny mixture-of-experts ``Qwen3VLMoeForConditionalGeneration`` answerer."""
+    folder = Path(out_root) / "qwen3_vl_moe"
+    if is_built(folder):
+        return folder
+    from transformers import Qwen3VLMoeForConditionalGeneration
+
+    return _build_answerer(folder, Qwen3VLMoeForConditionalGeneration, moe=True, seed_value=22)

@@ -20,6 +20,8 @@ FAMILY_OF = {
     "paligemma": "paligemma",
     "qwen3_vl": "qwen3_vl",
     "qwen3_vl_moe": "qwen3_vl",
+    "paligemma2": "paligemma",
+    "smolvlm2": "idefics3",
 }
 
 

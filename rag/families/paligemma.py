@@ -1,4 +1,4 @@
-"""PaliGemma answerers ("mix" checkpoints): no chat template; the prompt is one ``<image>``
+"""PaliGemma and PaliGemma 2 answerers ("mix" checkpoints): no chat template; one ``<image>``
 per page then ``answer en QUESTION``, and several pages go as ``images=[[p1, p2]]``
 (google/paligemma-3b-mix-448)."""
 
@@ -14,10 +14,10 @@ _LOCATION_TOKENS = re.compile(r"<(?:loc\d{4}|seg\d{3})>")
 
 class PaliGemma(AnswererFamily):
     name = "paligemma"
-    label = "PaliGemma"
+    label = "PaliGemma / PaliGemma 2"
     architectures = ("PaliGemmaForConditionalGeneration",)
     model_types = ("paligemma",)
-    examples = ("google/paligemma-3b-mix-448",)
+    examples = ("google/paligemma-3b-mix-448", "google/paligemma2-3b-mix-448")
 
     def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
         # Mix checkpoints follow task prefixes, not instructions.

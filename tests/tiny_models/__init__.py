@@ -24,9 +24,20 @@ BUILDERS: dict[str, str] = {
     "colqwen3": "tests.tiny_models.qwen3:build_colqwen3",
     "qwen3_vl": "tests.tiny_models.qwen3:build_qwen3_vl",
     "qwen3_vl_moe": "tests.tiny_models.qwen3:build_qwen3_vl_moe",
+    "paligemma2": "tests.tiny_models.gemma:build_paligemma2",
+    "smolvlm2": "tests.tiny_models.idefics:build_smolvlm2",
 }
 RETRIEVERS = ("colpali", "colpali_lora", "colqwen2", "colqwen2_5", "colidefics3", "colqwen3")
-GENERATORS = ("qwen2_vl", "qwen2_5_vl", "idefics3", "paligemma", "qwen3_vl", "qwen3_vl_moe")
+GENERATORS = (
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "idefics3",
+    "paligemma",
+    "qwen3_vl",
+    "qwen3_vl_moe",
+    "paligemma2",
+    "smolvlm2",
+)
 
 
 def build(family: str, out_dir: str | Path) -> Path:

@@ -133,9 +133,16 @@ FULL_TEXT = dict(
 FULL_IMAGE_SIZE = 448  # 32 x 32 patches = 1024 image tokens per page
 
 
-def _config(tokenizer, vision_sizes=TINY_VISION, text_sizes=TINY_TEXT, image_size=IMAGE_SIZE):
-    """PaliGemmaConfig sized after the processor has grown the tokenizer's vocabulary."""
-    from transformers import GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
+def _config(
+    tokenizer,
+    vision_sizes=TINY_VISION,
+    text_sizes=TINY_TEXT,
+    image_size=IMAGE_SIZE,
+    gemma2: bool = False,
+):
+    """PaliGemmaConfig sized after the processor has grown the tokenizer's vocabulary; with
+    ``gemma2``, PaliGemma 2's (a Gemma 2 text model)."""
+    from transformers import Gemma2Config, GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
 
     vocab_size = len(tokenizer)
     vision = SiglipVisionConfig(
@@ -144,7 +151,7 @@ def _config(tokenizer, vision_sizes=TINY_VISION, text_sizes=TINY_TEXT, image_siz
         patch_size=PATCH_SIZE,
         vision_use_head=False,
     )
-    text = GemmaConfig(
+    text = (Gemma2Config if gemma2 else GemmaConfig)(
         vocab_size=vocab_size,
         **text_sizes,
         max_position_embeddings=2048,
@@ -251,15 +258,23 @@ def _answer_in_words(model, tokenizer) -> None:
 
 def build_paligemma(out_root: Path) -> Path:
     """A tiny ``PaliGemmaForConditionalGeneration`` ("mix"-style answerer) + its processor."""
-    folder = Path(out_root) / "paligemma"
+    return _build_paligemma(Path(out_root) / "paligemma", gemma2=False, seed_value=2)
+
+
+def build_paligemma2(out_root: Path) -> Path:
+    """A tiny PaliGemma 2 answerer: the same classes over a Gemma 2 text model."""
+    return _build_paligemma(Path(out_root) / "paligemma2", gemma2=True, seed_value=3)
+
+
+def _build_paligemma(folder: Path, gemma2: bool, seed_value: int) -> Path:
     if is_built(folder):
         return folder
     from transformers import GenerationConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
 
-    seed(2)
+    seed(seed_value)
     processor = _processor(PaliGemmaProcessor)
     tokenizer = processor.tokenizer
-    model = PaliGemmaForConditionalGeneration(_config(tokenizer)).eval()
+    model = PaliGemmaForConditionalGeneration(_config(tokenizer, gemma2=gemma2)).eval()
     _answer_in_words(model, tokenizer)
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,

@@ -116,8 +116,26 @@ def _processor(processor_class):
     )
 
 
-def _config(tokenizer, tie_word_embeddings: bool):
+def _smolvlm_processor():
+    """SmolVLM2's processor: SmolVLM's image and video processors (same tiling as Idefics3)."""
+    from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
+
+    sizes = dict(
+        size={"longest_edge": PAGE_LONGEST_EDGE}, max_image_size={"longest_edge": TILE_SIZE}
+    )
+    return SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(do_image_splitting=True, **sizes),
+        tokenizer=build_tokenizer(),
+        video_processor=SmolVLMVideoProcessor(**sizes),
+        image_seq_len=IMAGE_SEQ_LEN,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def _config(tokenizer, tie_word_embeddings: bool, config_class=None):
     from transformers import Idefics3Config
+
+    config_class = config_class or Idefics3Config
 
     ids = tokenizer.convert_tokens_to_ids
     text = dict(
@@ -146,7 +164,7 @@ def _config(tokenizer, tie_word_embeddings: bool):
         image_size=TILE_SIZE,
         patch_size=PATCH_SIZE,
     )
-    return Idefics3Config(
+    return config_class(
         text_config=text,
         vision_config=vision,
         scale_factor=SCALE_FACTOR,
@@ -182,15 +200,36 @@ def build_idefics3(out_root: Path) -> Path:
     folder = Path(out_root) / "idefics3"
     if is_built(folder):
         return folder
-    from transformers import GenerationConfig, Idefics3ForConditionalGeneration, Idefics3Processor
+    from transformers import Idefics3ForConditionalGeneration, Idefics3Processor
 
     seed(21)
     processor = _processor(Idefics3Processor)
-    tokenizer = processor.tokenizer
-    # Untied head, unit-scale token embeddings: with the default 0.02-scale ones the random model
-    # greedily repeats one word forever; with these it writes varied words (and some stray bytes).
-    model = Idefics3ForConditionalGeneration(_config(tokenizer, tie_word_embeddings=False)).eval()
-    ids = tokenizer.convert_tokens_to_ids
+    model = Idefics3ForConditionalGeneration(
+        _config(processor.tokenizer, tie_word_embeddings=False)
+    ).eval()
+    return _save_answerer(folder, processor, model)
+
+
+def build_smolvlm2(out_root: Path) -> Path:
+    """A tiny ``SmolVLMForConditionalGeneration`` (SmolVLM2) answerer + ``SmolVLMProcessor``."""
+    folder = Path(out_root) / "smolvlm2"
+    if is_built(folder):
+        return folder
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+    seed(22)
+    processor = _smolvlm_processor()
+    config = _config(processor.tokenizer, tie_word_embeddings=False, config_class=SmolVLMConfig)
+    return _save_answerer(folder, processor, SmolVLMForConditionalGeneration(config).eval())
+
+
+def _save_answerer(folder: Path, processor, model) -> Path:
+    """Untied head, unit-scale token embeddings: with the default 0.02-scale ones the random
+    model greedily repeats one word forever; with these it writes varied words (and some stray
+    bytes)."""
+    from transformers import GenerationConfig
+
+    ids = processor.tokenizer.convert_tokens_to_ids
     with torch.no_grad():
         embeddings = model.get_input_embeddings().weight
         embeddings.normal_(0.0, 1.0)

@@ -24,6 +24,9 @@ PAIRS = [
     ("colidefics3", "qwen2_vl"),
     ("colqwen3", "qwen3_vl"),
     ("colqwen2", "qwen3_vl_moe"),
+    ("colgemma3", "gemma3"),
+    ("colqwen2_5", "paligemma2"),
+    ("colidefics3", "smolvlm2"),
 ]
 FAST = {
     "RAG_DPI": "48",

@@ -22,6 +22,7 @@ FAMILY_OF = {
     "qwen3_vl_moe": "qwen3_vl",
     "paligemma2": "paligemma",
     "smolvlm2": "idefics3",
+    "gemma3": "gemma3",
 }
 
 

@@ -26,8 +26,18 @@ BUILDERS: dict[str, str] = {
     "qwen3_vl_moe": "tests.tiny_models.qwen3:build_qwen3_vl_moe",
     "paligemma2": "tests.tiny_models.gemma:build_paligemma2",
     "smolvlm2": "tests.tiny_models.idefics:build_smolvlm2",
+    "colgemma3": "tests.tiny_models.gemma3:build_colgemma3",
+    "gemma3": "tests.tiny_models.gemma3:build_gemma3",
 }
-RETRIEVERS = ("colpali", "colpali_lora", "colqwen2", "colqwen2_5", "colidefics3", "colqwen3")
+RETRIEVERS = (
+    "colpali",
+    "colpali_lora",
+    "colqwen2",
+    "colqwen2_5",
+    "colidefics3",
+    "colqwen3",
+    "colgemma3",
+)
 GENERATORS = (
     "qwen2_vl",
     "qwen2_5_vl",
@@ -37,6 +47,7 @@ GENERATORS = (
     "qwen3_vl_moe",
     "paligemma2",
     "smolvlm2",
+    "gemma3",
 )
 
 

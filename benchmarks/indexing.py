@@ -49,6 +49,7 @@ from pypdf import PdfReader, PdfWriter
 
 from benchmarks import cpu_dtype, offline, publish
 from rag.config import Settings, page_workers
+from rag.families import named
 from rag.index.base import Document
 from rag.index.local import LocalIndex
 from rag.pdf import inspect_pdf, render_pages
@@ -251,7 +252,8 @@ def full_size(args: argparse.Namespace) -> str:
             images = [open_image(p.path) for p in render_pages(pdf, staged, settings, info)]
         for name in names:
             model, processor = fs.build(name, device, args.layers)
-            retriever = Retriever(model, processor, name, f"{name} (full size, random)")
+            family = named(name)
+            retriever = Retriever(model, processor, family, f"{name} (full size, random)")
             peak = fs.peak_flops(device)
             auto = auto_batch_size(retriever, probe_page(settings.dpi, settings.max_page_pixels))
             autos.append((name, auto))

@@ -27,6 +27,7 @@ PAIRS = [
     ("colgemma3", "gemma3"),
     ("colqwen2_5", "paligemma2"),
     ("colidefics3", "smolvlm2"),
+    ("colqwen3_5", "qwen3_5"),
 ]
 FAST = {
     "RAG_DPI": "48",

@@ -23,6 +23,7 @@ FAMILY_OF = {
     "paligemma2": "paligemma",
     "smolvlm2": "idefics3",
     "gemma3": "gemma3",
+    "qwen3_5": "qwen3_5",
 }
 
 

@@ -23,7 +23,7 @@ from rag.models import ModelSource, has_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["answerer_family", "answerers", "retriever_family", "retrievers"]
+__all__ = ["answerer_family", "answerers", "named", "retriever_family", "retrievers"]
 
 
 @functools.cache
@@ -38,6 +38,14 @@ def retrievers() -> list[RetrieverFamily]:
 
 def answerers() -> list[AnswererFamily]:
     return [module.ANSWERER for module in _modules() if hasattr(module, "ANSWERER")]
+
+
+def named(name: str) -> Family:
+    """The family called ``name`` (e.g. "colqwen2"), for models built in memory."""
+    for family in [*retrievers(), *answerers()]:
+        if family.name == name:
+            return family
+    raise KeyError(f"no model family named {name!r}")
 
 
 def retriever_family(source: ModelSource) -> RetrieverFamily:

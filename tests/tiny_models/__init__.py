@@ -28,6 +28,8 @@ BUILDERS: dict[str, str] = {
     "smolvlm2": "tests.tiny_models.idefics:build_smolvlm2",
     "colgemma3": "tests.tiny_models.gemma3:build_colgemma3",
     "gemma3": "tests.tiny_models.gemma3:build_gemma3",
+    "colqwen3_5": "tests.tiny_models.qwen3:build_colqwen3_5",
+    "qwen3_5": "tests.tiny_models.qwen3:build_qwen3_5",
 }
 RETRIEVERS = (
     "colpali",
@@ -37,6 +39,7 @@ RETRIEVERS = (
     "colidefics3",
     "colqwen3",
     "colgemma3",
+    "colqwen3_5",
 )
 GENERATORS = (
     "qwen2_vl",
@@ -48,6 +51,7 @@ GENERATORS = (
     "paligemma2",
     "smolvlm2",
     "gemma3",
+    "qwen3_5",
 )
 
 

@@ -1,4 +1,6 @@
-"""Tiny Qwen3-VL checkpoints: the ColQwen3 retriever (320-d vectors) and the Qwen3-VL answerer.
+"""Tiny Qwen3-VL and Qwen3.5 checkpoints: the ColQwen3 (320-d vectors) and ColQwen3.5 retrievers,
+the Qwen3-VL (dense and MoE) and Qwen3.5 answerers. Qwen3.5's text model mixes Gated DeltaNet
+linear-attention layers with full attention; its vision tower is Qwen3-VL's.
 
 Real architectures (Qwen3-VL vision tower with 16 px patches merged 2 x 2, so one visual token
 covers 32 x 32 pixels, DeepStack features, interleaved M-RoPE text model), random seeded
@@ -7,6 +9,7 @@ weights, and the Qwen tokenizer of ``tests.tiny_models.qwen`` (the same special 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from tests.tiny_models.common import is_built, randomize_bias, seed
@@ -90,6 +93,59 @@ def qwen3_vl_config(tokenizer, tie_word_embeddings: bool = True, moe: bool = Fal
     )
 
 
+def qwen3_5_config(tokenizer, tie_word_embeddings: bool = True, dim: int | None = None):
+    """Qwen3.5: one linear-attention (Gated DeltaNet) and one full-attention layer, a quarter of
+    each head rotated (M-RoPE over 8 of 32 dimensions), Qwen3-VL's vision tower."""
+    from transformers import Qwen3_5Config
+
+    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    text = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=TEXT_HIDDEN,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=TEXT_HEADS,
+        num_key_value_heads=1,
+        head_dim=HEAD_DIM,
+        layer_types=["linear_attention", "full_attention"],
+        linear_key_head_dim=16,
+        linear_value_head_dim=16,
+        linear_num_key_heads=2,
+        linear_num_value_heads=2,
+        max_position_embeddings=4096,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000000.0,
+            "partial_rotary_factor": 0.25,
+            "mrope_section": [2, 1, 1],
+            "mrope_interleaved": True,
+        },
+        bos_token_id=endoftext,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=endoftext,
+    )
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        in_channels=3,
+        patch_size=PATCH_SIZE,
+        spatial_merge_size=MERGE_SIZE,
+        temporal_patch_size=TEMPORAL_PATCH_SIZE,
+        out_hidden_size=TEXT_HIDDEN,
+        num_position_embeddings=256,
+    )
+    extra = {} if dim is None else {"dim": dim}
+    return Qwen3_5Config(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=tie_word_embeddings,
+        **_token_ids(tokenizer),
+        **extra,
+    )
+
+
 def _save(folder: Path, processor, model) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(folder)
@@ -113,13 +169,30 @@ def build_colqwen3(out_root: Path) -> Path:
     return _save(folder, processor, model)
 
 
-def _build_answerer(folder: Path, model_class, moe: bool, seed_value: int) -> Path:
+def build_colqwen3_5(out_root: Path) -> Path:
+    """A tiny ``ColQwen3_5`` (Qwen3.5 backbone + a 192-d projection: its width comes from the
+    config's ``dim``) and its processor."""
+    folder = Path(out_root) / "colqwen3_5"
+    if is_built(folder):
+        return folder
+    from colpali_engine.models import ColQwen3_5, ColQwen3_5Processor
+
+    seed(23)
+    processor = _processor(
+        ColQwen3_5Processor, TOKEN_PIXELS * 4, RETRIEVER_MAX_VISUAL_TOKENS * TOKEN_PIXELS
+    )
+    model = ColQwen3_5(qwen3_5_config(processor.tokenizer, dim=192)).eval()
+    randomize_bias(model.custom_text_proj)
+    return _save(folder, processor, model)
+
+
+def _build_answerer(folder: Path, model_class, config_fn, seed_value: int) -> Path:
     from transformers import GenerationConfig, Qwen3VLProcessor
 
     seed(seed_value)
     processor = _processor(Qwen3VLProcessor, GENERATOR_MIN_PIXELS, GENERATOR_MAX_PIXELS)
     tokenizer = processor.tokenizer
-    model = model_class(qwen3_vl_config(tokenizer, tie_word_embeddings=False, moe=moe)).eval()
+    model = model_class(config_fn(tokenizer, tie_word_embeddings=False)).eval()
     endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     model.generation_config = GenerationConfig(
         bos_token_id=endoftext,
@@ -137,7 +210,7 @@ def build_qwen3_vl(out_root: Path) -> Path:
         return folder
     from transformers import Qwen3VLForConditionalGeneration
 
-    return _build_answerer(folder, Qwen3VLForConditionalGeneration, moe=False, seed_value=21)
+    return _build_answerer(folder, Qwen3VLForConditionalGeneration, qwen3_vl_config, 21)
 
 
 def build_qwen3_vl_moe(out_root: Path) -> Path:
@@ -147,4 +220,15 @@ def build_qwen3_vl_moe(out_root: Path) -> Path:
         return folder
     from transformers import Qwen3VLMoeForConditionalGeneration
 
-    return _build_answerer(folder, Qwen3VLMoeForConditionalGeneration, moe=True, seed_value=22)
+    moe = functools.partial(qwen3_vl_config, moe=True)
+    return _build_answerer(folder, Qwen3VLMoeForConditionalGeneration, moe, 22)
+
+
+def build_qwen3_5(out_root: Path) -> Path:
+    """A tiny ``Qwen3_5ForConditionalGeneration`` answerer (Qwen3.5 takes images) + processor."""
+    folder = Path(out_root) / "qwen3_5"
+    if is_built(folder):
+        return folder
+    from transformers import Qwen3_5ForConditionalGeneration
+
+    return _build_answerer(folder, Qwen3_5ForConditionalGeneration, qwen3_5_config, 24)

@@ -28,6 +28,7 @@ PAIRS = [
     ("colqwen2_5", "paligemma2"),
     ("colidefics3", "smolvlm2"),
     ("colqwen3_5", "qwen3_5"),
+    ("colmodernvbert", "smolvlm2"),
 ]
 FAST = {
     "RAG_DPI": "48",

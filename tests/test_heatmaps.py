@@ -24,9 +24,9 @@ def retriever(request, tiny_models) -> Retriever:
 
 def token_cells(retriever: Retriever, n_x: int, n_y: int) -> list[tuple[int, int]]:
     """(row, col) of each image token in the order the processor emits them: row-major over
-    the page for ColPali/ColQwen; for tiled Idefics3 pages, tile by tile (tiles row-major),
-    row-major inside each tile."""
-    if retriever.family.name != "colidefics3":
+    the page for ColPali/ColQwen; for tiled pages (Idefics3-style processors), tile by tile
+    (tiles row-major), row-major inside each tile."""
+    if not retriever.family.tiled:
         return [(k // n_x, k % n_x) for k in range(n_x * n_y)]
     side = math.isqrt(retriever.processor.image_seq_len)
     cells = []

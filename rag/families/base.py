@@ -57,6 +57,8 @@ class RetrieverFamily(Family):
 
     model_class: str = ""
     processor_class: str = ""
+    # Pages cut into tiles whose tokens come tile by tile (not row-major over the page).
+    tiled: bool = False
 
     def processor_options(self, max_visual_tokens: int) -> dict[str, int]:
         """Keyword arguments for the processor's ``from_pretrained``; the resolution budget

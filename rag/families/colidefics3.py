@@ -21,6 +21,7 @@ class ColIdefics3(RetrieverFamily):
     examples = ("vidore/colSmol-256M", "vidore/colSmol-500M")
     model_class = "ColIdefics3"
     processor_class = "ColIdefics3Processor"
+    tiled = True
 
     def patch_grid(self, model, processor, image):
         inputs = processor.process_images([image.convert("RGB")])

@@ -30,6 +30,7 @@ BUILDERS: dict[str, str] = {
     "gemma3": "tests.tiny_models.gemma3:build_gemma3",
     "colqwen3_5": "tests.tiny_models.qwen3:build_colqwen3_5",
     "qwen3_5": "tests.tiny_models.qwen3:build_qwen3_5",
+    "colmodernvbert": "tests.tiny_models.modernvbert:build_colmodernvbert",
 }
 RETRIEVERS = (
     "colpali",
@@ -40,6 +41,7 @@ RETRIEVERS = (
     "colqwen3",
     "colgemma3",
     "colqwen3_5",
+    "colmodernvbert",
 )
 GENERATORS = (
     "qwen2_vl",

@@ -46,6 +46,7 @@ class Retriever:
         family = retriever_family(source)
         device = resolve_device(settings.device)
         dtype = resolve_dtype(settings.dtype, device)
+        family.prepare()
         models = importlib.import_module("colpali_engine.models")
         model_class = getattr(models, family.model_class)
         processor_class = getattr(models, family.processor_class)

@@ -29,6 +29,7 @@ PAIRS = [
     ("colidefics3", "smolvlm2"),
     ("colqwen3_5", "qwen3_5"),
     ("colmodernvbert", "smolvlm2"),
+    ("colqwen2_5_omni", "qwen2_5_vl"),
 ]
 FAST = {
     "RAG_DPI": "48",

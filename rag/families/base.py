@@ -60,6 +60,10 @@ class RetrieverFamily(Family):
     # Pages cut into tiles whose tokens come tile by tile (not row-major over the page).
     tiled: bool = False
 
+    def prepare(self) -> None:
+        """Anything the installed libraries need before this family's classes load (a family
+        whose colpali-engine class lags behind transformers fixes that here); once is enough."""
+
     def processor_options(self, max_visual_tokens: int) -> dict[str, int]:
         """Keyword arguments for the processor's ``from_pretrained``; the resolution budget
         (RAG_MAX_VISUAL_TOKENS) where the family has one."""

@@ -31,6 +31,7 @@ BUILDERS: dict[str, str] = {
     "colqwen3_5": "tests.tiny_models.qwen3:build_colqwen3_5",
     "qwen3_5": "tests.tiny_models.qwen3:build_qwen3_5",
     "colmodernvbert": "tests.tiny_models.modernvbert:build_colmodernvbert",
+    "colqwen2_5_omni": "tests.tiny_models.omni:build_colqwen2_5_omni",
 }
 RETRIEVERS = (
     "colpali",
@@ -42,6 +43,7 @@ RETRIEVERS = (
     "colgemma3",
     "colqwen3_5",
     "colmodernvbert",
+    "colqwen2_5_omni",
 )
 GENERATORS = (
     "qwen2_vl",

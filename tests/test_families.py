@@ -52,6 +52,17 @@ def test_adapter_family_comes_from_its_base(tmp_path):
     assert retriever_family(found).name == "colqwen2"
 
 
+def test_a_retrieval_adapter_over_a_plain_vlm_takes_its_base_type(tmp_path):
+    config = {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl"}
+    base = checkpoint(tmp_path / "qwen2.5-vl", config)
+    adapter = checkpoint(
+        tmp_path / "adapter", {"base_model_name_or_path": str(base)}, "adapter_config.json"
+    )
+    assert retriever_family(source(adapter)).name == "colqwen2_5"
+    with pytest.raises(UnsupportedModelError, match="is not a retriever"):
+        retriever_family(source(base))  # the plain VLM alone is an answerer
+
+
 @pytest.mark.parametrize(
     ("model_type", "family"),
     [

@@ -51,7 +51,8 @@ def named(name: str) -> Family:
 def retriever_family(source: ModelSource) -> RetrieverFamily:
     """The retriever family of ``source``; UnsupportedModelError if it is none (an answerer,
     a text-only model, an unknown type)."""
-    family = _match(retrievers(), source.config)
+    # An adapter trained for retrieval may sit on a plain VLM: its base's type decides.
+    family = _match(retrievers(), source.config, other_kind_refused=not source.adapter_base)
     if family is None:
         labels = ", ".join(f.label for f in retrievers())
         raise UnsupportedModelError(
@@ -89,15 +90,18 @@ def answerer_family(source: ModelSource) -> AnswererFamily:
     )
 
 
-def _match(families: list, config: dict, by_type: bool = True) -> Family | None:
+def _match(
+    families: list, config: dict, by_type: bool = True, other_kind_refused: bool = True
+) -> Family | None:
     """The family naming one of the config's architectures, else (``by_type``) its
-    model_type, unless the architectures name a model of the other kind."""
+    model_type, unless the architectures name a model of the other kind (and
+    ``other_kind_refused``)."""
     architectures = config.get("architectures") or []
     for architecture in architectures:
         for family in families:
             if architecture in family.architectures:
                 return family
-    if not by_type or _other_kind(families, architectures):
+    if not by_type or (other_kind_refused and _other_kind(families, architectures)):
         return None
     model_type = config.get("model_type", "")
     return next((family for family in families if model_type in family.model_types), None)

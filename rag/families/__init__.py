@@ -16,6 +16,7 @@ import logging
 import pkgutil
 from types import ModuleType
 
+from rag.config import DEFAULT_GENERATOR, DEFAULT_RETRIEVER
 from rag.errors import UnsupportedModelError
 from rag.families.base import AnswererFamily, Family, RetrieverFamily
 from rag.families.generic import FALLBACK
@@ -57,7 +58,7 @@ def retriever_family(source: ModelSource) -> RetrieverFamily:
         labels = ", ".join(f.label for f in retrievers())
         raise UnsupportedModelError(
             f"{source.model_id}: {_found(source.config)} is not a retriever this app supports "
-            f"({labels}); set RAG_RETRIEVER to one, e.g. {retrievers()[0].examples[0]}"
+            f"({labels}); set RAG_RETRIEVER to one, e.g. {DEFAULT_RETRIEVER}"
         )
     return family
 
@@ -86,7 +87,7 @@ def answerer_family(source: ModelSource) -> AnswererFamily:
         return FALLBACK
     raise UnsupportedModelError(
         f"{source.model_id}: {_found(config)} is not an answerer this app supports ({labels}): "
-        f"set RAG_GENERATOR to one, e.g. {answerers()[0].examples[0]}"
+        f"set RAG_GENERATOR to one, e.g. {DEFAULT_GENERATOR}"
     )
 
 

@@ -17,6 +17,14 @@ def is_built(folder: Path) -> bool:
     return (folder / "config.json").exists() or (folder / "adapter_config.json").exists()
 
 
+def save(folder: Path, processor, model) -> Path:
+    """Write a tiny checkpoint as real ones are: processor and model, with save_pretrained."""
+    folder.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(folder)
+    model.save_pretrained(folder)
+    return folder
+
+
 def randomize_bias(linear: torch.nn.Linear, scale: float = 0.1) -> None:
     """Random projection bias: with a zero bias, padded positions embed to 0/0 = NaN."""
     with torch.no_grad():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models.common import is_built, randomize_bias, seed
+from tests.tiny_models.common import is_built, randomize_bias, save, seed
 
 IMAGE_SIZE = 112  # square input; patch 14 -> an 8 x 8 patch grid = 64 image tokens
 PATCH_SIZE = 14
@@ -183,10 +183,7 @@ def build_colpali(out_root: Path) -> Path:
     processor = _processor(ColPaliProcessor)
     model = ColPali(_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
+    return save(folder, processor, model)
 
 
 def colpali_at_scale(vision_layers: int | None = None, text_layers: int | None = None):
@@ -282,7 +279,4 @@ def _build_paligemma(folder: Path, gemma2: bool, seed_value: int) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         max_new_tokens=16,
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
+    return save(folder, processor, model)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models.common import is_built, randomize_bias, seed
+from tests.tiny_models.common import is_built, randomize_bias, save, seed
 from tests.tiny_models.gemma import TEXT_HIDDEN, WORDS, _vocab_and_merges
 
 IMAGE_SIZE = 112
@@ -109,13 +109,6 @@ def gemma3_config(tokenizer, tie_word_embeddings: bool = True):
     )
 
 
-def _save(folder: Path, processor, model) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
-
-
 def build_colgemma3(out_root: Path) -> Path:
     """A tiny ``ColGemma3`` (Gemma 3 backbone + 128-d projection) + ``ColGemmaProcessor3``."""
     folder = Path(out_root) / "colgemma3"
@@ -127,7 +120,7 @@ def build_colgemma3(out_root: Path) -> Path:
     processor = _processor(ColGemmaProcessor3)
     model = ColGemma3(gemma3_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def build_gemma3(out_root: Path) -> Path:
@@ -152,4 +145,4 @@ def build_gemma3(out_root: Path) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         max_new_tokens=16,
     )
-    return _save(folder, processor, model)
+    return save(folder, processor, model)

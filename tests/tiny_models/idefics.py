@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, seed
+from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
 
 TILE_SIZE = 64  # image processor max_image_size["longest_edge"] == vision_config.image_size
 PAGE_LONGEST_EDGE = 3 * TILE_SIZE  # image processor size["longest_edge"]: at most 3 x 3 tiles
@@ -174,13 +174,6 @@ def _config(tokenizer, tie_word_embeddings: bool, config_class=None):
     )
 
 
-def _save(folder: Path, processor, model) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
-
-
 def build_colidefics3(out_root: Path) -> Path:
     """A tiny ``ColIdefics3`` (Idefics3 backbone + 128-d projection) + ``ColIdefics3Processor``."""
     folder = Path(out_root) / "colidefics3"
@@ -192,7 +185,7 @@ def build_colidefics3(out_root: Path) -> Path:
     processor = _processor(ColIdefics3Processor)
     model = ColIdefics3(_config(processor.tokenizer, tie_word_embeddings=False)).eval()
     randomize_bias(model.linear)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def build_idefics3(out_root: Path) -> Path:
@@ -240,4 +233,4 @@ def _save_answerer(folder: Path, processor, model) -> Path:
         pad_token_id=ids("<|im_end|>"),
         max_new_tokens=16,
     )
-    return _save(folder, processor, model)
+    return save(folder, processor, model)

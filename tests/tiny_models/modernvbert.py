@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models.common import is_built, randomize_bias, seed
+from tests.tiny_models.common import is_built, randomize_bias, save, seed
 from tests.tiny_models.idefics import (
     CHAT_TEMPLATE,
     IMAGE_SEQ_LEN,
@@ -18,7 +18,6 @@ from tests.tiny_models.idefics import (
     TILE_SIZE,
     VISION_HIDDEN,
     _image_processor,
-    _save,
     build_tokenizer,
 )
 
@@ -82,4 +81,4 @@ def build_colmodernvbert(out_root: Path) -> Path:
     )
     model = ColModernVBert(modernvbert_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)

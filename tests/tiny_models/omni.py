@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, seed
+from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
 from tests.tiny_models.qwen import (
     MERGE_SIZE,
     MROPE_SECTION,
@@ -161,7 +161,4 @@ def build_colqwen2_5_omni(out_root: Path) -> Path:
     processor = _processor()
     model = ColQwen2_5Omni(thinker_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
+    return save(folder, processor, model)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, seed
+from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
 
 PATCH_SIZE = 14  # as the real models: one merged visual token covers 28 x 28 pixels
 MERGE_SIZE = 2
@@ -263,13 +263,6 @@ def _qwen2_5_vl_config(tokenizer, tie_word_embeddings: bool = True):
     )
 
 
-def _save(folder: Path, processor, model) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
-
-
 def _build_retriever(
     folder: Path, model_class, processor_class, config_fn, seed_value: int
 ) -> Path:
@@ -277,7 +270,7 @@ def _build_retriever(
     processor = _retriever_processor(processor_class)
     model = model_class(config_fn(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def _build_generator(
@@ -298,7 +291,7 @@ def _build_generator(
         pad_token_id=endoftext,
         max_new_tokens=16,
     )
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def build_colqwen2(out_root: Path) -> Path:
@@ -415,4 +408,4 @@ def build_colqwen2_mid(
         return folder
     seed(12)
     model, processor = colqwen2_at_scale(text_layers, vision_depth, visual_tokens)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)

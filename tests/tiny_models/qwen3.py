@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from tests.tiny_models.common import is_built, randomize_bias, seed
+from tests.tiny_models.common import is_built, randomize_bias, save, seed
 from tests.tiny_models.qwen import (
     CHAT_TEMPLATE,
     TEXT_HEADS,
@@ -146,13 +146,6 @@ def qwen3_5_config(tokenizer, tie_word_embeddings: bool = True, dim: int | None 
     )
 
 
-def _save(folder: Path, processor, model) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    processor.save_pretrained(folder)
-    model.save_pretrained(folder)
-    return folder
-
-
 def build_colqwen3(out_root: Path) -> Path:
     """A tiny ``ColQwen3`` (Qwen3-VL backbone + 320-d projection) and its processor."""
     folder = Path(out_root) / "colqwen3"
@@ -166,7 +159,7 @@ def build_colqwen3(out_root: Path) -> Path:
     )
     model = ColQwen3(qwen3_vl_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def build_colqwen3_5(out_root: Path) -> Path:
@@ -183,7 +176,7 @@ def build_colqwen3_5(out_root: Path) -> Path:
     )
     model = ColQwen3_5(qwen3_5_config(processor.tokenizer, dim=192)).eval()
     randomize_bias(model.custom_text_proj)
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def _build_answerer(folder: Path, model_class, config_fn, seed_value: int) -> Path:
@@ -200,7 +193,7 @@ def _build_answerer(folder: Path, model_class, config_fn, seed_value: int) -> Pa
         pad_token_id=endoftext,
         max_new_tokens=16,
     )
-    return _save(folder, processor, model)
+    return save(folder, processor, model)
 
 
 def build_qwen3_vl(out_root: Path) -> Path:

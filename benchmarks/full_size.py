@@ -1,6 +1,11 @@
-"""Encoder throughput and MFU of full-size ColQwen2 and ColPali (random weights), for a GPU.
+"""Encoder throughput and MFU of full-size retrievers (random weights), for a GPU.
 
     python -m benchmarks.indexing --full-size [--models colqwen2,colpali] [--batch-sizes 1,4,16]
+    python -m benchmarks.full_size [--families colqwen3,colmodernvbert] [--out FILE]
+
+The second form encodes one A4 page with each family at its published size, each in a fresh
+process, on the machine at hand, and reports vectors per page, seconds per page, FLOPs per page,
+parameters and the process's peak memory.
 
 Each architecture is instantiated at its real size (Qwen2-VL-2B / PaliGemma-3B-448 widths and
 layer counts, from ``tests.tiny_models``) directly on the device, in the dtype ``RAG_DTYPE=auto``
@@ -27,7 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-ARCHITECTURES = ("colqwen2", "colpali")
+ARCHITECTURES = ("colqwen2", "colpali")  # the indexing benchmark's --full-size models
+FAMILIES = ("colqwen3", "colmodernvbert")  # one page each: python -m benchmarks.full_size
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16 = (
     ("H100 PCIe", 756e12),
@@ -73,7 +79,16 @@ def build(name: str, device: str, layers: int | None = None):
             from tests.tiny_models.gemma import colpali_at_scale
 
             return colpali_at_scale(layers, layers)
-    raise SystemExit(f"unknown architecture {name!r}: expected one of {', '.join(ARCHITECTURES)}")
+        if name == "colqwen3":
+            from tests.tiny_models.qwen3 import colqwen3_at_scale
+
+            return colqwen3_at_scale(layers)
+        if name == "colmodernvbert":
+            from tests.tiny_models.modernvbert import colmodernvbert_at_scale
+
+            return colmodernvbert_at_scale(layers)
+    known = ", ".join((*ARCHITECTURES, *FAMILIES))
+    raise SystemExit(f"unknown architecture {name!r}: expected one of {known}")
 
 
 def compute_dtype(device: str) -> torch.dtype:
@@ -101,17 +116,19 @@ def flops_per_page(model, inputs) -> float:
     for name, parameter in model.named_parameters():
         if "embed_tokens" in name:
             continue
-        if "visual" in name or "vision_tower" in name:
+        if "visual" in name or "vision_tower" in name or "vision_model" in name:
             vision += parameter.numel()
         else:
             other += parameter.numel()
     sequence = inputs["attention_mask"].sum().item()
     if "image_grid_thw" in inputs:  # ColQwen2: one vision token per 14 px patch
         vision_tokens = inputs["image_grid_thw"].prod(dim=-1).sum().item()
-    else:  # ColPali: a fixed square of patches per page
+    else:  # a fixed square of patches per image: a page (ColPali) or each of its tiles
         config = model.config.vision_config
         per_image = (config.image_size // config.patch_size) ** 2
-        vision_tokens = per_image * inputs["pixel_values"].shape[0]
+        pixels = inputs["pixel_values"]
+        images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
+        vision_tokens = per_image * images
     pages = inputs["attention_mask"].shape[0]
     return 2 * (vision * vision_tokens + other * sequence) / pages
 
@@ -236,3 +253,99 @@ def report_rows(measures: list[Measure]) -> list[str]:
             f"{m.pages_per_s * m.flops_per_page / 1e12:.2f} | {mfu} |"
         )
     return lines
+
+
+# -- one page per family ---------------------------------------------------------------------
+
+A4_PIXELS = (1190, 1684)  # an A4 page at the app's 144 DPI
+
+
+def encode_one_page(name: str, layers: int | None = None) -> dict:
+    """Build ``name`` at full size on the CPU in its compute dtype, encode one A4 page (after a
+    warm-up pass) and measure it: runs in the process that reports its peak memory."""
+    import resource
+
+    from PIL import Image, ImageDraw
+
+    from rag.families import named
+    from rag.retriever import Retriever
+
+    model, processor = build(name, "cpu", layers)
+    retriever = Retriever(model, processor, named(name), f"{name} (full size, random)")
+    page = Image.new("RGB", A4_PIXELS, "white")
+    ImageDraw.Draw(page).text((80, 80), "Annual report 2024: revenue 12.4 M EUR", fill="black")
+    inputs = retriever.preprocess([page])
+    (vectors,) = retriever.encode(inputs)  # warm-up
+    started = time.perf_counter()
+    retriever.encode(inputs)
+    seconds = time.perf_counter() - started
+    return {
+        "family": name,
+        "vectors": int(vectors.shape[0]),
+        "dim": int(vectors.shape[1]),
+        "seconds": seconds,
+        "flops": flops_per_page(model, inputs),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "dtype": str(compute_dtype("cpu")).removeprefix("torch."),
+    }
+
+
+def families_report(rows: list[dict], command: str) -> str:
+    from benchmarks.search import machine
+
+    lines = [
+        "# Full-size retrievers, one A4 page each (random weights, published sizes)",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}",
+        "- each family in a fresh process, at its checkpoint's size, in the app's compute dtype; "
+        "seconds: one encode of the page after a warm-up; FLOPs: 2 x parameters x tokens "
+        "(vision parameters x patches, the rest x sequence tokens; the vocabulary excluded); "
+        "peak memory: the process's resident peak (model and activations)",
+        "",
+        "| family | parameters | dtype | vectors per page | dim | s per page | TFLOP per page "
+        "| TFLOP/s | peak memory |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['family']} | {row['parameters'] / 1e9:.2f} B | {row['dtype']} | "
+            f"{row['vectors']} | {row['dim']} | {row['seconds']:.1f} | {row['flops'] / 1e12:.2f} | "
+            f"{row['flops'] / row['seconds'] / 1e12:.2f} | {row['peak_gb']:.1f} GB |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    import argparse
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks import offline, publish
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_size")
+    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--layers", type=int, help="every layer count (a quick check)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-families.md"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
+    args = parser.parse_args(argv)
+    offline()
+    if args.one:
+        print(json.dumps(encode_one_page(args.one, args.layers)))
+        return ""
+    rows = []
+    for name in args.families.split(","):
+        command = [sys.executable, "-m", "benchmarks.full_size", "--one", name]
+        command += [f"--layers={args.layers}"] if args.layers else []
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    command = f"python -m benchmarks.full_size --families {args.families}"
+    command += f" --layers {args.layers}" if args.layers else ""
+    return publish(families_report(rows, command), args.out)
+
+
+if __name__ == "__main__":
+    main()

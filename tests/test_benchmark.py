@@ -242,3 +242,21 @@ def test_sweep_benchmark_reports_every_rerank_and_prefilter_pair(tmp_path):
     ]
     assert all(0.0 <= float(row[3]) <= 1.0 and float(row[4]) >= 0 for row in rows)
     assert float(rows[2][3]) == 1.0  # every page reranked exactly: the top 10 are found
+
+
+def test_full_size_families_encode_one_page_each_in_its_own_process(tmp_path):
+    from benchmarks import full_size as fs
+
+    out = tmp_path / "families.md"
+    text = fs.main(["--families", "colqwen3,colmodernvbert", "--layers", "1", "--out", str(out)])
+    assert out.read_text() == text and "--layers 1" in text
+    rows = {
+        cells[0]: cells
+        for cells in (line.strip("| ").split(" | ") for line in text.splitlines())
+        if len(cells) == 9 and cells[0] in ("colqwen3", "colmodernvbert")
+    }
+    assert set(rows) == {"colqwen3", "colmodernvbert"}
+    assert (rows["colqwen3"][4], rows["colmodernvbert"][4]) == ("320", "128")  # vector widths
+    for cells in rows.values():
+        assert int(cells[3]) > 0 and float(cells[5]) > 0 and float(cells[6]) > 0
+        assert cells[8].endswith(" GB")

@@ -82,3 +82,53 @@ def build_colmodernvbert(out_root: Path) -> Path:
     model = ColModernVBert(modernvbert_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
     return save(folder, processor, model)
+
+
+def colmodernvbert_at_scale(layers: int | None = None):
+    """A ``ColModernVBert`` at ModernVBERT's size (250M: a ModernBERT encoder 768 wide with 22
+    layers, 12 heads, MLP 1152; a SigLIP base vision tower, 768 wide, 12 layers, on 512-px tiles
+    of 16-px patches shuffled by 4 into 64 tokens), ``layers`` overriding both layer counts; in
+    memory with its processor (tiles of 512 px, pages up to 4 x 4 tiles)."""
+    from colpali_engine.models import ColModernVBert, ColModernVBertProcessor
+    from tokenizers import AddedToken
+    from transformers import Idefics3ImageProcessor
+
+    tokenizer = build_tokenizer()
+    tokenizer.add_tokens([AddedToken(BEGIN, special=True, normalized=False)])
+    image_processor = Idefics3ImageProcessor(
+        do_image_splitting=True,
+        size={"longest_edge": 4 * 512},
+        max_image_size={"longest_edge": 512},
+    )
+    processor = ColModernVBertProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=64
+    )
+    config = modernvbert_config(processor.tokenizer).to_dict()
+    text = config["text_config"] | dict(
+        hidden_size=768,
+        intermediate_size=1152,
+        num_hidden_layers=layers or 22,
+        num_attention_heads=12,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+    )
+    text.pop("layer_types", None)  # derived again from the layer count
+    vision = config["vision_config"] | dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=layers or 12,
+        num_attention_heads=12,
+        image_size=512,
+        patch_size=16,
+    )
+    from transformers import ModernVBertConfig
+
+    model_config = ModernVBertConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=config["image_token_id"],
+        pixel_shuffle_factor=4,
+    )
+    model = ColModernVBert(model_config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor

@@ -225,3 +225,54 @@ def build_qwen3_5(out_root: Path) -> Path:
     from transformers import Qwen3_5ForConditionalGeneration
 
     return _build_answerer(folder, Qwen3_5ForConditionalGeneration, qwen3_5_config, 24)
+
+
+# Qwen3-VL-4B-Instruct (the base of ColQwen3 fine-tunes), from its published config: text 2560
+# wide, 36 layers, 32 heads of 128 with 8 KV heads, MLP 9728; vision 1024 wide, 24 blocks, 16
+# heads, MLP 4096, DeepStack taps after blocks 5, 11 and 17.
+AT_SCALE_TEXT = dict(
+    hidden_size=2560,
+    intermediate_size=9728,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+)
+AT_SCALE_VISION = dict(
+    depth=24,
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_heads=16,
+    out_hidden_size=2560,
+    num_position_embeddings=2304,
+    deepstack_visual_indexes=[5, 11, 17],
+)
+AT_SCALE_VISUAL_TOKENS = 768
+
+
+def colqwen3_at_scale(layers: int | None = None):
+    """A ``ColQwen3`` at Qwen3-VL-4B's size (``layers`` overrides both layer counts, for a
+    quick check), pages capped at 768 visual tokens, in memory with its processor: (model,
+    processor). Random weights, on the default device and dtype."""
+    from colpali_engine.models import ColQwen3, ColQwen3Processor
+
+    processor = _processor(
+        ColQwen3Processor, TOKEN_PIXELS * 4, AT_SCALE_VISUAL_TOKENS * TOKEN_PIXELS
+    )
+    config = qwen3_vl_config(processor.tokenizer)
+    text = config.text_config.to_dict() | AT_SCALE_TEXT
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [24, 20, 20]}
+    text.pop("layer_types", None)  # derived again from the layer count
+    vision = config.vision_config.to_dict() | AT_SCALE_VISION
+    if layers:
+        text["num_hidden_layers"], vision["depth"] = layers, layers
+        vision["deepstack_visual_indexes"] = [0]
+    config = type(config)(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=True,
+        **_token_ids(processor.tokenizer),
+    )
+    model = ColQwen3(config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor

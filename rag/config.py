@@ -14,7 +14,7 @@ Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 IndexMode = Literal["auto", "exact", "pooled", "binary"]
 
-DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # Apache-2.0, ViDoRe 89.3
+DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # MIT adapter, Apache-2.0 base; ViDoRe 89.3
 DEFAULT_GENERATOR = "Qwen/Qwen2-VL-2B-Instruct"  # Apache-2.0, fits a 16 GB GPU
 AUTO_BINARY_PAGES = 500  # measured: see Settings.auto_binary_pages
 

@@ -11,14 +11,13 @@ from pathlib import Path
 from tests.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
 from tests.tiny_models.qwen import (
     MERGE_SIZE,
-    MROPE_SECTION,
     PATCH_SIZE,
     RETRIEVER_MAX_VISUAL_TOKENS,
     TEMPORAL_PATCH_SIZE,
-    TEXT_HEADS,
     TEXT_HIDDEN,
     TOKEN_PIXELS,
     WORDS,
+    _text_config,
 )
 
 # The Omni tokenizer's named tokens (attribute -> token), as Qwen2.5-Omni's.
@@ -91,24 +90,7 @@ def thinker_config(tokenizer):
     from transformers import Qwen2_5OmniThinkerConfig
 
     ids = tokenizer.convert_tokens_to_ids
-    endoftext = ids("<|endoftext|>")
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=TEXT_HEADS,
-        num_key_value_heads=1,
-        max_position_embeddings=4096,
-        rope_parameters={
-            "rope_type": "default",
-            "rope_theta": 1000000.0,
-            "mrope_section": MROPE_SECTION,
-        },
-        bos_token_id=endoftext,
-        eos_token_id=ids("<|im_end|>"),
-        pad_token_id=endoftext,
-    )
+    text = _text_config(tokenizer)
     vision = dict(
         depth=2,
         hidden_size=32,

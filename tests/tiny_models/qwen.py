@@ -276,22 +276,27 @@ def _build_retriever(
 def _build_generator(
     folder: Path, model_class, processor_class, config_fn, seed_value: int
 ) -> Path:
-    from transformers import GenerationConfig
-
     seed(seed_value)
     processor = _generator_processor(processor_class)
     tokenizer = processor.tokenizer
     # Untied head (as Qwen2-VL-7B): a tied random head just echoes the last prompt token ("\n")
     # forever, an untied one greedily writes varied words.
     model = model_class(config_fn(tokenizer, tie_word_embeddings=False)).eval()
+    model.generation_config = generation_config(tokenizer)
+    return save(folder, processor, model)
+
+
+def generation_config(tokenizer):
+    """Greedy decoding that stops at the end of the assistant's turn, as Qwen's answerers do."""
+    from transformers import GenerationConfig
+
     endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    model.generation_config = GenerationConfig(
+    return GenerationConfig(
         bos_token_id=endoftext,
         eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), endoftext],
         pad_token_id=endoftext,
         max_new_tokens=16,
     )
-    return save(folder, processor, model)
 
 
 def build_colqwen2(out_root: Path) -> Path:

@@ -17,8 +17,10 @@ from tests.tiny_models.qwen import (
     CHAT_TEMPLATE,
     TEXT_HEADS,
     TEXT_HIDDEN,
+    _text_config,
     _token_ids,
     build_tokenizer,
+    generation_config,
 )
 
 PATCH_SIZE = 16  # Qwen3-VL: one merged visual token covers 32 x 32 pixels
@@ -49,25 +51,14 @@ def _processor(processor_class, min_pixels: int, max_pixels: int):
 def qwen3_vl_config(tokenizer, tie_word_embeddings: bool = True, moe: bool = False):
     from transformers import Qwen3VLConfig, Qwen3VLMoeConfig
 
-    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=TEXT_HEADS,
-        num_key_value_heads=1,
+    text = _text_config(tokenizer) | dict(
         head_dim=HEAD_DIM,
-        max_position_embeddings=4096,
         rope_parameters={
             "rope_type": "default",
             "rope_theta": 5000000.0,
             "mrope_section": MROPE_SECTION,
             "mrope_interleaved": True,
         },
-        bos_token_id=endoftext,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=endoftext,
     )
     if moe:  # Qwen3-VL-30B-A3B's shape, tiny: 4 experts, 2 per token
         text |= dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
@@ -98,21 +89,13 @@ def qwen3_5_config(tokenizer, tie_word_embeddings: bool = True, dim: int | None 
     each head rotated (M-RoPE over 8 of 32 dimensions), Qwen3-VL's vision tower."""
     from transformers import Qwen3_5Config
 
-    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    text = dict(
-        vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=TEXT_HEADS,
-        num_key_value_heads=1,
+    text = _text_config(tokenizer) | dict(
         head_dim=HEAD_DIM,
         layer_types=["linear_attention", "full_attention"],
         linear_key_head_dim=16,
         linear_value_head_dim=16,
         linear_num_key_heads=2,
         linear_num_value_heads=2,
-        max_position_embeddings=4096,
         rope_parameters={
             "rope_type": "default",
             "rope_theta": 10000000.0,
@@ -120,9 +103,6 @@ def qwen3_5_config(tokenizer, tie_word_embeddings: bool = True, dim: int | None 
             "mrope_section": [2, 1, 1],
             "mrope_interleaved": True,
         },
-        bos_token_id=endoftext,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=endoftext,
     )
     vision = dict(
         depth=2,
@@ -180,19 +160,12 @@ def build_colqwen3_5(out_root: Path) -> Path:
 
 
 def _build_answerer(folder: Path, model_class, config_fn, seed_value: int) -> Path:
-    from transformers import GenerationConfig, Qwen3VLProcessor
+    from transformers import Qwen3VLProcessor
 
     seed(seed_value)
     processor = _processor(Qwen3VLProcessor, GENERATOR_MIN_PIXELS, GENERATOR_MAX_PIXELS)
-    tokenizer = processor.tokenizer
-    model = model_class(config_fn(tokenizer, tie_word_embeddings=False)).eval()
-    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    model.generation_config = GenerationConfig(
-        bos_token_id=endoftext,
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), endoftext],
-        pad_token_id=endoftext,
-        max_new_tokens=16,
-    )
+    model = model_class(config_fn(processor.tokenizer, tie_word_embeddings=False)).eval()
+    model.generation_config = generation_config(processor.tokenizer)
     return save(folder, processor, model)
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 ARCHITECTURES = ("colqwen2", "colpali")  # the indexing benchmark's --full-size models
-FAMILIES = ("colqwen3", "colmodernvbert")  # one page each: python -m benchmarks.full_size
+FAMILIES = ("colqwen3", "colmodernvbert", "colqwen2_5_omni")  # one page each
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16 = (
     ("H100 PCIe", 756e12),
@@ -87,6 +87,10 @@ def build(name: str, device: str, layers: int | None = None):
             from tests.tiny_models.modernvbert import colmodernvbert_at_scale
 
             return colmodernvbert_at_scale(layers)
+        if name == "colqwen2_5_omni":
+            from tests.tiny_models.omni import colqwen2_5_omni_at_scale
+
+            return colqwen2_5_omni_at_scale(layers)
     known = ", ".join((*ARCHITECTURES, *FAMILIES))
     raise SystemExit(f"unknown architecture {name!r}: expected one of {known}")
 
@@ -111,10 +115,11 @@ def _default(device: str, dtype: torch.dtype):
 
 def flops_per_page(model, inputs) -> float:
     """2 x (vision parameters x vision tokens + other parameters x tokens) per page, averaged
-    over the batch; the vocabulary table is a lookup, not a matmul."""
+    over the batch; the vocabulary table is a lookup, not a matmul, and an audio tower (Omni)
+    does not run on pages."""
     vision, other = 0, 0
     for name, parameter in model.named_parameters():
-        if "embed_tokens" in name:
+        if "embed_tokens" in name or "audio_tower" in name:  # a lookup; idle for pages
             continue
         if "visual" in name or "vision_tower" in name or "vision_model" in name:
             vision += parameter.numel()

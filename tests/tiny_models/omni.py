@@ -144,3 +144,56 @@ def build_colqwen2_5_omni(out_root: Path) -> Path:
     model = ColQwen2_5Omni(thinker_config(processor.tokenizer)).eval()
     randomize_bias(model.custom_text_proj)
     return save(folder, processor, model)
+
+
+def colqwen2_5_omni_at_scale(layers: int | None = None):
+    """A ``ColQwen2_5Omni`` at Qwen2.5-Omni-3B's thinker size (the base of
+    vidore/colqwen-omni-v0.1), from its published config: text 2048 wide, 36 layers, 16 heads
+    with 2 KV heads, MLP 11008; Qwen2.5-VL's vision tower (1280 wide, 32 blocks, 16 heads, MLP
+    3420, full attention every 8th block); a Whisper-large audio encoder (1280 wide, 32
+    layers), idle for pages. ``layers`` overrides every layer count; pages up to 768 cells."""
+    from colpali_engine.models import ColQwen2_5Omni
+
+    from rag.families import named
+
+    named("colqwen2_5_omni").prepare()
+    processor = _processor()
+    processor.image_processor.max_pixels = 768 * TOKEN_PIXELS
+    config = thinker_config(processor.tokenizer).to_dict()
+    depth = layers or 32
+    text = config["text_config"] | dict(
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_hidden_layers=layers or 36,
+        num_attention_heads=16,
+        num_key_value_heads=2,
+    )
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [16, 24, 24]}
+    text.pop("layer_types", None)
+    vision = config["vision_config"] | dict(
+        depth=depth,
+        hidden_size=1280,
+        intermediate_size=3420,
+        num_heads=16,
+        out_hidden_size=2048,
+        fullatt_block_indexes=[i for i in range(7, depth, 8)] or [0],
+    )
+    audio = config["audio_config"] | dict(
+        d_model=1280,
+        encoder_layers=layers or 32,
+        encoder_attention_heads=20,
+        encoder_ffn_dim=5120,
+        num_mel_bins=128,
+        output_dim=2048,
+        max_source_positions=1500,
+        n_window=100,
+    )
+    keep = {key: config[key] for key in config if key.endswith(("_id", "_index"))}
+    from transformers import Qwen2_5OmniThinkerConfig
+
+    model_config = Qwen2_5OmniThinkerConfig(
+        audio_config=audio, vision_config=vision, text_config=text, **keep
+    )
+    model = ColQwen2_5Omni(model_config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor

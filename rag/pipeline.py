@@ -43,7 +43,7 @@ from rag.overlay import render_overlay
 from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
 from rag.retriever import Retriever
 from rag.sources import find_documents
-from rag.tags import changed_tags, clean_tags
+from rag.tags import clean_tags
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class Pipeline:
         except PdfError as error:
             return IndexResult(name, "refused", error=str(error))
         if result.status == "skipped" and tags:
-            self.index.set_tags(result.doc_id, changed_tags(self.find(result.doc_id).tags, tags))
+            self.index.change_tags(result.doc_id, add=tags)
         return result
 
     def add_paths(
@@ -289,8 +289,7 @@ class Pipeline:
 
     def tag(self, ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Document:
         """Add and remove tags of the document ``ref`` (an id or an exact name)."""
-        document = self.find(ref)
-        return self.index.set_tags(document.doc_id, changed_tags(document.tags, add, remove))
+        return self.index.change_tags(self.find(ref).doc_id, add, remove)
 
     def scope(self, docs: Iterable[str] = (), tags: Iterable[str] = ()) -> set[str] | None:
         """The ids of the documents ``docs`` (ids or exact names) and of those carrying any of

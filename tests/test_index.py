@@ -269,3 +269,14 @@ def test_vectors_of_any_width_are_stored_and_searched(tmp_path, mode):
         exact = maxsim(pages[6][:5], index.page_embedding(hit.doc_id, hit.page_number))
         assert hit.score == pytest.approx(float(exact), abs=2e-2)
     assert index.dim == 320 and index.page_embedding("aaaa", 1).shape == pages[0].shape
+
+
+def test_tag_changes_of_two_writers_are_both_kept(tmp_path):
+    """Each change reads the record under the writer lock: a tag another process added after
+    this one last read the folder is not lost."""
+    server, cli = LocalIndex(tmp_path, RETRIEVER), LocalIndex(tmp_path, RETRIEVER)
+    _add(server, "aaaa", _pages(0, 1))
+    assert server.get("aaaa").tags == ()  # the server has read the record
+    cli.change_tags("aaaa", add=["finance"])
+    assert server.change_tags("aaaa", add=["2024"]).tags == ("2024", "finance")
+    assert cli.get("aaaa").tags == ("2024", "finance")  # and the other process sees it

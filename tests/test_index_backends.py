@@ -139,10 +139,10 @@ def test_tags_are_kept_in_the_records_and_survive_a_restart(make_index, kind):
     index = make_index()
     _add(index, "aaaa", _pages(0, 1))
     _add(index, "bbbb", _pages(1, 1))
-    assert index.set_tags("aaaa", ("2024", "finance")).tags == ("2024", "finance")
+    assert index.change_tags("aaaa", add=["2024", "Finance"]).tags == ("2024", "finance")
     assert [d.tags for d in index.documents()] == [("2024", "finance"), ()]
     with pytest.raises(DocumentNotFoundError):
-        index.set_tags("zzzz", ("x",))
+        index.change_tags("zzzz", add=["x"])
     if kind in PERSISTENT:
         _close(index)
         assert make_index().get("aaaa").tags == ("2024", "finance")

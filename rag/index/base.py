@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +78,13 @@ class Index(ABC):
     def page_image(self, doc_id: str, page_number: int) -> Path:
         return self.store.page_image(doc_id, page_number)
 
-    def set_tags(self, doc_id: str, tags: tuple[str, ...]) -> Document:
-        """Replace a document's tags (``rag.tags``-cleaned); DocumentNotFoundError if absent."""
+    def change_tags(
+        self, doc_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> Document:
+        """Add and remove a document's tags, atomically across processes (rag.index.store);
+        DocumentNotFoundError if absent, TagError for a bad tag."""
         with self._lock:
-            return self.store.set_tags(doc_id, tags)
+            return self.store.change_tags(doc_id, add, remove)
 
     @abstractmethod
     def search(

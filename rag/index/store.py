@@ -26,7 +26,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -43,6 +43,7 @@ from rag.index.files import (
     trash_folder,
     writer_lock,
 )
+from rag.tags import changed_tags
 
 HEADER = "index.json"
 GENERATION = "generation"
@@ -162,15 +163,18 @@ class DocumentStore:
         self._loaded(document, target)
         return True
 
-    def set_tags(self, doc_id: str, tags: tuple[str, ...]) -> Document:
-        """Replace a document's tags (cleaned by the caller): its record is rewritten in one
-        atomic replace, under the writer lock."""
+    def change_tags(
+        self, doc_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
+    ) -> Document:
+        """Add and remove a document's tags (``rag.tags`` rules). The record is read and
+        rewritten under the writer lock, in one atomic replace: a tag another process changed
+        meanwhile is never lost."""
         with self.lock():
             self.refresh()
             document = self._documents.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            changed = replace(document, tags=tags)
+            changed = replace(document, tags=changed_tags(document.tags, add, remove))
             atomic_write(self.folder(doc_id) / "doc.json", json.dumps(asdict(changed), indent=2))
             atomic_write(self.root / GENERATION, uuid.uuid4().hex)  # others: reread records
             self._documents[doc_id] = changed

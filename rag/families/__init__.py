@@ -52,12 +52,15 @@ def named(name: str) -> Family:
 def retriever_family(source: ModelSource) -> RetrieverFamily:
     """The retriever family of ``source``; UnsupportedModelError if it is none (an answerer,
     a text-only model, an unknown type)."""
-    # An adapter trained for retrieval may sit on a plain VLM: its base's type decides.
-    family = _match(retrievers(), source.config, other_kind_refused=not source.adapter_base)
+    config = source.config
+    family = _by_architecture(retrievers(), config)
+    # A plain VLM is an answerer; an adapter trained for retrieval on one takes its base's type.
+    if family is None and (source.adapter_base or not _by_architecture(answerers(), config)):
+        family = _by_model_type(retrievers(), config)
     if family is None:
         labels = ", ".join(f.label for f in retrievers())
         raise UnsupportedModelError(
-            f"{source.model_id}: {_found(source.config)} is not a retriever this app supports "
+            f"{source.model_id}: {_found(config)} is not a retriever this app supports "
             f"({labels}); set RAG_RETRIEVER to one, e.g. {DEFAULT_RETRIEVER}"
         )
     return family
@@ -68,10 +71,11 @@ def answerer_family(source: ModelSource) -> AnswererFamily:
     and an image processor gets the generic chat-template path, with one warning; a retriever
     or a text-only model is refused."""
     config = source.config
-    retriever = _match(retrievers(), config, by_type=False)
-    family = None if retriever else _match(answerers(), config)
-    if family is not None:
-        return family
+    retriever = _by_architecture(retrievers(), config)
+    if retriever is None:
+        family = _by_architecture(answerers(), config) or _by_model_type(answerers(), config)
+        if family is not None:
+            return family
     labels = ", ".join(f.label for f in answerers())
     if retriever is not None:
         raise UnsupportedModelError(
@@ -91,27 +95,15 @@ def answerer_family(source: ModelSource) -> AnswererFamily:
     )
 
 
-def _match(
-    families: list, config: dict, by_type: bool = True, other_kind_refused: bool = True
-) -> Family | None:
-    """The family naming one of the config's architectures, else (``by_type``) its
-    model_type, unless the architectures name a model of the other kind (and
-    ``other_kind_refused``)."""
+def _by_architecture(families: list, config: dict) -> Family | None:
+    """The family naming one of the config's architectures."""
     architectures = config.get("architectures") or []
-    for architecture in architectures:
-        for family in families:
-            if architecture in family.architectures:
-                return family
-    if not by_type or (other_kind_refused and _other_kind(families, architectures)):
-        return None
+    return next((f for f in families for a in architectures if a in f.architectures), None)
+
+
+def _by_model_type(families: list, config: dict) -> Family | None:
     model_type = config.get("model_type", "")
-    return next((family for family in families if model_type in family.model_types), None)
-
-
-def _other_kind(families: list, architectures: list[str]) -> bool:
-    """The architectures name a family of the other kind (a retriever given as answerer)."""
-    others = answerers() if families == retrievers() else retrievers()
-    return any(architecture in f.architectures for f in others for architecture in architectures)
+    return next((f for f in families if model_type in f.model_types), None)
 
 
 def _found(config: dict) -> str:
@@ -125,9 +117,10 @@ def _takes_images(config: dict) -> bool:
 
 
 def _chat_template(source: ModelSource) -> bool:
-    names = ("chat_template.jinja", "chat_template.json", "processor_config.json")
-    return any(has_file(source, name) for name in names) or has_file(
-        source, "tokenizer_config.json", containing="chat_template"
+    files = ("chat_template.jinja", "chat_template.json")
+    configs = ("tokenizer_config.json", "processor_config.json")
+    return any(has_file(source, name) for name in files) or any(
+        has_file(source, name, containing="chat_template") for name in configs
     )
 
 

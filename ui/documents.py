@@ -124,7 +124,8 @@ def render(collections: Collections) -> DocumentsPanel:
             allow_custom_value=True,
         )
         delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
-    with gr.Row():
+    # Folded: on a phone the question box comes right after the documents panel.
+    with gr.Accordion("Tags of the chosen document", open=False, elem_id="tags"), gr.Row():
         add_tags = gr.Textbox(label="Add tags", placeholder="finance 2024", scale=2, max_lines=1)
         remove_tags = gr.Textbox(label="Remove tags", scale=2, max_lines=1)
         retag = gr.Button("Apply tags", scale=1, elem_id="tag")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
+from rag.chat import Turn, rewrite_prompt, standalone
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
@@ -24,6 +25,9 @@ from rag.torch_compat import ensure_torchvision
 logger = logging.getLogger(__name__)
 
 __all__ = ["Generator", "PageImage"]
+
+# A standalone question is one short line: longer replies are cut by rag.chat.standalone.
+REWRITE_TOKENS = 64
 
 
 class Generator:
@@ -64,24 +68,44 @@ class Generator:
         return cls(model, processor, family, settings)
 
     def answer(
-        self, question: str, pages: list[PageImage], max_new_tokens: int | None = None
+        self,
+        question: str,
+        pages: list[PageImage],
+        max_new_tokens: int | None = None,
+        history: Sequence[Turn] = (),
     ) -> str:
-        """The whole answer at once (greedy decoding)."""
-        inputs = self.build_inputs(question, pages)
+        """The whole answer at once (greedy decoding), after the earlier turns ``history``."""
+        return self._generate(self.build_inputs(question, pages, history), max_new_tokens)
+
+    def rewrite(self, question: str, history: Sequence[Turn]) -> str:
+        """``question`` as a standalone question, written from the conversation ``history``
+        (text only, greedy); ``question`` itself for a family that cannot rewrite."""
+        inputs = self.family.text_inputs(self.processor, rewrite_prompt(question, history))
+        if inputs is None:
+            return question.strip()
+        reply = self._generate(inputs.to(self.model.device), REWRITE_TOKENS)
+        return standalone(reply, question)
+
+    def _generate(self, inputs, max_new_tokens: int | None) -> str:
         with self._lock, torch.inference_mode():
             output = self.model.generate(**inputs, **self._generation_kwargs(max_new_tokens))
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         return self._clean(self.processor.decode(new_tokens, skip_special_tokens=True))
 
     def stream(
-        self, question: str, pages: list[PageImage], max_new_tokens: int | None = None
+        self,
+        question: str,
+        pages: list[PageImage],
+        max_new_tokens: int | None = None,
+        history: Sequence[Turn] = (),
     ) -> Iterator[str]:
         """The answer as it is generated: successive text pieces whose concatenation equals
-        ``answer(question, pages)``. Closing the iterator early (a user who went away) stops
-        the generation at the next token, freeing the model for the next request."""
+        ``answer(question, pages, history=history)``. Closing the iterator early (a stop
+        button, a user who went away) stops the generation at the next token, freeing the
+        model for the next request."""
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        inputs = self.build_inputs(question, pages)
+        inputs = self.build_inputs(question, pages, history)
         streamer = TextIteratorStreamer(
             self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True
         )
@@ -114,13 +138,18 @@ class Generator:
         if failure:
             raise failure[0]
 
-    def build_inputs(self, question: str, pages: list[PageImage]):
+    def build_inputs(self, question: str, pages: list[PageImage], history: Sequence[Turn] = ()):
         """Tokenised prompt + pixel values for this family, on the model's device."""
         if not pages:
             raise ValueError("no pages to answer from")
         settings = self.settings
         inputs = self.family.build_inputs(
-            self.processor, question, pages, settings.answer_min_pixels, settings.answer_max_pixels
+            self.processor,
+            question,
+            pages,
+            settings.answer_min_pixels,
+            settings.answer_max_pixels,
+            history=history,
         )
         return inputs.to(self.model.device)
 

@@ -23,6 +23,17 @@ _NOISE = set(string.punctuation) | {"¿", "¡", "…", "“", "”", "‘", "’
 class QueryToken:
     index: int  # row in the query embedding
     text: str  # the token as it reads in the question
+    start: int = -1  # where it reads: question[start:end] (-1: unknown)
+    end: int = -1
+
+
+@dataclass(frozen=True)
+class QueryWord:
+    """A word of the question as a reader sees it ("2024"), made of one or more tokens
+    (``2``, ``0``, ``2``, ``4``); its map combines theirs."""
+
+    text: str
+    indices: tuple[int, ...]  # rows in the query embedding
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,8 @@ def meaningful_tokens(tokenizer, token_ids: list[int], question: str) -> list[Qu
         spans.append((len(decoded), len(text)))
         decoded = text
     start = decoded.find(question)
-    if start < 0:  # the tokenizer normalised the text; fall back to the whole sequence
+    found = start >= 0
+    if not found:  # the tokenizer normalised the text; fall back to the whole sequence
         start, stop = 0, len(decoded)
     else:
         stop = start + len(question)
@@ -59,10 +71,42 @@ def meaningful_tokens(tokenizer, token_ids: list[int], question: str) -> list[Qu
     for index, (begin, end) in enumerate(spans):
         if token_ids[index] in special or end <= start or begin >= stop:
             continue
-        text = decoded[max(begin, start) : min(end, stop)].strip()
-        if text and not all(char in _NOISE for char in text):
-            tokens.append(QueryToken(index, text))
+        low, high = max(begin, start), min(end, stop)
+        text = decoded[low:high]
+        if text.strip() and not all(char in _NOISE for char in text.strip()):
+            # Offsets in the question, around the text without its surrounding spaces.
+            left = low - start + len(text) - len(text.lstrip()) if found else -1
+            right = left + len(text.strip()) if found else -1
+            tokens.append(QueryToken(index, text.strip(), left, right))
     return tokens
+
+
+def words_of(tokens: list[QueryToken], question: str) -> list[QueryWord]:
+    """Tokens merged into the words they spell: tokens that touch in ``question`` (no space or
+    punctuation mark between them) form one word.
+
+    >>> t = [QueryToken(1, "20", 0, 2), QueryToken(2, "24", 2, 4), QueryToken(3, "sales", 5, 10)]
+    >>> [(w.text, w.indices) for w in words_of(t, "2024 sales")]
+    [('2024', (1, 2)), ('sales', (3,))]
+    """
+    words: list[QueryWord] = []
+    begins: list[int] = []  # where each word starts in the question
+    previous_end = None
+    for token in tokens:
+        if words and token.start >= 0 and token.start == previous_end:
+            text = question[begins[-1] : token.end]
+            words[-1] = QueryWord(text, (*words[-1].indices, token.index))
+        else:
+            words.append(QueryWord(token.text, (token.index,)))
+            begins.append(token.start)
+        previous_end = token.end if token.start >= 0 else None
+    return words
+
+
+def word_grid(maps: PageMaps, word: QueryWord) -> torch.Tensor:
+    """(n_y, n_x) map of one word: the mean of its tokens' maps."""
+    grids = [m.grid for m in maps.tokens if m.token.index in word.indices]
+    return torch.stack(grids).mean(dim=0)
 
 
 def similarity_grids(

@@ -11,15 +11,30 @@ from rag.heatmaps import normalize
 ALPHA = 0.55  # map opacity at full strength; weak patches stay see-through
 
 
-def render_overlay(page: Image.Image, grid: torch.Tensor, colormap: str = "inferno") -> Image.Image:
-    """Blend ``grid`` (n_y, n_x) over ``page``: each cell covers its share of the page, and
-    cell (0, 0) its top-left corner. Returns an RGB image the size of ``page``."""
+COLORMAP = "inferno"  # dark (weak match) to bright yellow (strong): readable over white pages
+
+
+def render_overlay(
+    page: Image.Image, grid: torch.Tensor, colormap: str = COLORMAP, opacity: float = ALPHA
+) -> Image.Image:
+    """Blend ``grid`` (n_y, n_x) over ``page`` at ``opacity`` (at full strength; 0 leaves the
+    page as it is): each cell covers its share of the page, and cell (0, 0) its top-left
+    corner. Returns an RGB image the size of ``page``."""
     from matplotlib import colormaps
 
     page = page.convert("RGB")
     strength = normalize(grid.float()).numpy()  # (n_y, n_x) in [0, 1]
     colours = colormaps[colormap](strength)[..., :3]  # (n_y, n_x, 3)
-    rgba = np.concatenate([colours, strength[..., None] * ALPHA], axis=-1)
+    rgba = np.concatenate([colours, strength[..., None] * opacity], axis=-1)
     small = Image.fromarray((rgba * 255).astype(np.uint8))  # 4 channels: RGBA
     layer = small.resize(page.size, resample=Image.Resampling.BICUBIC)
     return Image.alpha_composite(page.convert("RGBA"), layer).convert("RGB")
+
+
+def legend_colours(steps: int = 8, colormap: str = COLORMAP) -> list[str]:
+    """The colour scale from weak to strong match, as ``#rrggbb`` stops (for a legend)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    scale = colormaps[colormap]
+    return [to_hex(scale(i / (steps - 1))) for i in range(steps)]

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from rag.ahead import Behind, ahead
+from rag.chat import Turn, recent
 from rag.config import Settings, page_workers
 from rag.errors import (
     AmbiguousNameError,
@@ -34,12 +35,20 @@ from rag.errors import (
     TagError,
 )
 from rag.generator import Generator, PageImage
-from rag.heatmaps import PageMaps, QueryToken, meaningful_tokens, page_maps
+from rag.heatmaps import (
+    PageMaps,
+    QueryToken,
+    QueryWord,
+    meaningful_tokens,
+    page_maps,
+    word_grid,
+    words_of,
+)
 from rag.index import Document, Hit, Index, open_index
 from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
-from rag.overlay import render_overlay
+from rag.overlay import ALPHA, render_overlay
 from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
 from rag.retriever import Retriever
 from rag.sources import find_documents
@@ -72,36 +81,66 @@ class IndexResult:
     def message(self) -> str:
         if self.status == "indexed":
             notes = f" ({'; '.join(self.warnings)})" if self.warnings else ""
-            return f"{self.file}: indexed {self.pages} pages as {self.doc_id}{notes}"
+            return f"{self.file}: indexed, {plural(self.pages, 'page')}{notes}"
         if self.status == "skipped":
-            return f"{self.file}: already indexed as {self.doc_id}"
+            return f"{self.file}: already indexed ({plural(self.pages, 'page')})"
         reason = (self.error or "").removeprefix(f"{self.file}: ")
         return f"{self.file}: refused: {reason}"
 
 
 @dataclass
 class Answer:
-    """Retrieval done; the answer text is produced on demand by ``stream()`` or ``text()``."""
+    """Retrieval done; the answer text is produced on demand by ``stream()`` or ``text()``.
+
+    ``question`` is what the user asked; ``searched`` what the retriever searched for (the
+    question itself, or a follow-up rewritten to stand alone); ``history`` the earlier turns
+    the answerer reads first."""
 
     question: str
     hits: list[Hit]
-    query_embedding: torch.Tensor  # (q, dim)
-    tokens: list[QueryToken]  # the question's meaningful tokens (heatmap choices)
+    query_embedding: torch.Tensor  # (q, dim), of ``searched``
+    tokens: list[QueryToken]  # the searched text's meaningful tokens
     _pipeline: Pipeline = field(repr=False)
+    searched: str = ""
+    history: tuple[Turn, ...] = ()
     _maps: dict[tuple[str, int], PageMaps] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.searched = self.searched or self.question
+
+    @property
+    def words(self) -> list[QueryWord]:
+        """The searched text's words (tokens of one word merged): the heatmap choices."""
+        return words_of(self.tokens, self.searched)
+
+    @property
+    def rewritten(self) -> bool:
+        return self.searched != self.question
 
     def stream(self, max_new_tokens: int | None = None) -> Iterator[str]:
         pages = self.pages()
         with self._pipeline.models.busy:
-            yield from self._pipeline.generator.stream(self.question, pages, max_new_tokens)
+            yield from self._pipeline.generator.stream(
+                self.question, pages, max_new_tokens, self.history
+            )
 
     def text(self, max_new_tokens: int | None = None) -> str:
         pages = self.pages()
         with self._pipeline.models.busy:
-            return self._pipeline.generator.answer(self.question, pages, max_new_tokens)
+            return self._pipeline.generator.answer(
+                self.question, pages, max_new_tokens, self.history
+            )
 
     def pages(self) -> list[PageImage]:
-        return [PageImage(hit.citation, open_image(hit.image_path)) for hit in self.hits]
+        return [PageImage(hit.citation, self.page_image(hit)) for hit in self.hits]
+
+    def page_image(self, hit: Hit) -> Image.Image:
+        """The retrieved page as it was indexed; DocumentNotFoundError naming the document if
+        it has been deleted since."""
+        try:
+            return open_image(hit.image_path)
+        except FileNotFoundError:
+            raise DocumentNotFoundError(f"{hit.name} has been deleted since") from None
 
     def heatmaps(self, hit: Hit) -> PageMaps:
         """Similarity maps of one retrieved page (computed once, then cached)."""
@@ -110,14 +149,14 @@ class Answer:
             self._maps[key] = self._pipeline.heatmaps(self, hit)
         return self._maps[key]
 
-    def heatmap_image(self, hit: Hit, token_index: int | None = None) -> Image.Image:
-        """The page with the whole-query map (``token_index`` None) or one token's map drawn
-        over it; ``token_index`` is a ``QueryToken.index`` from ``tokens``."""
+    def heatmap_image(
+        self, hit: Hit, word: int | None = None, opacity: float = ALPHA
+    ) -> Image.Image:
+        """The page with the whole-query map (``word`` None) or the map of ``words[word]``
+        drawn over it, at ``opacity`` (0: the page alone)."""
         maps = self.heatmaps(hit)
-        grid = maps.query
-        if token_index is not None:
-            grid = next(m.grid for m in maps.tokens if m.token.index == token_index)
-        return render_overlay(open_image(hit.image_path), grid)
+        grid = maps.query if word is None else word_grid(maps, self.words[word])
+        return render_overlay(self.page_image(hit), grid, opacity=opacity)
 
 
 class Models:
@@ -186,6 +225,25 @@ class Pipeline:
             except (RagError, ValueError) as error:  # another app's folder, a mismatched index
                 logger.warning("collection %s: %s; removing its folder", folder.name, error)
         shutil.rmtree(root, ignore_errors=True)
+
+    def model_problems(self) -> list[str]:
+        """Why the retriever or the answerer could not load, found without loading either (their
+        configs are read, not their weights): one line each, naming the model and the fix; empty
+        when both are found and supported."""
+        from rag.families import answerer_family, retriever_family
+        from rag.models import locate
+
+        checks = (
+            (self.settings.retriever, "RAG_RETRIEVER", retriever_family),
+            (self.settings.generator, "RAG_GENERATOR", answerer_family),
+        )
+        problems = []
+        for model_id, setting, family_of in checks:
+            try:
+                family_of(locate(model_id, setting))
+            except RagError as error:
+                problems.append(str(error))
+        return problems
 
     def warm(self, search: bool = True) -> None:
         """Prepare before the first request: the index's search layout (``search``) and, in binary
@@ -379,29 +437,60 @@ class Pipeline:
         top_k: int | None = None,
         docs: Iterable[str] = (),
         tags: Iterable[str] = (),
+        *,
+        history: Iterable[Turn] = (),
+        rewrite: bool = True,
     ) -> Answer:
         """Retrieve the best pages for ``question`` (within the documents ``docs`` and those
-        tagged any of ``tags``, if given: ``scope``); the answer streams from the result."""
+        tagged any of ``tags``, if given: ``scope``); the answer streams from the result.
+
+        ``history``: the conversation's earlier turns. The answerer reads them before the
+        pages; with ``rewrite``, it first rewrites a follow-up as a standalone question, and
+        that is what the retriever searches (``Answer.searched``)."""
         question = question.strip()
         if not question:
             raise RagError("the question is empty")
         if not self.index.documents():
             raise EmptyIndexError("no documents are indexed yet: add a PDF first")
         scope = self.scope(docs, tags)  # refuses an unknown document or tag before any model
+        history = recent(history)
+        searched = self._standalone(question, history) if history and rewrite else question
         retriever = self.retriever
         with self.models.busy:
-            query = retriever.embed_query(question)
+            query = retriever.embed_query(searched)
         hits = self.index.search(query, top_k or self.settings.top_k, scope)
         tokens = meaningful_tokens(
-            retriever.processor.tokenizer, retriever.query_token_ids(question), question
+            retriever.processor.tokenizer, retriever.query_token_ids(searched), searched
         )
-        return Answer(question, hits, query, tokens, self)
+        return Answer(question, hits, query, tokens, self, searched, history)
+
+    def _standalone(self, question: str, history: tuple[Turn, ...]) -> str:
+        generator = self.generator
+        with self.models.busy:
+            searched = generator.rewrite(question, history)
+        logger.info("follow-up %r searched as %r", question, searched)
+        return searched
 
     def heatmaps(self, answer: Answer, hit: Hit) -> PageMaps:
-        """Per-token and whole-query similarity maps of one retrieved page."""
-        page = self.index.page_embedding(hit.doc_id, hit.page_number)
-        image = open_image(hit.image_path)
+        """Per-token and whole-query similarity maps of one retrieved page; a page whose
+        document has been deleted since raises DocumentNotFoundError naming it."""
+        if self.index.get(hit.doc_id) is None:
+            raise DocumentNotFoundError(f"{hit.name} has been deleted since")
+        image = answer.page_image(hit)
+        try:
+            page = self.index.page_embedding(hit.doc_id, hit.page_number)
+        except DocumentNotFoundError:  # deleted in between
+            raise DocumentNotFoundError(f"{hit.name} has been deleted since") from None
         return page_maps(self.retriever, image, page, answer.query_embedding, answer.tokens)
+
+
+def plural(count: int, noun: str) -> str:
+    """``count`` and the noun, in the plural unless the count is one.
+
+    >>> plural(1, "page"), plural(3, "page")
+    ('1 page', '3 pages')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def prepare_depth(workers: int, batch_size: int) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
+from rag.chat import QUESTION_CHARS, Turn
 from rag.config import Settings
 from rag.generator import Generator, PageImage
 from tests.tiny_models import GENERATORS
@@ -115,3 +117,37 @@ def test_closing_the_stream_early_stops_generation(generator):
     assert counted and counted[0] < 400
     assert generator._lock.acquire(blocking=False)  # the model is free again
     generator._lock.release()
+
+
+HISTORY = [Turn("What was the revenue in 2024?", "63.8 million euros [report.pdf p.1].")]
+
+
+def test_earlier_turns_come_before_the_pages_and_the_stream_still_equals_the_answer(generator):
+    alone = generator.build_inputs("And in 2023?", pages()[:1])
+    after = generator.build_inputs("And in 2023?", pages()[:1], HISTORY)
+    prompt = generator.processor.tokenizer.decode(after["input_ids"][0])
+    if generator.family.name == "paligemma":  # no conversation: follow-ups come rewritten
+        assert torch.equal(alone["input_ids"], after["input_ids"])
+        return
+    assert "revenue in 2024" in prompt and "63.8 million euros" in prompt
+    assert prompt.index("63.8 million euros") < prompt.index("And in 2023?")
+    whole = generator.answer("And in 2023?", pages()[:1], history=HISTORY)
+    assert "".join(generator.stream("And in 2023?", pages()[:1], history=HISTORY)) == whole
+
+
+def test_a_follow_up_is_rewritten_from_the_conversation(generator, monkeypatch):
+    seen = []
+    real = generator.family.text_inputs
+
+    def spying(processor, prompt):
+        seen.append(prompt)
+        return real(processor, prompt)
+
+    monkeypatch.setattr(generator.family, "text_inputs", spying)
+    searched = generator.rewrite("And in 2023?", HISTORY)
+    assert "User: What was the revenue in 2024?" in seen[0]
+    assert "Assistant: 63.8 million euros" in seen[0] and "Follow-up: And in 2023?" in seen[0]
+    assert searched.strip() and "\n" not in searched and len(searched) <= QUESTION_CHARS
+    assert searched == generator.rewrite("And in 2023?", HISTORY)  # greedy: repeatable
+    if generator.family.name == "paligemma":  # it cannot follow the instruction: as asked
+        assert searched == "And in 2023?"

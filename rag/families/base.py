@@ -9,11 +9,14 @@ an image budget in its own units. Nothing outside ``rag/families/`` branches on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from PIL import Image
+
+from rag.chat import Turn
 
 INSTRUCTION = (
     "Answer the question using only the document pages above. Cite the page each fact comes "
@@ -103,10 +106,20 @@ class AnswererFamily(Family):
         pages: list[PageImage],
         min_pixels: int,
         max_pixels: int,
+        *,
+        history: Sequence[Turn] = (),
     ) -> Any:
         """Tokenised prompt and pixel values for ``question`` over ``pages`` (on the CPU),
-        each page within the pixel budget, in this family's own units."""
+        each page within the pixel budget, in this family's own units, after the earlier
+        turns of the conversation (``history``, text only)."""
         raise NotImplementedError
+
+    def text_inputs(self, processor: Any, prompt: str) -> Any | None:
+        """Tokenised text-only ``prompt`` (one user turn, no image), for rewriting a follow-up
+        as a standalone question; None for a family that cannot follow such instructions."""
+        messages = [{"role": "user", "content": [{"type": "text", "text": prompt}]}]
+        text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return processor(text=[text], return_tensors="pt")
 
     def clean(self, text: str) -> str:
         """Decoded text as shown (a family whose special tokens survive decoding strips them)."""
@@ -117,14 +130,29 @@ def instruction(question: str, pages: list[PageImage]) -> str:
     return INSTRUCTION.format(example=pages[0].label, question=question.strip())
 
 
-def chat_template_inputs(processor: Any, question: str, pages: list[PageImage]) -> Any:
-    """The generic image-text-to-text path: each page's label and an image placeholder in one
-    user turn, then the instruction, through the processor's own chat template."""
+def history_messages(history: Sequence[Turn]) -> list[dict]:
+    """Earlier turns as chat-template messages: the user's question, then the reply."""
+    messages = []
+    for turn in history:
+        messages.append({"role": "user", "content": [{"type": "text", "text": turn.question}]})
+        if turn.answer:
+            messages.append(
+                {"role": "assistant", "content": [{"type": "text", "text": turn.answer}]}
+            )
+    return messages
+
+
+def chat_template_inputs(
+    processor: Any, question: str, pages: list[PageImage], history: Sequence[Turn] = ()
+) -> Any:
+    """The generic image-text-to-text path: the earlier turns, then each page's label and an
+    image placeholder in one user turn with the instruction, through the processor's own chat
+    template."""
     content: list[dict] = []
     for page in pages:
         content += [{"type": "text", "text": page.label}, {"type": "image"}]
     content.append({"type": "text", "text": instruction(question, pages)})
-    messages = [{"role": "user", "content": content}]
+    messages = [*history_messages(history), {"role": "user", "content": content}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     images = [[page.image.convert("RGB") for page in pages]]
     return processor(text=[prompt], images=images, return_tensors="pt")

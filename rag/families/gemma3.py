@@ -14,8 +14,8 @@ class Gemma3(AnswererFamily):
     model_types = ("gemma3",)
     examples = ("google/gemma-3-4b-it", "google/gemma-3-12b-it")
 
-    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
-        return chat_template_inputs(processor, question, pages)
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels, *, history=()):
+        return chat_template_inputs(processor, question, pages, history)
 
 
 ANSWERER = Gemma3()

@@ -11,8 +11,8 @@ class GenericChatTemplate(AnswererFamily):
     name = "generic"
     label = "generic image-text-to-text (chat template)"
 
-    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
-        return chat_template_inputs(processor, question, pages)
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels, *, history=()):
+        return chat_template_inputs(processor, question, pages, history)
 
 
 FALLBACK = GenericChatTemplate()

@@ -18,8 +18,8 @@ class Idefics3(AnswererFamily):
         "HuggingFaceTB/SmolVLM2-500M-Video-Instruct",
     )
 
-    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
-        return chat_template_inputs(processor, question, pages)
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels, *, history=()):
+        return chat_template_inputs(processor, question, pages, history)
 
 
 ANSWERER = Idefics3()

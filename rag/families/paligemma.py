@@ -19,11 +19,15 @@ class PaliGemma(AnswererFamily):
     model_types = ("paligemma",)
     examples = ("google/paligemma-3b-mix-448", "google/paligemma2-3b-mix-448")
 
-    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
-        # Mix checkpoints follow task prefixes, not instructions.
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels, *, history=()):
+        # Mix checkpoints follow task prefixes, not instructions, nor a conversation: a
+        # follow-up reaches them already rewritten as a standalone question (rag.chat).
         prompt = "<image>" * len(pages) + f"answer en {question.strip()}"
         images = [[page.image.convert("RGB") for page in pages]]
         return processor(text=[prompt], images=images, return_tensors="pt")
+
+    def text_inputs(self, processor, prompt):
+        return None  # no chat template, and its processor wants an image
 
     def clean(self, text):
         return _LOCATION_TOKENS.sub("", text)

@@ -4,7 +4,7 @@ images sized by qwen-vl-utils' ``process_vision_info`` within the pixel budget, 
 
 from __future__ import annotations
 
-from rag.families.base import AnswererFamily, instruction
+from rag.families.base import AnswererFamily, history_messages, instruction
 
 
 class QwenVL(AnswererFamily):
@@ -15,7 +15,7 @@ class QwenVL(AnswererFamily):
     examples = ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2.5-VL-3B-Instruct")
     cell = 28  # pixels per side of one visual token
 
-    def build_inputs(self, processor, question, pages, min_pixels, max_pixels):
+    def build_inputs(self, processor, question, pages, min_pixels, max_pixels, *, history=()):
         from qwen_vl_utils import process_vision_info
 
         content: list[dict] = []
@@ -24,7 +24,7 @@ class QwenVL(AnswererFamily):
             image = {"type": "image", "image": page.image.convert("RGB")}
             content.append({**image, "min_pixels": min_pixels, "max_pixels": max_pixels})
         content.append({"type": "text", "text": instruction(question, pages)})
-        messages = [{"role": "user", "content": content}]
+        messages = [*history_messages(history), {"role": "user", "content": content}]
         prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         images, _ = process_vision_info(messages, image_patch_size=self.cell // 2)
         return processor(text=[prompt], images=images, padding=True, return_tensors="pt")

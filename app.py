@@ -4,6 +4,8 @@ pipeline, run one command.
     python app.py [serve] [--host H] [--port P] [--public]   the web app
     python app.py index PATH... [--json] [--tag T]...        index PDFs (files or folders)
     python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer] [--doc D]... [--tag T]...
+    python app.py chat [--top-k K] [--json] [--no-rewrite] [--doc D]... [--tag T]...
+                                                             questions and follow-ups on stdin
     python app.py list [--json] [--tag T]...
     python app.py tag DOC [--add T]... [--remove T]...
     python app.py delete DOC                                 DOC: an id or an exact name
@@ -24,6 +26,18 @@ from rag.config import Settings
 from rag.errors import ConfigError, RagError
 from rag.names import display_name
 from rag.pipeline import IndexResult, Pipeline
+
+
+class UsageError(Exception):
+    """The command line asks for something that cannot be done (exit status 1)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors exit 1, as every other error of the CLI does (not 2)."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"error: {message}\n")
 
 
 def add_common_options(parser: argparse.ArgumentParser, default: object = None) -> None:
@@ -83,10 +97,10 @@ def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="app.py", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="app.py", description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     add_serve_options(parser)  # `python app.py` alone serves, so it takes serve's options too
-    sub_common = argparse.ArgumentParser(add_help=False)
+    sub_common = Parser(add_help=False)
     add_common_options(sub_common, default=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command")
 
@@ -105,10 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = commands.add_parser("ask", parents=[sub_common], help="ask a question")
     ask.add_argument("question")
-    ask.add_argument("--top-k", type=int, default=None)
-    ask.add_argument("--json", action="store_true")
+    add_question_options(ask)
     ask.add_argument("--no-answer", action="store_true", help="retrieve pages only")
-    add_scope_options(ask)
+
+    chat = commands.add_parser(
+        "chat",
+        parents=[sub_common],
+        help="a conversation: one question per line on stdin, follow-ups understood in context",
+    )
+    add_question_options(chat)
+    chat.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="search each line as it is, not as a standalone question written from the history",
+    )
 
     listing = commands.add_parser("list", parents=[sub_common], help="list indexed documents")
     listing.add_argument("--json", action="store_true")
@@ -126,8 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_question_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--top-k", type=positive_int, default=None, help="pages to retrieve (default 3)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per answer")
+    add_scope_options(parser)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def add_scope_options(parser: argparse.ArgumentParser) -> None:
-    """Where ``ask`` searches: documents and tags, all of them together (none: everything)."""
+    """Where a question searches: documents and tags, all of them together (none: everything)."""
     parser.add_argument(
         "--doc", action="append", default=[], help="search within this document (id or name)"
     )
@@ -149,6 +191,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
     from rag.progress import PageRate
+
+    missing = [str(path) for path in args.paths if not path.exists()]
+    if missing:  # a typo is the caller's error, not a bad file: nothing is indexed
+        raise UsageError(f"no such file or folder: {', '.join(missing)} (nothing was indexed)")
 
     rates: dict[str, PageRate] = {}
 
@@ -173,23 +219,59 @@ def report_ignored(folder: Path, files: list[Path], shown: int = 5) -> None:
 
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    result = pipeline.ask(args.question, args.top_k, docs=args.doc, tags=args.tag)
+    answer = pipeline.ask(args.question, args.top_k, docs=args.doc, tags=args.tag)
+    if args.json:
+        print(json.dumps(answer_json(answer, None if args.no_answer else answer.text())))
+        return 0
+    print_answer(answer, stream=not args.no_answer)
+    return 0
+
+
+def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    """Answer each line of stdin in turn, each with the turns before it as its history."""
+    from rag.chat import Turn
+
+    pipeline.scope(args.doc, args.tag)  # an unknown document or tag: refused before any line
+    history: list[Turn] = []
+    for line in sys.stdin:
+        question = line.strip()
+        if not question:
+            continue
+        answer = pipeline.ask(
+            question, args.top_k, args.doc, args.tag, history=history, rewrite=not args.no_rewrite
+        )
+        if args.json:
+            text = answer.text()
+            print(json.dumps(answer_json(answer, text)), flush=True)
+        else:
+            text = print_answer(answer, stream=True)
+            print(flush=True)
+        history.append(Turn(question, text))
+    return 0
+
+
+def answer_json(answer, text: str | None) -> dict:
     hits = [
         {"doc_id": h.doc_id, "name": h.name, "page": h.page_number, "score": round(h.score, 4)}
-        for h in result.hits
+        for h in answer.hits
     ]
-    if args.json:
-        answer = None if args.no_answer else result.text()
-        print(json.dumps({"question": result.question, "answer": answer, "hits": hits}))
-        return 0
-    if not args.no_answer:
-        for piece in result.stream():
+    return {"question": answer.question, "searched": answer.searched, "answer": text, "hits": hits}
+
+
+def print_answer(answer, stream: bool) -> str:
+    """Print the streamed answer (if ``stream``) and its sources; returns the answer text."""
+    if answer.rewritten:
+        print(f"(searched for: {answer.searched})")
+    text = ""
+    if stream:
+        for piece in answer.stream():
+            text += piece
             print(piece, end="", flush=True)
         print()
     print("Sources:")
-    for hit in result.hits:
+    for hit in answer.hits:
         print(f"  {hit.citation}  score {hit.score:.3f}  id {hit.doc_id}")
-    return 0
+    return text
 
 
 def run_list(pipeline: Pipeline, args: argparse.Namespace) -> int:
@@ -222,7 +304,7 @@ def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 
 def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    from ui.app import build_demo, parse_auth
+    from ui.app import build_demo, launch, parse_auth
 
     try:
         auth = parse_auth(args.auth)
@@ -235,7 +317,8 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     settings = pipeline.settings
     # Oversized uploads are cut off by the server before they reach the disk.
     max_mb = settings.public_max_file_mb if args.public else settings.max_file_mb
-    demo.launch(
+    launch(
+        demo,
         server_name=args.host,
         server_port=args.port,
         auth=auth,
@@ -249,6 +332,7 @@ COMMANDS = {
     "serve": run_serve,
     "index": run_index,
     "ask": run_ask,
+    "chat": run_chat,
     "list": run_list,
     "tag": run_tag,
     "delete": run_delete,
@@ -266,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = Pipeline(settings_from(args))
         return COMMANDS[args.command or "serve"](pipeline, args)
-    except RagError as error:
+    except (RagError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

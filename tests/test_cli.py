@@ -171,8 +171,63 @@ def test_index_reports_progress_with_rate_and_time_left(tiny_models, tmp_path, c
     monkeypatch.setenv("RAG_DPI", "48")
     assert app.main(["index", str(SAMPLES / "product_slides.pdf"), *common]) == 0
     captured = capsys.readouterr()
-    assert "product_slides.pdf: indexed 3 pages" in captured.out
+    assert "product_slides.pdf: indexed, 3 pages" in captured.out
     lines = [line.strip() for line in captured.err.splitlines() if "pages/s" in line]
     assert lines and lines[-1].startswith("product_slides.pdf: 3/3 pages, ")
     assert "done in" in lines[-1]
     assert all(" left" in line for line in lines[:-1])
+
+
+def test_chat_reads_follow_ups_from_stdin_with_their_history(tiny_models, tmp_path):
+    env = {
+        "RAG_RETRIEVER": str(tiny_models / "colqwen2"),
+        "RAG_GENERATOR": str(tiny_models / "qwen2_vl"),
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+    }
+    files = [str(SAMPLES / "annual_report.pdf"), str(SAMPLES / "product_slides.pdf")]
+    assert run_cli("index", *files, env=env).returncode == 0
+    lines = "What was the revenue in 2024?\n\nAnd in 2023?\n"
+    result = subprocess.run(
+        [sys.executable, "app.py", "chat", "--json", "--doc", "annual_report.pdf"],
+        input=lines,
+        cwd=ROOT,
+        env={**os.environ, **FAST, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())  # blank skipped
+    assert first["searched"] == first["question"] == "What was the revenue in 2024?"
+    assert second["question"] == "And in 2023?" and second["searched"]
+    assert second["searched"] != second["question"]  # written from the history
+    for turn in (first, second):
+        assert {hit["name"] for hit in turn["hits"]} == {"annual_report.pdf"}  # the scope
+
+    literal = subprocess.run(
+        [sys.executable, "app.py", "chat", "--no-rewrite"],
+        input=lines,
+        cwd=ROOT,
+        env={**os.environ, **FAST, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert literal.returncode == 0, literal.stderr
+    assert literal.stdout.count("Sources:") == 2 and "searched for" not in literal.stdout
+
+
+def test_usage_errors_exit_1_and_change_nothing(tmp_path, capsys):
+    data = tmp_path / "data"
+    status = app.main(["index", str(tmp_path / "nope.pdf"), "--data-dir", str(data)])
+    assert status == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: no such file or folder: {tmp_path / 'nope.pdf'} (nothing was indexed)"
+    assert not (data / "index").exists()
+    for value in ("0", "-2", "three"):
+        with pytest.raises(SystemExit) as stop:
+            app.main(["ask", "anything", "--top-k", value, "--data-dir", str(data)])
+        assert stop.value.code == 1
+        assert "expected a whole number of at least 1" in capsys.readouterr().err

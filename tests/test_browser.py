@@ -1,5 +1,10 @@
-"""A person in a real browser (Debian's chromium, driven by Playwright): upload a sample PDF,
-ask, watch the answer stream in, see the retrieved pages and a heatmap."""
+"""A person in a real browser (Debian's chromium, driven by Playwright): upload, ask, follow up,
+open cited pages, stop an answer, start over, scope to one document, delete a document that
+is in the results; on a desktop screen and on a phone's.
+
+After every step that can go wrong, no element may be left showing an error badge, and every
+image on the page must have loaded. Screenshots are saved in ``test-artifacts/``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from tests.servers import running_app
 from tests.test_ui import app_env
 
@@ -17,6 +22,11 @@ pytestmark = pytest.mark.models
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Keep chromium off the network: this machine has none, and the test needs only localhost.
 NO_OUTSIDE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost"
+ARTIFACTS = ROOT / "test-artifacts"
+DESKTOP = {"width": 1400, "height": 1000}
+PHONE = {"width": 390, "height": 844}
+TITLE = "#page-title"
+ANSWERS = "#chat .bot-row:not(:has(.thought-group)) .message-content"  # not the notes
 
 
 @pytest.fixture(scope="module")
@@ -28,78 +38,308 @@ def browser():
         browser.close()
 
 
-def broken_images(page, selector: str) -> list[str]:
-    return page.eval_on_selector_all(
-        f"{selector} img",
-        "imgs => imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)",
+def assert_healthy(page) -> None:
+    """No error badge anywhere, and every image loaded (each scrolled into view first: the
+    gallery's thumbnails load lazily)."""
+    for image in page.locator("img").all():
+        if image.is_visible():
+            image.scroll_into_view_if_needed()
+    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=30_000)
+    broken = page.eval_on_selector_all(
+        "img", "imgs => imgs.filter(i => !(i.naturalWidth > 0)).map(i => i.src)"
+    )
+    badges = page.eval_on_selector_all(
+        ".error, [data-testid=status-tracker] .error", "els => els.map(e => e.innerText)"
+    )
+    assert broken == [] and badges == []
+
+
+def toasts(page) -> str:
+    return " | ".join(page.locator(".toast-body").all_inner_texts())
+
+
+def wait_for_toast(page, words: str) -> None:
+    page.wait_for_function(
+        "w => [...document.querySelectorAll('.toast-body')].some(t => t.innerText.includes(w))",
+        arg=words,
+        timeout=30_000,
     )
 
 
-def test_upload_ask_and_see_pages_and_heatmap(browser, tiny_models, tmp_path):
-    env = app_env(tiny_models, tmp_path / "data")
-    env["RAG_MAX_NEW_TOKENS"] = "48"
+def upload(page, *names: str) -> None:
+    page.set_input_files("#files input[type=file]", [str(SAMPLES / n) for n in names])
+    for name in names:
+        page.wait_for_function(
+            "n => document.querySelector('#index-status')?.innerText.includes(n + ': indexed')",
+            arg=name,
+            timeout=120_000,
+        )
+
+
+def ask(page, question: str, turn: int) -> None:
+    """Ask and wait for the answer to finish: the page view shows the turn's page and the
+    chat has its answer (the Ask button is usable again)."""
+    page.fill("#q textarea", question)
+    page.click("#ask")
+    page.wait_for_function(
+        "t => document.querySelector('#page-title')?.innerText.includes('question ' + t)",
+        arg=turn,
+        timeout=120_000,
+    )
+    page.wait_for_function(
+        "t => document.querySelectorAll('#chat .user-row').length === t"
+        " && !document.querySelector('#chat [aria-busy=true]')",
+        arg=turn,
+        timeout=120_000,
+    )
+    page.wait_for_timeout(500)  # the last streamed update settles
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+
+
+def test_a_conversation_with_follow_ups_citations_and_the_page_view(browser, tiny_models, tmp_path):
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_MAX_NEW_TOKENS": "24"}
     with running_app(env, log=tmp_path / "server.log") as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page = browser.new_page(viewport=DESKTOP)
         page.goto(url)
         page.wait_for_selector("#q textarea")
 
-        page.set_input_files("#files input[type=file]", str(SAMPLES / "annual_report.pdf"))
-        page.wait_for_function(
-            "() => document.querySelector('#index-status')?.innerText.includes('indexed 3 pages')",
-            timeout=120_000,
-        )
-        page.wait_for_function(
-            "() => document.querySelector('#documents')?.innerText.includes('annual_report.pdf')"
-        )
+        # Mistakes first: an empty question, then a question before any document.
+        page.click("#ask")
+        wait_for_toast(page, "Type a question first")
+        page.fill("#q textarea", "What was the revenue?")
+        page.click("#ask")
+        wait_for_toast(page, "no documents are indexed yet")
+        assert page.input_value("#q textarea") == "What was the revenue?"  # kept to retry
+        assert page.locator("#chat .user-row").count() == 0
+        assert_healthy(page)
 
+        # One progress bar, in the status line: not over the table or the chooser.
+        page.set_input_files("#files input[type=file]", str(SAMPLES / "annual_report.pdf"))
+        shown = {"status": 0, "elsewhere": 0}
+        for _ in range(400):
+            active = "[data-testid=status-tracker]:not(.hide):not(.hidden)"
+            shown["status"] += page.locator(f"#index-status {active}").count()
+            shown["elsewhere"] += page.locator(
+                f"#documents {active}, #delete-choice {active}"
+            ).count()
+            if "indexed" in page.inner_text("#index-status"):
+                break
+            page.wait_for_timeout(25)
+        assert (
+            page.inner_text("#index-status").strip().endswith("annual_report.pdf: indexed, 3 pages")
+        )
+        assert shown["elsewhere"] == 0
+
+        # The question streams into the chat; the top page comes up with its heatmap.
         page.fill("#q textarea", "What was the revenue in 2024?")
         page.click("#ask")
-        answer = "#answer [data-testid=markdown]"
         lengths = []
-        page.wait_for_selector("#pages img", timeout=120_000)
+        page.wait_for_selector("#chat .bot-row", timeout=120_000)
         for _ in range(200):  # sample the answer while it streams
-            lengths.append(len(page.inner_text(answer)))
-            if page.locator("#cited input").count() > 0:
+            texts = page.locator(ANSWERS).all_inner_texts()
+            lengths.append(len(texts[-1]) if texts else 0)
+            settled = len(lengths) > 3 and lengths[-1] == lengths[-2] == lengths[-3] > 0
+            if settled and "question 1" in page.inner_text(TITLE):
                 break
             page.wait_for_timeout(50)
-        page.wait_for_selector("#cited input", timeout=120_000)
-        assert len(page.inner_text(answer)) > 0
-        assert lengths == sorted(lengths)  # text only ever grows
-
-        page.wait_for_selector("#heatmap img")
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('#pages img, #heatmap img')]"
-            ".every(i => i.complete && i.naturalWidth > 0)"
+        assert lengths == sorted(lengths) and lengths[-1] > 0, lengths  # text only ever grows
+        assert "annual_report.pdf — page" in page.inner_text(TITLE)
+        words = page.locator("#tokens label").all_inner_texts()
+        assert "2024" in [w.strip() for w in words]  # a word, not its four digit tokens
+        assert page.locator("#pages img").count() == 3
+        fits = page.eval_on_selector_all(
+            "#pages img", "i => i.map(x => getComputedStyle(x).objectFit)"
         )
-        assert page.locator("#pages img").count() >= 2
-        assert broken_images(page, "#pages") == [] and broken_images(page, "#heatmap") == []
+        assert set(fits) == {"contain"}  # whole pages, not cropped
 
-        # A cited page is a link to that page: clicking it selects it and shows its heatmap.
-        before = page.get_attribute("#heatmap img", "src")
-        page.locator("#cited label").nth(1).click()
-        page.wait_for_function(
-            f"() => document.querySelector('#heatmap img')?.src !== {before!r}", timeout=60_000
-        )
-        cited = page.locator("#cited label").nth(1).inner_text().strip()
-        page.wait_for_selector("#pages .thumbnail-item.selected")
-        assert page.inner_text("#pages .thumbnail-item.selected").startswith(cited)
+        # A follow-up is searched as a standalone question, shown under the turn.
+        ask(page, "and in 2023?", 2)
+        notes = page.locator("#chat .thought-group .title").all_inner_texts()
+        assert len(notes) == 2 and notes[1].startswith("searched for: ")
+        assert notes[0].startswith("searched · within all documents")
 
-        first_word = page.locator("#tokens label").nth(1)
-        before = page.get_attribute("#heatmap img", "src")
-        first_word.click()
+        # A citation in the first turn opens that turn's page, not the latest turn's.
+        page.locator("#chat .thought-group .title").first.click()
+        link = page.locator("#chat a.cite").nth(1)
+        link.wait_for()
+        cited = link.inner_text()  # "[annual_report.pdf p.N]"
+        link.click()
         page.wait_for_function(
-            f"() => document.querySelector('#heatmap img')?.src !== {before!r}", timeout=60_000
+            "() => document.querySelector('#page-title').innerText.includes('question 1')"
         )
+        number = cited.rstrip("]").rsplit("p.", 1)[1]
+        assert f"page {number}" in page.inner_text(TITLE)
+        selected = page.locator("#pages .thumbnail-item.selected")
+        assert selected.inner_text().startswith(f"p.{number} ·")  # the gallery follows
+
+        # The chosen word stays when the page changes; the overlay can be switched off.
+        page.locator("#tokens label", has_text="revenue").click()
+        page.wait_for_timeout(800)
+        before = page.inner_text(TITLE)
+        page.click("#next")
         page.wait_for_function(
-            "() => [...document.querySelectorAll('#heatmap img')]"
-            ".every(i => i.complete && i.naturalWidth > 0)",
+            f"() => document.querySelector('#page-title').innerText !== {before!r}"
+        )
+        assert page.locator("#tokens input:checked").get_attribute("value") == "revenue"
+        src = page.get_attribute("#heatmap img", "src")
+        page.locator("#overlay label").click()
+        page.wait_for_function(f"() => document.querySelector('#heatmap img')?.src !== {src!r}")
+        assert page.locator("#legend .legend-bar").count() == 1
+        assert_healthy(page)
+        screenshot(page, "desktop-conversation.png")
+
+        # New chat: an empty conversation; the next question has no history.
+        page.click("#new-chat")
+        page.wait_for_function("() => !document.querySelector('#chat .user-row')")
+        ask(page, "Which product line grew fastest?", 1)
+        assert page.locator("#chat .user-row").count() == 1
+        assert_healthy(page)
+
+
+def test_stop_ends_the_answer_at_once_and_frees_the_model(browser, tiny_models, tmp_path):
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_MAX_NEW_TOKENS": "2048"}
+    with running_app(env, log=tmp_path / "server.log") as url:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url)
+        upload(page, "product_slides.pdf")
+        page.fill("#q textarea", "Describe every page in detail.")
+        page.click("#ask")
+        page.wait_for_function(
+            "s => (document.querySelector(s)?.innerText.length || 0) > 5",
+            arg=ANSWERS,
+            timeout=120_000,
+        )
+        page.click("#stop")
+        page.wait_for_function(
+            "() => document.querySelector('#chat').innerText.includes('(stopped)')",
             timeout=30_000,
         )
-        assert broken_images(page, "#heatmap") == []
+        stopped = page.locator(ANSWERS).last.inner_text()
+        page.wait_for_timeout(2000)
+        assert page.locator(ANSWERS).last.inner_text() == stopped
+        # The model is free at once: a second question (short answer) is answered.
+        page.fill("#q textarea", "Next steps?")
+        page.click("#ask")
+        page.wait_for_function(
+            "() => document.querySelector('#page-title')?.innerText.includes('question 2')",
+            timeout=60_000,
+        )
+        assert page.locator("#chat .user-row").count() == 2
+        page.click("#stop")  # stops the second one too
+        assert_healthy(page)
 
-        shot = tmp_path / "app.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 10_000
+
+def test_deleting_a_document_in_the_results_then_opening_its_page(browser, tiny_models, tmp_path):
+    log = tmp_path / "server.log"
+    with running_app(app_env(tiny_models, tmp_path / "data"), log=log) as url:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url)
+        upload(page, "annual_report.pdf", "expense_form.pdf")
+        # Within one document: every retrieved page is that document's.
+        page.click("#scope input")
+        page.locator("ul[role=listbox] li", has_text="annual_report.pdf").click()
+        page.keyboard.press("Escape")
+        ask(page, "What was the revenue in 2024?", 1)
+        captions = page.locator("#pages .thumbnail-item").all_inner_texts()
+        assert captions and all(c.strip().endswith("annual_report.pdf") for c in captions)
+        assert "within annual_report.pdf" in page.inner_text("#chat .thought-group .title")
+
+        # Another user of the library: the chat is not shared; they delete the document,
+        # after the confirmation names it.
+        other = browser.new_page(viewport=DESKTOP)
+        other.goto(url)
+        other.wait_for_selector("#q textarea")
+        other.wait_for_function(
+            "() => document.querySelector('#documents')?.innerText.includes('annual_report')"
+        )
+        assert other.locator("#chat .user-row").count() == 0
+        other.click("#delete-choice input")
+        other.locator("ul[role=listbox] li", has_text="annual_report.pdf").click()
+        other.click("#delete")
+        other.wait_for_selector("#confirm-delete", state="visible")
+        assert "annual_report.pdf" in other.inner_text("#confirm-delete")
+        other.click("#really-delete")
+        other.wait_for_function(
+            "() => document.querySelector('#index-status').innerText.includes('Deleted')"
+        )
+        assert "annual_report.pdf" not in other.inner_text("#documents")
+        assert_healthy(other)
+
+        page.locator("#pages .thumbnail-item").nth(1).click()
+        wait_for_toast(page, "annual_report.pdf has been deleted since this answer")
+        page.click("#next")
+        page.wait_for_timeout(1000)
+        assert_healthy(page)
+        screenshot(page, "desktop-after-delete.png")
+    assert "Traceback" not in log.read_text() and "DocumentNotFoundError" not in log.read_text()
+
+
+def test_on_a_phone_the_question_and_the_latest_answer_are_on_the_first_screen(
+    browser, tiny_models, tmp_path
+):
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_MAX_NEW_TOKENS": "24"}
+    with running_app(env, log=tmp_path / "server.log") as url:
+        page = browser.new_page(viewport=PHONE)
+        page.goto(url)
+        page.wait_for_selector("#q textarea")
+        box = page.locator("#q textarea").bounding_box()
+        assert box["y"] + box["height"] <= PHONE["height"]
+        upload(page, "annual_report.pdf")
+        page.evaluate("() => window.scrollTo(0, 0)")
+        ask(page, "What was the revenue in 2024?", 1)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        answer = page.locator(ANSWERS).last.bounding_box()
+        assert answer is not None and answer["y"] < PHONE["height"]
+        assert page.locator("#docs").bounding_box()["y"] > box["y"]  # documents come after
+        assert_healthy(page)
+        screenshot(page, "phone.png")
+
+
+def test_the_documents_table_fits_its_panel(browser, tiny_models, tmp_path):
+    with running_app(app_env(tiny_models, tmp_path / "data"), log=tmp_path / "server.log") as url:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url)
+        upload(page, "expense_form.pdf")
+        page.wait_for_function(
+            "() => document.querySelector('#documents')?.innerText.includes('expense_form.pdf')"
+        )
+        panel = page.locator("#documents").bounding_box()
+        headers = page.locator("#documents th")
+        heights = set()
+        for i in range(headers.count()):
+            cell = headers.nth(i).bounding_box()
+            assert cell["x"] + cell["width"] <= panel["x"] + panel["width"] + 1
+            heights.add(round(cell["height"]))
+        assert len(heights) == 1  # no header wraps ("Pa/ge/s")
+        screenshot(page, "desktop-documents.png")
+
+
+def test_missing_models_show_a_banner_at_start(browser, tmp_path):
+    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_RETRIEVER": str(tmp_path / "no-model")}
+    log = tmp_path / "server.log"
+    with running_app(env, log=log) as url:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url)
+        page.wait_for_selector("#banner", state="visible")
+        banner = page.inner_text("#banner")
+        assert "no-model" in banner and "RAG_RETRIEVER" in banner
+        assert "Qwen/Qwen2-VL-2B-Instruct" in banner and "RAG_GENERATOR" in banner
+        # An upload cannot be encoded: the status line says why; nothing shows an error.
+        page.set_input_files("#files input[type=file]", str(SAMPLES / "expense_form.pdf"))
+        page.wait_for_function(
+            "() => document.querySelector('#index-status')?.innerText.includes('not added')",
+            timeout=60_000,
+        )
+        assert "no-model" in page.inner_text("#index-status")
+        assert_healthy(page)
+    lines = [line for line in log.read_text().splitlines() if "no-model" in line]
+    assert len(lines) == 1 and "RAG_RETRIEVER" in lines[0]
 
 
 def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, tmp_path):
@@ -108,11 +348,7 @@ def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, t
         page = browser.new_page()
         page.goto(url)
         page.wait_for_selector("#limits")  # public mode shows its upload limits
-        page.set_input_files("#files input[type=file]", str(SAMPLES / "expense_form.pdf"))
-        page.wait_for_function(
-            "() => document.querySelector('#index-status')?.innerText.includes('indexed 1 pages')",
-            timeout=120_000,
-        )
+        upload(page, "expense_form.pdf")
         sessions = data / "collections"
         (session,) = sessions.iterdir()
         assert list((session / "index" / "docs").iterdir())

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,7 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from tests import pdfs
-from tests.conftest import SAMPLES
+from tests.conftest import ROOT, SAMPLES
 from tests.servers import running_app
 
 pytestmark = pytest.mark.models
@@ -60,16 +63,28 @@ def progress_units(job) -> list:
         units += getattr(update, "progress_data", None) or []
 
 
-def test_upload_with_progress_then_ask_stream_heatmaps_and_delete(library, tmp_path):
+ENDPOINTS = {"/index", "/ask", "/page", "/list", "/delete", "/tag"}
+
+
+def listed(client: Client) -> dict[str, dict]:
+    """The documents /list returns, by name."""
+    return {d["name"]: d for d in client.predict(api_name="/list")}
+
+
+def test_upload_with_progress_then_ask_stream_pages_and_delete(library, tmp_path):
     client = Client(library, verbose=False)
-    assert {"/index", "/ask", "/list", "/delete", "/heatmap", "/page"} <= set(
-        client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    )
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(api) == ENDPOINTS  # the page's own events are not part of the API
+    described = client.view_api(print_info=False, return_format="str")
+    assert "value_" not in described and "Literal[]" not in described
+    (doc,) = api["/delete"]["parameters"]
+    assert doc["parameter_name"] == "doc" and doc["python_type"]["type"] == "str"
+
     files = [SAMPLES / "annual_report.pdf", pdfs.truncated(tmp_path), SAMPLES / "expense_form.pdf"]
     job = client.submit([handle_file(str(f)) for f in files], api_name="/index")
-    status, table, _choice = job.result(timeout=300)
-    assert "annual_report.pdf: indexed 3 pages" in status
-    assert "expense_form.pdf: indexed 1 pages" in status
+    status, table = job.result(timeout=300)
+    assert "annual_report.pdf: indexed, 3 pages" in status
+    assert "expense_form.pdf: indexed, 1 page" in status
     assert "broken.pdf: refused" in status and "damaged" in status  # the rest still indexed
     assert sorted(row[0] for row in table_rows(table)) == ["annual_report.pdf", "expense_form.pdf"]
     units = progress_units(job)
@@ -81,56 +96,90 @@ def test_upload_with_progress_then_ask_stream_heatmaps_and_delete(library, tmp_p
     again = client.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
     assert "already indexed" in again[0]
 
-    job = client.submit("What was the revenue in 2024?", 2, 16, api_name="/ask")
-    updates = list(job)
-    final = job.outputs()[-1]
-    first = job.outputs()[0]
-    assert len(job.outputs()) >= 3  # pages first, then the answer in pieces
-    assert first[0] == ""  # pages and heatmap arrive before any answer text
-    gallery = first[1]["value"]
-    assert len(gallery) == 2 and all("score" in item["caption"] for item in gallery)
-    for item in gallery:
-        with Image.open(item["image"]) as page:
-            assert page.width > 0
-    with Image.open(first[2]) as heatmap, Image.open(gallery[0]["image"]) as page:
-        assert heatmap.size == page.size  # overlay drawn on the top page
-    token_choices = first[3]["choices"]
-    assert token_choices[0][0] == "whole query" and len(token_choices) > 1
-    assert isinstance(final[0], str) and final[0] == "".join(final[0])
-    answers = [out[0] for out in job.outputs()]
-    assert answers == sorted(answers, key=len)  # the text only grows while streaming
-    assert updates
+    job = client.submit(
+        "What was the revenue in 2024?", top_k=2, max_new_tokens=16, api_name="/ask"
+    )
+    updates = [dict(update) for update in job]
+    first, final = updates[0], updates[-1]
+    assert len(updates) >= 3  # pages first, then the answer in pieces
+    assert first["answer"] == ""  # the pages arrive before any answer text
+    assert first["searched"] == final["question"] == "What was the revenue in 2024?"
+    assert len(final["hits"]) == 2
+    assert all(h["citation"] == f"[{h['name']} p.{h['page']}]" for h in final["hits"])
+    answers = [update["answer"] for update in updates]
+    assert answers == sorted(answers, key=len) and final["answer"]  # it only grows
+    assert "2024" in final["words"]  # words, not the tokenizer's pieces of them
 
-    token_map = client.predict(token_choices[1][1], api_name="/heatmap")
-    whole, _ = client.predict(1, api_name="/page")
-    for path in (token_map, whole):
-        with Image.open(path) as image:
-            assert image.size[0] > 0
+    whole, title = client.predict(0, api_name="/page")
+    plain, _ = client.predict(0, "", False, api_name="/page")
+    word, _ = client.predict(1, final["words"][0], api_name="/page")
+    top = final["hits"][0]
+    assert title == f"{top['name']}, page {top['page']} (score {top['score']:.2f})"
+    with Image.open(whole) as a, Image.open(plain) as b, Image.open(word) as c:
+        assert a.size == b.size and c.size[0] > 0  # the overlay is drawn on the page itself
+        assert list(a.getdata()) != list(b.getdata())
+    with pytest.raises(AppError, match=r"page index 2 is out of range: .* retrieved 2 pages"):
+        client.predict(2, api_name="/page")
+    with pytest.raises(AppError, match="not a word of"):
+        client.predict(0, "zebra", api_name="/page")
 
-    listed, _choice = client.predict(api_name="/list")
-    doc_id = next(row[3] for row in table_rows(listed) if row[0] == "expense_form.pdf")
-    message, table, _ = client.predict(doc_id, api_name="/delete")
-    assert message == "Deleted expense_form.pdf."
-    assert [row[0] for row in table_rows(table)] == ["annual_report.pdf"]
+    doc_id = listed(client)["expense_form.pdf"]["doc_id"]
+    assert client.predict(doc_id, api_name="/delete") == f"Deleted expense_form.pdf ({doc_id})."
+    assert list(listed(client)) == ["annual_report.pdf"]
+    with pytest.raises(AppError, match="no document with the id or name"):
+        client.predict(doc_id, api_name="/delete")
+
+
+def test_the_chat_endpoint_takes_history_and_scope(library, tiny_models, tmp_path):
+    """/ask with a history: a follow-up is searched as the standalone question the answerer
+    writes from it, and answered after it, exactly as the engine does for the same turns."""
+    from rag.chat import Turn
+    from rag.config import Settings
+    from rag.pipeline import Pipeline
+
+    client = Client(library, verbose=False)
+    client.predict([handle_file(str(SAMPLES / "product_slides.pdf"))], api_name="/index")
+    history = [
+        {"role": "user", "content": "What was the revenue in 2024?"},
+        {"role": "assistant", "content": "63.8 million euros [annual_report.pdf p.1]."},
+    ]
+    scope = ["product_slides.pdf"]
+    result = client.predict("And in 2023?", scope, history, 3, 16, api_name="/ask")
+    assert {h["name"] for h in result["hits"]} == {"product_slides.pdf"}  # within the scope
+    assert result["scope"] == scope
+
+    env = app_env(tiny_models, tmp_path)  # the same models, in this process
+    settings = Settings.from_env(retriever=env["RAG_RETRIEVER"], generator=env["RAG_GENERATOR"])
+    turns = [Turn("What was the revenue in 2024?", "63.8 million euros [annual_report.pdf p.1].")]
+    generator = Pipeline(settings).generator
+    assert result["searched"] == generator.rewrite("And in 2023?", turns)
+    assert result["searched"] and len(result["searched"]) <= 300
+
+    literal = client.predict("And in 2023?", scope, history, 3, 16, False, api_name="/ask")
+    assert literal["searched"] == "And in 2023?"  # rewrite=False: searched as written
+    alone = client.predict("And in 2023?", scope, [], 3, 16, False, api_name="/ask")
+    assert literal["hits"] == alone["hits"]  # the history changed what was searched, not this
+    with pytest.raises(AppError, match="top_k must be at least 1"):
+        client.predict("And in 2023?", scope, history, 0, api_name="/ask")
 
 
 def test_public_sessions_are_private_and_limited(public):
     alice, bob = Client(public, verbose=False), Client(public, verbose=False)
     alice.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
-    assert [r[0] for r in table_rows(alice.predict(api_name="/list")[0])] == ["annual_report.pdf"]
-    assert table_rows(bob.predict(api_name="/list")[0]) == []
+    assert list(listed(alice)) == ["annual_report.pdf"]
+    assert listed(bob) == {}
     with pytest.raises(AppError, match="no documents are indexed yet"):
-        bob.predict("revenue?", 2, 16, api_name="/ask")
-    doc_id = table_rows(alice.predict(api_name="/list")[0])[0][3]
+        bob.predict("revenue?", api_name="/ask")
+    doc_id = listed(alice)["annual_report.pdf"]["doc_id"]
     with pytest.raises(AppError, match="no document with the id or name"):
         bob.predict(doc_id, api_name="/delete")
-    assert len(table_rows(alice.predict(api_name="/list")[0])) == 1
+    assert len(listed(alice)) == 1
 
     bob.predict([handle_file(str(SAMPLES / "product_slides.pdf"))], api_name="/index")
     answers = {}
 
     def ask(name: str, client: Client) -> None:
-        answers[name] = client.predict("What is planned?", 3, 16, api_name="/ask")
+        answers[name] = client.predict("What is planned?", top_k=3, api_name="/ask")
 
     threads = [threading.Thread(target=ask, args=item) for item in (("a", alice), ("b", bob))]
     for thread in threads:
@@ -138,12 +187,8 @@ def test_public_sessions_are_private_and_limited(public):
     for thread in threads:
         thread.join(timeout=300)
     # Asked at the same time, each sees only pages of its own documents.
-    assert {c[0] for c in answers["a"][4]["choices"]} <= {
-        f"[annual_report.pdf p.{n}]" for n in (1, 2, 3)
-    }
-    assert {c[0] for c in answers["b"][4]["choices"]} <= {
-        f"[product_slides.pdf p.{n}]" for n in (1, 2, 3)
-    }
+    assert {h["name"] for h in answers["a"]["hits"]} == {"annual_report.pdf"}
+    assert {h["name"] for h in answers["b"]["hits"]} == {"product_slides.pdf"}
 
     status = bob.predict(
         [handle_file(str(SAMPLES / f)) for f in ("expense_form.pdf", "multilingual.pdf")],
@@ -159,15 +204,15 @@ def test_library_login(tiny_models, tmp_path):
         with pytest.raises(ValueError):
             Client(url, verbose=False)  # no credentials: the app is not readable
         client = Client(url, auth=("team", "s3cret"), verbose=False)
-        assert table_rows(client.predict(api_name="/list")[0]) == []
+        assert listed(client) == {}
 
 
 def test_a_busy_queue_reports_the_place_in_line(library):
     from gradio_client.utils import Status
 
     first, second = Client(library, verbose=False), Client(library, verbose=False)
-    long_job = first.submit("Describe every page in detail.", 3, 2048, api_name="/ask")
-    waiting = second.submit("What was the revenue?", 1, 16, api_name="/ask")
+    long_job = first.submit("Describe every page in detail.", top_k=3, api_name="/ask")
+    waiting = second.submit("What was the revenue?", top_k=1, max_new_tokens=16, api_name="/ask")
     waiting.result(timeout=300)
     long_job.result(timeout=300)
     statuses = []
@@ -183,7 +228,7 @@ def test_public_uploads_over_the_size_limit_are_cut_off(public, tmp_path):
     client = Client(public, verbose=False)
     with pytest.raises(Exception, match=r"(?i)size|large"):
         client.predict([handle_file(str(big))], api_name="/index")
-    assert table_rows(client.predict(api_name="/list")[0]) == []
+    assert listed(client) == {}
 
 
 def test_an_encrypted_pdf_is_indexed_with_its_password(public, tmp_path):
@@ -191,16 +236,14 @@ def test_an_encrypted_pdf_is_indexed_with_its_password(public, tmp_path):
     client = Client(public, verbose=False)
     assert "password required" in client.predict(locked, api_name="/index")[0]
     assert "wrong password" in client.predict(locked, "guess", api_name="/index")[0]
-    assert "locked.pdf: indexed 1 pages" in client.predict(locked, "secret", api_name="/index")[0]
-    assert [r[0] for r in table_rows(client.predict(api_name="/list")[0])] == ["locked.pdf"]
+    assert "locked.pdf: indexed, 1 page" in client.predict(locked, "secret", api_name="/index")[0]
+    assert list(listed(client)) == ["locked.pdf"]
 
 
 def retrieved(client: Client, scope: list[str]) -> set[str]:
     """The names of the documents whose pages /ask retrieved (6 pages: all of both samples')."""
-    job = client.submit("revenue?", 6, 16, scope, api_name="/ask")
-    job.result()
-    gallery = job.outputs()[0][1]["value"]  # the pages come first, before the answer
-    return {item["caption"].split(" p.")[0].removeprefix("[") for item in gallery}
+    result = client.predict("revenue?", scope, top_k=6, max_new_tokens=16, api_name="/ask")
+    return {hit["name"] for hit in result["hits"]}
 
 
 def test_the_api_tags_documents_and_asks_within_them(public):
@@ -209,20 +252,38 @@ def test_the_api_tags_documents_and_asks_within_them(public):
     client = Client(public, verbose=False)
     files = [SAMPLES / "annual_report.pdf", SAMPLES / "product_slides.pdf"]
     client.predict([handle_file(str(f)) for f in files], api_name="/index")
-    rows = table_rows(client.predict(api_name="/list")[0])
-    ids = {row[0]: row[3] for row in rows}
-    message, table, _ = client.predict("annual_report.pdf", "Finance, 2024", "", api_name="/tag")
-    assert message == "annual_report.pdf: tags: 2024, finance."
-    assert {row[0]: row[4] for row in table_rows(table)}["annual_report.pdf"] == "2024, finance"
-    client.predict(ids["product_slides.pdf"], "2024", "", api_name="/tag")
+    ids = {name: d["doc_id"] for name, d in listed(client).items()}
+    tags = client.predict("annual_report.pdf", ["Finance", "2024"], api_name="/tag")
+    assert tags == ["2024", "finance"]
+    client.predict(ids["product_slides.pdf"], ["2024"], api_name="/tag")
     assert retrieved(client, ["tag:finance"]) == {"annual_report.pdf"}
     assert retrieved(client, [f"doc:{ids['product_slides.pdf']}"]) == {"product_slides.pdf"}
     assert retrieved(client, ["product_slides.pdf"]) == {"product_slides.pdf"}  # by name
     assert retrieved(client, ["tag:2024"]) == {"annual_report.pdf", "product_slides.pdf"}
     for bad, words in (("tag:nothing", "no document is tagged"), ("nope.pdf", "no document")):
         with pytest.raises(AppError, match=words):
-            client.predict("revenue?", 3, 16, [bad], api_name="/ask")
+            client.predict("revenue?", [bad], api_name="/ask")
     with pytest.raises(AppError, match="bad tag"):
-        client.predict("annual_report.pdf", "two words!", "", api_name="/tag")
-    tags = {row[0]: row[4] for row in table_rows(client.predict(api_name="/list")[0])}
-    assert tags == {"annual_report.pdf": "2024, finance", "product_slides.pdf": "2024"}
+        client.predict("annual_report.pdf", ["two words!"], api_name="/tag")
+    assert client.predict("annual_report.pdf", [], ["2024"], api_name="/tag") == ["finance"]
+    tags = {name: d["tags"] for name, d in listed(client).items()}
+    assert tags == {"annual_report.pdf": ["finance"], "product_slides.pdf": ["2024"]}
+
+
+def test_the_readme_api_example_runs_as_written(tiny_models, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("<!-- api-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    with running_app(app_env(tiny_models, tmp_path / "data"), log=tmp_path / "log") as url:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "RAG_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert "- annual_report.pdf: indexed, 3 pages" in result.stdout
+    assert "['2024', 'finance']" in result.stdout
+    assert "Deleted annual_report.pdf" in result.stdout.splitlines()[-1]

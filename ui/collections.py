@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from rag.chat import Turn
 from rag.pipeline import Answer, Pipeline
 
 logger = logging.getLogger(__name__)
@@ -26,11 +27,27 @@ IDLE_SECONDS = 2 * 60 * 60  # a public collection untouched this long is removed
 
 
 @dataclass
+class ChatTurn:
+    """One turn of a browser session's conversation: the retrieval (with its heatmaps), the
+    answer as streamed so far, and where it searched."""
+
+    answer: Answer
+    scope: str  # as the user reads it: "all documents", "report.pdf, tag: finance"
+    text: str = ""
+    stopped: bool = False
+
+
+@dataclass
 class Session:
     pipeline: Pipeline
-    answer: Answer | None = None  # the last question's retrieval, for heatmaps
-    selected: int = 0  # the retrieved page shown in the heatmap view
+    turns: list[ChatTurn] = field(default_factory=list)  # this browser session's chat
+    view: tuple[int, int] = (0, 0)  # (turn, retrieved page) shown in the page view
+    api_answer: Answer | None = None  # the last /ask of an API client, for /page
     seen: float = field(default_factory=time.monotonic)
+
+    def history(self) -> list[Turn]:
+        """The conversation so far, as the answerer reads it."""
+        return [Turn(t.answer.question, t.text) for t in self.turns]
 
 
 class Collections:

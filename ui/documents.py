@@ -1,5 +1,6 @@
 """The documents panel: upload PDFs (with per-page progress), list them, tag them, delete
-them."""
+them (after a confirmation). A refused or failed upload says why in the status line; nothing
+else on the page changes."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from rag.errors import RagError
 from rag.progress import PageRate
 from ui.collections import Collections
 from ui.gpu import gpu
+from ui.markdown import escape_markdown
 
-HEADERS = ["Document", "Pages", "Added", "ID", "Tags"]
+# When each document was added is in /list and the CLI's list; the panel is too narrow for it.
+HEADERS = ["Document", "Pages", "Tags", "ID"]
+WIDTHS = ["38%", "16%", "20%", "26%"]
 
 
 @dataclass
@@ -23,6 +27,7 @@ class DocumentsPanel:
     choice: gr.Dropdown
     status: gr.Markdown
     list_documents: object  # handler, wired to page load by the shell
+    handlers: Handlers
 
 
 class Handlers:
@@ -33,10 +38,7 @@ class Handlers:
 
     def listing(self, request: gr.Request):
         documents = self.collections.session(request).pipeline.documents()
-        rows = [
-            [d.name, d.pages, d.added.replace("T", " ")[:16], d.doc_id, ", ".join(d.tags)]
-            for d in documents
-        ]
+        rows = [[d.name, d.pages, ", ".join(d.tags), d.doc_id] for d in documents]
         choices = [(f"{d.name} ({d.pages} p.)", d.doc_id) for d in documents]
         return gr.update(value=rows or None), gr.update(choices=choices, value=None)
 
@@ -59,31 +61,58 @@ class Handlers:
             try:
                 result = pipeline.add_pdf(Path(file), progress=report, password=password or None)
             except RagError as error:  # not the file's fault: a missing model, say
-                raise gr.Error(str(error)) from None
+                lines.append(f"- {escape_markdown(Path(file).name)}: not added: {error}")
+                gr.Warning(str(error))
+                break
             lines.append(f"- {escape_markdown(result.message)}")
-        return "\n".join(lines), *self.listing(request)
+        return "\n".join(lines), self.listing(request)[0]
+
+    def after_upload(self, request: gr.Request):
+        """The drop zone emptied for the next batch; the chooser lists the new documents."""
+        return None, self.listing(request)[1]
 
     def tag_document(self, doc: str | None, add: str, remove: str, request: gr.Request):
         """Add and remove tags (separated by spaces or commas) of a document (id or name)."""
         if not doc:
-            raise gr.Error("Choose a document to tag.")
+            gr.Warning("Choose a document to tag.")
+            return gr.skip(), gr.skip(), gr.skip()
         try:
             document = self.collections.session(request).pipeline.tag(
                 doc, add=split_tags(add), remove=split_tags(remove)
             )
         except RagError as error:
-            raise gr.Error(str(error)) from None
+            gr.Warning(str(error))
+            return gr.skip(), gr.skip(), gr.skip()
         tags = ", ".join(document.tags) or "none"
         return f"{escape_markdown(document.name)}: tags: {tags}.", *self.listing(request)
 
-    def delete_document(self, doc_id: str | None, request: gr.Request):
-        if not doc_id:
-            raise gr.Error("Choose a document to delete.")
+    def confirm_delete(self, doc: str | None, request: gr.Request):
+        """The delete button asks first: the confirmation names the document and its pages."""
+        if not doc:
+            gr.Warning("Choose a document to delete.")
+            return gr.skip(), gr.skip()
         try:
-            document = self.collections.session(request).pipeline.delete(doc_id)
+            document = self.collections.session(request).pipeline.find(doc)
         except RagError as error:
-            raise gr.Error(str(error)) from None
-        return f"Deleted {escape_markdown(document.name)}.", *self.listing(request)
+            gr.Warning(str(error))
+            return gr.skip(), gr.skip()
+        question = (
+            f"Delete **{escape_markdown(document.name)}** ({document.pages} p.) from the "
+            "index? This cannot be undone."
+        )
+        return gr.update(visible=True), question
+
+    def delete_document(self, doc: str | None, request: gr.Request):
+        """Outputs: status, table, chooser, the confirmation row (hidden again)."""
+        hidden = gr.update(visible=False)
+        if not doc:
+            return gr.skip(), gr.skip(), gr.skip(), hidden
+        try:
+            document = self.collections.session(request).pipeline.delete(doc)
+        except RagError as error:  # deleted meanwhile, by another user
+            gr.Warning(str(error))
+            return gr.skip(), *self.listing(request), hidden
+        return f"Deleted {escape_markdown(document.name)}.", *self.listing(request), hidden
 
 
 def render(collections: Collections) -> DocumentsPanel:
@@ -110,20 +139,29 @@ def render(collections: Collections) -> DocumentsPanel:
     )
     if limits:
         gr.Markdown(limits, elem_id="limits")
-    status = gr.Markdown(elem_id="index-status")
+    status = gr.Markdown(label="status", elem_id="index-status")
     table = gr.Dataframe(
-        headers=HEADERS, interactive=False, label="Documents", elem_id="documents", wrap=True
+        headers=HEADERS,
+        interactive=False,
+        label="Documents",
+        elem_id="documents",
+        wrap=True,
+        column_widths=WIDTHS,
+    )
+    # Custom values let a document be named by id.
+    choice = gr.Dropdown(
+        label="Document (to tag or delete)",
+        choices=[],
+        elem_id="delete-choice",
+        allow_custom_value=True,
     )
     with gr.Row():
-        # Custom values let API clients delete by document id.
-        choice = gr.Dropdown(
-            label="Document (to tag or delete)",
-            choices=[],
-            scale=3,
-            elem_id="delete-choice",
-            allow_custom_value=True,
-        )
-        delete = gr.Button("Delete", variant="stop", scale=1, elem_id="delete")
+        delete = gr.Button("Delete…", variant="secondary", size="sm", elem_id="delete")
+    with gr.Group(visible=False, elem_id="confirm-delete") as confirm:
+        question = gr.Markdown()
+        with gr.Row():
+            really = gr.Button("Yes, delete", variant="stop", size="sm", elem_id="really-delete")
+            cancel = gr.Button("Keep it", size="sm", elem_id="keep")
     # Folded: on a phone the question box comes right after the documents panel.
     with gr.Accordion("Tags of the chosen document", open=False, elem_id="tags"), gr.Row():
         add_tags = gr.Textbox(label="Add tags", placeholder="finance 2024", scale=2, max_lines=1)
@@ -131,24 +169,33 @@ def render(collections: Collections) -> DocumentsPanel:
         retag = gr.Button("Apply tags", scale=1, elem_id="tag")
 
     # -- events -----------------------------------------------------------------------------
+    listed = [status, table, choice]
+    # /index returns the status and the table; the chooser is the page's own, refreshed after.
     files.upload(
         handlers.index_files,
         [files, password],
-        [status, table, choice],
+        [status, table],
         api_name="index",
+        show_progress_on=status,  # one progress bar, where the result will be written
         # Not the question's slot: a file rendering for long (up to RAG_RENDER_TIMEOUT_S) holds
         # no model; pages are embedded in turns with questions (Models.busy).
         concurrency_id="index",
         concurrency_limit=1,
-    ).then(lambda: None, None, files, api_name=False)  # clear the drop zone for the next batch
-    delete.click(handlers.delete_document, choice, [status, table, choice], api_name="delete")
-    retag.click(
-        handlers.tag_document,
-        [choice, add_tags, remove_tags],
-        [status, table, choice],
-        api_name="tag",
+    ).then(
+        handlers.after_upload,
+        None,
+        [files, choice],  # the drop zone cleared for the next batch
+        show_progress="hidden",
+        api_visibility="private",
     )
-    return DocumentsPanel(table, choice, status, handlers.listing)
+    private = {"api_visibility": "private"}
+    delete.click(handlers.confirm_delete, choice, [confirm, question], **private)
+    really.click(handlers.delete_document, choice, [*listed, confirm], **private)
+    cancel.click(lambda: gr.update(visible=False), None, confirm, **private)
+    # The confirmation names one document: choosing another withdraws it.
+    choice.change(lambda: gr.update(visible=False), None, confirm, **private)
+    retag.click(handlers.tag_document, [choice, add_tags, remove_tags], listed, **private)
+    return DocumentsPanel(table, choice, status, handlers.listing, handlers)
 
 
 def split_tags(text: str) -> list[str]:
@@ -158,14 +205,3 @@ def split_tags(text: str) -> list[str]:
     ['finance', '2024', 'legal']
     """
     return [tag for tag in re.split(r"[\s,]+", text or "") if tag]
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` shown literally in Markdown: a file name cannot add links, images or HTML
-    (without unescaped brackets or angle brackets there are none); other characters stay
-    readable for API clients.
-
-    >>> print(escape_markdown("<img src=x>![a](b)_c.pdf"))
-    \\<img src=x\\>!\\[a\\](b)_c.pdf
-    """
-    return re.sub(r"([\\`\[\]<>&])", r"\\\1", text)

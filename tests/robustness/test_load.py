@@ -14,7 +14,7 @@ from gradio_client.exceptions import AppError
 from tests.conftest import SAMPLES
 from tests.robustness import hostile
 from tests.servers import running_server
-from tests.test_ui import app_env, table_rows
+from tests.test_ui import app_env, listed
 
 pytestmark = pytest.mark.models
 
@@ -33,11 +33,9 @@ def rss_mb(pid: int) -> float:
 
 
 def ask(client: Client, question: str) -> tuple[str, tuple[str, ...]]:
-    """The answer text and the query tokens offered for heatmaps (they spell the question)."""
-    job = client.submit(question, 2, 16, api_name="/ask")
-    text = job.result(timeout=600)[0]
-    first = job.outputs()[0]  # the first update carries the pages and the token choices
-    return text, tuple(label for label, _ in first[3]["choices"])
+    """The answer text and the words offered for heatmaps (they spell the question)."""
+    result = client.predict(question, top_k=2, max_new_tokens=16, api_name="/ask")
+    return result["answer"], tuple(result["words"])
 
 
 def test_twenty_sessions_ask_while_another_uploads(tiny_models, tmp_path):
@@ -86,22 +84,24 @@ def test_public_sessions_cannot_reach_each_other_through_the_api(tiny_models, tm
     ) as (url, _):
         alice, bob = Client(url, verbose=False), Client(url, verbose=False)
         alice.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
-        doc_id = table_rows(alice.predict(api_name="/list")[0])[0][3]
+        doc_id = listed(alice)["annual_report.pdf"]["doc_id"]
         ask(alice, "What was the revenue?")
 
-        assert table_rows(bob.predict(api_name="/list")[0]) == []
+        assert listed(bob) == {}
         for guess in (doc_id, "../" + doc_id, "*", ""):
             with pytest.raises(AppError):
                 bob.predict(guess, api_name="/delete")
         with pytest.raises(AppError, match="Ask a question first"):
             bob.predict(0, api_name="/page")  # alice's retrieved pages are not bob's
-        with pytest.raises(AppError, match=r"Ask a question first|not in the list of choices"):
-            bob.predict("1", api_name="/heatmap")
+        with pytest.raises(AppError, match="Ask a question first"):
+            bob.predict(0, "revenue", api_name="/page")
         with pytest.raises(AppError, match="no documents are indexed yet"):
             ask(bob, "What was the revenue?")
-        with pytest.raises(AppError, match=r"not a token|not in the list of choices"):
-            alice.predict("9999", api_name="/heatmap")  # nonsense from the owner: one line
-        assert [r[3] for r in table_rows(alice.predict(api_name="/list")[0])] == [doc_id]
+        with pytest.raises(AppError, match="not a word of"):
+            alice.predict(0, "9999", api_name="/page")  # nonsense from the owner: one line
+        with pytest.raises(AppError, match="out of range"):
+            alice.predict(-1, api_name="/page")
+        assert [d["doc_id"] for d in listed(alice).values()] == [doc_id]
 
 
 def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_path):

@@ -1,0 +1,156 @@
+"""The page view: one retrieved page large, titled with its document and page number, its
+heatmap (on or off, at the chosen opacity, with a colour legend) for the whole question or one
+word of it, prev/next through the turn's retrieved pages, and those pages as thumbnails.
+
+Each chat turn keeps its own pages: the view shows one (turn, page) at a time. The chosen word
+is kept when the page changes, and when the turn changes if the other turn's question has it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import gradio as gr
+
+from rag.errors import DocumentNotFoundError
+from rag.overlay import ALPHA, legend_colours
+from ui.collections import ChatTurn, Session
+from ui.markdown import escape_markdown
+
+WHOLE_QUERY = "whole question"
+# How the viewer wants pages drawn: (word, heatmap on, opacity), from PageView.settings.
+Look = tuple[str | None, bool, float]
+CITATION = re.compile(r"\[[^\[\]]+ p\.\d+\]")
+
+
+@dataclass
+class PageView:
+    title: gr.Markdown
+    image: gr.Image
+    words: gr.Radio
+    gallery: gr.Gallery
+    overlay: gr.Checkbox
+    opacity: gr.Slider
+    previous: gr.Button
+    next: gr.Button
+
+    @property
+    def outputs(self) -> list:
+        """What showing a page updates, in the order ``show`` returns them."""
+        return [self.title, self.image, self.words, self.gallery]
+
+    @property
+    def settings(self) -> list:
+        """The viewer's choices every page change reads: word, heatmap on/off, opacity."""
+        return [self.words, self.overlay, self.opacity]
+
+
+def render() -> PageView:
+    title = gr.Markdown("Pages retrieved for your questions appear here.", elem_id="page-title")
+    image = gr.Image(
+        label="Page",
+        show_label=False,
+        elem_id="heatmap",
+        interactive=False,
+        format="png",
+        height=720,
+        buttons=["fullscreen", "download"],
+    )
+    with gr.Row():
+        previous = gr.Button("◀ Previous", size="sm", elem_id="prev", min_width=80)
+        next_ = gr.Button("Next ▶", size="sm", elem_id="next", min_width=80)
+        overlay = gr.Checkbox(value=True, label="Heatmap", elem_id="overlay", min_width=100)
+        opacity = gr.Slider(
+            0.1, 1.0, value=ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity"
+        )
+    gr.HTML(legend_html(), elem_id="legend")
+    words = gr.Radio(
+        label="Heatmap for", choices=[WHOLE_QUERY], value=WHOLE_QUERY, elem_id="tokens"
+    )
+    gallery = gr.Gallery(
+        label="Retrieved pages (click one to view it)",
+        columns=5,
+        fit_columns=False,  # small thumbnails, their captions in view
+        height="auto",
+        object_fit="contain",
+        allow_preview=False,
+        elem_id="pages",
+    )
+    return PageView(title, image, words, gallery, overlay, opacity, previous, next_)
+
+
+def legend_html() -> str:
+    stops = ", ".join(legend_colours())
+    return (
+        '<div class="legend"><span>weak match</span>'
+        f'<span class="legend-bar" style="background: linear-gradient(to right, {stops})">'
+        "</span><span>strong match</span></div>"
+    )
+
+
+def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = True):
+    """Updates for ``PageView.outputs`` showing page ``hit`` of ``turn`` as ``look`` says: the
+    title, the page with its heatmap, the word choices (the word kept if this turn's question
+    has it) and, with ``gallery``, the turn's thumbnails with this one selected. A page whose
+    document has been deleted since is refused with a toast naming it, and nothing changes."""
+    chat = session.turns[turn]
+    answer = chat.answer
+    found = answer.hits[hit]
+    word, overlay, opacity = look
+    choices = word_choices(chat)
+    word = word if word in choices else WHOLE_QUERY
+    index = None if word == WHOLE_QUERY else choices.index(word) - 1
+    try:
+        image = answer.heatmap_image(found, index, opacity) if overlay else answer.page_image(found)
+    except DocumentNotFoundError:
+        gr.Warning(
+            f"{found.name} has been deleted since this answer; ask again to search the rest."
+        )
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    session.view = (turn, hit)
+    thumbnails = gr.update(value=thumbnails_of(chat), selected_index=hit) if gallery else gr.skip()
+    return (
+        page_title(chat, turn, hit),
+        image,
+        gr.update(choices=choices, value=word),
+        thumbnails,
+    )
+
+
+def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
+    found = chat.answer.hits[hit]
+    cited = " · cited in the answer" if hit in cited_hits(chat) else ""
+    return (
+        f"**{escape_markdown(found.name)} — page {found.page_number}**  \n"
+        f"question {turn + 1}, retrieved page {hit + 1} of {len(chat.answer.hits)} · "
+        f"score {found.score:.2f}{cited}"
+    )
+
+
+def thumbnails_of(chat: ChatTurn) -> list[tuple[str, str]]:
+    """Gallery items: the page number and score first, so a cut caption still shows them."""
+    cited = cited_hits(chat)
+    return [
+        (
+            str(h.image_path),
+            f"p.{h.page_number} · {h.score:.2f}{' · cited' if i in cited else ''} · {h.name}",
+        )
+        for i, h in enumerate(chat.answer.hits)
+    ]
+
+
+def word_choices(chat: ChatTurn) -> list[str]:
+    """The whole question, then each word of what was searched (a repeated word numbered)."""
+    choices, seen = [WHOLE_QUERY], {}
+    for word in chat.answer.words:
+        seen[word.text] = seen.get(word.text, 0) + 1
+        choices.append(word.text if seen[word.text] == 1 else f"{word.text} ({seen[word.text]})")
+    return choices
+
+
+def cited_hits(chat: ChatTurn) -> list[int]:
+    """Which retrieved pages the answer cites, in citation order (none if it cites none)."""
+    labels = [hit.citation for hit in chat.answer.hits]
+    mentioned = dict.fromkeys(CITATION.findall(chat.text))
+    return [labels.index(label) for label in mentioned if label in labels]

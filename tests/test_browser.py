@@ -271,6 +271,11 @@ def test_deleting_a_document_in_the_results_then_opening_its_page(browser, tiny_
         assert "annual_report.pdf" not in other.inner_text("#documents")
         assert_healthy(other)
 
+        # Its citation, then its thumbnail: a toast names it each time; nothing breaks.
+        page.locator("#chat .thought-group .title").first.click()
+        page.locator("#chat a.cite").first.click()
+        wait_for_toast(page, "annual_report.pdf has been deleted since this answer")
+        page.locator(".toast-body .toast-close, .toast-close").first.click()
         page.locator("#pages .thumbnail-item").nth(1).click()
         wait_for_toast(page, "annual_report.pdf has been deleted since this answer")
         page.click("#next")

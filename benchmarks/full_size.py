@@ -1,7 +1,7 @@
 """Encoder throughput and MFU of full-size retrievers (random weights), for a GPU.
 
     python -m benchmarks.indexing --full-size [--models colqwen2,colpali] [--batch-sizes 1,4,16]
-    python -m benchmarks.full_size [--families colqwen3,colmodernvbert] [--out FILE]
+    python -m benchmarks.full_size [--families colqwen3_5,colgemma3] [--layers N] [--out FILE]
 
 The second form encodes one A4 page with each family at its published size, each in a fresh
 process, on the machine at hand, and reports vectors per page, seconds per page, FLOPs per page,
@@ -16,9 +16,10 @@ runs at the best batch size.
 
 Model FLOPs per page count the matmuls: 2 x (vision parameters x vision tokens + other
 parameters x sequence tokens), the vocabulary table excluded (a lookup) and attention's
-quadratic term left out (a few percent at these lengths). MFU = FLOPs/s over the device's peak:
-for GPUs in ``PEAK_BF16`` their dense bf16 tensor-core peak; on a CPU the rate of large square
-matmuls in the compute dtype, measured in the same run.
+quadratic term left out (a few percent at these lengths, but about 2 TFLOP a page for
+ColGemma3's SigLIP tower, which attends over 4,096 patches). MFU = FLOPs/s over the device's
+peak: for GPUs in ``PEAK_BF16`` their dense bf16 tensor-core peak; on a CPU the rate of large
+square matmuls in the compute dtype, measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from dataclasses import dataclass
 import torch
 
 ARCHITECTURES = ("colqwen2", "colpali")  # the indexing benchmark's --full-size models
-FAMILIES = ("colqwen3", "colmodernvbert", "colqwen2_5_omni")  # one page each
+# One page each: the test kit's module of each family's ``<family>_at_scale(layers)`` builder.
+AT_SCALE = {
+    "colqwen3": "qwen3",
+    "colqwen3_5": "qwen3",
+    "colgemma3": "gemma3",
+    "colmodernvbert": "modernvbert",
+    "colqwen2_5_omni": "omni",
+}
+FAMILIES = tuple(AT_SCALE)
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16 = (
     ("H100 PCIe", 756e12),
@@ -79,18 +88,9 @@ def build(name: str, device: str, layers: int | None = None):
             from tests.tiny_models.gemma import colpali_at_scale
 
             return colpali_at_scale(layers, layers)
-        if name == "colqwen3":
-            from tests.tiny_models.qwen3 import colqwen3_at_scale
-
-            return colqwen3_at_scale(layers)
-        if name == "colmodernvbert":
-            from tests.tiny_models.modernvbert import colmodernvbert_at_scale
-
-            return colmodernvbert_at_scale(layers)
-        if name == "colqwen2_5_omni":
-            from tests.tiny_models.omni import colqwen2_5_omni_at_scale
-
-            return colqwen2_5_omni_at_scale(layers)
+        if name in AT_SCALE:
+            module = importlib.import_module(f"tests.tiny_models.{AT_SCALE[name]}")
+            return getattr(module, f"{name}_at_scale")(layers)
     known = ", ".join((*ARCHITECTURES, *FAMILIES))
     raise SystemExit(f"unknown architecture {name!r}: expected one of {known}")
 

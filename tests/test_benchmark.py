@@ -260,3 +260,29 @@ def test_full_size_families_encode_one_page_each_in_its_own_process(tmp_path):
     for cells in rows.values():
         assert int(cells[3]) > 0 and float(cells[5]) > 0 and float(cells[6]) > 0
         assert cells[8].endswith(" GB")
+
+
+def test_colqwen3_5_and_colgemma3_are_built_at_their_published_shapes():
+    """ColQwen3.5 at Qwen3.5-4B's shape and ColGemma3 at gemma-3-4b-it's, built on the meta
+    device (no weights): layer patterns, rotary sections, widths, vectors and parameter counts."""
+    from tests.tiny_models.gemma3 import colgemma3_at_scale
+    from tests.tiny_models.qwen3 import colqwen3_5_at_scale
+
+    with torch.device("meta"):
+        qwen, _ = colqwen3_5_at_scale()
+        gemma, processor = colgemma3_at_scale()
+    text = qwen.config.text_config
+    assert text.layer_types == (["linear_attention"] * 3 + ["full_attention"]) * 8
+    assert (text.hidden_size, text.head_dim, text.linear_num_value_heads) == (2560, 256, 32)
+    rope = text.rope_parameters  # a quarter of each head rotated, in three M-RoPE sections
+    assert 2 * sum(rope["mrope_section"]) == text.head_dim * rope["partial_rotary_factor"]
+    assert (qwen.config.vision_config.depth, qwen.custom_text_proj.out_features) == (24, 320)
+    text = gemma.config.text_config
+    sliding = ["sliding_attention"]
+    assert text.layer_types == (sliding * 5 + ["full_attention"]) * 5 + sliding * 4
+    assert (text.hidden_size, text.head_dim, text.sliding_window) == (2560, 256, 1024)
+    assert gemma.custom_text_proj.out_features == 128
+    assert gemma.config.vision_config.image_size == 896
+    assert processor.image_seq_length == gemma.config.mm_tokens_per_image == 256
+    counts = [sum(p.numel() for p in model.parameters()) / 1e9 for model in (qwen, gemma)]
+    assert [round(count, 2) for count in counts] == [3.91, 3.63]  # the test kit's vocabulary

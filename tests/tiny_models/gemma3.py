@@ -52,11 +52,11 @@ def build_tokenizer():
     return tokenizer
 
 
-def _processor(processor_class):
+def _processor(processor_class, image_size: int = IMAGE_SIZE, mm_tokens: int = MM_TOKENS):
     from transformers import Gemma3ImageProcessor
 
     image_processor = Gemma3ImageProcessor(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
         do_pan_and_scan=False,
@@ -65,7 +65,7 @@ def _processor(processor_class):
         image_processor=image_processor,
         tokenizer=build_tokenizer(),
         chat_template=CHAT_TEMPLATE,
-        image_seq_length=MM_TOKENS,
+        image_seq_length=mm_tokens,
     )
 
 
@@ -146,3 +146,62 @@ def build_gemma3(out_root: Path) -> Path:
         max_new_tokens=16,
     )
     return save(folder, processor, model)
+
+
+# gemma-3-4b-it (the base of ColGemma3 checkpoints such as Cognitive-Lab/ColNetraEmbed), from its
+# published config and transformers' Gemma3TextConfig defaults: text 2560 wide, 34 layers (5
+# sliding-window layers of 1024 tokens, then 1 global, repeated), 8 heads of 256 with 4 KV heads,
+# MLP 10240; SigLIP 1152 wide, 27 layers, 16 heads, MLP 4304, 896-px pages in 14-px patches
+# (64 x 64), pooled 4 x 4 into 256 image tokens.
+AT_SCALE_TEXT = dict(
+    hidden_size=2560,
+    intermediate_size=10240,
+    num_hidden_layers=34,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    head_dim=256,
+    query_pre_attn_scalar=256,
+    sliding_window=1024,
+    max_position_embeddings=131072,
+    rope_parameters={
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+    },
+)
+AT_SCALE_VISION = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=896,
+)
+AT_SCALE_MM_TOKENS = 256
+
+
+def colgemma3_at_scale(layers: int | None = None):
+    """A ``ColGemma3`` at gemma-3-4b-it's size (``layers`` overrides both layer counts, for a
+    quick check), in memory with its processor (896-px pages, 256 image tokens): (model,
+    processor). Only the vocabulary is the test kit's. Random weights, on the default device and
+    dtype."""
+    from colpali_engine.models import ColGemma3, ColGemmaProcessor3
+    from transformers import Gemma3Config
+
+    processor = _processor(ColGemmaProcessor3, AT_SCALE_VISION["image_size"], AT_SCALE_MM_TOKENS)
+    tiny = gemma3_config(processor.tokenizer)
+    text = tiny.text_config.to_dict() | AT_SCALE_TEXT
+    text.pop("layer_types", None)  # derived again: 5 sliding-window layers, then 1 global
+    vision = tiny.vision_config.to_dict() | AT_SCALE_VISION
+    if layers:
+        text["num_hidden_layers"], vision["num_hidden_layers"] = layers, layers
+    config = Gemma3Config(
+        text_config=text,
+        vision_config=vision,
+        mm_tokens_per_image=AT_SCALE_MM_TOKENS,
+        boi_token_index=tiny.boi_token_index,
+        eoi_token_index=tiny.eoi_token_index,
+        image_token_index=tiny.image_token_index,
+        tie_word_embeddings=True,
+    )
+    model = ColGemma3(config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor

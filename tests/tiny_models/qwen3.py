@@ -249,3 +249,54 @@ def colqwen3_at_scale(layers: int | None = None):
     model = ColQwen3(config).eval()
     randomize_bias(model.custom_text_proj)
     return model, processor
+
+
+# Qwen3.5-4B (the base of athrael-soju/colqwen3.5-4.5B-v3, whose config sets ``dim: 320``), from
+# its published config: text 2560 wide, 32 layers (every 4th full attention: 16 heads of 256,
+# 4 KV heads, a quarter of each head rotated, M-RoPE sections 11/11/10; the other 24 Gated
+# DeltaNet, 16 key heads and 32 value heads of 128, conv kernel 4), MLP 9216; Qwen3-VL-4B's
+# vision tower without DeepStack.
+AT_SCALE_3_5_TEXT = dict(
+    hidden_size=2560,
+    intermediate_size=9216,
+    num_hidden_layers=32,
+    num_attention_heads=16,
+    num_key_value_heads=4,
+    head_dim=256,
+    linear_num_key_heads=16,
+    linear_num_value_heads=32,
+    linear_key_head_dim=128,
+    linear_value_head_dim=128,
+    linear_conv_kernel_dim=4,
+)
+AT_SCALE_3_5_VISION = {k: v for k, v in AT_SCALE_VISION.items() if k != "deepstack_visual_indexes"}
+AT_SCALE_3_5_DIM = 320
+
+
+def colqwen3_5_at_scale(layers: int | None = None):
+    """A ``ColQwen3_5`` at Qwen3.5-4B's size with a 320-d projection (``layers`` overrides both
+    layer counts, for a quick check), pages capped at 768 visual tokens, in memory with its
+    processor: (model, processor). Random weights, on the default device and dtype."""
+    from colpali_engine.models import ColQwen3_5, ColQwen3_5Processor
+
+    processor = _processor(
+        ColQwen3_5Processor, TOKEN_PIXELS * 4, AT_SCALE_VISUAL_TOKENS * TOKEN_PIXELS
+    )
+    config = qwen3_5_config(processor.tokenizer, dim=AT_SCALE_3_5_DIM)
+    text = config.text_config.to_dict() | AT_SCALE_3_5_TEXT
+    # 64 rotated dimensions of 256 (partial_rotary_factor 0.25): 32 frequencies = 11 + 11 + 10
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [11, 11, 10]}
+    text.pop("layer_types", None)  # derived again: full attention every 4th layer
+    vision = config.vision_config.to_dict() | AT_SCALE_3_5_VISION
+    if layers:
+        text["num_hidden_layers"], vision["depth"] = layers, layers
+    config = type(config)(
+        text_config=text,
+        vision_config=vision,
+        tie_word_embeddings=True,
+        dim=AT_SCALE_3_5_DIM,
+        **_token_ids(processor.tokenizer),
+    )
+    model = ColQwen3_5(config).eval()
+    randomize_bias(model.custom_text_proj)
+    return model, processor

@@ -130,6 +130,8 @@ class Handlers:
         try:
             with closing(turn.answer.stream(int(max_new_tokens))) as pieces:
                 for piece in pieces:
+                    if turn.stopped:  # stop was pressed: not one more piece, even in flight
+                        break
                     turn.text += piece
                     yield messages(session.turns), gr.skip(), *keep
         except RagError as error:  # a retrieved document was deleted before the answer began

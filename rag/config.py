@@ -13,6 +13,7 @@ from rag.errors import ConfigError
 Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "bfloat16", "float16"]
 IndexMode = Literal["auto", "exact", "pooled", "binary"]
+Hybrid = Literal["rrf", "weighted", "off", "text"]
 
 DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # MIT adapter, Apache-2.0 base; ViDoRe 89.3
 DEFAULT_GENERATOR = "Qwen/Qwen2-VL-2B-Instruct"  # Apache-2.0, fits a 16 GB GPU
@@ -87,6 +88,20 @@ class Settings:
     # the full Hamming MaxSim (1.4x faster scans of large indexes; it runs only when it keeps at
     # most a quarter of the pages); 0 scans every bit.
     binary_prefilter: int = 20
+    # The page's own words join the picture (rag.text, rag.index.lexical): "rrf" fuses the
+    # visual and the lexical rankings by reciprocal rank; "weighted" mixes their scores, each
+    # scaled to [0, 1] (hybrid_weight is the words' share); "off": the picture alone; "text":
+    # the words alone (to check the text side on its own).
+    hybrid: Hybrid = "rrf"
+    hybrid_weight: float = 0.3
+    # Tesseract languages for pages without a text layer ("eng+deu"; installed packs only).
+    # "": every installed pack, English first (the set-up installs English).
+    ocr_languages: str = ""
+    # What reading a file's words may cost in all (text layer, then OCR of the pages without
+    # one), within the file's own time budget: past it, pages are found by their picture.
+    text_timeout_s: int = 60
+    # Give the answerer each page's text beside its image (helps small VLMs on dense pages).
+    answer_with_text: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -108,6 +123,7 @@ class Settings:
             "index_mode": self.index_mode in ("auto", "exact", "pooled", "binary"),
             "attn_implementation": self.attn_implementation
             in ("auto", "sdpa", "eager", "flash_attention_2"),
+            "hybrid": self.hybrid in HYBRID_MODES,
         }
         for name, ok in checks.items():
             if not ok:
@@ -121,6 +137,8 @@ class Settings:
         if self.max_visual_tokens < 0:
             raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
         parse_index(self.index)  # a bad RAG_INDEX fails here, in one line
+        if not 0 <= self.hybrid_weight <= 1:
+            raise ConfigError("RAG_HYBRID_WEIGHT must be between 0 and 1")
         if self.answer_max_pixels < self.answer_min_pixels:
             raise ConfigError("RAG_ANSWER_MAX_PIXELS must be at least RAG_ANSWER_MIN_PIXELS")
         return dataclasses.replace(self, data_dir=Path(self.data_dir))
@@ -141,7 +159,9 @@ POSITIVE = (
     "answer_min_pixels",
     "pool_factor",
     "auto_binary_pages",
+    "text_timeout_s",
 )
+HYBRID_MODES = ("rrf", "weighted", "off", "text")
 QDRANT_PORT = 6333
 INDEX_FORMS = "local, qdrant://HOST[:PORT], qdrants://HOST[:PORT], qdrant::memory: or qdrant:PATH"
 
@@ -183,6 +203,15 @@ def page_workers(settings: Settings) -> int:
 def _parse(name: str, raw: str, default: object) -> object:
     if isinstance(default, Path):
         return Path(raw).expanduser()
+    if isinstance(default, bool):
+        if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            raise ConfigError(f"RAG_{name.upper()} must be 1 or 0 (true or false), got {raw!r}")
+        return raw.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"RAG_{name.upper()} must be a number, got {raw!r}") from None
     if isinstance(default, int):
         try:
             return int(raw)

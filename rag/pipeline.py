@@ -24,10 +24,11 @@ from PIL import Image
 
 from rag.ahead import Behind, ahead
 from rag.chat import Turn, recent
-from rag.config import Settings, page_workers
+from rag.config import HYBRID_MODES, Settings, page_workers
 from rag.errors import (
     AmbiguousNameError,
     CollectionFullError,
+    ConfigError,
     DocumentNotFoundError,
     EmptyIndexError,
     PdfError,
@@ -53,6 +54,7 @@ from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_
 from rag.retriever import Retriever
 from rag.sources import find_documents
 from rag.tags import clean_tags
+from rag.text import PageText, load_texts, page_texts, save_texts
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,17 @@ class Answer:
             )
 
     def pages(self) -> list[PageImage]:
-        return [PageImage(hit.citation, self.page_image(hit)) for hit in self.hits]
+        """The retrieved pages as the answerer sees them (with their words, if
+        RAG_ANSWER_WITH_TEXT)."""
+        with_text = self._pipeline.settings.answer_with_text
+        return [
+            PageImage(hit.citation, self.page_image(hit), self.page_text(hit) if with_text else "")
+            for hit in self.hits
+        ]
+
+    def page_text(self, hit: Hit) -> str:
+        """The retrieved page's words ("" if it has none, or was indexed before words were)."""
+        return self._pipeline.page_words(hit.doc_id, hit.page_number).text
 
     def page_image(self, hit: Hit) -> Image.Image:
         """The retrieved page as it was indexed; DocumentNotFoundError naming the document if
@@ -399,6 +411,12 @@ class Pipeline:
                     if progress:
                         progress(len(rendered), info.pages, name)
                 writer.finish()
+            # The pages' words, committed with them: the text layer, else OCR of the images.
+            images = {page.page_number: page.path for page in rendered}
+            texts = page_texts(
+                path, info.pages, images, self.settings, info.budget, password=info.password
+            )
+            save_texts(staged, texts)
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
             document = Document(doc_id, name, info.pages, added, tags)
             if not self.index.add(document, staged, embeddings):  # another process was first
@@ -440,9 +458,12 @@ class Pipeline:
         *,
         history: Iterable[Turn] = (),
         rewrite: bool = True,
+        hybrid: str | None = None,
     ) -> Answer:
         """Retrieve the best pages for ``question`` (within the documents ``docs`` and those
         tagged any of ``tags``, if given: ``scope``); the answer streams from the result.
+        ``hybrid`` overrides Settings.hybrid for this question: how the pages' pictures and
+        words are combined (rrf, weighted, off, text).
 
         ``history``: the conversation's earlier turns. The answerer reads them before the
         pages; with ``rewrite``, it first rewrites a follow-up as a standalone question, and
@@ -458,7 +479,12 @@ class Pipeline:
         retriever = self.retriever
         with self.models.busy:
             query = retriever.embed_query(searched)
-        hits = self.index.search(query, top_k or self.settings.top_k, scope)
+        mode = hybrid or self.settings.hybrid
+        if mode not in HYBRID_MODES:
+            raise ConfigError(f"hybrid: {mode!r} is not one of {', '.join(HYBRID_MODES)}")
+        k = top_k or self.settings.top_k
+        weight = self.settings.hybrid_weight
+        hits = self.index.search_hybrid(query, searched, k, scope, mode=mode, weight=weight)
         tokens = meaningful_tokens(
             retriever.processor.tokenizer, retriever.query_token_ids(searched), searched
         )
@@ -470,6 +496,11 @@ class Pipeline:
             searched = generator.rewrite(question, history)
         logger.info("follow-up %r searched as %r", question, searched)
         return searched
+
+    def page_words(self, doc_id: str, page_number: int) -> PageText:
+        """One page's words and their boxes, as stored with the document."""
+        texts = load_texts(self.index.store.folder(doc_id))
+        return next((t for t in texts if t.page_number == page_number), PageText(page_number))
 
     def heatmaps(self, answer: Answer, hit: Hit) -> PageMaps:
         """Per-token and whole-query similarity maps of one retrieved page; a page whose

@@ -73,7 +73,7 @@ def test_index_then_ask_json(retriever, generator, tiny_models, tmp_path, capsys
     assert isinstance(result["answer"], str)
     assert [hit["page"] for hit in result["hits"]] != []
     for hit in result["hits"]:
-        assert set(hit) == {"doc_id", "name", "page", "score"}
+        assert set(hit) == {"doc_id", "name", "page", "score", "visual_score", "text_score"}
         assert hit["doc_id"] == record["doc_id"] and hit["name"] == "annual_report.pdf"
         assert 1 <= hit["page"] <= 3
     assert len(result["hits"]) == 2

@@ -25,6 +25,9 @@ INSTRUCTION = (
 )
 
 
+PAGE_TEXT_CHARS = 3000  # of a page's words given to the answerer (a dense page has ~4,000)
+
+
 @dataclass(frozen=True)
 class PatchGrid:
     """Where a page's image tokens sit: an (n_x columns, n_y rows) grid of patches, and a
@@ -39,6 +42,14 @@ class PatchGrid:
 class PageImage:
     label: str  # the citation the answer should use, e.g. "[report.pdf p.3]"
     image: Image.Image
+    text: str = ""  # the page's words, given beside the image with RAG_ANSWER_WITH_TEXT
+
+    @property
+    def caption(self) -> str:
+        """What the answerer reads before the page's image: its label, and its words if any."""
+        if not self.text:
+            return self.label
+        return f"{self.label}\nText of this page: {self.text[:PAGE_TEXT_CHARS]}"
 
 
 class Family:
@@ -150,7 +161,7 @@ def chat_template_inputs(
     template."""
     content: list[dict] = []
     for page in pages:
-        content += [{"type": "text", "text": page.label}, {"type": "image"}]
+        content += [{"type": "text", "text": page.caption}, {"type": "image"}]
     content.append({"type": "text", "text": instruction(question, pages)})
     messages = [*history_messages(history), {"role": "user", "content": content}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)

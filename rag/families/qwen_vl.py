@@ -20,7 +20,7 @@ class QwenVL(AnswererFamily):
 
         content: list[dict] = []
         for page in pages:
-            content.append({"type": "text", "text": page.label})
+            content.append({"type": "text", "text": page.caption})
             image = {"type": "image", "image": page.image.convert("RGB")}
             content.append({**image, "min_pixels": min_pixels, "max_pixels": max_pixels})
         content.append({"type": "text", "text": instruction(question, pages)})

@@ -6,14 +6,19 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
+    from rag.index.lexical import LexicalIndex, TextHit
     from rag.index.store import DocumentStore
+
+# Pages each side of a hybrid search brings to the fusion: a page the words rank 40th and the
+# picture 3rd must be seen by both.
+HYBRID_DEPTH = 50
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,10 @@ class Hit:
     doc_id: str
     name: str
     page_number: int  # 1-based
-    score: float
+    score: float  # the ranking's: MaxSim, BM25, or the two fused (rag.index.fusion)
     image_path: Path
+    visual_score: float | None = None  # MaxSim, when the picture ranking found the page
+    text_score: float | None = None  # BM25, when the words found it
 
     @property
     def citation(self) -> str:
@@ -100,6 +107,45 @@ class Index(ABC):
     ) -> list[list[Hit]]:
         """``search`` for several queries; backends that can batch them override this."""
         return [self.search(query, k, scope) for query in queries]
+
+    def search_hybrid(
+        self,
+        query: torch.Tensor,
+        question: str,
+        k: int,
+        scope: Collection[str] | None = None,
+        *,
+        mode: str = "rrf",
+        weight: float = 0.3,
+    ) -> list[Hit]:
+        """The k best pages by their pictures (``query``) and their words (``question``),
+        fused as ``mode`` says (``rag.index.fusion``; "off": pictures only, "text": words
+        only), each side searched ``HYBRID_DEPTH`` deep within ``scope``."""
+        from rag.index.fusion import fuse
+
+        if mode == "off":
+            return [replace(h, visual_score=h.score) for h in self.search(query, k, scope)]
+        depth = max(k, HYBRID_DEPTH)
+        visual = [] if mode == "text" else self.search(query, depth, scope)
+        text = self.lexical.search(question, depth, scope)
+        mode = "rrf" if mode == "text" else mode  # one ranking: its own order
+        return fuse(visual, text, k, self._text_hit, mode=mode, weight=weight)
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        """The pages' words (SQLite FTS5 beside the document store), opened on first use."""
+        with self._lock:
+            if getattr(self, "_lexical", None) is None:
+                from rag.index.lexical import LexicalIndex
+
+                self._lexical = LexicalIndex(self.store)
+            return self._lexical
+
+    def _text_hit(self, found: TextHit) -> Hit:
+        document = self.store.get(found.doc_id)
+        name = document.name if document else found.doc_id
+        image = self.store.page_image(found.doc_id, found.page_number)
+        return Hit(found.doc_id, name, found.page_number, found.score, image)
 
     @abstractmethod
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:

@@ -1,0 +1,214 @@
+"""The pages' words: the text layer with its boxes, OCR of scans, the full-text index kept with
+the documents, and its fusion with the pictures' ranking.
+
+Random-weight retrievers rank pictures at random, so the text side is tested on content (exact
+terms find their page first, on every backend), and fusion is tested as arithmetic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag import ocr, poppler
+from rag.config import Settings
+from rag.index.base import Hit
+from rag.index.fusion import RRF_K, fuse
+from rag.index.lexical import FILE, TextHit, terms_of
+from rag.pdf import inspect_pdf, render_pages
+from rag.pipeline import Pipeline
+from rag.text import (
+    MAX_WORDS,
+    load_texts,
+    page_texts,
+    parse_bbox_layout,
+    read_text_layer,
+    readable,
+)
+from tests import corpus
+from tests.conftest import SAMPLES
+
+TESSERACT = shutil.which("tesseract") is not None
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> tuple[Path, Path]:
+    return corpus.write(tmp_path_factory.mktemp("corpus"))
+
+
+def budget(seconds: float = 30) -> poppler.Budget:
+    return poppler.Budget.start(seconds, 1024)
+
+
+def xhtml(*pages: list[str]) -> str:
+    """pdftotext -bbox-layout output for pages of words, 20 words a line, spaced apart."""
+    body = ""
+    for words in pages:
+        lines = ""
+        for start in range(0, len(words), 20):
+            top = 10 + start  # a line lower for every 20 words
+            line = "".join(
+                f'<word xMin="{25 * i}" yMin="{top}" xMax="{25 * i + 12}" yMax="{top + 10}">'
+                f"{word}</word>"
+                for i, word in enumerate(words[start : start + 20])
+            )
+            lines += f"<line>{line}</line>"
+        body += f'<page width="600" height="800"><flow><block>{lines}</block></flow></page>'
+    return f'<html xmlns="http://www.w3.org/1999/xhtml"><body><doc>{body}</doc></body></html>'
+
+
+def test_the_text_layer_gives_every_word_with_its_box(files):
+    facts, scan = files
+    pages = read_text_layer(facts, len(corpus.PAGES), budget())
+    assert sorted(pages) == list(range(1, len(corpus.PAGES) + 1))
+    words = {w.text: w for w in pages[1]}
+    invoice = words["INV-2024-0173"]
+    x0, y0, x1, y1 = invoice.box
+    assert 0 < x0 < x1 < 1 and 0 < y0 < y1 < 0.25  # near the top, where it is drawn
+    # poppler splits "Bluefinch" at its "fi" ligature; the pieces are joined again.
+    assert "Bluefinch" in [w.text for w in pages[6]]
+    assert read_text_layer(scan, len(corpus.SCAN_PAGES), budget()) == {}  # pictures only
+
+
+def test_garbled_empty_and_huge_text_layers(files):
+    garbled = ["\ue001\ue002", "\ue003\ufffd", "\ue004"]  # a font without a Unicode map
+    pages = parse_bbox_layout(xhtml(["Invoice", "INV-1"], garbled, ["  ", "\x07"]))
+    assert [w.text for w in pages[1]] == ["Invoice", "INV-1"]
+    assert not readable(pages[2])  # read by OCR instead
+    assert pages[3] == ()  # only whitespace and control characters
+    huge = parse_bbox_layout(xhtml([f"w{i}" for i in range(MAX_WORDS + 500)]))
+    assert len(huge[1]) == MAX_WORDS
+    assert parse_bbox_layout("<not xml") == {}
+
+
+def render(path: Path, folder: Path, settings: Settings) -> tuple:
+    info = inspect_pdf(path, settings)
+    images = {p.page_number: p.path for p in render_pages(path, folder, settings, info)}
+    return info, images
+
+
+@pytest.mark.skipif(not TESSERACT, reason="tesseract-ocr is not installed")
+def test_a_scan_is_read_by_ocr(files, tmp_path):
+    settings = Settings()
+    info, images = render(files[1], tmp_path, settings)
+    texts = page_texts(files[1], info.pages, images, settings, info.budget)
+    assert [t.source for t in texts] == ["ocr", "ocr"]
+    assert "R-40917" in texts[0].text and "Kwabena" in texts[1].text
+    assert all(0 <= v <= 1 for word in texts[0].words for v in word.box)
+
+
+def test_without_tesseract_pages_are_found_by_picture_with_one_log_line(
+    files, tmp_path, monkeypatch, caplog
+):
+    settings = Settings(ocr_languages="eng")
+    info, images = render(files[1], tmp_path, settings)
+    monkeypatch.setattr(ocr, "tesseract", lambda: None)
+    monkeypatch.setattr(ocr, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="rag.ocr"):
+        for _ in range(2):
+            texts = page_texts(files[1], info.pages, images, settings, info.budget)
+    assert [t.source for t in texts] == ["none", "none"]
+    assert len([r for r in caplog.records if "tesseract is not installed" in r.message]) == 1
+
+
+@pytest.mark.skipif(not TESSERACT, reason="tesseract-ocr is not installed")
+def test_ocr_past_the_files_time_leaves_the_page_without_words(files, tmp_path):
+    settings = Settings()
+    info, images = render(files[1], tmp_path, settings)
+    spent = poppler.Budget.start(0.001, 1024)  # the file's time is all but spent
+    texts = page_texts(files[1], info.pages, images, settings, spent)
+    assert [t.source for t in texts] == ["none", "none"]
+
+
+def test_rrf_and_weighted_fusion_arithmetic():
+    def hit(doc: str, page: int, score: float) -> Hit:
+        return Hit(doc, f"{doc}.pdf", page, score, Path(f"{doc}{page}"))
+
+    pictures = [hit("a", 1, 30.0), hit("b", 1, 20.0), hit("c", 1, 10.0)]
+    words = [TextHit("c", 1, 8.0), TextHit("d", 1, 4.0)]
+    make = lambda t: hit(t.doc_id, t.page_number, 0.0)  # noqa: E731
+    fused = {(h.doc_id): h for h in fuse(pictures, words, 4, make)}
+    assert fused["c"].score == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
+    assert fused["a"].score == pytest.approx(1 / (RRF_K + 1))
+    assert (fused["c"].visual_score, fused["c"].text_score) == (10.0, 8.0)
+    assert (fused["d"].visual_score, fused["a"].text_score) == (None, None)
+    ranked = [h.doc_id for h in fuse(pictures, words, 4, make)]
+    assert ranked == ["c", "a", "b", "d"]  # c is in both rankings
+
+    weighted = fuse(pictures, words, 4, make, mode="weighted", weight=0.25)
+    scores = {h.doc_id: h.score for h in weighted}
+    # Each ranking scaled to [0, 1] (worst to best), then 0.75 x picture + 0.25 x words.
+    assert scores == pytest.approx({"a": 0.75, "b": 0.375, "c": 0.25, "d": 0.0})
+    assert fuse(pictures, [], 2, make) == fuse(pictures, [], 2, make)  # words missing: no error
+
+
+def test_search_terms_handle_codes_accents_and_cjk():
+    assert terms_of("Total of INV-2024-0173?") == ["Total", "of", "INV", "2024", "0173"]
+    assert terms_of("東京の売上") == ["東", "京", "の", "売", "上"]
+    assert terms_of("   ?!") == []
+
+
+@pytest.fixture
+def library(tiny_models, tmp_path, files, request) -> Pipeline:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        top_k=3,
+        hybrid="text",
+        index=getattr(request, "param", "local"),
+    )
+    pipeline = Pipeline(settings)
+    for path in (*files, SAMPLES / "annual_report.pdf"):
+        assert pipeline.add_pdf(path).status == "indexed"
+    return pipeline
+
+
+@pytest.mark.parametrize("library", ["local", "qdrant::memory:"], indirect=True)
+def test_exact_terms_find_their_page_first(library):
+    questions = [(q, "facts.pdf", page) for q, page in corpus.QUESTIONS]
+    if TESSERACT:
+        questions += [(q, "scan.pdf", page) for q, page in corpus.SCAN_QUESTIONS]
+    for question, name, page in questions:
+        top = library.search(question)[0]
+        assert (top.name, top.page_number) == (name, page), question
+        assert top.text_score > 0 and top.visual_score is None
+    # A scope limits the words too: the invoice's number is not in the annual report.
+    within = library.search("INV-2024-0173", docs=["annual_report.pdf"])
+    assert all(hit.name == "annual_report.pdf" for hit in within)
+    assert all(hit.text_score is None or "INV" not in hit.name for hit in within)
+
+
+def test_each_hit_keeps_both_scores_and_off_is_pictures_alone(library):
+    fused = library.ask("invoice INV-2024-0173", hybrid="rrf").hits
+    assert any(h.visual_score is not None for h in fused)
+    assert any(h.text_score is not None for h in fused)
+    pictures = library.ask("invoice INV-2024-0173", hybrid="off").hits
+    assert all(h.text_score is None and h.visual_score == h.score for h in pictures)
+
+
+def test_words_are_committed_with_the_document_and_the_index_catches_up(library, tmp_path):
+    document = library.find("facts.pdf")
+    texts = load_texts(library.index.store.folder(document.doc_id))
+    assert [t.page_number for t in texts] == list(range(1, len(corpus.PAGES) + 1))
+    # The full-text index is lost (a crash before its insert, a deleted file): rebuilt.
+    library.index.lexical.close()
+    (library.settings.data_dir / "index" / FILE).unlink()
+    again = Pipeline(library.settings)
+    assert again.search("Bluefinch budget")[0].page_number == 6
+    # A document deleted by another process: its words go at the next search.
+    Pipeline(library.settings).delete("facts.pdf")
+    assert all(hit.name != "facts.pdf" for hit in again.search("INV-2024-0173 Bluefinch"))
+
+
+def test_settings_refuse_an_unknown_mode():
+    from rag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="RAG_HYBRID"):
+        Settings.from_env({"RAG_HYBRID": "maybe"})
+    with pytest.raises(ConfigError, match="RAG_HYBRID_WEIGHT"):
+        dataclasses.replace(Settings(), hybrid_weight=1.5).validated()

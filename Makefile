@@ -1,4 +1,4 @@
-# make run  : set up (venv, pinned requirements, poppler) and start the web app
+# make run  : set up (venv, pinned requirements, poppler, tesseract) and start the web app
 # make test : same set-up plus test tools and a headless browser, then ruff + pytest (offline)
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -38,9 +38,10 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-# poppler renders PDFs; it is not on a fresh machine.
+# poppler renders PDFs and reads their text; Tesseract reads the pages that have no text (scans).
 system-deps:
-	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
+	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null && command -v pdftotext >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
+	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory apt PKGS="tesseract-ocr"
 
 # The browser tests drive Debian's chromium (never a downloaded browser).
 test-system-deps: system-deps

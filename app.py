@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from rag.config import Settings
+from rag.config import HYBRID_MODES, Settings
 from rag.errors import ConfigError, RagError
 from rag.names import display_name
 from rag.pipeline import IndexResult, Pipeline
@@ -155,6 +155,13 @@ def add_question_options(parser: argparse.ArgumentParser) -> None:
         "--top-k", type=positive_int, default=None, help="pages to retrieve (default 3)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per answer")
+    parser.add_argument(
+        "--hybrid",
+        choices=list(HYBRID_MODES),
+        default=None,
+        help="how the pages' pictures and words are combined: rrf (default), weighted, off "
+        "(pictures only), text (words only) (env RAG_HYBRID)",
+    )
     add_scope_options(parser)
 
 
@@ -219,7 +226,9 @@ def report_ignored(folder: Path, files: list[Path], shown: int = 5) -> None:
 
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    answer = pipeline.ask(args.question, args.top_k, docs=args.doc, tags=args.tag)
+    answer = pipeline.ask(
+        args.question, args.top_k, docs=args.doc, tags=args.tag, hybrid=args.hybrid
+    )
     if args.json:
         print(json.dumps(answer_json(answer, None if args.no_answer else answer.text())))
         return 0
@@ -238,7 +247,13 @@ def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
         if not question:
             continue
         answer = pipeline.ask(
-            question, args.top_k, args.doc, args.tag, history=history, rewrite=not args.no_rewrite
+            question,
+            args.top_k,
+            args.doc,
+            args.tag,
+            history=history,
+            rewrite=not args.no_rewrite,
+            hybrid=args.hybrid,
         )
         if args.json:
             text = answer.text()
@@ -253,9 +268,14 @@ def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
 def answer_json(answer, text: str | None) -> dict:
     hits = [
         {"doc_id": h.doc_id, "name": h.name, "page": h.page_number, "score": round(h.score, 4)}
+        | {"visual_score": rounded(h.visual_score), "text_score": rounded(h.text_score)}
         for h in answer.hits
     ]
     return {"question": answer.question, "searched": answer.searched, "answer": text, "hits": hits}
+
+
+def rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 4)
 
 
 def print_answer(answer, stream: bool) -> str:
@@ -270,8 +290,18 @@ def print_answer(answer, stream: bool) -> str:
         print()
     print("Sources:")
     for hit in answer.hits:
-        print(f"  {hit.citation}  score {hit.score:.3f}  id {hit.doc_id}")
+        print(f"  {hit.citation}  score {hit.score:.3f}{sides(hit)}  id {hit.doc_id}")
     return text
+
+
+def sides(hit) -> str:
+    """Each ranking's own score of a fused hit: `` (picture 12.301, words 4.210)``."""
+    parts = [
+        f"{label} {score:.3f}"
+        for label, score in (("picture", hit.visual_score), ("words", hit.text_score))
+        if score is not None
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def run_list(pipeline: Pipeline, args: argparse.Namespace) -> int:

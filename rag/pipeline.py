@@ -49,9 +49,10 @@ from rag.index import Document, Hit, Index, open_index
 from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
-from rag.overlay import ALPHA, render_overlay
+from rag.overlay import ALPHA, draw_boxes, render_overlay
 from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
 from rag.retriever import Retriever
+from rag.snippets import Snippet, matched_boxes, snippet
 from rag.sources import find_documents
 from rag.tags import clean_tags
 from rag.text import PageText, load_texts, page_texts, save_texts
@@ -153,6 +154,27 @@ class Answer:
             return open_image(hit.image_path)
         except FileNotFoundError:
             raise DocumentNotFoundError(f"{hit.name} has been deleted since") from None
+
+    def snippet(self, hit: Hit) -> Snippet | None:
+        """The stretch of the page's text with the most words of what was searched, those
+        words marked (None if it has none of them)."""
+        return snippet(self._pipeline.page_words(hit.doc_id, hit.page_number), self.searched)
+
+    def view(
+        self,
+        hit: Hit,
+        word: int | None = None,
+        opacity: float = ALPHA,
+        heatmap: bool = True,
+        boxes: bool = True,
+    ) -> Image.Image:
+        """The page as the page view shows it: the heatmap (``heatmap_image``) if ``heatmap``,
+        and, if ``boxes``, a frame around each of its words that what was searched matched."""
+        image = self.heatmap_image(hit, word, opacity) if heatmap else self.page_image(hit)
+        if not boxes:
+            return image
+        page = self._pipeline.page_words(hit.doc_id, hit.page_number)
+        return draw_boxes(image, matched_boxes(page, self.searched))
 
     def heatmaps(self, hit: Hit) -> PageMaps:
         """Similarity maps of one retrieved page (computed once, then cached)."""

@@ -191,6 +191,11 @@ def test_a_conversation_with_follow_ups_citations_and_the_page_view(browser, tin
         page.locator("#overlay label").click()
         page.wait_for_function(f"() => document.querySelector('#heatmap img')?.src !== {src!r}")
         assert page.locator("#legend .legend-bar").count() == 1
+        # The page's words: a snippet with the question's words marked, and their frames.
+        assert page.locator("#snippet strong").count() > 0
+        src = page.get_attribute("#heatmap img", "src")
+        page.locator("#boxes label").click()
+        page.wait_for_function(f"() => document.querySelector('#heatmap img')?.src !== {src!r}")
         assert_healthy(page)
         screenshot(page, "desktop-conversation.png")
 

@@ -212,3 +212,21 @@ def test_settings_refuse_an_unknown_mode():
         Settings.from_env({"RAG_HYBRID": "maybe"})
     with pytest.raises(ConfigError, match="RAG_HYBRID_WEIGHT"):
         dataclasses.replace(Settings(), hybrid_weight=1.5).validated()
+
+
+def test_matched_words_are_framed_where_they_are_on_the_page(library):
+    answer = library.ask("invoice INV-2024-0173")
+    top = answer.hits[0]
+    page = library.page_words(top.doc_id, top.page_number)
+    (box,) = [w.box for w in page.words if w.text == "INV-2024-0173"]
+    plain = answer.page_image(top)
+    framed = answer.view(top, heatmap=False, boxes=True)
+    assert framed.size == plain.size
+    x = round((box[0] + box[2]) / 2 * plain.width)
+    y = round((box[1] + box[3]) / 2 * plain.height)
+    margin = (round(box[0] * plain.width) - 8, round(box[1] * plain.height) - 8)
+    assert framed.getpixel(margin) == plain.getpixel(margin)  # outside: untouched
+    before, after = plain.getpixel((x - 30, y)), framed.getpixel((x - 30, y))
+    assert after != before and after[2] >= after[0]  # inside: tinted blue
+    marked = [text for text, hit in answer.snippet(top).words if hit]
+    assert marked == ["Invoice", "Invoice", "INV-2024-0173"]  # the title, then the line

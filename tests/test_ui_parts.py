@@ -43,7 +43,7 @@ def test_words_not_tokens_are_offered():
 
 def test_captions_lead_with_page_and_score_and_say_which_are_cited():
     captions = [caption for _, caption in thumbnails_of(turn("[slides.pdf p.1]"))]
-    assert captions == ["p.2 · 12.50 · report.pdf", "p.1 · 9.25 · cited · slides.pdf"]
+    assert captions == ["p.2 · 12.5 · report.pdf", "p.1 · 9.25 · cited · slides.pdf"]
 
 
 def test_the_chat_shows_each_turn_with_what_was_searched_and_its_answer():
@@ -57,3 +57,15 @@ def test_the_chat_shows_each_turn_with_what_was_searched_and_its_answer():
     assert "\\[report.pdf p.2\\]" in shown[1]["content"]  # the pages found, shown literally
     assert shown[2]["content"] == "12 M€ [report.pdf p.2]"  # copied as written
     assert shown[5]["content"] == "9 M€" + STOPPED
+
+
+def test_the_snippet_marks_the_matched_words_and_says_when_there_are_none():
+    from rag.snippets import snippet
+    from rag.text import PageText, Word
+    from ui.pages import snippet_markdown
+
+    words = ["Invoice", "number", "INV-2024-0173", "Customer:", "Halvorsen", "Marine", "AS"]
+    page = PageText(1, tuple(Word(w, (0, 0, 0.1, 0.1)) for w in words), "layer")
+    shown = snippet_markdown(snippet(page, "Who is the customer of invoice INV-2024-0173?"))
+    assert shown == "**Invoice** number **INV-2024-0173** **Customer:** Halvorsen Marine AS"
+    assert "None of the question's words" in snippet_markdown(snippet(page, "the of what"))

@@ -138,6 +138,8 @@ def describe(answer: Answer) -> dict:
             "name": h.name,
             "page": h.page_number,
             "score": round(h.score, 4),
+            "visual_score": None if h.visual_score is None else round(h.visual_score, 4),
+            "text_score": None if h.text_score is None else round(h.text_score, 4),
             "citation": h.citation,
         }
         for h in answer.hits

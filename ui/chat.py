@@ -103,12 +103,13 @@ class Handlers:
         word: str | None,
         overlay: bool,
         opacity: float,
+        boxes: bool,
         request: gr.Request,
     ):
         """Outputs: chat, question box, then the page view's outputs."""
-        look = (word, overlay, opacity)
+        look = (word, overlay, opacity, boxes)
         session = self.collections.session(request)
-        keep = (gr.skip(),) * 4
+        keep = pages.UNCHANGED
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question first.")
@@ -168,7 +169,7 @@ class Handlers:
         session.view = (0, 0)
         empty = gr.update(value=[], selected_index=None)
         words = gr.update(choices=[pages.WHOLE_QUERY], value=pages.WHOLE_QUERY)
-        return [], "", "Pages retrieved for your questions appear here.", None, words, empty
+        return [], "", pages.EMPTY_TITLE, None, words, empty, ""
 
     def scope_choices(self, chosen: list[str] | None, request: gr.Request):
         """What can be searched within, read afresh whenever the selector is opened: each
@@ -183,54 +184,59 @@ class Handlers:
     # -- the page view ----------------------------------------------------------------------
 
     @gpu
-    def open_citation(self, target: str, word, overlay, opacity, request: gr.Request):
+    def open_citation(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
+        self, target: str, word, overlay, opacity, boxes, request: gr.Request
+    ):
         """A citation link was clicked: ``target`` is "turn|[name p.N]|nonce"."""
         session = self.collections.session(request)
         turn, _, rest = (target or "").partition("|")
         label = rest.rpartition("|")[0]
         if not turn.isdigit() or int(turn) >= len(session.turns):
-            return (gr.skip(),) * 4
+            return pages.UNCHANGED
         hits = session.turns[int(turn)].answer.hits
         index = next((i for i, h in enumerate(hits) if h.citation == label), None)
         if index is None:  # a citation the answerer made up: not one of the turn's pages
             gr.Warning(f"{label} is not one of the pages retrieved for that question.")
-            return (gr.skip(),) * 4
-        return pages.show(session, int(turn), index, (word, overlay, opacity))
+            return pages.UNCHANGED
+        return pages.show(session, int(turn), index, (word, overlay, opacity, boxes))
 
     @gpu
-    def select_page(self, word, overlay, opacity, event: gr.SelectData, request: gr.Request):
+    def select_page(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
+        self, word, overlay, opacity, boxes, event: gr.SelectData, request: gr.Request
+    ):
         session = self.collections.session(request)
         turn, _ = session.view
         if turn >= len(session.turns):
-            return (gr.skip(),) * 4
-        shown = pages.show(session, turn, event.index, (word, overlay, opacity), gallery=False)
-        return (*shown[:3], gr.skip())
+            return pages.UNCHANGED
+        look = (word, overlay, opacity, boxes)
+        return pages.show(session, turn, event.index, look, gallery=False)
 
-    def previous_page(self, word, overlay, opacity, request: gr.Request):
-        return self._step(-1, word, overlay, opacity, request)
+    def previous_page(self, word, overlay, opacity, boxes, request: gr.Request):
+        return self._step(-1, (word, overlay, opacity, boxes), request)
 
-    def next_page(self, word, overlay, opacity, request: gr.Request):
-        return self._step(1, word, overlay, opacity, request)
+    def next_page(self, word, overlay, opacity, boxes, request: gr.Request):
+        return self._step(1, (word, overlay, opacity, boxes), request)
 
     @gpu
-    def _step(self, delta: int, word, overlay, opacity, request: gr.Request):
+    def _step(self, delta: int, look: pages.Look, request: gr.Request):
         """The turn's previous or next retrieved page (round the end)."""
         session = self.collections.session(request)
         turn, hit = session.view
         if turn >= len(session.turns):
-            return (gr.skip(),) * 4
+            return pages.UNCHANGED
         count = len(session.turns[turn].answer.hits)
-        return pages.show(session, turn, (hit + delta) % count, (word, overlay, opacity))
+        return pages.show(session, turn, (hit + delta) % count, look)
 
     @gpu
-    def redraw(self, word, overlay, opacity, request: gr.Request):
-        """The word, the heatmap switch or its opacity changed: the same page, drawn again."""
+    def redraw(self, word, overlay, opacity, boxes, request: gr.Request):
+        """The word, the heatmap switch, its opacity or the word frames changed: the same page,
+        drawn again."""
         session = self.collections.session(request)
         turn, hit = session.view
         if turn >= len(session.turns):
-            return (gr.skip(),) * 4
-        shown = pages.show(session, turn, hit, (word, overlay, opacity), gallery=False)
-        return (*shown[:2], gr.skip(), gr.skip())
+            return pages.UNCHANGED
+        look = (word, overlay, opacity, boxes)
+        return pages.show(session, turn, hit, look, gallery=False)
 
 
 def messages(turns: list[ChatTurn]) -> list[dict]:
@@ -339,7 +345,7 @@ def render(collections: Collections) -> None:
     new_chat.click(
         handlers.new_chat,
         None,
-        [chat, question, view.title, view.image, view.words, view.gallery],
+        [chat, question, *view.outputs],
         cancels=asked,
         queue=False,
         **private,
@@ -347,7 +353,7 @@ def render(collections: Collections) -> None:
     chat.clear(
         handlers.new_chat,
         None,
-        [chat, question, view.title, view.image, view.words, view.gallery],
+        [chat, question, *view.outputs],
         cancels=asked,
         queue=False,
         **private,
@@ -360,4 +366,5 @@ def render(collections: Collections) -> None:
     view.next.click(handlers.next_page, settings_in, view.outputs, **view_event)
     view.words.input(handlers.redraw, settings_in, view.outputs, **view_event)
     view.overlay.input(handlers.redraw, settings_in, view.outputs, **view_event)
+    view.boxes.input(handlers.redraw, settings_in, view.outputs, **view_event)
     view.opacity.release(handlers.redraw, settings_in, view.outputs, **view_event)

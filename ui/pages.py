@@ -15,12 +15,15 @@ import gradio as gr
 
 from rag.errors import DocumentNotFoundError
 from rag.overlay import ALPHA, legend_colours
+from rag.snippets import Snippet
 from ui.collections import ChatTurn, Session
 from ui.markdown import escape_markdown
 
 WHOLE_QUERY = "whole question"
-# How the viewer wants pages drawn: (word, heatmap on, opacity), from PageView.settings.
-Look = tuple[str | None, bool, float]
+# How the viewer wants pages drawn: (word, heatmap on, opacity, word frames on), from
+# PageView.settings.
+Look = tuple[str | None, bool, float, bool]
+EMPTY_TITLE = "Pages retrieved for your questions appear here."
 CITATION = re.compile(r"\[[^\[\]]+ p\.\d+\]")
 
 
@@ -30,24 +33,30 @@ class PageView:
     image: gr.Image
     words: gr.Radio
     gallery: gr.Gallery
+    snippet: gr.Markdown
     overlay: gr.Checkbox
     opacity: gr.Slider
+    boxes: gr.Checkbox
     previous: gr.Button
     next: gr.Button
 
     @property
     def outputs(self) -> list:
         """What showing a page updates, in the order ``show`` returns them."""
-        return [self.title, self.image, self.words, self.gallery]
+        return [self.title, self.image, self.words, self.gallery, self.snippet]
 
     @property
     def settings(self) -> list:
-        """The viewer's choices every page change reads: word, heatmap on/off, opacity."""
-        return [self.words, self.overlay, self.opacity]
+        """The viewer's choices every page change reads (``Look``)."""
+        return [self.words, self.overlay, self.opacity, self.boxes]
+
+
+UNCHANGED = (gr.skip(),) * 5  # for every one of PageView.outputs
 
 
 def render() -> PageView:
-    title = gr.Markdown("Pages retrieved for your questions appear here.", elem_id="page-title")
+    title = gr.Markdown(EMPTY_TITLE, elem_id="page-title")
+    snippet = gr.Markdown(elem_id="snippet")
     image = gr.Image(
         label="Page",
         show_label=False,
@@ -61,6 +70,9 @@ def render() -> PageView:
         previous = gr.Button("◀ Previous", size="sm", elem_id="prev", min_width=80)
         next_ = gr.Button("Next ▶", size="sm", elem_id="next", min_width=80)
         overlay = gr.Checkbox(value=True, label="Heatmap", elem_id="overlay", min_width=100)
+        boxes = gr.Checkbox(
+            value=True, label="Frame the matched words", elem_id="boxes", min_width=100
+        )
         opacity = gr.Slider(
             0.1, 1.0, value=ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity"
         )
@@ -77,7 +89,7 @@ def render() -> PageView:
         allow_preview=False,
         elem_id="pages",
     )
-    return PageView(title, image, words, gallery, overlay, opacity, previous, next_)
+    return PageView(title, image, words, gallery, snippet, overlay, opacity, boxes, previous, next_)
 
 
 def legend_html() -> str:
@@ -97,17 +109,17 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
     chat = session.turns[turn]
     answer = chat.answer
     found = answer.hits[hit]
-    word, overlay, opacity = look
+    word, overlay, opacity, boxes = look
     choices = word_choices(chat)
     word = word if word in choices else WHOLE_QUERY
     index = None if word == WHOLE_QUERY else choices.index(word) - 1
     try:
-        image = answer.heatmap_image(found, index, opacity) if overlay else answer.page_image(found)
+        image = answer.view(found, index, opacity, heatmap=overlay, boxes=boxes)
     except DocumentNotFoundError:
         gr.Warning(
             f"{found.name} has been deleted since this answer; ask again to search the rest."
         )
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return UNCHANGED
     session.view = (turn, hit)
     thumbnails = gr.update(value=thumbnails_of(chat), selected_index=hit) if gallery else gr.skip()
     return (
@@ -115,7 +127,19 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         image,
         gr.update(choices=choices, value=word),
         thumbnails,
+        snippet_markdown(answer.snippet(found)),
     )
+
+
+def snippet_markdown(found: Snippet | None) -> str:
+    """The snippet with its matched words in bold; a line saying so when none matched."""
+    if found is None:
+        return "*None of the question's words are on this page (found by its picture).*"
+    words = [
+        f"**{escape_markdown(text)}**" if hit else escape_markdown(text)
+        for text, hit in found.words
+    ]
+    return ("… " if found.cut_before else "") + " ".join(words) + (" …" if found.cut_after else "")
 
 
 def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
@@ -124,8 +148,18 @@ def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
     return (
         f"**{escape_markdown(found.name)} — page {found.page_number}**  \n"
         f"question {turn + 1}, retrieved page {hit + 1} of {len(chat.answer.hits)} · "
-        f"score {found.score:.2f}{cited}"
+        f"score {found.score:.3g}{sides(found)}{cited}"
     )
+
+
+def sides(found) -> str:
+    """Each ranking's own score of a fused hit: `` (picture 12.3, words 4.1)``."""
+    parts = [
+        f"{label} {score:.3g}"
+        for label, score in (("picture", found.visual_score), ("words", found.text_score))
+        if score is not None
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def thumbnails_of(chat: ChatTurn) -> list[tuple[str, str]]:
@@ -134,7 +168,7 @@ def thumbnails_of(chat: ChatTurn) -> list[tuple[str, str]]:
     return [
         (
             str(h.image_path),
-            f"p.{h.page_number} · {h.score:.2f}{' · cited' if i in cited else ''} · {h.name}",
+            f"p.{h.page_number} · {h.score:.3g}{' · cited' if i in cited else ''} · {h.name}",
         )
         for i, h in enumerate(chat.answer.hits)
     ]

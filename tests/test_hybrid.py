@@ -132,8 +132,8 @@ def test_rrf_and_weighted_fusion_arithmetic():
     words = [TextHit("c", 1, 8.0), TextHit("d", 1, 4.0)]
     make = lambda t: hit(t.doc_id, t.page_number, 0.0)  # noqa: E731
     fused = {(h.doc_id): h for h in fuse(pictures, words, 4, make)}
-    assert fused["c"].score == pytest.approx(1 / (RRF_K + 3) + 1 / (RRF_K + 1))
-    assert fused["a"].score == pytest.approx(1 / (RRF_K + 1))
+    assert fused["c"].score == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 0))  # ranks from 0
+    assert fused["a"].score == pytest.approx(1 / (RRF_K + 0))
     assert (fused["c"].visual_score, fused["c"].text_score) == (10.0, 8.0)
     assert (fused["d"].visual_score, fused["a"].text_score) == (None, None)
     ranked = [h.doc_id for h in fuse(pictures, words, 4, make)]
@@ -230,3 +230,45 @@ def test_matched_words_are_framed_where_they_are_on_the_page(library):
     assert after != before and after[2] >= after[0]  # inside: tinted blue
     marked = [text for text, hit in answer.snippet(top).words if hit]
     assert marked == ["Invoice", "Invoice", "INV-2024-0173"]  # the title, then the line
+
+
+def test_qdrant_holds_the_words_as_sparse_vectors_and_fuses_them_itself(tiny_models, tmp_path):
+    from rag.index.qdrant import TEXT, QdrantIndex, point_id
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        index="qdrant::memory:",
+    )
+    pipeline = Pipeline(settings)
+    pipeline.add_pdf(corpus.write_facts(tmp_path / "facts.pdf"))
+    pipeline.add_pdf(SAMPLES / "annual_report.pdf")
+    index = pipeline.index
+    assert isinstance(index, QdrantIndex)
+    doc_id = pipeline.find("facts.pdf").doc_id
+    (record,) = index.client.retrieve(
+        index.collection, ids=[point_id(doc_id, 1)], with_vectors=[TEXT]
+    )
+    assert len(record.vector[TEXT].indices) > 5  # the invoice page's words
+    assert not (settings.data_dir / "index" / FILE).exists()  # no second store of words
+    for question, page in corpus.QUESTIONS:
+        top = pipeline.ask(question, hybrid="text").hits[0]
+        assert (top.name, top.page_number) == ("facts.pdf", page), question
+    fused = pipeline.ask("invoice INV-2024-0173", top_k=5).hits
+    assert fused[0].score == pytest.approx(
+        sum(1 / (RRF_K + rank) for rank in ranks_of(pipeline, fused[0]))
+    )
+    assert any(h.text_score is not None for h in fused)
+    assert all(h.visual_score is not None for h in fused[:1] if h.text_score is None)
+
+
+def ranks_of(pipeline: Pipeline, hit: Hit) -> list[int]:
+    """The 0-based ranks of ``hit`` in each side's own ranking (pictures, words)."""
+    ranks = []
+    for mode in ("off", "text"):
+        ranked = pipeline.ask("invoice INV-2024-0173", top_k=50, hybrid=mode).hits
+        keys = [(h.doc_id, h.page_number) for h in ranked]
+        if (hit.doc_id, hit.page_number) in keys:
+            ranks.append(keys.index((hit.doc_id, hit.page_number)))
+    return ranks

@@ -1,7 +1,8 @@
 """One ranking from two: the pages' pictures (MaxSim) and their words (BM25).
 
 ``rrf``: reciprocal rank fusion, ``sum 1 / (RRF_K + rank)`` over the rankings a page is in
-(Cormack et al., 2009): only ranks count, so the two scores' scales never need to agree.
+(Cormack et al., 2009), ranks counted from 0 as Qdrant counts them, so that both backends fuse
+alike: only ranks count, so the two scores' scales never need to agree.
 ``weighted``: each ranking's scores scaled to [0, 1] between its worst and its best (a page it
 lacks counts 0),
 then ``weight x words + (1 - weight) x picture``. Both keep each side's own score on the hit.
@@ -38,7 +39,7 @@ def fuse(
     >>> read = [TextHit("b", 2, 3.5), TextHit("c", 1, 2.0)]
     >>> make = lambda t: Hit(t.doc_id, t.doc_id + ".pdf", t.page_number, 0.0, Path("x"))
     >>> [(h.doc_id, round(h.score, 4)) for h in fuse(seen, read, 3, make)]
-    [('b', 0.0325), ('a', 0.0164), ('c', 0.0161)]
+    [('b', 0.0331), ('a', 0.0167), ('c', 0.0164)]
     """
     by_key: dict[Key, Hit] = {}
     for hit in visual:
@@ -55,7 +56,7 @@ def fuse(
 def _rrf(visual: list[Hit], text: list[TextHit]) -> dict[Key, float]:
     scores: dict[Key, float] = {}
     for ranking in (visual, text):
-        for rank, item in enumerate(ranking, start=1):
+        for rank, item in enumerate(ranking):
             key = (item.doc_id, item.page_number)
             scores[key] = scores.get(key, 0.0) + 1.0 / (RRF_K + rank)
     return scores

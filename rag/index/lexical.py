@@ -59,13 +59,15 @@ def spaced(text: str) -> str:
     return _CJK.sub(r" \1 ", text)
 
 
-def terms_of(question: str) -> list[str]:
-    """The question's words as search terms (each CJK character one), at most ``MAX_TERMS``.
+def terms_of(text: str, limit: int | None = MAX_TERMS) -> list[str]:
+    """The words of ``text`` as search terms (each CJK character one), each once, at most
+    ``limit`` of them (a question's); ``limit=None``: every word, repeats kept (a page's).
 
     >>> terms_of("Who approved invoice INV-2024-0173?")
     ['Who', 'approved', 'invoice', 'INV', '2024', '0173']
     """
-    return list(dict.fromkeys(_WORD.findall(spaced(question))))[:MAX_TERMS]
+    words = _WORD.findall(spaced(text))
+    return words if limit is None else list(dict.fromkeys(words))[:limit]
 
 
 class LexicalIndex:

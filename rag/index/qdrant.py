@@ -9,8 +9,11 @@ page_number}`` and the named multivector ``original`` (MAX_SIM over DOT: on L2-n
 embeddings that is our MaxSim exactly). With a pool factor, a second multivector ``pooled``
 (hierarchically pooled rows) is HNSW-indexed and searched first; its candidates are reranked on
 ``original``, as in Qdrant's ColPali tutorial. ``original`` itself has no HNSW graph: it is
-scanned exactly or used to rerank. The collection's metadata records the retriever and the
-data dir (``store``) it belongs to.
+scanned exactly or used to rerank. The sparse vector ``text`` holds the page's words (BM25,
+with Qdrant's IDF modifier): a hybrid search prefetches both and fuses them in Qdrant (RRF), in
+one batch request with each side's own ranking. The collection's metadata records the retriever
+and the data dir (``store``) it belongs to. A collection made before pages had words lacks
+``text`` (Qdrant cannot add one): its words are searched beside the document store instead.
 
 Order of writes: a document's points are upserted first, then its staged folder is renamed into
 ``docs/``; the rename is the commit. Both happen under the store's writer lock, after its check
@@ -22,6 +25,7 @@ removes the folder first, then the points.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import threading
@@ -35,9 +39,13 @@ import torch
 
 from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError, RagError
-from rag.index.base import Document, Hit, Index
+from rag.index.base import HYBRID_DEPTH, Document, Hit, Index
+from rag.index.fusion import RRF_K, fuse
+from rag.index.lexical import TextHit
 from rag.index.pooling import pool_pages
+from rag.index.sparse import page_vector, query_vector
 from rag.index.store import DocumentStore
+from rag.text import load_texts
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ FORMAT = "visual-rag-qdrant-index"
 VERSION = 1
 ORIGINAL = "original"
 POOLED = "pooled"
+TEXT = "text"  # the pages' words: sparse BM25 vectors, IDF from Qdrant (rag.index.sparse)
 UPSERT_PAGES = 8  # pages per upsert request (a 750x128 page is ~1 MB of JSON)
 SCROLL_POINTS = 1000
 _POINT_NAMESPACE = uuid.UUID("5b7f0c1e-7d1a-4c36-9a57-0f6f4a3e2b11")
@@ -88,6 +97,7 @@ class QdrantIndex(Index):
         self._lock = threading.RLock()
         self.store = DocumentStore(self.root)
         self._dim: int | None = None
+        self._has_text = True  # a new collection gets the sparse vectors
         header = self._open_header(collection)
         self.collection: str = header["collection"]
         self._store: str = header["store"]
@@ -147,6 +157,7 @@ class QdrantIndex(Index):
         if meta.get("store", self._store) != self._store:
             raise IndexMismatchError(f"{where} belongs to another data dir than {self.root}")
         self._dim = int(vectors[ORIGINAL].size)
+        self._has_text = TEXT in (config.params.sparse_vectors or {})
         if POOLED not in vectors and self.use_pooled:
             raise IndexMismatchError(
                 f"{where} was built without pooled vectors: set RAG_INDEX_MODE=exact or use "
@@ -190,8 +201,12 @@ class QdrantIndex(Index):
             "pool_factor": self.pool_factor,
         }
         try:
+            sparse = {TEXT: models.SparseVectorParams(modifier=models.Modifier.IDF)}
             self.client.create_collection(
-                self.collection, vectors_config=vectors, metadata=metadata
+                self.collection,
+                vectors_config=vectors,
+                sparse_vectors_config=sparse,
+                metadata=metadata,
             )
         except Exception:
             self._check_collection()  # lost a race with another process: theirs is fine
@@ -202,7 +217,7 @@ class QdrantIndex(Index):
             self.client.create_payload_index(
                 self.collection, "doc_id", models.PayloadSchemaType.KEYWORD, wait=True
             )
-        self._dim = dim
+        self._dim, self._has_text = dim, True
 
     # -- adding and deleting ----------------------------------------------------------------
 
@@ -211,9 +226,11 @@ class QdrantIndex(Index):
             raise ValueError(f"{document.pages} pages but {len(embeddings)} embeddings")
         dim = int(embeddings[0].shape[-1])
 
+        texts = {page.page_number: page.text for page in load_texts(staged)}
+
         def upsert() -> None:  # under the writer lock, once the document is known to be new
             self._ensure_collection(dim)
-            self._upsert(document, embeddings)
+            self._upsert(document, embeddings, texts)
 
         def undo() -> None:  # an upsert or rename that failed: no points left behind
             self._delete_points([document.doc_id], quiet=True)
@@ -221,7 +238,9 @@ class QdrantIndex(Index):
         with self._lock, _reported(self.location):
             return self.store.commit(document, staged, prepare=upsert, undo=undo)
 
-    def _upsert(self, document: Document, embeddings: Sequence[torch.Tensor]) -> None:
+    def _upsert(
+        self, document: Document, embeddings: Sequence[torch.Tensor], texts: dict[int, str]
+    ) -> None:
         from qdrant_client import models
 
         for start in range(0, len(embeddings), UPSERT_PAGES):
@@ -235,9 +254,12 @@ class QdrantIndex(Index):
             points = []
             for offset, (page, rows) in enumerate(zip(pages, pooled, strict=True)):
                 number = start + offset + 1
-                vector = {ORIGINAL: page.tolist()}
+                vector: dict[str, Any] = {ORIGINAL: page.tolist()}
                 if rows is not None:
                     vector[POOLED] = rows.tolist()
+                if self._has_text and texts.get(number):
+                    indices, values = page_vector(texts[number])
+                    vector[TEXT] = models.SparseVector(indices=indices, values=values)
                 payload = {"doc_id": document.doc_id, "name": document.name, "page_number": number}
                 points.append(
                     models.PointStruct(
@@ -309,10 +331,7 @@ class QdrantIndex(Index):
             self.store.refresh()
             if len(self.store) and self._dim is None:
                 self._check_collection()  # made by another process since we opened
-            if scope is not None:
-                missing = sorted(doc_id for doc_id in set(scope) if not self.store.known(doc_id))
-                if missing:
-                    raise DocumentNotFoundError(f"no document with id {', '.join(missing)}")
+            self._check_scope(scope)
             empty_scope = scope is not None and not scope
             if not len(self.store) or self._dim is None or k <= 0 or empty_scope:
                 return []
@@ -331,6 +350,108 @@ class QdrantIndex(Index):
                 if len(hits) >= k or len(points) < limit:
                     return hits[:k]
                 limit *= 4
+
+    def search_hybrid(
+        self,
+        query: torch.Tensor,
+        question: str,
+        k: int,
+        scope: Collection[str] | None = None,
+        *,
+        mode: str = "rrf",
+        weight: float = 0.3,
+    ) -> list[Hit]:
+        """Pictures and words searched in Qdrant: the page multivectors and the sparse BM25
+        vectors, fused there (RRF) in the same batch request that brings each side's ranking
+        (whose scores each hit keeps); ``weighted`` fuses those two rankings here."""
+        if mode == "off" or not self._has_text:
+            return super().search_hybrid(query, question, k, scope, mode=mode, weight=weight)
+        indices, values = query_vector(question)
+        with self._lock, _reported(self.location):
+            self.store.refresh()
+            self._check_scope(scope)
+            if (
+                not len(self.store)
+                or self._dim is None
+                or k <= 0
+                or (scope is not None and not scope)
+            ):
+                return []
+            within = None if scope is None else _doc_filter(sorted(set(scope)))
+            depth = max(k, HYBRID_DEPTH)
+            vector = query.detach().to("cpu", torch.float32).tolist()
+            visual, text, fused = self._hybrid_batch(vector, (indices, values), depth, within)
+        pictures = [h for h in map(self._hit, visual) if h is not None] if mode != "text" else []
+        words = [
+            TextHit(p.payload["doc_id"], int(p.payload["page_number"]), float(p.score))
+            for p in text
+            if self.store.known(p.payload["doc_id"])
+        ]
+        if mode == "rrf":  # Qdrant's order; each side's scores from its own ranking
+            return self._with_sides(fused, pictures, words, k)
+        mode = "rrf" if mode == "text" else mode  # one ranking: its own order
+        return fuse(pictures, words, k, self._text_hit, mode=mode, weight=weight)
+
+    def _hybrid_batch(self, vector, sparse, depth: int, within: Any) -> list[list[Any]]:
+        """One request: the pictures' ranking, the words', and Qdrant's RRF of the two."""
+        from qdrant_client import models
+
+        words = models.SparseVector(indices=sparse[0], values=sparse[1])
+        picture_options = {}
+        if self._remote and not self.use_pooled:
+            picture_options["params"] = models.SearchParams(exact=True)
+        sides = [
+            models.Prefetch(
+                query=vector, using=ORIGINAL, limit=depth, filter=within, **picture_options
+            ),
+            models.Prefetch(query=words, using=TEXT, limit=depth, filter=within),
+        ]
+        fields = ["doc_id", "page_number"]
+        requests = [
+            models.QueryRequest(
+                query=vector,
+                using=ORIGINAL,
+                limit=depth,
+                filter=within,
+                with_payload=fields,
+                **picture_options,
+            ),
+            models.QueryRequest(
+                query=words, using=TEXT, limit=depth, filter=within, with_payload=fields
+            ),
+            models.QueryRequest(
+                prefetch=sides,
+                query=models.RrfQuery(rrf=models.Rrf(k=RRF_K)),
+                limit=depth,
+                with_payload=fields,
+            ),
+        ]
+        responses = self.client.query_batch_points(self.collection, requests=requests)
+        return [response.points for response in responses]
+
+    def _with_sides(
+        self, fused: list[Any], pictures: list[Hit], words: list[TextHit], k: int
+    ) -> list[Hit]:
+        seen = {(h.doc_id, h.page_number): h.score for h in pictures}
+        read = {(t.doc_id, t.page_number): t.score for t in words}
+        hits = []
+        for point in fused:
+            hit = self._hit(point)
+            if hit is None:
+                continue
+            key = (hit.doc_id, hit.page_number)
+            hits.append(
+                dataclasses.replace(hit, visual_score=seen.get(key), text_score=read.get(key))
+            )
+            if len(hits) == k:
+                break
+        return hits
+
+    def _check_scope(self, scope: Collection[str] | None) -> None:
+        if scope is not None:
+            missing = sorted(doc_id for doc_id in set(scope) if not self.store.known(doc_id))
+            if missing:
+                raise DocumentNotFoundError(f"no document with id {', '.join(missing)}")
 
     def _hit(self, point: Any) -> Hit | None:
         document = self.store.known(point.payload["doc_id"])

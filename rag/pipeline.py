@@ -443,6 +443,7 @@ class Pipeline:
             document = Document(doc_id, name, info.pages, added, tags)
             if not self.index.add(document, staged, embeddings):  # another process was first
                 return IndexResult(name, "skipped", doc_id, info.pages)
+        self.index.index_words()  # searchable by its words from the next question on
         blank = sum(page.blank for page in rendered)
         complaints = any(page.complaints for page in rendered)
         warnings = tuple(rendering_notes(info, blank, complaints))

@@ -9,21 +9,13 @@ English (``the``, ``of``, ``what``...) are not marked: they match everywhere and
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
-from rag.index.lexical import spaced
+from rag.index.lexical import STOPWORDS, fold_term, spaced
 from rag.text import Box, PageText
 
 WINDOW = 24  # words in a snippet
 _WORD = re.compile(r"\w+", re.UNICODE)
-# fmt: off
-STOPWORDS = frozenset((
-    "a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how",
-    "in", "is", "it", "its", "of", "on", "or", "the", "this", "that", "to", "was", "were",
-    "what", "when", "where", "which", "who", "whom", "why", "will", "with",
-))
-# fmt: on
 
 
 @dataclass(frozen=True)
@@ -38,8 +30,7 @@ class Snippet:
 
 def fold(text: str) -> str:
     """Lower case without accents: how words are compared (``Résumé`` -> ``resume``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return fold_term(text)
 
 
 def question_terms(question: str) -> set[str]:

@@ -151,3 +151,17 @@ def test_a_follow_up_is_rewritten_from_the_conversation(generator, monkeypatch):
     assert searched == generator.rewrite("And in 2023?", HISTORY)  # greedy: repeatable
     if generator.family.name == "paligemma":  # it cannot follow the instruction: as asked
         assert searched == "And in 2023?"
+
+
+def test_a_pages_words_can_be_given_beside_its_image(generator):
+    words = "Invoice number INV-2024-0173, total 4,812.50 EUR"
+    page = PageImage("[facts.pdf p.1]", pages()[0].image, words)
+    prompt = generator.processor.tokenizer.decode(
+        generator.build_inputs("Total?", [page])["input_ids"][0]
+    )
+    if generator.family.name == "paligemma":  # a task prefix and the image only
+        assert "INV-2024-0173" not in prompt
+        return
+    assert prompt.index("[facts.pdf p.1]") < prompt.index("INV-2024-0173")
+    plain = generator.build_inputs("Total?", [PageImage(page.label, page.image)])
+    assert "INV-2024-0173" not in generator.processor.tokenizer.decode(plain["input_ids"][0])

@@ -272,3 +272,29 @@ def ranks_of(pipeline: Pipeline, hit: Hit) -> list[int]:
         if (hit.doc_id, hit.page_number) in keys:
             ranks.append(keys.index((hit.doc_id, hit.page_number)))
     return ranks
+
+
+def test_terms_on_most_pages_are_left_out_unless_nothing_else_is_asked(library):
+    # "revenue" is on every page of the annual report (3 of the 11 pages: over a fifth).
+    lexical = library.index.lexical
+    assert {(h.doc_id, h.page_number) for h in lexical.search("revenue", 20)} == {
+        (library.find("annual_report.pdf").doc_id, n) for n in (1, 2, 3)
+    }
+    (only,) = lexical.search("revenue Bluefinch", 20)
+    assert (only.doc_id, only.page_number) == (library.find("facts.pdf").doc_id, 6)
+    assert lexical.search("the of what", 20) == []  # function words alone: nothing to search
+
+
+def test_the_answerer_is_given_the_pages_words_when_asked_to(library):
+    plain = library.ask("invoice INV-2024-0173")
+    assert plain.pages()[0].text == ""  # RAG_ANSWER_WITH_TEXT is off by default
+    settings = dataclasses.replace(library.settings, answer_with_text=True)
+    answer = Pipeline(settings).ask("invoice INV-2024-0173")
+    (top, *_) = answer.pages()
+    assert top.label == "[facts.pdf p.1]" and "INV-2024-0173" in top.text
+    assert "Text of this page: Invoice" in top.caption
+
+
+def test_a_word_asked_twice_in_two_cases_is_one_term(library):
+    hits = library.index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
+    assert (hits[0].doc_id, hits[0].page_number) == (library.find("facts.pdf").doc_id, 1)

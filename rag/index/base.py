@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 # Pages each side of a hybrid search brings to the fusion: a page the words rank 40th and the
 # picture 3rd must be seen by both.
 HYBRID_DEPTH = 50
+_BESIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="words")
 
 
 @dataclass(frozen=True)
@@ -126,10 +128,22 @@ class Index(ABC):
         if mode == "off":
             return [replace(h, visual_score=h.score) for h in self.search(query, k, scope)]
         depth = max(k, HYBRID_DEPTH)
+        lexical = self.lexical
+        with self._lock:  # the store is read by one thread at a time
+            lexical.sync()
+        # The words' query (SQLite, which releases the GIL) runs beside the pictures' search.
+        words = _BESIDE.submit(lexical.search, question, depth, scope, sync=False)
         visual = [] if mode == "text" else self.search(query, depth, scope)
-        text = self.lexical.search(question, depth, scope)
+        text = words.result()
         mode = "rrf" if mode == "text" else mode  # one ranking: its own order
         return fuse(visual, text, k, self._text_hit, mode=mode, weight=weight)
+
+    def index_words(self) -> None:
+        """Bring the words' index up to date now (after an add), rather than at the next
+        search (a backend that keeps the words with its vectors has nothing to do)."""
+        lexical = self.lexical
+        with self._lock:
+            lexical.sync()
 
     @property
     def lexical(self) -> LexicalIndex:

@@ -41,16 +41,23 @@ def fuse(
     >>> [(h.doc_id, round(h.score, 4)) for h in fuse(seen, read, 3, make)]
     [('b', 0.0331), ('a', 0.0167), ('c', 0.0164)]
     """
-    by_key: dict[Key, Hit] = {}
-    for hit in visual:
-        by_key[(hit.doc_id, hit.page_number)] = dataclasses.replace(hit, visual_score=hit.score)
-    for found in text:
-        key = (found.doc_id, found.page_number)
-        base = by_key.get(key) or hit_for(found)
-        by_key[key] = dataclasses.replace(base, text_score=found.score)
+    pictures = {(hit.doc_id, hit.page_number): hit for hit in visual}
+    words = {(found.doc_id, found.page_number): found for found in text}
     scores = _rrf(visual, text) if mode == "rrf" else _weighted(visual, text, weight)
-    ranked = sorted(by_key, key=lambda key: (-scores[key], key))
-    return [dataclasses.replace(by_key[key], score=scores[key]) for key in ranked[:k]]
+    ranked = sorted(scores, key=lambda key: (-scores[key], key))[:k]
+    hits = []
+    for key in ranked:  # Hits made for the k kept only
+        seen, read = pictures.get(key), words.get(key)
+        base = seen or hit_for(read)
+        hits.append(
+            dataclasses.replace(
+                base,
+                score=scores[key],
+                visual_score=seen.score if seen else None,
+                text_score=read.score if read else None,
+            )
+        )
+    return hits
 
 
 def _rrf(visual: list[Hit], text: list[TextHit]) -> dict[Key, float]:

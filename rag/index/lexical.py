@@ -21,6 +21,8 @@ import json
 import re
 import sqlite3
 import threading
+import unicodedata
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -32,6 +34,14 @@ if TYPE_CHECKING:
 
 FILE = "lexical.sqlite"
 MAX_TERMS = 64  # of a question: more is not a question
+# English function words: on nearly every page, they cost a search much and tell it little.
+# fmt: off
+STOPWORDS = frozenset((
+    "a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how",
+    "in", "is", "it", "its", "of", "on", "or", "the", "this", "that", "to", "was", "were",
+    "what", "when", "where", "which", "who", "whom", "why", "will", "with",
+))
+# fmt: on
 _CJK = re.compile(
     "([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002fa1f])"
 )
@@ -40,7 +50,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS docs (doc_id TEXT PRIMARY KEY)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
     "text, doc_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
+    # each folded term's page count, kept with the pages (FTS5's own vocabulary table reads a
+    # term's whole page list to count it: 30 ms a question at 100k pages)
+    "CREATE TABLE IF NOT EXISTS df (term TEXT PRIMARY KEY, pages INTEGER NOT NULL)",
 )
+# A term on more than this share of the pages weighs little in BM25 (its IDF is small) but
+# costs the most to score (every page holding it): it is left out of the query, unless every
+# term of the question is that common (then the rarest one stays).
+COMMON_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,17 @@ def spaced(text: str) -> str:
     ' 東  京  の  売  上  2024'
     """
     return _CJK.sub(r" \1 ", text)
+
+
+def fold_term(term: str) -> str:
+    """A term as the ``unicode61 remove_diacritics 2`` tokenizer stores it: case-folded,
+    accents removed.
+
+    >>> fold_term("Résumé")
+    'resume'
+    """
+    decomposed = unicodedata.normalize("NFKD", term.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def terms_of(text: str, limit: int | None = MAX_TERMS) -> list[str]:
@@ -76,19 +104,31 @@ class LexicalIndex:
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
         self._lock = threading.Lock()
+        self._synced: frozenset[str] | None = None  # the documents at the last sync
+        self._pages = 0  # pages with words, counted at the last sync
         # Autocommit, with explicit BEGIN IMMEDIATE: another process's writer waits its turn.
         self._db = sqlite3.connect(
             store.root / FILE, timeout=30, check_same_thread=False, isolation_level=None
         )
         for statement in _SCHEMA:
             self._db.execute(statement)
+        with self._transaction():  # made before page counts were kept: count them once
+            if not self._db.execute("SELECT 1 FROM df LIMIT 1").fetchone():
+                self._count(self._db.execute("SELECT text FROM pages").fetchall(), +1)
 
-    def search(self, question: str, k: int, scope: Collection[str] | None = None) -> list[TextHit]:
+    def search(
+        self, question: str, k: int, scope: Collection[str] | None = None, sync: bool = True
+    ) -> list[TextHit]:
         """The ``k`` pages whose words best match ``question`` (BM25), best first; within
-        ``scope`` (document ids) if given. Pages that share no word with it are not returned."""
-        terms = terms_of(question)
+        ``scope`` (document ids) if given. Pages that share no word with it are not returned.
+        English function words are left out of the query. ``sync=False``: the caller has just
+        called ``sync`` (under its own lock)."""
+        terms = [t for t in terms_of(question) if t.casefold() not in STOPWORDS]
         if not terms or k <= 0 or (scope is not None and not scope):
             return []
+        if sync:
+            self.sync()
+        terms = self._selective(terms)
         match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
         query = "SELECT doc_id, page, bm25(pages) FROM pages WHERE pages MATCH ?"
         arguments: list = [match]
@@ -97,21 +137,44 @@ class LexicalIndex:
             arguments.append(json.dumps(sorted(set(scope))))
         query += " ORDER BY bm25(pages) LIMIT ?"
         arguments.append(k)
-        self.sync()
         with self._lock:
             rows = self._db.execute(query, arguments).fetchall()
         return [TextHit(doc_id, int(page), -float(score)) for doc_id, page, score in rows]
 
+    def _selective(self, terms: list[str]) -> list[str]:
+        """``terms`` without those on more than ``COMMON_SHARE`` of the pages (the rarest one
+        is kept if all are)."""
+        folded = {term: fold_term(term) for term in terms}
+        distinct = sorted(set(folded.values()))  # "Revenue" and "revenue" are one term
+        marks = ",".join("?" * len(distinct))
+        with self._lock:
+            pages = self._pages
+            counts = dict(
+                self._db.execute(
+                    f"SELECT term, pages FROM df WHERE term IN ({marks})",
+                    distinct,
+                ).fetchall()
+            )
+        if not pages:
+            return terms
+        frequency = {term: counts.get(folded[term], 0) / pages for term in terms}
+        kept = [term for term in terms if frequency[term] <= COMMON_SHARE]
+        return kept or [min(terms, key=frequency.get)]
+
     def sync(self) -> None:
         """Add the words of committed documents the index lacks; remove those of documents that
         are gone."""
-        wanted = {document.doc_id for document in self.store.documents()}
+        wanted = frozenset(document.doc_id for document in self.store.documents())
         with self._lock:
+            if wanted == self._synced:
+                return  # the same documents as at the last check: nothing to do
             held = {row[0] for row in self._db.execute("SELECT doc_id FROM docs")}
             for doc_id in sorted(wanted - held):
                 self._add(doc_id)
             for doc_id in sorted(held - wanted):
                 self._remove(doc_id)
+            self._synced = wanted
+            self._pages = self._db.execute("SELECT count(*) FROM pages").fetchone()[0]
 
     def _add(self, doc_id: str) -> None:
         rows = [
@@ -123,12 +186,26 @@ class LexicalIndex:
             if self._db.execute("SELECT 1 FROM docs WHERE doc_id = ?", (doc_id,)).fetchone():
                 return  # another process added it meanwhile
             self._db.executemany("INSERT INTO pages (text, doc_id, page) VALUES (?, ?, ?)", rows)
+            self._count(rows, +1)
             self._db.execute("INSERT INTO docs (doc_id) VALUES (?)", (doc_id,))
 
     def _remove(self, doc_id: str) -> None:
         with self._transaction():
+            rows = self._db.execute("SELECT text FROM pages WHERE doc_id = ?", (doc_id,))
+            self._count(rows.fetchall(), -1)
             self._db.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
             self._db.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
+
+    def _count(self, rows, sign: int) -> None:
+        """Add ``sign`` to the page count of every term of each page (``rows[i][0]``: its text)."""
+        counts = Counter(
+            term for row in rows for term in {fold_term(t) for t in terms_of(row[0], None)}
+        )
+        self._db.executemany(
+            "INSERT INTO df (term, pages) VALUES (?, ?) "
+            "ON CONFLICT(term) DO UPDATE SET pages = pages + excluded.pages",
+            [(term, sign * n) for term, n in counts.items()],
+        )
 
     @contextlib.contextmanager
     def _transaction(self):

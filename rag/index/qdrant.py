@@ -239,7 +239,10 @@ class QdrantIndex(Index):
             return self.store.commit(document, staged, prepare=upsert, undo=undo)
 
     def _upsert(
-        self, document: Document, embeddings: Sequence[torch.Tensor], texts: dict[int, str]
+        self,
+        document: Document,
+        embeddings: Sequence[torch.Tensor],
+        texts: dict[int, str] | None = None,
     ) -> None:
         from qdrant_client import models
 
@@ -257,7 +260,7 @@ class QdrantIndex(Index):
                 vector: dict[str, Any] = {ORIGINAL: page.tolist()}
                 if rows is not None:
                     vector[POOLED] = rows.tolist()
-                if self._has_text and texts.get(number):
+                if self._has_text and texts and texts.get(number):
                     indices, values = page_vector(texts[number])
                     vector[TEXT] = models.SparseVector(indices=indices, values=values)
                 payload = {"doc_id": document.doc_id, "name": document.name, "page_number": number}
@@ -391,6 +394,10 @@ class QdrantIndex(Index):
             return self._with_sides(fused, pictures, words, k)
         mode = "rrf" if mode == "text" else mode  # one ranking: its own order
         return fuse(pictures, words, k, self._text_hit, mode=mode, weight=weight)
+
+    def index_words(self) -> None:
+        if not self._has_text:  # an older collection: its words are in FTS5 beside the store
+            super().index_words()
 
     def _hybrid_batch(self, vector, sparse, depth: int, within: Any) -> list[list[Any]]:
         """One request: the pictures' ranking, the words', and Qdrant's RRF of the two."""

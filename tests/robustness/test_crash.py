@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from rag.index.local import LocalIndex
+from rag.text import load_texts
 from tests.conftest import ROOT, SAMPLES
 
 pytestmark = pytest.mark.models
@@ -68,6 +69,13 @@ def assert_consistent(root: Path, retriever: str) -> list[str]:
         assert len(hits) == sum(d.pages for d in documents)
     for entry in (root / "docs").iterdir() if (root / "docs").exists() else []:
         assert (entry / "doc.json").exists(), f"half a document: {entry.name}"
+    # The words came with each document, and the word search (caught up) finds exactly these.
+    for document in documents:
+        texts = load_texts(root / "docs" / document.doc_id)
+        assert [t.page_number for t in texts] == list(range(1, document.pages + 1))
+    found = {hit.doc_id for hit in index.lexical.search("Northwind", 100)}
+    assert found == {document.doc_id for document in documents}
+    index.lexical.close()
     return [document.doc_id for document in documents]
 
 

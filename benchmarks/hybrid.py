@@ -1,0 +1,164 @@
+"""What the pages' words add to a search: hybrid (pictures + words, RRF) against pictures
+alone, on the same index and queries, in one run.
+
+    python -m benchmarks.hybrid [--pages 10000,100000] [--shape colqwen] [--dir /big/disk]
+                                [--out benchmarks/results-hybrid.md]
+
+For each size a LocalIndex is built through the real ``LocalIndex.add`` (synthetic page vectors
+from ``benchmarks.search.Corpus``, and ``text.json`` of synthetic words: ``--words`` per page
+drawn from a Zipf-distributed vocabulary, as real text is), then opened in auto mode (binary +
+exact rerank at these sizes) and warmed. Each query is a target page's vectors and eight of its
+words; every search runs twice and the second is timed, pictures alone (``search``) and hybrid
+(``search_hybrid``, which also checks that the words' index is up to date, as every search
+does). The build adds each document's words to FTS5 as the app does (``index_words`` after each
+add): its time is in the build's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks import offline, publish
+from benchmarks.search import Corpus, machine
+from rag.index.base import Document
+from rag.index.local import LocalIndex
+from rag.text import TEXT_FILE
+
+RETRIEVER = "benchmark/synthetic"
+VOCABULARY = 50_000
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hybrid", description=__doc__)
+    parser.add_argument("--pages", default="10000,100000", help="sizes, comma-separated")
+    parser.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
+    parser.add_argument("--pages-per-doc", type=int, default=20)
+    parser.add_argument("--words", type=int, default=300, help="words per page")
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--query-tokens", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dir", type=Path, help="where to build (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-hybrid.md"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    offline()
+    rows = []
+    for pages in (int(p) for p in args.pages.split(",")):
+        folder = Path(tempfile.mkdtemp(prefix="hybrid-bench-", dir=args.dir))
+        try:
+            rows.append(measure(args, pages, folder))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return publish(report(args, rows), args.out)
+
+
+def words_of(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` words of a Zipf-distributed vocabulary ("w1" the commonest)."""
+    ranks = np.minimum(rng.zipf(1.2, n), VOCABULARY)
+    return [f"w{rank}" for rank in ranks]
+
+
+def build(args: argparse.Namespace, pages: int, folder: Path) -> tuple[list, list, float]:
+    corpus = Corpus(pages, args.shape, args.seed, args.pages_per_doc)
+    rng = np.random.default_rng([args.seed, 7])
+    targets = set(rng.choice(pages, args.queries, replace=False).tolist())
+    image = io.BytesIO()
+    Image.new("RGB", (1, 1), "white").save(image, format="PNG")
+    blank = image.getvalue()
+    index = LocalIndex(folder / "index", RETRIEVER, mode="auto")
+    queries, questions = [], []
+    started = time.perf_counter()
+    for first in range(0, pages, args.pages_per_doc):
+        rows = range(first, min(first + args.pages_per_doc, pages))
+        vectors = [torch.from_numpy(corpus.page(row)) for row in rows]
+        document = Document(f"doc{first:08d}", f"doc{first:08d}.pdf", len(vectors), "2026-01-01")
+        records = []
+        for number, row in enumerate(rows, start=1):
+            words = words_of(rng, args.words)
+            records.append(
+                {"page": number, "source": "layer", "words": [[w, 0, 0, 0, 0] for w in words]}
+            )
+            if row in targets:
+                queries.append(corpus.query(row, args.query_tokens))
+                questions.append(" ".join(rng.choice(words, 8, replace=False)))
+        with index.staging() as staged:
+            for number in range(1, len(vectors) + 1):
+                (staged / f"page-{number:04d}.png").write_bytes(blank)
+            (staged / TEXT_FILE).write_text(json.dumps({"pages": records}))
+            index.add(document, staged, vectors)
+        index.index_words()  # as Pipeline.add_pdf does after each document
+    index.close()
+    return queries, questions, time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, pages: int, folder: Path) -> dict:
+    queries, questions, build_s = build(args, pages, folder)
+    index = LocalIndex(folder / "index", RETRIEVER, mode="auto")
+    index.warm()
+    started = time.perf_counter()
+    index.search_hybrid(queries[0], questions[0], args.k)
+    first_s = time.perf_counter() - started
+    timings: dict[str, list[float]] = {"pictures": [], "hybrid": [], "words": []}
+    for query, question in zip(queries, questions, strict=True):
+        for name, run in (
+            ("pictures", lambda q=query: index.search(q, args.k)),
+            ("hybrid", lambda q=query, t=question: index.search_hybrid(q, t, args.k)),
+            ("words", lambda t=question: index.lexical.search(t, args.k)),
+        ):
+            run()
+            start = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - start)
+    ms = {name: 1000 * statistics.median(values) for name, values in timings.items()}
+    fts = folder / "index" / "lexical.sqlite"
+    return {
+        "pages": pages,
+        "mode": index.search_mode(),
+        "build_s": build_s,
+        "first_s": first_s,
+        "fts_mb": fts.stat().st_size / 2**20,
+        **ms,
+    }
+
+
+def report(args: argparse.Namespace, rows: list[dict]) -> str:
+    lines = [
+        "# Hybrid search: pictures + words (RRF) against pictures alone",
+        "",
+        f"- command: `python -m benchmarks.hybrid --pages {args.pages} --shape {args.shape}` "
+        f"(k={args.k}, {args.queries} queries of {args.query_tokens} tokens and 8 words, "
+        f"{args.words} words a page, seed={args.seed})",
+        f"- machine: {machine()}",
+        "- ms: median per query, the second of two runs (page cache warm)",
+        "",
+        "| pages | picture search runs as | pictures alone, ms | hybrid, ms | extra | words alone, "
+        "ms | FTS5 index | first hybrid search, cold | build (vectors and words) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        extra = row["hybrid"] / row["pictures"] - 1
+        lines.append(
+            f"| {row['pages']:,} | {row['mode']} | {row['pictures']:.1f} | {row['hybrid']:.1f} | "
+            f"{extra:+.0%} | {row['words']:.1f} | {row['fts_mb']:.0f} MiB | "
+            f"{row['first_s']:.1f} s | {row['build_s']:.0f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(main())

@@ -296,11 +296,7 @@ def print_answer(answer, stream: bool) -> str:
 
 def sides(hit) -> str:
     """Each ranking's own score of a fused hit: `` (picture 12.301, words 4.210)``."""
-    parts = [
-        f"{label} {score:.3f}"
-        for label, score in (("picture", hit.visual_score), ("words", hit.text_score))
-        if score is not None
-    ]
+    parts = [f"{side} {score:.3f}" for side, score in hit.sides.items()]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -46,6 +46,13 @@ class Hit:
     text_score: float | None = None  # BM25, when the words found it
 
     @property
+    def sides(self) -> dict[str, float]:
+        """Each ranking's own score of a fused hit, by the name users see: ``picture``
+        (MaxSim) and ``words`` (BM25), for the rankings that found the page."""
+        scores = {"picture": self.visual_score, "words": self.text_score}
+        return {side: score for side, score in scores.items() if score is not None}
+
+    @property
     def citation(self) -> str:
         """How answers cite this page: ``[name p.N]``."""
         return f"[{self.name} p.{self.page_number}]"

@@ -169,7 +169,7 @@ class Handlers:
         session.view = (0, 0)
         empty = gr.update(value=[], selected_index=None)
         words = gr.update(choices=[pages.WHOLE_QUERY], value=pages.WHOLE_QUERY)
-        return [], "", pages.EMPTY_TITLE, None, words, empty, ""
+        return [], "", pages.EMPTY_TITLE, None, words, empty, "", None
 
     def scope_choices(self, chosen: list[str] | None, request: gr.Request):
         """What can be searched within, read afresh whenever the selector is opened: each
@@ -342,22 +342,15 @@ def render(collections: Collections) -> None:
         question.submit(handlers.ask, inputs, outputs, show_progress="hidden", **gpu_event),
     ]
     stop.click(handlers.stop, None, chat, cancels=asked, queue=False, **private)
-    new_chat.click(
-        handlers.new_chat,
-        None,
-        [chat, question, *view.outputs],
-        cancels=asked,
-        queue=False,
-        **private,
-    )
-    chat.clear(
-        handlers.new_chat,
-        None,
-        [chat, question, *view.outputs],
-        cancels=asked,
-        queue=False,
-        **private,
-    )
+    for start_over in (new_chat.click, chat.clear):  # the button, or the chat's bin icon
+        start_over(
+            handlers.new_chat,
+            None,
+            [chat, question, *view.outputs],
+            cancels=asked,
+            queue=False,
+            **private,
+        )
     scope.focus(handlers.scope_choices, scope, scope, **private)
     settings_in = view.settings
     cite.change(handlers.open_citation, [cite, *settings_in], view.outputs, **view_event)

@@ -107,6 +107,7 @@ class Answer:
     searched: str = ""
     history: tuple[Turn, ...] = ()
     _maps: dict[tuple[str, int], PageMaps] = field(default_factory=dict, repr=False)
+    _words: dict[tuple[str, int], PageText] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.searched = self.searched or self.question
@@ -145,7 +146,7 @@ class Answer:
 
     def page_text(self, hit: Hit) -> str:
         """The retrieved page's words ("" if it has none, or was indexed before words were)."""
-        return self._pipeline.page_words(hit.doc_id, hit.page_number).text
+        return self.page_words(hit).text
 
     def page_image(self, hit: Hit) -> Image.Image:
         """The retrieved page as it was indexed; DocumentNotFoundError naming the document if
@@ -158,7 +159,7 @@ class Answer:
     def snippet(self, hit: Hit) -> Snippet | None:
         """The stretch of the page's text with the most words of what was searched, those
         words marked (None if it has none of them)."""
-        return snippet(self._pipeline.page_words(hit.doc_id, hit.page_number), self.searched)
+        return snippet(self.page_words(hit), self.searched)
 
     def view(
         self,
@@ -173,8 +174,15 @@ class Answer:
         image = self.heatmap_image(hit, word, opacity) if heatmap else self.page_image(hit)
         if not boxes:
             return image
-        page = self._pipeline.page_words(hit.doc_id, hit.page_number)
-        return draw_boxes(image, matched_boxes(page, self.searched))
+        return draw_boxes(image, matched_boxes(self.page_words(hit), self.searched))
+
+    def page_words(self, hit: Hit) -> PageText:
+        """The retrieved page's words and boxes (read once: every redraw of the page, its
+        snippet and its frames use them)."""
+        key = (hit.doc_id, hit.page_number)
+        if key not in self._words:
+            self._words[key] = self._pipeline.page_words(hit.doc_id, hit.page_number)
+        return self._words[key]
 
     def heatmaps(self, hit: Hit) -> PageMaps:
         """Similarity maps of one retrieved page (computed once, then cached)."""

@@ -39,9 +39,12 @@ FAST = {
 }
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str], timeout: int = 300, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "app.py", *args],
+        input=stdin,
         cwd=ROOT,
         env={**os.environ, **FAST, **env},
         capture_output=True,
@@ -187,16 +190,7 @@ def test_chat_reads_follow_ups_from_stdin_with_their_history(tiny_models, tmp_pa
     files = [str(SAMPLES / "annual_report.pdf"), str(SAMPLES / "product_slides.pdf")]
     assert run_cli("index", *files, env=env).returncode == 0
     lines = "What was the revenue in 2024?\n\nAnd in 2023?\n"
-    result = subprocess.run(
-        [sys.executable, "app.py", "chat", "--json", "--doc", "annual_report.pdf"],
-        input=lines,
-        cwd=ROOT,
-        env={**os.environ, **FAST, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_cli("chat", "--json", "--doc", "annual_report.pdf", env=env, stdin=lines)
     assert result.returncode == 0, result.stderr
     first, second = (json.loads(line) for line in result.stdout.splitlines())  # blank skipped
     assert first["searched"] == first["question"] == "What was the revenue in 2024?"
@@ -205,16 +199,7 @@ def test_chat_reads_follow_ups_from_stdin_with_their_history(tiny_models, tmp_pa
     for turn in (first, second):
         assert {hit["name"] for hit in turn["hits"]} == {"annual_report.pdf"}  # the scope
 
-    literal = subprocess.run(
-        [sys.executable, "app.py", "chat", "--no-rewrite"],
-        input=lines,
-        cwd=ROOT,
-        env={**os.environ, **FAST, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    literal = run_cli("chat", "--no-rewrite", env=env, stdin=lines)
     assert literal.returncode == 0, literal.stderr
     assert literal.stdout.count("Sources:") == 2 and "searched for" not in literal.stdout
 

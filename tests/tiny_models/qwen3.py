@@ -238,15 +238,23 @@ def colqwen3_at_scale(layers: int | None = None):
     text.pop("layer_types", None)  # derived again from the layer count
     vision = config.vision_config.to_dict() | AT_SCALE_VISION
     if layers:
-        text["num_hidden_layers"], vision["depth"] = layers, layers
         vision["deepstack_visual_indexes"] = [0]
+    return _rebuilt(ColQwen3, processor, config, text, vision, layers)
+
+
+def _rebuilt(model_class, processor, config, text: dict, vision: dict, layers, **extra):
+    """(model, processor): ``model_class`` on ``config`` with the ``text`` and ``vision``
+    settings (``layers`` overriding both layer counts), its projection bias randomised."""
+    if layers:
+        text["num_hidden_layers"], vision["depth"] = layers, layers
     config = type(config)(
         text_config=text,
         vision_config=vision,
         tie_word_embeddings=True,
         **_token_ids(processor.tokenizer),
+        **extra,
     )
-    model = ColQwen3(config).eval()
+    model = model_class(config).eval()
     randomize_bias(model.custom_text_proj)
     return model, processor
 
@@ -288,15 +296,4 @@ def colqwen3_5_at_scale(layers: int | None = None):
     text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [11, 11, 10]}
     text.pop("layer_types", None)  # derived again: full attention every 4th layer
     vision = config.vision_config.to_dict() | AT_SCALE_3_5_VISION
-    if layers:
-        text["num_hidden_layers"], vision["depth"] = layers, layers
-    config = type(config)(
-        text_config=text,
-        vision_config=vision,
-        tie_word_embeddings=True,
-        dim=AT_SCALE_3_5_DIM,
-        **_token_ids(processor.tokenizer),
-    )
-    model = ColQwen3_5(config).eval()
-    randomize_bias(model.custom_text_proj)
-    return model, processor
+    return _rebuilt(ColQwen3_5, processor, config, text, vision, layers, dim=AT_SCALE_3_5_DIM)

@@ -193,6 +193,10 @@ def test_a_conversation_with_follow_ups_citations_and_the_page_view(browser, tin
         assert page.locator("#legend .legend-bar").count() == 1
         # The page's words: a snippet with the question's words marked, and their frames.
         assert page.locator("#snippet strong").count() > 0
+        href = page.locator("#page-file a").first.get_attribute("href")  # the page, full size
+        response = page.request.get(href)
+        assert response.ok and response.headers["content-type"] == "image/png"
+        assert href.rsplit("/", 1)[-1].startswith("page-")
         src = page.get_attribute("#heatmap img", "src")
         page.locator("#boxes label").click()
         page.wait_for_function(f"() => document.querySelector('#heatmap img')?.src !== {src!r}")
@@ -281,8 +285,13 @@ def test_deleting_a_document_in_the_results_then_opening_its_page(browser, tiny_
         page.locator("#chat a.cite").first.click()
         wait_for_toast(page, "annual_report.pdf has been deleted since this answer")
         page.locator(".toast-body .toast-close, .toast-close").first.click()
+        shown = page.inner_text(TITLE)
         page.locator("#pages .thumbnail-item").nth(1).click()
         wait_for_toast(page, "annual_report.pdf has been deleted since this answer")
+        page.wait_for_timeout(500)
+        number = shown.split(" — page ")[1].split("\n")[0].strip()
+        assert page.inner_text(TITLE) == shown  # the page shown stays, and stays selected
+        assert page.inner_text("#pages .thumbnail-item.selected").startswith(f"p.{number} ")
         page.click("#next")
         page.wait_for_timeout(1000)
         assert_healthy(page)

@@ -34,6 +34,7 @@ class PageView:
     words: gr.Radio
     gallery: gr.Gallery
     snippet: gr.Markdown
+    full: gr.File
     overlay: gr.Checkbox
     opacity: gr.Slider
     boxes: gr.Checkbox
@@ -43,7 +44,7 @@ class PageView:
     @property
     def outputs(self) -> list:
         """What showing a page updates, in the order ``show`` returns them."""
-        return [self.title, self.image, self.words, self.gallery, self.snippet]
+        return [self.title, self.image, self.words, self.gallery, self.snippet, self.full]
 
     @property
     def settings(self) -> list:
@@ -51,7 +52,7 @@ class PageView:
         return [self.words, self.overlay, self.opacity, self.boxes]
 
 
-UNCHANGED = (gr.skip(),) * 5  # for every one of PageView.outputs
+UNCHANGED = (gr.skip(),) * 6  # for every one of PageView.outputs
 
 
 def render() -> PageView:
@@ -77,6 +78,9 @@ def render() -> PageView:
             0.1, 1.0, value=ALPHA, step=0.05, label="Heatmap opacity", elem_id="opacity"
         )
     gr.HTML(legend_html(), elem_id="legend")
+    full = gr.File(
+        label="The page image at full size", interactive=False, elem_id="page-file", height=60
+    )
     words = gr.Radio(
         label="Heatmap for", choices=[WHOLE_QUERY], value=WHOLE_QUERY, elem_id="tokens"
     )
@@ -89,7 +93,9 @@ def render() -> PageView:
         allow_preview=False,
         elem_id="pages",
     )
-    return PageView(title, image, words, gallery, snippet, overlay, opacity, boxes, previous, next_)
+    return PageView(
+        title, image, words, gallery, snippet, full, overlay, opacity, boxes, previous, next_
+    )
 
 
 def legend_html() -> str:
@@ -119,7 +125,11 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         gr.Warning(
             f"{found.name} has been deleted since this answer; ask again to search the rest."
         )
-        return UNCHANGED
+        if session.view[0] != turn:
+            return UNCHANGED
+        # The thumbnail clicked is selected in the browser: the page still shown is marked again.
+        shown = gr.update(selected_index=session.view[1])
+        return gr.skip(), gr.skip(), gr.skip(), shown, gr.skip(), gr.skip()
     session.view = (turn, hit)
     thumbnails = gr.update(value=thumbnails_of(chat), selected_index=hit) if gallery else gr.skip()
     return (
@@ -128,6 +138,7 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         gr.update(choices=choices, value=word),
         thumbnails,
         snippet_markdown(answer.snippet(found)),
+        str(found.image_path),  # the file as indexed: a link to the page at full size
     )
 
 
@@ -154,11 +165,7 @@ def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
 
 def sides(found) -> str:
     """Each ranking's own score of a fused hit: `` (picture 12.3, words 4.1)``."""
-    parts = [
-        f"{label} {score:.3g}"
-        for label, score in (("picture", found.visual_score), ("words", found.text_score))
-        if score is not None
-    ]
+    parts = [f"{side} {score:.3g}" for side, score in found.sides.items()]
     return f" ({', '.join(parts)})" if parts else ""
 
 

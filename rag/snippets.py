@@ -1,21 +1,20 @@
 """Which of a page's words a question matched, for people: a snippet of the page's text with
 those words marked, and their boxes (to draw over the page).
 
-A page word matches when one of its pieces (``INV-2024-0173`` is ``INV``, ``2024``, ``0173``)
-equals a word of the question, compared without case or accents. Short function words of
-English (``the``, ``of``, ``what``...) are not marked: they match everywhere and say nothing.
+A page word matches when one of its terms (``INV-2024-0173`` is ``inv``, ``2024``, ``0173``)
+is a term of the question, as the search compares them (``rag.terms``: without case or
+accents; English function words such as ``the``, ``of``, ``what`` are not searched for, so
+they are not marked).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from rag.index.lexical import STOPWORDS, fold_term, spaced
+from rag.terms import page_terms, question_terms
 from rag.text import Box, PageText
 
 WINDOW = 24  # words in a snippet
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -28,35 +27,20 @@ class Snippet:
     cut_after: bool = False
 
 
-def fold(text: str) -> str:
-    """Lower case without accents: how words are compared (``Résumé`` -> ``resume``)."""
-    return fold_term(text)
-
-
-def question_terms(question: str) -> set[str]:
-    """The question's words worth marking, folded.
-
-    >>> sorted(question_terms("What is the total of invoice INV-2024-0173?"))
-    ['0173', '2024', 'inv', 'invoice', 'total']
-    """
-    terms = {fold(t) for t in _WORD.findall(spaced(question))}
-    return {t for t in terms if t not in STOPWORDS}
-
-
 def matched(word: str, terms: set[str]) -> bool:
-    return any(fold(piece) in terms for piece in _WORD.findall(spaced(word)))
+    return any(term in terms for term in page_terms(word))
 
 
 def matched_boxes(page: PageText, question: str) -> list[Box]:
     """The boxes of the page's words the question matched."""
-    terms = question_terms(question)
+    terms = set(question_terms(question, limit=None))
     return [word.box for word in page.words if matched(word.text, terms)] if terms else []
 
 
 def snippet(page: PageText, question: str, window: int = WINDOW) -> Snippet | None:
     """The ``window`` words of the page holding the most matched words (the earliest such
     stretch), or None if the question matches none of its words."""
-    terms = question_terms(question)
+    terms = set(question_terms(question, limit=None))
     hits = [matched(word.text, terms) for word in page.words] if terms else []
     if not any(hits):
         return None

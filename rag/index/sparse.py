@@ -2,9 +2,9 @@
 it), valued by BM25's term-frequency part; Qdrant's IDF modifier supplies the rest from the
 collection's own statistics, so a query is its terms at weight 1.
 
-Terms are the full-text index's (``rag.index.lexical``): words of every script, each CJK
-character one, folded as FTS5's ``unicode61 remove_diacritics 2`` folds them (case and accents),
-so both backends search the same terms.
+Terms are ``rag.terms``'s, as in the local full-text index (``rag.index.lexical``): words of
+every script, each CJK character one, case and accents folded, so both backends search the same
+terms.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from rag.index.lexical import terms_of
-from rag.snippets import fold
+from rag.terms import page_terms, question_terms
 
 K1, B = 1.2, 0.75  # BM25's usual constants
 # BM25 normalises a page's length by the collection's mean; a page's vector is written once, so
@@ -33,7 +32,7 @@ def page_vector(text: str) -> tuple[list[int], list[float]]:
     >>> len(indices), round(max(values), 3), round(min(values), 3)
     (3, 1.901, 1.674)
     """
-    words = [fold(t) for t in terms_of(text, limit=None)]
+    words = page_terms(text)
     counts = Counter(words)
     norm = K1 * (1 - B + B * len(words) / AVERAGE_WORDS)
     pairs = sorted((term_id(t), tf * (K1 + 1) / (tf + norm)) for t, tf in counts.items())
@@ -42,5 +41,5 @@ def page_vector(text: str) -> tuple[list[int], list[float]]:
 
 def query_vector(question: str) -> tuple[list[int], list[float]]:
     """(indices, values) of a question's terms, each at weight 1."""
-    ids = sorted({term_id(fold(t)) for t in terms_of(question)})
+    ids = sorted({term_id(t) for t in question_terms(question)})
     return ids, [1.0] * len(ids)

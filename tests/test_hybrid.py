@@ -18,9 +18,10 @@ from rag import ocr, poppler
 from rag.config import Settings
 from rag.index.base import Hit
 from rag.index.fusion import RRF_K, fuse
-from rag.index.lexical import FILE, TextHit, terms_of
+from rag.index.lexical import FOLDER, OLD_FILE, TextHit
 from rag.pdf import inspect_pdf, render_pages
 from rag.pipeline import Pipeline
+from rag.terms import page_terms, question_terms
 from rag.text import (
     MAX_WORDS,
     load_texts,
@@ -147,9 +148,11 @@ def test_rrf_and_weighted_fusion_arithmetic():
 
 
 def test_search_terms_handle_codes_accents_and_cjk():
-    assert terms_of("Total of INV-2024-0173?") == ["Total", "of", "INV", "2024", "0173"]
-    assert terms_of("東京の売上") == ["東", "京", "の", "売", "上"]
-    assert terms_of("   ?!") == []
+    assert question_terms("Total of INV-2024-0173?") == ["total", "inv", "2024", "0173"]
+    assert question_terms("東京の売上") == ["東", "京", "の", "売", "上"]
+    assert question_terms("Ελληνικά RÉSUMÉ Straße") == ["ελληνικα", "resume", "strasse"]
+    assert question_terms("   ?!") == [] and question_terms("the of what") == []
+    assert page_terms("x" * 65 + " ok") == ["ok"]  # an unbroken run of garbage is no term
 
 
 @pytest.fixture
@@ -195,9 +198,9 @@ def test_words_are_committed_with_the_document_and_the_index_catches_up(library,
     document = library.find("facts.pdf")
     texts = load_texts(library.index.store.folder(document.doc_id))
     assert [t.page_number for t in texts] == list(range(1, len(corpus.PAGES) + 1))
-    # The full-text index is lost (a crash before its insert, a deleted file): rebuilt.
+    # The full-text index is lost (a crash before its insert, a deleted folder): rebuilt.
     library.index.lexical.close()
-    (library.settings.data_dir / "index" / FILE).unlink()
+    shutil.rmtree(library.settings.data_dir / "index" / FOLDER)
     again = Pipeline(library.settings)
     assert again.search("Bluefinch budget")[0].page_number == 6
     # A document deleted by another process: its words go at the next search.
@@ -251,7 +254,7 @@ def test_qdrant_holds_the_words_as_sparse_vectors_and_fuses_them_itself(tiny_mod
         index.collection, ids=[point_id(doc_id, 1)], with_vectors=[TEXT]
     )
     assert len(record.vector[TEXT].indices) > 5  # the invoice page's words
-    assert not (settings.data_dir / "index" / FILE).exists()  # no second store of words
+    assert not (settings.data_dir / "index" / FOLDER).exists()  # no second store of words
     for question, page in corpus.QUESTIONS:
         top = pipeline.ask(question, hybrid="text").hits[0]
         assert (top.name, top.page_number) == ("facts.pdf", page), question
@@ -274,15 +277,28 @@ def ranks_of(pipeline: Pipeline, hit: Hit) -> list[int]:
     return ranks
 
 
-def test_terms_on_most_pages_are_left_out_unless_nothing_else_is_asked(library):
-    # "revenue" is on every page of the annual report (3 of the 11 pages: over a fifth).
+def test_a_rare_term_outranks_a_common_one_and_function_words_find_nothing(library):
+    # "revenue" is on every page of the annual report; "Bluefinch" on one page of facts.pdf.
     lexical = library.index.lexical
     assert {(h.doc_id, h.page_number) for h in lexical.search("revenue", 20)} == {
         (library.find("annual_report.pdf").doc_id, n) for n in (1, 2, 3)
     }
-    (only,) = lexical.search("revenue Bluefinch", 20)
-    assert (only.doc_id, only.page_number) == (library.find("facts.pdf").doc_id, 6)
+    first, *rest = lexical.search("revenue Bluefinch", 20)
+    assert (first.doc_id, first.page_number) == (library.find("facts.pdf").doc_id, 6)
+    assert len(rest) == 3 and all(first.score > hit.score > 0 for hit in rest)
     assert lexical.search("the of what", 20) == []  # function words alone: nothing to search
+
+
+def test_words_of_an_earlier_release_are_replaced_and_another_layout_rebuilt(library):
+    root = library.settings.data_dir / "index"
+    library.index.lexical.close()
+    (root / OLD_FILE).write_bytes(b"SQLite format 3\x00")  # FTS5's file, from before tantivy
+    shutil.rmtree(root / FOLDER)
+    (root / FOLDER).mkdir()
+    (root / FOLDER / "meta.json").write_text('{"not": "tantivy"}')
+    again = Pipeline(library.settings)
+    assert again.search("INV-2024-0173")[0].page_number == 1
+    assert not (root / OLD_FILE).exists()
 
 
 def test_the_answerer_is_given_the_pages_words_when_asked_to(library):
@@ -298,3 +314,25 @@ def test_the_answerer_is_given_the_pages_words_when_asked_to(library):
 def test_a_word_asked_twice_in_two_cases_is_one_term(library):
     hits = library.index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
     assert (hits[0].doc_id, hits[0].page_number) == (library.find("facts.pdf").doc_id, 1)
+
+
+def test_two_index_objects_bring_the_words_up_to_date_at_once(library):
+    # Two processes (here: two index objects on one folder) catching up at the same moment
+    # take turns at tantivy's single writer, and neither adds a document twice.
+    from concurrent.futures import ThreadPoolExecutor
+
+    library.index.lexical.close()
+    shutil.rmtree(library.settings.data_dir / "index" / FOLDER)
+    first, second = Pipeline(library.settings), Pipeline(library.settings)
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(p.index.index_words) for p in (first, second)]:
+            done.result()
+    facts = library.find("facts.pdf").doc_id
+    found = []
+    for pipeline in (first, second):
+        hits = pipeline.index.lexical.search("Bluefinch INV-2024-0173", 50)
+        pages = [(h.doc_id, h.page_number) for h in hits]
+        assert len(pages) == len(set(pages))  # each page once: no document added twice
+        assert {(facts, 1), (facts, 6)} <= set(pages)
+        found.append([(page, round(hit.score, 4)) for page, hit in zip(pages, hits)])
+    assert found[0] == found[1]

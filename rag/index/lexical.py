@@ -1,63 +1,48 @@
-"""The pages' words in a full-text index: SQLite's FTS5 (Python's standard library), ranked by
-BM25, searched within a scope like the vectors.
+"""The pages' words in a full-text index: tantivy (a Rust search library, like Lucene), ranked
+by BM25, searched within a scope like the vectors.
 
-The index is derived data: it is filled from each committed document's ``text.json`` (written
-with its page images, inside the document store's atomic commit) and checked against the
-store's documents before every search, so a crash between the commit and the insert, or a
-delete by another process, is caught up the next time, never leaving words of a document
-that is not there or missing those of one that is.
+Chosen by measurement over SQLite's FTS5 (``python -m benchmarks.lexical``): FTS5 scores every
+page holding any term of the question, tantivy skips the pages that cannot reach the top k
+(block-max WAND), so a question of common words costs it a millisecond at 100k pages where FTS5
+took hundreds.
 
-Tokenisation: FTS5's ``unicode61`` tokenizer (letters and digits of every script are word
-characters; case folded; ``remove_diacritics 2`` so ``resume`` finds ``résumé``; Arabic and
-Hebrew words are tokens like any other), plus one step of its own: Chinese, Japanese and Korean
-characters are each made a token (written without spaces, their words cannot be found
-otherwise), so a CJK query matches the pages holding its characters, ranked by how many.
+The index is derived data, in ``<store root>/lexical/``: it is filled from each committed
+document's ``text.json`` (written with its page images, inside the document store's atomic
+commit) and checked against the store's documents before every search, so a crash between the
+commit and the insert, or a delete by another process, is caught up the next time, never
+leaving words of a document that is not there or missing those of one that is. Each document
+has one marker entry (page 0, no words) beside its pages', so the index knows which documents it
+holds even when none of their pages had words.
+
+Terms are ``rag.terms``'s (split and folded in Python, indexed as given), so the index, Qdrant's
+sparse vectors and the snippets agree on what a word is.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import re
-import sqlite3
+import logging
+import shutil
 import threading
-import unicodedata
-from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import tantivy
+from tantivy import Occur, Query
+
+from rag.index.files import writer_lock
+from rag.terms import page_terms, question_terms
 from rag.text import load_texts
 
 if TYPE_CHECKING:
     from rag.index.store import DocumentStore
 
-FILE = "lexical.sqlite"
-MAX_TERMS = 64  # of a question: more is not a question
-# English function words: on nearly every page, they cost a search much and tell it little.
-# fmt: off
-STOPWORDS = frozenset((
-    "a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "for", "from", "how",
-    "in", "is", "it", "its", "of", "on", "or", "the", "this", "that", "to", "was", "were",
-    "what", "when", "where", "which", "who", "whom", "why", "will", "with",
-))
-# fmt: on
-_CJK = re.compile(
-    "([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0002fa1f])"
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS docs (doc_id TEXT PRIMARY KEY)",
-    "CREATE VIRTUAL TABLE IF NOT EXISTS pages USING fts5("
-    "text, doc_id UNINDEXED, page UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')",
-    # each folded term's page count, kept with the pages (FTS5's own vocabulary table reads a
-    # term's whole page list to count it: 30 ms a question at 100k pages)
-    "CREATE TABLE IF NOT EXISTS df (term TEXT PRIMARY KEY, pages INTEGER NOT NULL)",
-)
-# A term on more than this share of the pages weighs little in BM25 (its IDF is small) but
-# costs the most to score (every page holding it): it is left out of the query, unless every
-# term of the question is that common (then the rarest one stays).
-COMMON_SHARE = 0.2
+logger = logging.getLogger(__name__)
+
+FOLDER = "lexical"
+OLD_FILE = "lexical.sqlite"  # the FTS5 index of earlier releases: derived, so removed
+WRITER_HEAP = 64 * 2**20  # bytes buffered before a segment is written
+MARKER = 0  # the page number of a document's marker entry
 
 
 @dataclass(frozen=True)
@@ -67,156 +52,127 @@ class TextHit:
     score: float  # BM25: higher is better
 
 
-def spaced(text: str) -> str:
-    """``text`` with each CJK character set apart, so that each is a token.
-
-    >>> spaced("東京の売上 2024")
-    ' 東  京  の  売  上  2024'
-    """
-    return _CJK.sub(r" \1 ", text)
-
-
-def fold_term(term: str) -> str:
-    """A term as the ``unicode61 remove_diacritics 2`` tokenizer stores it: case-folded,
-    accents removed.
-
-    >>> fold_term("Résumé")
-    'resume'
-    """
-    decomposed = unicodedata.normalize("NFKD", term.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def terms_of(text: str, limit: int | None = MAX_TERMS) -> list[str]:
-    """The words of ``text`` as search terms (each CJK character one), each once, at most
-    ``limit`` of them (a question's); ``limit=None``: every word, repeats kept (a page's).
-
-    >>> terms_of("Who approved invoice INV-2024-0173?")
-    ['Who', 'approved', 'invoice', 'INV', '2024', '0173']
-    """
-    words = _WORD.findall(spaced(text))
-    return words if limit is None else list(dict.fromkeys(words))[:limit]
+def schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    # folded terms joined by spaces; term frequencies kept, positions not (no phrase queries)
+    builder.add_text_field("text", tokenizer_name="whitespace", index_option="freq")
+    builder.add_text_field("doc_id", stored=True, tokenizer_name="raw")
+    builder.add_integer_field("page", stored=True, indexed=True)
+    return builder.build()
 
 
 class LexicalIndex:
-    """BM25 over the pages of the documents in ``store``, in ``<store root>/lexical.sqlite``."""
+    """BM25 over the pages of the documents in ``store``, in ``<store root>/lexical/``."""
 
     def __init__(self, store: DocumentStore) -> None:
         self.store = store
         self._lock = threading.Lock()
         self._synced: frozenset[str] | None = None  # the documents at the last sync
-        self._pages = 0  # pages with words, counted at the last sync
-        # Autocommit, with explicit BEGIN IMMEDIATE: another process's writer waits its turn.
-        self._db = sqlite3.connect(
-            store.root / FILE, timeout=30, check_same_thread=False, isolation_level=None
-        )
-        for statement in _SCHEMA:
-            self._db.execute(statement)
-        with self._transaction():  # made before page counts were kept: count them once
-            if not self._db.execute("SELECT 1 FROM df LIMIT 1").fetchone():
-                self._count(self._db.execute("SELECT text FROM pages").fetchall(), +1)
+        self._schema = schema()
+        self._folder = store.root / FOLDER
+        (store.root / OLD_FILE).unlink(missing_ok=True)
+        self._tantivy: tantivy.Index | None = None
+
+    @property
+    def _index(self) -> tantivy.Index:
+        """The index in ``_folder``, opened on first use (and again after ``close``)."""
+        if self._tantivy is None:
+            self._tantivy = self._open()
+        return self._tantivy
+
+    def _open(self) -> tantivy.Index:
+        """The index in ``_folder``; one of another layout (or unreadable) is made again."""
+        self._folder.mkdir(parents=True, exist_ok=True)
+        try:
+            index = tantivy.Index(self._schema, path=str(self._folder))
+        except ValueError as error:
+            logger.warning("The words' index is rebuilt (%s)", error)
+            with writer_lock(self._folder):
+                for entry in self._folder.iterdir():
+                    if entry.name != ".lock":
+                        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                index = tantivy.Index(self._schema, path=str(self._folder))
+        index.config_reader("manual")  # reloaded here, when the documents change
+        return index
 
     def search(
         self, question: str, k: int, scope: Collection[str] | None = None, sync: bool = True
     ) -> list[TextHit]:
         """The ``k`` pages whose words best match ``question`` (BM25), best first; within
-        ``scope`` (document ids) if given. Pages that share no word with it are not returned.
-        English function words are left out of the query. ``sync=False``: the caller has just
-        called ``sync`` (under its own lock)."""
-        terms = [t for t in terms_of(question) if t.casefold() not in STOPWORDS]
+        ``scope`` (document ids) if given. Pages that share no term with it are not returned;
+        English function words are not searched for. ``sync=False``: the caller has just
+        called ``sync``."""
+        terms = question_terms(question)
         if not terms or k <= 0 or (scope is not None and not scope):
             return []
         if sync:
             self.sync()
-        terms = self._selective(terms)
-        match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
-        query = "SELECT doc_id, page, bm25(pages) FROM pages WHERE pages MATCH ?"
-        arguments: list = [match]
-        if scope is not None:
-            query += " AND doc_id IN (SELECT value FROM json_each(?))"
-            arguments.append(json.dumps(sorted(set(scope))))
-        query += " ORDER BY bm25(pages) LIMIT ?"
-        arguments.append(k)
+        query = self._query(terms, scope)
         with self._lock:
-            rows = self._db.execute(query, arguments).fetchall()
-        return [TextHit(doc_id, int(page), -float(score)) for doc_id, page, score in rows]
+            searcher = self._index.searcher()
+            hits = [(score, searcher.doc(a)) for score, a in searcher.search(query, k).hits]
+        return [TextHit(d["doc_id"][0], int(d["page"][0]), float(s)) for s, d in hits]
 
-    def _selective(self, terms: list[str]) -> list[str]:
-        """``terms`` without those on more than ``COMMON_SHARE`` of the pages (the rarest one
-        is kept if all are)."""
-        folded = {term: fold_term(term) for term in terms}
-        distinct = sorted(set(folded.values()))  # "Revenue" and "revenue" are one term
-        marks = ",".join("?" * len(distinct))
-        with self._lock:
-            pages = self._pages
-            counts = dict(
-                self._db.execute(
-                    f"SELECT term, pages FROM df WHERE term IN ({marks})",
-                    distinct,
-                ).fetchall()
-            )
-        if not pages:
-            return terms
-        frequency = {term: counts.get(folded[term], 0) / pages for term in terms}
-        kept = [term for term in terms if frequency[term] <= COMMON_SHARE]
-        return kept or [min(terms, key=frequency.get)]
+    def _query(self, terms: list[str], scope: Collection[str] | None) -> Query:
+        words = Query.boolean_query(
+            [(Occur.Should, Query.term_query(self._schema, "text", t)) for t in terms]
+        )
+        if scope is None:
+            return words
+        within = Query.term_set_query(self._schema, "doc_id", sorted(set(scope)))
+        # a filter: it adds nothing to the pages' scores
+        return Query.boolean_query(
+            [(Occur.Must, words), (Occur.Must, Query.const_score_query(within, 0.0))]
+        )
 
     def sync(self) -> None:
         """Add the words of committed documents the index lacks; remove those of documents that
         are gone."""
-        wanted = frozenset(document.doc_id for document in self.store.documents())
+        wanted = self.store.doc_ids()
         with self._lock:
-            if wanted == self._synced:
+            if wanted is self._synced or wanted == self._synced:
                 return  # the same documents as at the last check: nothing to do
-            held = {row[0] for row in self._db.execute("SELECT doc_id FROM docs")}
-            for doc_id in sorted(wanted - held):
-                self._add(doc_id)
-            for doc_id in sorted(held - wanted):
-                self._remove(doc_id)
+            self._index.reload()  # another process may have brought it up to date
+            if self._held() != wanted:
+                with writer_lock(self._folder):  # one writer at a time, across processes
+                    self._index.reload()
+                    self._update(wanted, self._held())
+                self._index.reload()
             self._synced = wanted
-            self._pages = self._db.execute("SELECT count(*) FROM pages").fetchone()[0]
 
-    def _add(self, doc_id: str) -> None:
-        rows = [
-            (spaced(page.text), doc_id, page.page_number)
-            for page in load_texts(self.store.folder(doc_id))
-            if page.words
-        ]
-        with self._transaction():  # the document's pages and its record, or nothing
-            if self._db.execute("SELECT 1 FROM docs WHERE doc_id = ?", (doc_id,)).fetchone():
-                return  # another process added it meanwhile
-            self._db.executemany("INSERT INTO pages (text, doc_id, page) VALUES (?, ?, ?)", rows)
-            self._count(rows, +1)
-            self._db.execute("INSERT INTO docs (doc_id) VALUES (?)", (doc_id,))
+    def _held(self) -> set[str]:
+        """The documents whose words the index holds (by their marker entries)."""
+        searcher = self._index.searcher()
+        if not searcher.num_docs:
+            return set()
+        markers = Query.term_query(self._schema, "page", MARKER)
+        hits = searcher.search(markers, searcher.num_docs, count=False).hits
+        return {searcher.doc(address)["doc_id"][0] for _, address in hits}
 
-    def _remove(self, doc_id: str) -> None:
-        with self._transaction():
-            rows = self._db.execute("SELECT text FROM pages WHERE doc_id = ?", (doc_id,))
-            self._count(rows.fetchall(), -1)
-            self._db.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
-            self._db.execute("DELETE FROM docs WHERE doc_id = ?", (doc_id,))
-
-    def _count(self, rows, sign: int) -> None:
-        """Add ``sign`` to the page count of every term of each page (``rows[i][0]``: its text)."""
-        counts = Counter(
-            term for row in rows for term in {fold_term(t) for t in terms_of(row[0], None)}
-        )
-        self._db.executemany(
-            "INSERT INTO df (term, pages) VALUES (?, ?) "
-            "ON CONFLICT(term) DO UPDATE SET pages = pages + excluded.pages",
-            [(term, sign * n) for term, n in counts.items()],
-        )
-
-    @contextlib.contextmanager
-    def _transaction(self):
-        self._db.execute("BEGIN IMMEDIATE")
+    def _update(self, wanted: frozenset[str], held: set[str]) -> None:
+        """One commit: the words of ``wanted - held`` in, those of ``held - wanted`` out."""
+        if wanted == held:
+            return
+        writer = self._index.writer(heap_size=WRITER_HEAP, num_threads=1)
         try:
-            yield
+            for doc_id in sorted(held - wanted):
+                writer.delete_documents_by_term("doc_id", doc_id)
+            for doc_id in sorted(wanted - held):
+                for page in load_texts(self.store.folder(doc_id)):
+                    if page.words:
+                        text = " ".join(page_terms(page.text))
+                        writer.add_document(
+                            tantivy.Document(text=text, doc_id=doc_id, page=page.page_number)
+                        )
+                writer.add_document(tantivy.Document(doc_id=doc_id, page=MARKER))
+            writer.commit()
         except BaseException:
-            self._db.execute("ROLLBACK")
+            writer.rollback()
             raise
-        self._db.execute("COMMIT")
+        finally:
+            writer.wait_merging_threads()  # also lets go of tantivy's own writer lock
 
     def close(self) -> None:
+        """Let go of the index's files (the next search opens them again)."""
         with self._lock:
-            self._db.close()
+            self._tantivy, self._synced = None, None

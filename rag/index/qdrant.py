@@ -396,7 +396,7 @@ class QdrantIndex(Index):
         return fuse(pictures, words, k, self._text_hit, mode=mode, weight=weight)
 
     def index_words(self) -> None:
-        if not self._has_text:  # an older collection: its words are in FTS5 beside the store
+        if not self._has_text:  # an older collection: its words are in the local word index
             super().index_words()
 
     def _hybrid_batch(self, vector, sparse, depth: int, within: Any) -> list[list[Any]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 # Pages each side of a hybrid search brings to the fusion: a page the words rank 40th and the
 # picture 3rd must be seen by both.
 HYBRID_DEPTH = 50
-_BESIDE = ThreadPoolExecutor(max_workers=2, thread_name_prefix="words")
 
 
 @dataclass(frozen=True)
@@ -138,10 +136,10 @@ class Index(ABC):
         lexical = self.lexical
         with self._lock:  # the store is read by one thread at a time
             lexical.sync()
-        # The words' query (SQLite, which releases the GIL) runs beside the pictures' search.
-        words = _BESIDE.submit(lexical.search, question, depth, scope, sync=False)
+        # One after the other: the words take about a millisecond, and run beside the pictures'
+        # search they would slow it more than that (it keeps every core busy).
+        text = lexical.search(question, depth, scope, sync=False)
         visual = [] if mode == "text" else self.search(query, depth, scope)
-        text = words.result()
         mode = "rrf" if mode == "text" else mode  # one ranking: its own order
         return fuse(visual, text, k, self._text_hit, mode=mode, weight=weight)
 
@@ -154,7 +152,7 @@ class Index(ABC):
 
     @property
     def lexical(self) -> LexicalIndex:
-        """The pages' words (SQLite FTS5 beside the document store), opened on first use."""
+        """The pages' words (a tantivy index beside the document store), opened on first use."""
         with self._lock:
             if getattr(self, "_lexical", None) is None:
                 from rag.index.lexical import LexicalIndex
@@ -163,7 +161,7 @@ class Index(ABC):
             return self._lexical
 
     def _text_hit(self, found: TextHit) -> Hit:
-        document = self.store.get(found.doc_id)
+        document = self.store.known(found.doc_id)  # the words were synced with the store
         name = document.name if document else found.doc_id
         image = self.store.page_image(found.doc_id, found.page_number)
         return Hit(found.doc_id, name, found.page_number, found.score, image)

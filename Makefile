@@ -8,6 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip prints one harmless line per package for this machine's extra local indexes
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 APT_UPDATED := /tmp/.visual-rag-apt-updated
+# LibreOffice without its desktop parts: converts office files to PDF (rag/office.py)
+OFFICE_PKGS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
 .PHONY: run test lint format system-deps test-system-deps clean
 
@@ -42,6 +44,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 system-deps:
 	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null && command -v pdftotext >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory apt PKGS="tesseract-ocr"
+	@command -v soffice >/dev/null || $(MAKE) --no-print-directory apt PKGS="$(OFFICE_PKGS)"
 
 # The browser tests drive Debian's chromium (never a downloaded browser).
 test-system-deps: system-deps

@@ -2,7 +2,8 @@
 pipeline, run one command.
 
     python app.py [serve] [--host H] [--port P] [--public]   the web app
-    python app.py index PATH... [--json] [--tag T]...        index PDFs (files or folders)
+    python app.py index PATH... [--json] [--tag T]... [--types pdf,docx] [--as-one NAME]
+                                                             index PDFs, images, office files
     python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer] [--doc D]... [--tag T]...
     python app.py chat [--top-k K] [--json] [--no-rewrite] [--doc D]... [--tag T]...
                                                              questions and follow-ups on stdin
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from rag.config import HYBRID_MODES, Settings
 from rag.errors import ConfigError, RagError
+from rag.formats import SUPPORTED, described, supported_list
 from rag.names import display_name
 from rag.pipeline import IndexResult, Pipeline
 
@@ -107,8 +109,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[sub_common], help="start the web app")
     add_serve_options(serve, suppress=True)
 
-    index = commands.add_parser("index", parents=[sub_common], help="index PDF files or folders")
-    index.add_argument("paths", nargs="+", type=Path)
+    index = commands.add_parser(
+        "index", parents=[sub_common], help="index documents (PDFs, images, office files)"
+    )
+    index.add_argument("paths", nargs="+", type=Path, help="files and folders (recursively)")
+    index.add_argument(
+        "--types",
+        type=_types,
+        default=SUPPORTED,
+        help=f"only these extensions in folders, comma-separated (default: {supported_list()})",
+    )
+    index.add_argument(
+        "--as-one",
+        metavar="NAME",
+        help="the images found make one document NAME, a page each, in name order",
+    )
     index.add_argument("--json", action="store_true", help="one JSON object per line")
     index.add_argument(
         "--password",
@@ -211,7 +226,13 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
             print(f"  {name}: {rate.describe(done, total)}", file=sys.stderr)
 
     results = pipeline.add_paths(
-        args.paths, progress=progress, password=args.password, ignored=report_ignored, tags=args.tag
+        args.paths,
+        progress=progress,
+        password=args.password,
+        ignored=report_ignored,
+        tags=args.tag,
+        types=args.types,
+        as_one=args.as_one,
     )
     for result in results:
         print(_index_json(result) if args.json else result.message, flush=True)
@@ -219,10 +240,18 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 
 def report_ignored(folder: Path, files: list[Path], shown: int = 5) -> None:
-    """One line on stderr (stdout stays one result per PDF) naming a folder's non-PDF files."""
+    """One line on stderr (stdout stays one result per file) naming a folder's files of other
+    types."""
     names = ", ".join(display_name(file.name) for file in files[:shown])
     more = f" and {len(files) - shown} more" if len(files) > shown else ""
-    print(f"{folder}: not PDFs, not indexed: {names}{more}", file=sys.stderr)
+    print(f"{folder}: not of the types indexed, skipped: {names}{more}", file=sys.stderr)
+
+
+def _types(value: str) -> tuple[str, ...]:
+    try:
+        return described(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ class ConfigError(RagError, ValueError):
 
 
 class PdfError(RagError):
-    """A file that cannot be indexed as a PDF."""
+    """A file that cannot be indexed (a PDF, or an image or office file made into one)."""
 
 
 class NotAPdfError(PdfError):
@@ -37,6 +37,18 @@ class PdfTooLargeError(PdfError):
 
 class PdfLimitError(PdfError):
     """A file that needed more time or memory to render than one file may take."""
+
+
+class UnsupportedFileError(PdfError):
+    """A type the app does not index, or a file whose content is not what its name says."""
+
+
+class ConversionError(PdfError):
+    """An image or office file that could not be made into a PDF."""
+
+
+class OfficeUnavailableError(PdfError):
+    """An office file on a machine without LibreOffice (PDFs and images still work)."""
 
 
 class CollectionFullError(PdfError):

@@ -85,22 +85,19 @@ class RenderedPage:
 
 
 def inspect_pdf(
-    path: Path, settings: Settings, password: str | None = None, name: str | None = None
+    path: Path,
+    settings: Settings,
+    password: str | None = None,
+    name: str | None = None,
+    budget: poppler.Budget | None = None,
 ) -> PdfInfo:
     """Validate ``path`` as a renderable PDF within the limits; raise a ``PdfError`` if not.
-    ``name`` is the name shown in messages (default: the file's, made safe)."""
+    ``name`` is the name shown in messages (default: the file's, made safe); ``budget``: the
+    file's, when converting it into this PDF has already spent part of it."""
     path = Path(path)
     name = name or display_name(path.name)
-    if not path.is_file():
-        raise NotAPdfError(f"{name}: no such file")
-    size_mb = path.stat().st_size / 2**20
-    if size_mb > settings.max_file_mb:
-        raise PdfTooLargeError(
-            f"{name}: {size_mb:.0f} MB is over the {settings.max_file_mb} MB limit"
-        )
-    if path.stat().st_size == 0:
-        raise EmptyPdfError(f"{name}: the file is empty")
-    budget = file_budget(settings)
+    check_size(path, settings, name)
+    budget = budget or file_budget(settings)
     result, opened_with = _read_info(path, settings, budget, name, password)
     fields = _fields(result.stdout)
     pages = int(fields.get("Pages", "0") or 0)
@@ -111,6 +108,19 @@ def inspect_pdf(
     sizes = _page_sizes(result.stdout, pages)
     form = fields.get("Form", "none")
     return PdfInfo(pages, sizes, name, opened_with, budget, form, _complained(result.stderr))
+
+
+def check_size(path: Path, settings: Settings, name: str) -> None:
+    """Refuse a file that is missing, empty or over ``max_file_mb``."""
+    if not path.is_file():
+        raise NotAPdfError(f"{name}: no such file")
+    size_mb = path.stat().st_size / 2**20
+    if size_mb > settings.max_file_mb:
+        raise PdfTooLargeError(
+            f"{name}: {size_mb:.0f} MB is over the {settings.max_file_mb} MB limit"
+        )
+    if path.stat().st_size == 0:
+        raise EmptyPdfError(f"{name}: the file is empty")
 
 
 def file_budget(settings: Settings) -> poppler.Budget:

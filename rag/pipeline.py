@@ -1,4 +1,4 @@
-"""The engine's public verbs: add_pdf, documents, delete, search, ask, heatmaps.
+"""The engine's public verbs: add_file, documents, delete, search, ask, heatmaps.
 
 Stages are composed here and nowhere else; the CLI (app.py) and the web UI (ui/) only call
 this. Models load lazily, once, on first use, so listing or deleting documents never loads one.
@@ -12,7 +12,7 @@ import logging
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +25,7 @@ from PIL import Image
 from rag.ahead import Behind, ahead
 from rag.chat import Turn, recent
 from rag.config import HYBRID_MODES, Settings, page_workers
+from rag.convert import as_pdf
 from rag.errors import (
     AmbiguousNameError,
     CollectionFullError,
@@ -35,6 +36,7 @@ from rag.errors import (
     RagError,
     TagError,
 )
+from rag.formats import SUPPORTED, kind
 from rag.generator import Generator, PageImage
 from rag.heatmaps import (
     PageMaps,
@@ -50,7 +52,15 @@ from rag.index.staged import StagedPages
 from rag.models import resolve_device
 from rag.names import display_name
 from rag.overlay import ALPHA, draw_boxes, render_overlay
-from rag.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages, rendering_notes
+from rag.pdf import (
+    PdfInfo,
+    RenderedPage,
+    check_size,
+    file_budget,
+    inspect_pdf,
+    render_pages,
+    rendering_notes,
+)
 from rag.retriever import Retriever
 from rag.snippets import Snippet, matched_boxes, snippet
 from rag.sources import find_documents
@@ -315,7 +325,7 @@ class Pipeline:
 
     # -- documents --------------------------------------------------------------------------
 
-    def add_pdf(
+    def add_file(
         self,
         path: Path,
         name: str | None = None,
@@ -323,16 +333,39 @@ class Pipeline:
         password: str | None = None,
         tags: Iterable[str] = (),
     ) -> IndexResult:
-        """Index one PDF (``password``: its user password, if encrypted) carrying ``tags`` (a
-        PDF indexed before gets them added). A bad file is not an exception: the result says
-        ``refused`` and why. Problems that are not the file's (a missing model, a mismatched
-        index, a bad tag) do raise. ``name`` (default: the file's) is shown after
-        ``rag.names.display_name`` has made it safe."""
+        """Index one file: a PDF (``password``: its user password, if encrypted), an image or
+        an office file (``rag.formats``), carrying ``tags`` (a file indexed before gets them
+        added). A bad file is not an exception: the result says ``refused`` and why. Problems
+        that are not the file's (a missing model, a mismatched index, a bad tag) do raise.
+        ``name`` (default: the file's) is shown after ``rag.names.display_name`` has made it
+        safe; its extension says what the file is."""
         path = Path(path)
-        name = display_name(name or path.name)
+        return self._add_safely([path], name or path.name, progress, password, tags)
+
+    add_pdf = add_file  # the name of earlier releases
+
+    def add_images(
+        self,
+        paths: Iterable[Path],
+        name: str,
+        progress: Progress | None = None,
+        tags: Iterable[str] = (),
+    ) -> IndexResult:
+        """Index several images as one document ``name``, a page each, in the given order."""
+        return self._add_safely([Path(p) for p in paths], name, progress, None, tags)
+
+    def _add_safely(
+        self,
+        sources: list[Path],
+        name: str,
+        progress: Progress | None,
+        password: str | None,
+        tags: Iterable[str],
+    ) -> IndexResult:
+        name = display_name(name)
         tags = clean_tags(tags)
         try:
-            result = self._add_pdf(path, name, progress, password, tags)
+            result = self._add(sources, name, progress, password, tags)
         except PdfError as error:
             return IndexResult(name, "refused", error=str(error))
         if result.status == "skipped" and tags:
@@ -345,23 +378,32 @@ class Pipeline:
         progress: Progress | None = None,
         password: str | None = None,
         ignored: Callable[[Path, list[Path]], None] | None = None,
+        *,
         tags: Iterable[str] = (),
+        types: Collection[str] = SUPPORTED,
+        as_one: str | None = None,
     ) -> Iterator[IndexResult]:
-        """Index files and folders (their PDFs, recursively, in name order: ``rag.sources``),
-        each carrying ``tags``. ``ignored(folder, files)`` hears of each folder's files that
-        are not PDFs."""
+        """Index files and folders (their documents of ``types``, recursively, in name order:
+        ``rag.sources``), each carrying ``tags``. ``ignored(folder, files)`` hears of each
+        folder's files of other types. ``as_one``: the images found make one document of
+        that name, a page each (other files are indexed one by one)."""
         tags = clean_tags(tags)  # a bad tag refuses the whole call before any work
+        images: list[Path] = []
         for item in paths:
             path = Path(item)
-            found = find_documents(path)
+            found = find_documents(path, types)
             if found.ignored and ignored:
                 ignored(path, found.ignored)
             if path.is_dir() and not found.files:
-                yield IndexResult(
-                    path.name, "refused", error=f"{path}: no PDF files in this folder"
-                )
+                kinds = "documents" if tuple(types) == SUPPORTED else "files of those types"
+                yield IndexResult(path.name, "refused", error=f"{path}: no {kinds} in this folder")
             for file in found.files:
-                yield self.add_pdf(file, progress=progress, password=password, tags=tags)
+                if as_one and kind(file) == "image":
+                    images.append(file)
+                    continue
+                yield self.add_file(file, progress=progress, password=password, tags=tags)
+        if images:
+            yield self.add_images(images, as_one, progress=progress, tags=tags)
 
     def documents(self, tags: Iterable[str] = ()) -> list[Document]:
         """Every document, oldest first; with ``tags``, those carrying any of them."""
@@ -407,20 +449,25 @@ class Pipeline:
             chosen |= tagged
         return chosen
 
-    def _add_pdf(
+    def _add(
         self,
-        path: Path,
+        sources: list[Path],
         name: str,
         progress: Progress | None,
         password: str | None,
         tags: tuple[str, ...],
     ) -> IndexResult:
-        doc_id = _content_id(path) if path.is_file() else None
-        existing = self.index.get(doc_id) if doc_id else None
+        for source in sources:
+            check_size(source, self.settings, name)
+        doc_id = _content_id(sources)
+        existing = self.index.get(doc_id)
         if existing is not None:
             return IndexResult(name, "skipped", doc_id, existing.pages)
-        # Refuses bad files before any model loads.
-        info = inspect_pdf(path, self.settings, password=password, name=name)
+        # Refuses bad files before any model loads; converting (images, office files) and
+        # rendering share the file's one budget.
+        budget = file_budget(self.settings)
+        path = as_pdf(sources, name, doc_id, self.settings, budget)
+        info = inspect_pdf(path, self.settings, password=password, name=name, budget=budget)
         limit = self.settings.max_documents
         if limit and len(self.index.documents()) >= limit:
             raise CollectionFullError(f"{name}: this collection is full ({limit} documents)")
@@ -587,10 +634,14 @@ def open_image(path: Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def _content_id(path: Path) -> str:
-    """Documents are keyed by content: the same bytes under any name are one document."""
+def _content_id(paths: list[Path]) -> str:
+    """Documents are keyed by content: the same bytes under any name are one document (and
+    the same images in the same order, made one document)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        if len(paths) > 1:
+            digest.update(b"\x00file\x00")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()[:16]

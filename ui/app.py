@@ -21,7 +21,7 @@ from ui.markdown import escape_markdown
 logger = logging.getLogger(__name__)
 
 INTRO = (
-    "Ask questions about your PDFs and follow up: answers come from the most relevant **page "
+    "Ask questions about your documents and follow up: answers come from the most relevant **page "
     "images**, with the pages cited and heatmaps showing which parts matched your words."
 )
 CSS = """
@@ -39,9 +39,9 @@ def build_demo(pipeline: Pipeline, public: bool = False) -> gr.Blocks:
     problems = pipeline.model_problems()  # read from the models' configs: nothing loads
     for problem in problems:
         logger.warning("%s", problem)
-    with gr.Blocks(title="Ask your PDFs", fill_width=True) as demo:
+    with gr.Blocks(title="Ask your documents", fill_width=True) as demo:
         api.render(collections)  # first, so that its endpoints own their plain names
-        gr.Markdown(f"# Ask your PDFs\n{INTRO}")
+        gr.Markdown(f"# Ask your documents\n{INTRO}")
         gr.Markdown(banner(problems), visible=bool(problems), elem_id="banner")
         with gr.Row():
             # First in the page, so on a phone the question box is on the first screen.

@@ -29,13 +29,14 @@ EXAMPLES = [
     "Какая рабочая температура датчика?",
 ]
 
-# Turns "[name p.N]" in the answers into links that open the page. The answers keep plain
+# Turns "[name p.N]" (and "[deck.pptx slide N]") in the answers into links that open the
+# page. The answers keep plain
 # citations (so the copy button copies clean text); the browser wraps them, and a click sends
 # "turn|citation|nonce" to the hidden #cite-target box, whose change opens the page.
 CITATION_LINKS = r"""
 <script>
 (() => {
-  const CITATION = /\[[^\[\]]+ p\.\d+\]/g;
+  const CITATION = /\[[^\[\]]+ (?:p\.|slide )\d+\]/g;
   function turnOf(message) {
     const rows = [...document.querySelectorAll('#chat .message-row')];
     const at = rows.indexOf(message.closest('.message-row'));
@@ -51,10 +52,10 @@ CITATION_LINKS = r"""
         CITATION.lastIndex = 0;
       }
       for (const node of found) {
-        const parts = node.nodeValue.split(/(\[[^\[\]]+ p\.\d+\])/);
+        const parts = node.nodeValue.split(/(\[[^\[\]]+ (?:p\.|slide )\d+\])/);
         const fragment = document.createDocumentFragment();
         for (const part of parts) {
-          if (/^\[[^\[\]]+ p\.\d+\]$/.test(part)) {
+          if (/^\[[^\[\]]+ (?:p\.|slide )\d+\]$/.test(part)) {
             const link = document.createElement('a');
             link.href = '#';
             link.className = 'cite';
@@ -290,13 +291,13 @@ def render(collections: Collections) -> None:
         buttons=["copy", "copy_all"],
         feedback_options=None,
         group_consecutive_messages=False,  # one copy button per answer, for the answer alone
-        placeholder="Add PDFs in the Documents panel (beside this; below it on a phone), then "
+        placeholder="Add documents in the Documents panel (beside this; below it on a phone), then "
         "ask about them. Follow-up questions are understood in context.",
     )
     with gr.Row(equal_height=True):
         question = gr.Textbox(
             show_label=False,
-            placeholder="Ask about your PDFs…",
+            placeholder="Ask about your documents…",
             elem_id="q",
             scale=6,
             lines=1,

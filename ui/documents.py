@@ -1,4 +1,4 @@
-"""The documents panel: upload PDFs (with per-page progress), list them, tag them, delete
+"""The documents panel: upload documents (PDFs, images, office files) (with per-page progress), list them, tag them, delete
 them (after a confirmation). A refused or failed upload says why in the status line; nothing
 else on the page changes."""
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.errors import RagError
+from rag.formats import SUPPORTED
 from rag.progress import PageRate
 from ui.collections import Collections
 from ui.gpu import gpu
@@ -19,6 +20,10 @@ from ui.markdown import escape_markdown
 # When each document was added is in /list and the CLI's list; the panel is too narrow for it.
 HEADERS = ["Document", "Pages", "Tags", "ID"]
 WIDTHS = ["38%", "16%", "20%", "26%"]
+TYPES = (
+    "PDF; Word, PowerPoint and Excel (also older and OpenDocument files, RTF); images (PNG, "
+    "JPEG, TIFF, WebP, BMP, GIF). Each file is one document; a TIFF's frames are its pages."
+)
 
 
 @dataclass
@@ -47,7 +52,7 @@ class Handlers:
         self, files: list[str] | None, password: str, request: gr.Request, progress=gr.Progress()
     ):
         if not files:
-            raise gr.Error("Choose one or more PDF files first.")
+            raise gr.Error("Choose one or more documents first.")
         pipeline = self.collections.session(request).pipeline
 
         rates: dict[str, PageRate] = {}
@@ -59,7 +64,7 @@ class Handlers:
         lines = []
         for file in files:
             try:
-                result = pipeline.add_pdf(Path(file), progress=report, password=password or None)
+                result = pipeline.add_file(Path(file), progress=report, password=password or None)
             except RagError as error:  # not the file's fault: a missing model, say
                 lines.append(f"- {escape_markdown(Path(file).name)}: not added: {error}")
                 gr.Warning(str(error))
@@ -124,7 +129,7 @@ def render(collections: Collections) -> DocumentsPanel:
         s = collections.pipeline.settings
         limits = (
             "Private to this browser session and deleted when you leave: up to "
-            f"{s.public_max_documents} PDFs of at most {s.public_max_pages} pages "
+            f"{s.public_max_documents} documents of at most {s.public_max_pages} pages "
             f"and {s.public_max_file_mb} MB each."
         )
     password = gr.Textbox(
@@ -135,8 +140,13 @@ def render(collections: Collections) -> DocumentsPanel:
         max_lines=1,
     )
     files = gr.File(
-        label="Add PDFs", file_count="multiple", file_types=[".pdf"], elem_id="files", height=120
+        label="Add documents",
+        file_count="multiple",
+        file_types=list(SUPPORTED),
+        elem_id="files",
+        height=120,
     )
+    gr.Markdown(TYPES, elem_id="types")
     if limits:
         gr.Markdown(limits, elem_id="limits")
     status = gr.Markdown(label="status", elem_id="index-status")

@@ -24,7 +24,7 @@ WHOLE_QUERY = "whole question"
 # PageView.settings.
 Look = tuple[str | None, bool, float, bool]
 EMPTY_TITLE = "Pages retrieved for your questions appear here."
-CITATION = re.compile(r"\[[^\[\]]+ p\.\d+\]")
+CITATION = re.compile(r"\[[^\[\]]+ (?:p\.|slide )\d+\]")  # rag.formats.label
 
 
 @dataclass

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from rag.formats import label
+
 if TYPE_CHECKING:
     from rag.index.lexical import LexicalIndex, TextHit
     from rag.index.store import DocumentStore
@@ -52,8 +54,8 @@ class Hit:
 
     @property
     def citation(self) -> str:
-        """How answers cite this page: ``[name p.N]``."""
-        return f"[{self.name} p.{self.page_number}]"
+        """How answers cite this page: ``[name p.N]``, ``[deck.pptx slide N]``."""
+        return label(self.name, self.page_number)
 
 
 class Index(ABC):

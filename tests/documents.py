@@ -1,0 +1,320 @@
+"""Office files and images for the tests, made here: real ones (python-docx, python-pptx,
+openpyxl; LibreOffice itself for the older and OpenDocument formats) and hostile ones (zip
+bombs, entity expansion, escaping paths, remote templates and linked images, encryption,
+decompression bombs, truncated and unusual images).
+
+Every real file holds words no other file has, so a test can find its pages by them.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import subprocess
+import tempfile
+import zipfile
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+# The words of each kind of file: what its pages say.
+MEMO = ["Quarterly memo: invoice INV-7731 approved by Ada Lovelace.", "Part number PN-88-A."]
+SLIDES = ["Roadmap Falcon launch", "Budget Osprey 1200", "Hiring Kestrel team"]
+SHEETS = {"Budget": [["Item", "Amount"], ["Bluefinch", 1200]], "Staff": [["Grace Hopper"]]}
+# LibreOffice's own formats and the older binary ones, made from the three above.
+FROM = {
+    ".odt": ".docx",
+    ".doc": ".docx",
+    ".rtf": ".docx",
+    ".odp": ".pptx",
+    ".ppt": ".pptx",
+    ".ods": ".xlsx",
+    ".xls": ".xlsx",
+}
+
+
+def docx(path: Path, pages: list[str] = MEMO) -> Path:
+    import docx as python_docx
+
+    document = python_docx.Document()
+    for number, text in enumerate(pages):
+        if number:
+            document.add_page_break()
+        document.add_paragraph(text)
+    document.save(path)
+    return path
+
+
+def pptx(path: Path, slides: list[str] = SLIDES) -> Path:
+    import pptx as python_pptx
+
+    deck = python_pptx.Presentation()
+    for text in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+        slide.shapes.title.text = text
+    deck.save(path)
+    return path
+
+
+def xlsx(path: Path, sheets: dict[str, list[list]] = SHEETS) -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def docm(path: Path) -> Path:
+    """A macro-enabled Word document (its main part's type says so)."""
+    source = docx(path.with_suffix(".source.docx"))
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    macro = "application/vnd.ms-word.document.macroEnabled.main+xml"
+    rewrite(source, path, {"[Content_Types].xml": lambda xml: xml.replace(main, macro)})
+    source.unlink()
+    return path
+
+
+def every_office_file(folder: Path) -> dict[str, Path]:
+    """One file of every office type, by extension."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = {
+        ".docx": docx(folder / "memo.docx"),
+        ".pptx": pptx(folder / "deck.pptx"),
+        ".xlsx": xlsx(folder / "book.xlsx"),
+        ".docm": docm(folder / "macro-memo.docm"),
+    }
+    for ending, source in FROM.items():
+        made[ending] = libreoffice_convert(made[source], folder, ending)
+    return made
+
+
+def libreoffice_convert(source: Path, folder: Path, ending: str) -> Path:
+    """``source`` saved by LibreOffice as ``ending`` (e.g. ``.ods``) in ``folder``."""
+    with tempfile.TemporaryDirectory() as scratch:
+        profile = Path(scratch) / "profile"
+        out = Path(scratch) / "out"
+        subprocess.run(
+            [
+                "soffice",
+                f"-env:UserInstallation={profile.as_uri()}",
+                "--headless",
+                "--convert-to",
+                ending[1:],
+                "--outdir",
+                str(out),
+                str(source),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        target = folder / f"{source.stem}-lo{ending}"
+        shutil.move(out / f"{source.stem}{ending}", target)
+    return target
+
+
+# -- hostile office files -------------------------------------------------------------------
+
+
+def rewrite(source: Path, target: Path, changes: dict, extra: dict | None = None) -> Path:
+    """``source``'s zip package with some parts changed (name -> function of its text) and
+    ``extra`` parts added (name -> bytes)."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for entry in old.infolist():
+            data = old.read(entry)
+            if entry.filename in changes:
+                data = changes[entry.filename](data.decode()).encode()
+            new.writestr(entry.filename, data)
+        for name, data in (extra or {}).items():
+            new.writestr(name, data)
+    return target
+
+
+def zip_bomb(path: Path, unpacked_mb: int = 300) -> Path:
+    """A real .docx with one more part: ``unpacked_mb`` of zeros, packed a thousand times."""
+    source = docx(path.with_suffix(".source.docx"))
+    shutil.copyfile(source, path)
+    source.unlink()
+    zeros = bytes(2**20)
+    with (
+        zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as package,
+        package.open("word/media/zeros.bin", "w", force_zip64=True) as part,
+    ):
+        for _ in range(unpacked_mb):
+            part.write(zeros)
+    return path
+
+
+def entity_expansion(path: Path) -> Path:
+    """A .docx whose main part expands one entity into a billion ("billion laughs")."""
+    source = docx(path.with_suffix(".source.docx"))
+    entities = '<!ENTITY lol "lol">' + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
+    laughs = (
+        f'<?xml version="1.0"?><!DOCTYPE w:document [{entities}]>'
+        '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        "<w:body><w:p><w:r><w:t>&lol9;</w:t></w:r></w:p></w:body></w:document>"
+    )
+    rewrite(source, path, {"word/document.xml": lambda _: laughs})
+    source.unlink()
+    return path
+
+
+def escaping_entry(path: Path) -> Path:
+    source = docx(path.with_suffix(".source.docx"))
+    rewrite(source, path, {}, {"../../outside.txt": b"escaped"})
+    source.unlink()
+    return path
+
+
+def damaged_zip(path: Path) -> Path:
+    """A .docx cut short: its zip directory (at the end) is gone."""
+    data = docx(path.with_suffix(".source.docx")).read_bytes()
+    path.with_suffix(".source.docx").unlink()
+    path.write_bytes(data[: len(data) - 200])
+    return path
+
+
+def encrypted(path: Path, password: str = "secret") -> Path:
+    """A password-protected .docx, as Office writes one (an OLE file)."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
+    source = docx(path.with_suffix(".source.docx"))
+    with source.open("rb") as plain:
+        out = io.BytesIO()
+        OOXMLFile(plain).encrypt(password, out)
+    source.unlink()
+    path.write_bytes(out.getvalue())
+    return path
+
+
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+
+
+def remote_links(path: Path, url: str) -> Path:
+    """A .docx attached to a remote template and showing an image linked (not embedded) from
+    ``url``: opening it the careless way fetches both."""
+    source = docx(path.with_suffix(".source.docx"))
+    picture = (
+        '<w:p><w:r><w:drawing><wp:inline><wp:extent cx="952500" cy="952500"/>'
+        '<wp:docPr id="1" name="linked"/>'
+        '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/picture">'
+        '<pic:pic><pic:nvPicPr><pic:cNvPr id="1" name="linked.png"/><pic:cNvPicPr/></pic:nvPicPr>'
+        '<pic:blipFill><a:blip r:link="rIdLinked"/><a:stretch><a:fillRect/></a:stretch>'
+        '</pic:blipFill><pic:spPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="952500" cy="952500"/>'
+        '</a:xfrm><a:prstGeom prst="rect"/></pic:spPr></pic:pic></a:graphicData></a:graphic>'
+        "</wp:inline></w:drawing></w:r></w:p>"
+    )
+    namespaces = (
+        ' xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"'
+        ' xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+        ' xmlns:pic="http://schemas.openxmlformats.org/drawingml/2006/picture"'
+        f' xmlns:r="{_REL}"'
+    )
+
+    def document(xml: str) -> str:
+        xml = xml.replace("<w:document ", f"<w:document{namespaces} ", 1)
+        return xml.replace("<w:body>", f"<w:body>{picture}", 1)
+
+    def links(xml: str) -> str:
+        linked = (
+            f'<Relationship Id="rIdLinked" Type="{_REL}/image" Target="{url}/linked.png" '
+            'TargetMode="External"/>'
+        )
+        return xml.replace("</Relationships>", f"{linked}</Relationships>")
+
+    def settings(xml: str) -> str:
+        return xml.replace("<w:zoom ", '<w:attachedTemplate r:id="rIdTemplate"/><w:zoom ', 1)
+
+    template = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        f'<Relationship Id="rIdTemplate" Type="{_REL}/attachedTemplate" '
+        f'Target="{url}/template.dotx" TargetMode="External"/></Relationships>'
+    )
+    rewrite(
+        source,
+        path,
+        {
+            "word/document.xml": document,
+            "word/_rels/document.xml.rels": links,
+            "word/settings.xml": settings,
+        },
+        {"word/_rels/settings.xml.rels": template.encode()},
+    )
+    source.unlink()
+    return path
+
+
+def web_query_sheet(path: Path, url: str) -> Path:
+    """A workbook whose cell asks a web service (``WEBSERVICE``) when recalculated."""
+    return xlsx(path, {"Query": [["Rate"], [f'=WEBSERVICE("{url}/rate")']]})
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def photo(path: Path, size=(800, 600), orientation: int = 1, mode: str = "RGB") -> Path:
+    """A picture with a dark band across its top, so which way is up can be checked;
+    ``orientation`` is written as its EXIF tag."""
+    image = Image.new("RGB", size, "white")
+    image.paste((20, 20, 20), (0, 0, size[0], size[1] // 5))
+    options = {}
+    if path.suffix in (".jpg", ".jpeg"):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        options["exif"] = exif
+    image.convert(mode).save(path, **options)
+    return path
+
+
+def sixteen_bit(path: Path) -> Path:
+    import numpy as np
+
+    ramp = (np.arange(256 * 64, dtype=np.uint16).reshape(64, 256) * 4).astype(np.uint16)
+    Image.fromarray(ramp, mode="I;16").save(path)
+    return path
+
+
+def palette_with_transparency(path: Path) -> Path:
+    image = Image.new("P", (120, 80), 0)
+    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * (254 * 3))
+    image.paste(1, (0, 0, 60, 80))
+    image.save(path, transparency=0)
+    return path
+
+
+def frames(path: Path, count: int, **options) -> Path:
+    """A multi-frame image (TIFF or GIF): frame N is N shades darker."""
+    images = [Image.new("RGB", (200, 150), (255 - 40 * n,) * 3) for n in range(count)]
+    images[0].save(path, save_all=True, append_images=images[1:], **options)
+    return path
+
+
+def truncated(path: Path) -> Path:
+    data = photo(path.with_suffix(".whole.png")).read_bytes()
+    path.with_suffix(".whole.png").unlink()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def decompression_bomb(path: Path, side: int = 100_000) -> Path:
+    """A tiny PNG declaring ``side`` x ``side`` pixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    body = zlib.compress(b"\x00" * 1024)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return path

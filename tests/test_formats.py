@@ -1,0 +1,178 @@
+"""Any document in: images and office files become PDFs and are indexed as PDFs are, with
+their words, their pages (or slides) cited, and each conversion done once.
+
+Office files are converted by the real LibreOffice (installed by ``make test``); the files
+are made by ``tests.documents``. Hostile ones are in ``tests/robustness/test_documents.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import app
+from rag import office
+from rag.config import Settings
+from rag.convert import CACHE
+from rag.formats import SUPPORTED, described, kind, label
+from rag.pipeline import Pipeline
+from tests import documents
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture(scope="module")
+def office_files(tmp_path_factory) -> dict[str, Path]:
+    return documents.every_office_file(tmp_path_factory.mktemp("office"))
+
+
+@pytest.fixture
+def library(tiny_models, tmp_path) -> Pipeline:
+    settings = Settings(
+        data_dir=tmp_path / "data", retriever=str(tiny_models / "colqwen2"), dpi=48, hybrid="text"
+    )
+    return Pipeline(settings)
+
+
+# Which page of each kind of file holds a word, and how many pages it has.
+PAGES = {".docx": 2, ".pptx": 3, ".xlsx": 2}
+WORDS = {".docx": ("INV-7731", 1), ".pptx": ("Osprey", 2), ".xlsx": ("Hopper", 2)}
+ORIGIN = {**{e: e for e in PAGES}, ".docm": ".docx", **documents.FROM}
+
+
+def test_every_office_type_is_indexed_with_its_words_and_cited_by_page_or_slide(
+    library, office_files
+):
+    assert set(office_files) == {e for e in SUPPORTED if kind("file" + e) == "office"}
+    for ending, path in office_files.items():
+        origin = ORIGIN[ending]
+        result = library.add_file(path)
+        assert result.status == "indexed", result.message
+        assert result.pages == PAGES[origin], ending
+        word, page = WORDS[origin]
+        top = library.search(word, docs=[result.doc_id])[0]
+        assert top.page_number == page, (ending, word)
+        unit = "slide " if ending in (".pptx", ".ppt", ".odp") else "p."
+        assert top.citation == f"[{path.name} {unit}{page}]"
+    assert len(library.documents()) == len(office_files)
+
+
+def test_images_become_pages_upright_and_in_rgb(library, tmp_path):
+    made = {
+        "plain.png": documents.photo(tmp_path / "plain.png"),
+        "plain.jpg": documents.photo(tmp_path / "plain.jpg"),
+        "turned.jpg": documents.photo(tmp_path / "turned.jpg", orientation=6),
+        "cmyk.jpg": documents.photo(tmp_path / "cmyk.jpg", mode="CMYK"),
+        "picture.webp": documents.photo(tmp_path / "picture.webp"),
+        "picture.bmp": documents.photo(tmp_path / "picture.bmp"),
+        "deep.png": documents.sixteen_bit(tmp_path / "deep.png"),
+        "palette.png": documents.palette_with_transparency(tmp_path / "palette.png"),
+        "scan.tiff": documents.frames(tmp_path / "scan.tiff", 3),
+        "moving.gif": documents.frames(tmp_path / "moving.gif", 3, duration=100, loop=0),
+    }
+    pages = {}
+    for name, path in made.items():
+        result = library.add_file(path)
+        assert result.status == "indexed", result.message
+        pages[name] = result.pages
+        assert Image.open(library.index.page_image(result.doc_id, 1)).mode == "RGB"
+    assert pages == {**dict.fromkeys(made, 1), "scan.tiff": 3}  # every frame; a GIF's first
+    # The phone held sideways: stored 800 x 600 with the band on top, EXIF says turn it.
+    turned = page_of(library, "turned.jpg")
+    assert turned.width < turned.height  # upright: portrait
+    right, left = turned.getpixel((turned.width - 3, 50)), turned.getpixel((3, 50))
+    assert sum(right) < 150 < sum(left)  # the band now runs down the right-hand side
+    plain = page_of(library, "plain.jpg")
+    assert plain.width > plain.height and sum(plain.getpixel((plain.width // 2, 3))) < 150
+    # transparency over white; the 16-bit ramp keeps its range in 8 bits
+    assert page_of(library, "palette.png").getpixel((100, 40))[:3] != (0, 0, 0)
+    deep = page_of(library, "deep.png").convert("L")
+    assert deep.getpixel((0, 0)) < 40 and deep.getpixel((deep.width - 1, deep.height - 1)) > 200
+
+
+def page_of(library: Pipeline, name: str, number: int = 1) -> Image.Image:
+    document = library.find(name)
+    with Image.open(library.index.page_image(document.doc_id, number)) as image:
+        return image.convert("RGB")
+
+
+def test_a_folder_of_images_is_one_document_only_when_asked(tiny_models, tmp_path, capsys):
+    folder = tmp_path / "whiteboard"
+    folder.mkdir()
+    for number in range(3):
+        documents.photo(folder / f"photo-{number}.jpg", size=(400 + 100 * number, 300))
+    documents.docx(folder / "notes.docx")
+    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={tmp_path / 'data'}"]
+    assert app.main(["index", str(folder), "--as-one", "Whiteboard", "--json", *common]) == 0
+    records = {r["file"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert records["notes.docx"]["status"] == records["Whiteboard"]["status"] == "indexed"
+    assert records["Whiteboard"]["pages"] == 3 and len(records) == 2
+    # without --as-one, each image is its own document; --types narrows what a folder gives
+    assert app.main(["index", str(folder), "--types", "jpg", "--data-dir", str(tmp_path / "b"),
+                     f"--retriever={tiny_models / 'colqwen2'}"]) == 0  # fmt: skip
+    said = capsys.readouterr()
+    assert said.out.count(": indexed, 1 page") == 3 and "notes.docx" not in said.out
+    assert "not of the types indexed, skipped: notes.docx" in said.err
+    with pytest.raises(SystemExit):
+        app.main(["index", str(folder), "--types", "exe", *common])
+    assert "unsupported type 'exe'" in capsys.readouterr().err
+
+
+def test_a_conversion_is_done_once(library, office_files, monkeypatch):
+    first = library.add_file(office_files[".pptx"])
+    cached = library.settings.data_dir / CACHE / f"{first.doc_id}.pdf"
+    assert cached.is_file()
+    library.delete(first.doc_id)
+
+    def never(*_args, **_kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(office, "to_pdf", never)
+    again = library.add_file(office_files[".pptx"])
+    assert again.status == "indexed" and again.doc_id == first.doc_id
+    assert not list((library.settings.data_dir / CACHE).glob(".*"))  # no half-written PDF
+
+
+def test_without_libreoffice_office_files_are_refused_and_the_rest_still_work(
+    library, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(office, "soffice", lambda: None)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    documents.docx(folder / "a-memo.docx")
+    documents.photo(folder / "b-photo.png")
+    (folder / "c-report.pdf").write_bytes((SAMPLES / "annual_report.pdf").read_bytes())
+    results = {r.file: r for r in library.add_paths([folder])}
+    refused = results["a-memo.docx"]
+    assert refused.status == "refused"
+    assert refused.error == (
+        "a-memo.docx: LibreOffice is not installed, so office files cannot be read "
+        f"(apt-get install -y {office.PACKAGES})"
+    )
+    assert results["b-photo.png"].status == results["c-report.pdf"].status == "indexed"
+    assert len(library.documents()) == 2
+
+
+def test_two_conversions_at_once_each_in_their_own_profile(library, office_files):
+    results = {}
+
+    def add(ending: str) -> None:
+        results[ending] = library.add_file(office_files[ending])
+
+    threads = [threading.Thread(target=add, args=(e,)) for e in (".docx", ".xlsx")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {e: r.status for e, r in results.items()} == {".docx": "indexed", ".xlsx": "indexed"}
+
+
+def test_types_and_labels():
+    assert described("PDF,docx, .png") == (".pdf", ".docx", ".png")
+    with pytest.raises(ValueError, match="unsupported type 'txt'"):
+        described("pdf,txt")
+    assert label("Deck.PPTX", 4) == "[Deck.PPTX slide 4]"
+    assert label("scan.tiff", 2) == "[scan.tiff p.2]"

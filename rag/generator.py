@@ -2,8 +2,9 @@
 
 Any transformers image-text-to-text model; its family (``rag.families``, read from the
 checkpoint's config) builds the prompt and sizes the page images within the Settings pixel
-budget. Each page is shown with its citation label (``[name p.N]``, ``[deck.pptx slide N]``) and the instruction asks the
-model to cite pages by those labels. ``stream`` and ``answer`` decode greedily, so they agree.
+budget. Each page is shown with its citation label (``[name p.N]``, ``[deck.pptx slide N]``)
+and the instruction asks the model to cite pages by those labels. ``stream`` and ``answer``
+decode greedily, so they agree.
 """
 
 from __future__ import annotations

@@ -311,10 +311,11 @@ def decompression_bomb(path: Path, side: int = 100_000) -> Path:
     """A tiny PNG declaring ``side`` x ``side`` pixels."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        checksum = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + checksum
 
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     body = zlib.compress(b"\x00" * 1024)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    path.write_bytes(data)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
     return path

@@ -334,5 +334,5 @@ def test_two_index_objects_bring_the_words_up_to_date_at_once(library):
         pages = [(h.doc_id, h.page_number) for h in hits]
         assert len(pages) == len(set(pages))  # each page once: no document added twice
         assert {(facts, 1), (facts, 6)} <= set(pages)
-        found.append([(page, round(hit.score, 4)) for page, hit in zip(pages, hits)])
+        found.append([(page, round(hit.score, 4)) for page, hit in zip(pages, hits, strict=True)])
     assert found[0] == found[1]

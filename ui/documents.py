@@ -1,6 +1,6 @@
-"""The documents panel: upload documents (PDFs, images, office files) (with per-page progress), list them, tag them, delete
-them (after a confirmation). A refused or failed upload says why in the status line; nothing
-else on the page changes."""
+"""The documents panel: upload documents (PDFs, images, office files; with per-page progress),
+list them, tag them, delete them (after a confirmation). A refused or failed upload says why in
+the status line; nothing else on the page changes."""
 
 from __future__ import annotations
 

@@ -40,13 +40,17 @@ def to_pdf(sources: list[Path], target: Path, name: str, budget: poppler.Budget,
         result = poppler.run(sys.executable, arguments, budget)
     except poppler.OverTime:
         raise PdfLimitError(
-            f"{name}: reading the image took longer than one file may take ({budget.seconds:.0f} s)"
+            f"{name}: reading the image took longer than the {budget.seconds:g} s allowed per file "
+            "(RAG_RENDER_TIMEOUT_S)"
         ) from None
     if result.returncode == REFUSED:
         raise ConversionError(f"{name}: {result.stderr.strip().splitlines()[-1]}")
     if result.returncode != 0:
         if result.killed or "MemoryError" in result.stderr:
-            raise PdfLimitError(f"{name}: the image needs more memory than one file may take")
+            raise PdfLimitError(
+                f"{name}: reading the image needed more than the memory allowed per file "
+                "(RAG_RENDER_MEMORY_MB)"
+            )
         raise ConversionError(f"{name}: not a readable image")
 
 

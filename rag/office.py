@@ -163,7 +163,8 @@ def to_pdf(path: Path, target: Path, name: str, budget: poppler.Budget) -> None:
             result = poppler.run(tool, arguments, budget)
         except poppler.OverTime:
             raise PdfLimitError(
-                f"{name}: converting it took longer than one file may take ({budget.seconds:.0f} s)"
+                f"{name}: converting it took longer than the {budget.seconds:g} s allowed per file "
+                "(RAG_RENDER_TIMEOUT_S)"
             ) from None
         converted = work / "out" / "document.pdf"
         if not converted.is_file() or converted.stat().st_size == 0:
@@ -173,7 +174,10 @@ def to_pdf(path: Path, target: Path, name: str, budget: poppler.Budget) -> None:
 
 def _failure(name: str, result: poppler.Result) -> Exception:
     if result.killed:
-        return PdfLimitError(f"{name}: converting it needed more memory than one file may take")
+        return PdfLimitError(
+            f"{name}: converting it needed more than the memory allowed per file "
+            "(RAG_RENDER_MEMORY_MB)"
+        )
     said = " ".join(line.strip() for line in result.stderr.splitlines() if line.startswith("Error"))
     reason = f" ({said[:200]})" if said else ""
     return ConversionError(

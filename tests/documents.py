@@ -198,6 +198,7 @@ def encrypted(path: Path, password: str = "secret") -> Path:
 
 
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_DRAWING = "http://schemas.openxmlformats.org/drawingml/2006"
 
 
 def remote_links(path: Path, url: str) -> Path:
@@ -207,22 +208,16 @@ def remote_links(path: Path, url: str) -> Path:
     picture = (
         '<w:p><w:r><w:drawing><wp:inline><wp:extent cx="952500" cy="952500"/>'
         '<wp:docPr id="1" name="linked"/>'
-        '<a:graphic><a:graphicData uri="http://schemas.openxmlformats.org/drawingml/2006/picture">'
-        '<pic:pic><pic:nvPicPr><pic:cNvPr id="1" name="linked.png"/><pic:cNvPicPr/></pic:nvPicPr>'
+        f'<a:graphic xmlns:a="{_DRAWING}/main"><a:graphicData uri="{_DRAWING}/picture">'
+        f'<pic:pic xmlns:pic="{_DRAWING}/picture">'
+        '<pic:nvPicPr><pic:cNvPr id="1" name="linked.png"/><pic:cNvPicPr/></pic:nvPicPr>'
         '<pic:blipFill><a:blip r:link="rIdLinked"/><a:stretch><a:fillRect/></a:stretch>'
         '</pic:blipFill><pic:spPr><a:xfrm><a:off x="0" y="0"/><a:ext cx="952500" cy="952500"/>'
         '</a:xfrm><a:prstGeom prst="rect"/></pic:spPr></pic:pic></a:graphicData></a:graphic>'
         "</wp:inline></w:drawing></w:r></w:p>"
     )
-    namespaces = (
-        ' xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing"'
-        ' xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
-        ' xmlns:pic="http://schemas.openxmlformats.org/drawingml/2006/picture"'
-        f' xmlns:r="{_REL}"'
-    )
 
-    def document(xml: str) -> str:
-        xml = xml.replace("<w:document ", f"<w:document{namespaces} ", 1)
+    def document(xml: str) -> str:  # its root declares wp: and r: already
         return xml.replace("<w:body>", f"<w:body>{picture}", 1)
 
     def links(xml: str) -> str:

@@ -287,3 +287,23 @@ def test_the_readme_api_example_runs_as_written(tiny_models, tmp_path):
     assert "- annual_report.pdf: indexed, 3 pages" in result.stdout
     assert "['2024', 'finance']" in result.stdout
     assert "Deleted annual_report.pdf" in result.stdout.splitlines()[-1]
+
+
+def test_the_upload_takes_office_files_and_images_and_refuses_other_types(library, tmp_path):
+    from tests import documents
+
+    client = Client(library, verbose=False)
+    deck = documents.pptx(tmp_path / "roadmap.pptx")
+    photo = documents.photo(tmp_path / "whiteboard.jpg")
+    status, _ = client.predict(
+        [handle_file(str(deck)), handle_file(str(photo))], api_name="/index"
+    )
+    assert "roadmap.pptx: indexed, 3 pages" in status
+    assert "whiteboard.jpg: indexed, 1 page" in status
+    notes = tmp_path / "notes.txt"
+    notes.write_text("plain words")
+    with pytest.raises(Exception, match="Invalid file type"):  # gradio checks the type itself
+        client.predict([handle_file(str(notes))], api_name="/index")
+    assert "notes.txt" not in listed(client)
+    hits = client.predict("Osprey budget", top_k=3, max_new_tokens=4, api_name="/ask")
+    assert "[roadmap.pptx slide" in str(hits)

@@ -299,7 +299,7 @@ def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, t
     assert message == ("fuzzed.pdf: indexed, 16 pages (14 render blank: the file may be damaged)")
 
 
-def test_folders_find_pdfs_by_extension_in_any_case_and_by_content(tiny_models, tmp_path, capsys):
+def test_folders_find_documents_by_extension_in_any_case_and_pdfs_by_content(tiny_models, tmp_path, capsys):
     folder = tmp_path / "inputs"
     (folder / "sub").mkdir(parents=True)
     data = hostile.SOURCE.read_bytes()
@@ -309,9 +309,9 @@ def test_folders_find_pdfs_by_extension_in_any_case_and_by_content(tiny_models, 
     hostile.write(folder / "readme.txt", b"not a pdf")
     hostile.image_named_pdf(folder / "photo.png")
     records = index_json(folder, tiny_models, tmp_path / "data", capsys)
-    assert sorted(records) == ["REPORT.PDF", "scan-0001"]
+    assert sorted(records) == ["REPORT.PDF", "photo.png", "scan-0001"]  # an image is a page
     assert {record["status"] for record in records.values()} == {"indexed"}
-    # what was passed over is said, on stderr (stdout stays one line per PDF)
+    # what was passed over is said, on stderr (stdout stays one line per file)
     said = index_folder(folder, tiny_models, tmp_path / "data", capsys)
-    assert f"{folder}: not PDFs, not indexed: photo.png, readme.txt" in said.err
+    assert f"{folder}: not of the types indexed, skipped: readme.txt" in said.err
     assert "already indexed" in said.out and ".hidden" not in said.out + said.err

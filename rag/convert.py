@@ -17,7 +17,7 @@ from pathlib import Path
 from rag import imaging, office, poppler
 from rag.config import Settings
 from rag.errors import UnsupportedFileError
-from rag.formats import kind, supported_list
+from rag.formats import SHEETS, SLIDES, kind, suffix, supported_list
 from rag.sources import looks_like_pdf
 
 CACHE = "converted"
@@ -74,3 +74,15 @@ def _prune(folder: Path, keep: Path) -> None:
         if entry != keep:
             entry.unlink(missing_ok=True)
             total -= size
+
+
+def unit_of(name: str, pdf: Path, pages: int, budget: poppler.Budget) -> str:
+    """What the pages of the document ``name`` (made into ``pdf``, of ``pages`` pages) are
+    called in citations: slides for a presentation; for a workbook, sheets when each sheet
+    printed on one page (LibreOffice's outline says where each starts), else pages."""
+    ending = suffix(name)
+    if ending in SLIDES:
+        return "slide"
+    if ending in SHEETS and office.sheet_starts(pdf, budget) == list(range(1, pages + 1)):
+        return "sheet"
+    return "p."

@@ -18,8 +18,11 @@ ZIPPED = (".docx", ".docm", ".pptx", ".xlsx", ".odt", ".odp", ".ods")
 COMPOUND = (".doc", ".ppt", ".xls")
 OFFICE = (*ZIPPED, *COMPOUND, ".rtf")
 SUPPORTED = (PDF, *IMAGES, *OFFICE)
-# A presentation's pages are slides: citations say so.
+# A presentation's pages are slides, and a workbook's are its sheets when each sheet prints on
+# one page: citations say so.
 SLIDES = (".pptx", ".ppt", ".odp")
+SHEETS = (".xlsx", ".xls", ".ods")
+UNITS = ("p.", "slide", "sheet")
 # What each type's content starts with (RTF: "{\rtf"; zip: "PK\x03\x04"; OLE: its magic).
 _ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -81,24 +84,19 @@ def content_matches(path: Path, ending: str) -> bool:
     return head.startswith(_IMAGE_MAGIC.get(ending, (b"",)))
 
 
-def unit(name: str) -> str:
-    """What a document's pages are called in citations: ``slide`` for presentations, else
-    ``p.``.
+def label(name: str, page_number: int, unit: str = "p.") -> str:
+    """How answers cite a page: ``[report.pdf p.3]``, ``[deck.pptx slide 3]``,
+    ``[book.xlsx sheet 2]``.
 
-    >>> unit("deck.pptx"), unit("report.pdf")
-    ('slide', 'p.')
-    """
-    return "slide" if suffix(name) in SLIDES else "p."
-
-
-def label(name: str, page_number: int) -> str:
-    """How answers cite a page: ``[report.pdf p.3]``, ``[deck.pptx slide 3]``.
-
-    >>> label("deck.pptx", 3), label("report.pdf", 3)
+    >>> label("deck.pptx", 3, "slide"), label("report.pdf", 3)
     ('[deck.pptx slide 3]', '[report.pdf p.3]')
     """
-    mark = unit(name)
-    return f"[{name} {mark}{'' if mark.endswith('.') else ' '}{page_number}]"
+    return f"[{name} {mark(unit, page_number)}]"
+
+
+def mark(unit: str, page_number: int) -> str:
+    """``p.3``, ``slide 3``, ``sheet 3``."""
+    return f"{unit}{'' if unit.endswith('.') else ' '}{page_number}"
 
 
 def described(types: str) -> tuple[str, ...]:

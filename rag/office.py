@@ -23,6 +23,7 @@ The PDF it writes is then indexed like any other (``rag.pdf``), within the same 
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,7 +46,7 @@ MAX_ENTRIES = 20_000  # files in a zip package
 MAX_RATIO = 200  # a part this many times smaller packed than unpacked, over BOMB_FLOOR: a bomb
 BOMB_FLOOR = 50 * 2**20
 XML_HEAD = 4096  # a document type declaration must come before the root element
-_DEAD_PROXY = ("127.0.0.1", 9)  # the discard port: nothing listens there
+_OUTLINE_PAGE = re.compile(r'<item page="(\d+)"')
 # fmt: off
 _PROFILE = {  # (path, property): value, in LibreOffice's configuration
     ("org.openoffice.Office.Common/Security/Scripting", "MacroSecurityLevel"): ("int", "3"),
@@ -170,6 +171,18 @@ def to_pdf(path: Path, target: Path, name: str, budget: poppler.Budget) -> None:
         if not converted.is_file() or converted.stat().st_size == 0:
             raise _failure(name, result)
         shutil.move(str(converted), target)
+
+
+def sheet_starts(pdf: Path, budget: poppler.Budget) -> list[int]:
+    """The first page of each sheet of a workbook LibreOffice printed to ``pdf``, from the
+    outline it writes (one entry per sheet); empty if there is none."""
+    arguments = ["-xml", "-i", "-q", "-stdout", "-f", "1", "-l", "1", poppler.absolute(pdf)]
+    try:
+        result = poppler.run("pdftohtml", arguments, budget)
+    except poppler.OverTime:
+        return []
+    outline = result.stdout.partition("<outline>")[2].partition("</outline>")[0]
+    return [int(page) for page in _OUTLINE_PAGE.findall(outline)]
 
 
 def _failure(name: str, result: poppler.Result) -> Exception:

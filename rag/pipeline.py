@@ -25,7 +25,7 @@ from PIL import Image
 from rag.ahead import Behind, ahead
 from rag.chat import Turn, recent
 from rag.config import HYBRID_MODES, Settings, page_workers
-from rag.convert import as_pdf
+from rag.convert import as_pdf, unit_of
 from rag.errors import (
     AmbiguousNameError,
     CollectionFullError,
@@ -495,7 +495,8 @@ class Pipeline:
             )
             save_texts(staged, texts)
             added = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            document = Document(doc_id, name, info.pages, added, tags)
+            unit = unit_of(name, path, info.pages, info.budget)
+            document = Document(doc_id, name, info.pages, added, tags, unit)
             if not self.index.add(document, staged, embeddings):  # another process was first
                 return IndexResult(name, "skipped", doc_id, info.pages)
         self.index.index_words()  # searchable by its words from the next question on

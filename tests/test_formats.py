@@ -55,7 +55,8 @@ def test_every_office_type_is_indexed_with_its_words_and_cited_by_page_or_slide(
         word, page = WORDS[origin]
         top = library.search(word, docs=[result.doc_id])[0]
         assert top.page_number == page, (ending, word)
-        unit = "slide " if ending in (".pptx", ".ppt", ".odp") else "p."
+        unit = {".pptx": "slide ", ".ppt": "slide ", ".odp": "slide "}.get(ending, "p.")
+        unit = "sheet " if origin == ".xlsx" else unit  # each sheet printed on one page
         assert top.citation == f"[{path.name} {unit}{page}]"
     assert len(library.documents()) == len(office_files)
 
@@ -174,5 +175,14 @@ def test_types_and_labels():
     assert described("PDF,docx, .png") == (".pdf", ".docx", ".png")
     with pytest.raises(ValueError, match="unsupported type 'txt'"):
         described("pdf,txt")
-    assert label("Deck.PPTX", 4) == "[Deck.PPTX slide 4]"
+    assert label("Deck.PPTX", 4, "slide") == "[Deck.PPTX slide 4]"
     assert label("scan.tiff", 2) == "[scan.tiff p.2]"
+
+
+def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(library, tmp_path):
+    rows = [[f"row {n}", n] for n in range(400)]  # 400 rows: several printed pages
+    long = documents.xlsx(tmp_path / "ledger.xlsx", {"Ledger": rows, "Notes": [["Hopper"]]})
+    result = library.add_file(long)
+    assert result.pages > 2
+    top = library.search("Hopper", docs=[result.doc_id])[0]
+    assert top.citation == f"[ledger.xlsx p.{result.pages}]"

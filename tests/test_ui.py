@@ -295,9 +295,7 @@ def test_the_upload_takes_office_files_and_images_and_refuses_other_types(librar
     client = Client(library, verbose=False)
     deck = documents.pptx(tmp_path / "roadmap.pptx")
     photo = documents.photo(tmp_path / "whiteboard.jpg")
-    status, _ = client.predict(
-        [handle_file(str(deck)), handle_file(str(photo))], api_name="/index"
-    )
+    status, _ = client.predict([handle_file(str(deck)), handle_file(str(photo))], api_name="/index")
     assert "roadmap.pptx: indexed, 3 pages" in status
     assert "whiteboard.jpg: indexed, 1 page" in status
     notes = tmp_path / "notes.txt"

@@ -29,14 +29,14 @@ EXAMPLES = [
     "Какая рабочая температура датчика?",
 ]
 
-# Turns "[name p.N]" (and "[deck.pptx slide N]") in the answers into links that open the
-# page. The answers keep plain
+# Turns "[name p.N]" (and "[deck.pptx slide N]", "[book.xlsx sheet N]") in the answers into
+# links that open the page. The answers keep plain
 # citations (so the copy button copies clean text); the browser wraps them, and a click sends
 # "turn|citation|nonce" to the hidden #cite-target box, whose change opens the page.
 CITATION_LINKS = r"""
 <script>
 (() => {
-  const CITATION = /\[[^\[\]]+ (?:p\.|slide )\d+\]/g;
+  const CITATION = /\[[^\[\]]+ (?:p\.|slide |sheet )\d+\]/g;
   function turnOf(message) {
     const rows = [...document.querySelectorAll('#chat .message-row')];
     const at = rows.indexOf(message.closest('.message-row'));
@@ -52,10 +52,10 @@ CITATION_LINKS = r"""
         CITATION.lastIndex = 0;
       }
       for (const node of found) {
-        const parts = node.nodeValue.split(/(\[[^\[\]]+ (?:p\.|slide )\d+\])/);
+        const parts = node.nodeValue.split(/(\[[^\[\]]+ (?:p\.|slide |sheet )\d+\])/);
         const fragment = document.createDocumentFragment();
         for (const part of parts) {
-          if (/^\[[^\[\]]+ (?:p\.|slide )\d+\]$/.test(part)) {
+          if (/^\[[^\[\]]+ (?:p\.|slide |sheet )\d+\]$/.test(part)) {
             const link = document.createElement('a');
             link.href = '#';
             link.className = 'cite';

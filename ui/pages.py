@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from rag.errors import DocumentNotFoundError
+from rag.formats import mark
 from rag.overlay import ALPHA, legend_colours
 from rag.snippets import Snippet
 from ui.collections import ChatTurn, Session
@@ -24,7 +25,7 @@ WHOLE_QUERY = "whole question"
 # PageView.settings.
 Look = tuple[str | None, bool, float, bool]
 EMPTY_TITLE = "Pages retrieved for your questions appear here."
-CITATION = re.compile(r"\[[^\[\]]+ (?:p\.|slide )\d+\]")  # rag.formats.label
+CITATION = re.compile(r"\[[^\[\]]+ (?:p\.|slide |sheet )\d+\]")  # rag.formats.label
 
 
 @dataclass
@@ -156,8 +157,9 @@ def snippet_markdown(found: Snippet | None) -> str:
 def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
     found = chat.answer.hits[hit]
     cited = " · cited in the answer" if hit in cited_hits(chat) else ""
+    where = mark("page" if found.unit == "p." else found.unit, found.page_number)
     return (
-        f"**{escape_markdown(found.name)} — page {found.page_number}**  \n"
+        f"**{escape_markdown(found.name)} — {where}**  \n"
         f"question {turn + 1}, retrieved page {hit + 1} of {len(chat.answer.hits)} · "
         f"score {found.score:.3g}{sides(found)}{cited}"
     )
@@ -175,7 +177,8 @@ def thumbnails_of(chat: ChatTurn) -> list[tuple[str, str]]:
     return [
         (
             str(h.image_path),
-            f"p.{h.page_number} · {h.score:.3g}{' · cited' if i in cited else ''} · {h.name}",
+            f"{mark(h.unit, h.page_number)} · {h.score:.3g}{' · cited' if i in cited else ''} · "
+            f"{h.name}",
         )
         for i, h in enumerate(chat.answer.hits)
     ]

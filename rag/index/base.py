@@ -30,6 +30,7 @@ class Document:
     pages: int
     added: str  # ISO-8601 UTC
     tags: tuple[str, ...] = ()  # rag.tags: cleaned, sorted
+    unit: str = "p."  # what its pages are called in citations (rag.formats.UNITS)
 
     def __post_init__(self) -> None:  # read back from JSON, tags are a list
         object.__setattr__(self, "tags", tuple(self.tags))
@@ -44,6 +45,7 @@ class Hit:
     image_path: Path
     visual_score: float | None = None  # MaxSim, when the picture ranking found the page
     text_score: float | None = None  # BM25, when the words found it
+    unit: str = "p."  # the document's: its pages are pages, slides or sheets
 
     @property
     def sides(self) -> dict[str, float]:
@@ -55,7 +57,7 @@ class Hit:
     @property
     def citation(self) -> str:
         """How answers cite this page: ``[name p.N]``, ``[deck.pptx slide N]``."""
-        return label(self.name, self.page_number)
+        return label(self.name, self.page_number, self.unit)
 
 
 class Index(ABC):
@@ -164,9 +166,9 @@ class Index(ABC):
 
     def _text_hit(self, found: TextHit) -> Hit:
         document = self.store.known(found.doc_id)  # the words were synced with the store
-        name = document.name if document else found.doc_id
+        name, unit = (document.name, document.unit) if document else (found.doc_id, "p.")
         image = self.store.page_image(found.doc_id, found.page_number)
-        return Hit(found.doc_id, name, found.page_number, found.score, image)
+        return Hit(found.doc_id, name, found.page_number, found.score, image, unit=unit)
 
     @abstractmethod
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:

@@ -57,6 +57,7 @@ def fuse(
                 base.image_path,
                 visual_score=seen.score if seen else None,
                 text_score=read.score if read else None,
+                unit=base.unit,
             )
         )
     return hits

@@ -351,8 +351,9 @@ class LocalIndex(Index):
 
     def _hit(self, row: tuple[str, int], score: float) -> Hit:
         doc_id, page_number = row
-        name = self._stored[doc_id].document.name
-        return Hit(doc_id, name, page_number, score, self.page_image(doc_id, page_number))
+        document = self._stored[doc_id].document
+        image = self.page_image(doc_id, page_number)
+        return Hit(doc_id, document.name, page_number, score, image, unit=document.unit)
 
     def warm(self) -> None:
         """Lay out the pages and, in binary mode, compile the popcount kernel (~6 s the first

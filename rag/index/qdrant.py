@@ -466,7 +466,9 @@ class QdrantIndex(Index):
             return None
         number = int(point.payload["page_number"])
         image = self.page_image(document.doc_id, number)
-        return Hit(document.doc_id, document.name, number, float(point.score), image)
+        return Hit(
+            document.doc_id, document.name, number, float(point.score), image, unit=document.unit
+        )
 
     def _query(self, vector: list[list[float]], limit: int, within: Any = None) -> list[Any]:
         """The best points on the original vectors (after a pooled prefetch in pooled mode),

@@ -299,7 +299,7 @@ def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, t
     assert message == ("fuzzed.pdf: indexed, 16 pages (14 render blank: the file may be damaged)")
 
 
-def test_folders_find_documents_by_extension_in_any_case_and_pdfs_by_content(tiny_models, tmp_path, capsys):
+def test_folders_find_documents_by_extension_and_pdfs_by_content(tiny_models, tmp_path, capsys):
     folder = tmp_path / "inputs"
     (folder / "sub").mkdir(parents=True)
     data = hostile.SOURCE.read_bytes()

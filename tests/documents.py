@@ -314,3 +314,25 @@ def decompression_bomb(path: Path, side: int = 100_000) -> Path:
     chunks = chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
     return path
+
+
+def encrypted_odf(path: Path) -> Path:
+    """An OpenDocument text whose manifest says its content is encrypted (as LibreOffice's
+    "save with password" writes it)."""
+    odf = "urn:oasis:names:tc:opendocument:xmlns"
+    manifest = (
+        f'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="{odf}:'
+        'manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" '
+        'manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">'
+        '<manifest:encryption-data manifest:checksum-type="SHA1/1K" manifest:checksum="AAAA">'
+        '<manifest:algorithm manifest:algorithm-name="Blowfish CFB" '
+        'manifest:initialisation-vector="AAAA"/></manifest:encryption-data>'
+        "</manifest:file-entry></manifest:manifest>"
+    )
+    with zipfile.ZipFile(path, "w") as package:
+        mimetype = "application/vnd.oasis.opendocument.text"
+        package.writestr("mimetype", mimetype, compress_type=zipfile.ZIP_STORED)
+        package.writestr("content.xml", bytes(range(256)) * 4, zipfile.ZIP_DEFLATED)
+        package.writestr("META-INF/manifest.xml", manifest, zipfile.ZIP_DEFLATED)
+    return path

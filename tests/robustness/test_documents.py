@@ -34,6 +34,7 @@ HOSTILE = {
     "escape.docx": (documents.escaping_entry, "outside the package"),
     "cut.docx": (documents.damaged_zip, "its zip package is damaged"),
     "locked.docx": (documents.encrypted, "password-protected"),
+    "locked.odt": (documents.encrypted_odf, "password-protected"),
     "page.docx": (lambda p: _write(p, HTML), "not a Word document"),
     "noise.pptx": (lambda p: _write(p, bytes(range(256)) * 40), "not a PowerPoint"),
     "noise.xls": (lambda p: _write(p, b"PK\x03\x04" + bytes(500)), "not an Excel workbook"),

@@ -377,3 +377,28 @@ def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, t
                 break
             time.sleep(0.5)
         assert not session.exists()
+
+
+def test_a_deck_and_a_photo_are_added_and_the_page_view_says_slide(browser, tiny_models, tmp_path):
+    from tests import documents
+
+    deck = documents.pptx(tmp_path / "roadmap.pptx")
+    photo = documents.photo(tmp_path / "whiteboard.png")
+    with running_app(app_env(tiny_models, tmp_path / "data"), log=tmp_path / "server.log") as url:
+        page = browser.new_page(viewport=DESKTOP)
+        page.goto(url)
+        assert "PowerPoint" in page.locator("#types").inner_text()  # the types it takes
+        page.set_input_files("#files input[type=file]", [str(deck), str(photo)])
+        for name in ("roadmap.pptx: indexed, 3 pages", "whiteboard.png: indexed, 1 page"):
+            page.wait_for_function(
+                "n => document.querySelector('#index-status')?.innerText.includes(n)",
+                arg=name,
+                timeout=120_000,
+            )
+        ask(page, "Which slide has the Osprey budget?", 1)
+        titles = page.locator("#page-title").inner_text()
+        assert "roadmap.pptx — slide" in titles or "whiteboard.png — page 1" in titles
+        captions = " ".join(page.locator("#pages").all_inner_texts())
+        assert "slide " in captions
+        assert_healthy(page)
+        screenshot(page, "desktop-deck-and-photo.png")

@@ -186,3 +186,18 @@ def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(library, tmp_path):
     assert result.pages > 2
     top = library.search("Hopper", docs=[result.doc_id])[0]
     assert top.citation == f"[ledger.xlsx p.{result.pages}]"
+
+
+def test_on_qdrant_a_deck_is_found_by_its_words_and_cited_by_slide(tiny_models, tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        hybrid="text",
+        index="qdrant::memory:",
+    )
+    pipeline = Pipeline(settings)
+    result = pipeline.add_file(documents.pptx(tmp_path / "deck.pptx"))
+    assert result.status == "indexed" and result.pages == 3
+    (top, *_) = pipeline.search("Kestrel hiring")
+    assert top.citation == "[deck.pptx slide 3]"

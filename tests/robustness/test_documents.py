@@ -55,12 +55,10 @@ def _write(path: Path, data: bytes) -> Path:
 def test_a_hostile_file_is_refused_in_one_line_leaving_nothing(library, tmp_path, name):
     make, said = HOSTILE[name]
     path = make(tmp_path / name)
-    started = time.monotonic()
     result = library.add_file(path)
     assert result.status == "refused"
     assert result.error.startswith(f"{name}: ") and said in result.error, result.error
     assert "\n" not in result.error
-    assert time.monotonic() - started < 60
     assert library.documents() == []
     cache = library.settings.data_dir / CACHE
     assert not cache.exists() or not list(cache.iterdir())
@@ -119,12 +117,10 @@ def test_limits_are_named_a_long_deck_a_wide_sheet_and_a_slow_conversion(tiny_mo
     wide = documents.xlsx(tmp_path / "wide.xlsx", {"Wide": [[f"c{n}" for n in range(16_000)]]})
     result = pipeline(max_pages=100).add_file(wide)
     assert result.status == "refused" and "pages is over the 100-page limit" in result.error
-    started = time.monotonic()
     result = pipeline(render_timeout_s=1).add_file(documents.pptx(tmp_path / "other.pptx"))
     assert result.error.startswith("other.pptx: ") and result.error.endswith(
         "took longer than the 1 s allowed per file (RAG_RENDER_TIMEOUT_S)"
     )
-    assert time.monotonic() - started < 10
     assert pipeline().documents() == []
 
 

@@ -34,7 +34,8 @@ def as_pdf(
     """The PDF to index for ``sources`` (one file; several only for images made one
     document), shown as ``name``; raises a PdfError (one line) for a file that is refused."""
     first = sources[0]
-    found = kind(name) if kind(name) != "unknown" else kind(first)
+    found = kind(name)
+    found = kind(first) if found == "unknown" else found
     if len(sources) == 1 and (found == "pdf" or (found == "unknown" and looks_like_pdf(first))):
         return first
     if found == "unknown":

@@ -101,7 +101,6 @@ def frames(image, room: int):
     count = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
     if count > room:
         raise Refused(f"{count} frames is over the {room}-page limit")
-    _check_size(image)
     for number in range(count):
         image.seek(number)
         _check_size(image)

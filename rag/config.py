@@ -60,6 +60,9 @@ class Settings:
     # Pixel budget per page image handed to the answerer (Qwen: multiples of 28x28).
     answer_min_pixels: int = 256 * 28 * 28
     answer_max_pixels: int = 1280 * 28 * 28
+    # The answerer's encoded page images kept for follow-ups and pages retrieved again
+    # (rag.page_cache), per loaded answerer; 0 encodes every page every time.
+    answer_cache_mb: int = 256
     # Public mode (a shared demo): each browser session gets a private, temporary collection.
     public_max_documents: int = 5
     public_max_pages: int = 50
@@ -131,7 +134,7 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
-        for name in ("batch_size", "binary_prefilter", "page_workers"):
+        for name in ("batch_size", "binary_prefilter", "page_workers", "answer_cache_mb"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:

@@ -21,6 +21,7 @@ from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
 from rag.families.base import AnswererFamily, PageImage
 from rag.models import attention_options, locate, resolve_device, resolve_dtype
+from rag.page_cache import PageCache, encode, image_key, merged, pixel_keys, supported
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ class Generator:
         self.family = family
         self.settings = settings
         self._lock = threading.Lock()  # one generation at a time per model
+        cache_bytes = settings.answer_cache_mb * 2**20
+        cached = cache_bytes and family.cache_pages and supported(self.model)
+        self.page_cache = PageCache(cache_bytes) if cached else None
 
     @classmethod
     def load(cls, settings: Settings) -> Generator:
@@ -140,9 +144,22 @@ class Generator:
             raise failure[0]
 
     def build_inputs(self, question: str, pages: list[PageImage], history: Sequence[Turn] = ()):
-        """Tokenised prompt + pixel values for this family, on the model's device."""
+        """The model's inputs on its device: the tokenised prompt, and the pages either as
+        pixel values or, with the page cache, already encoded (``mm_encoder_outputs``): a page
+        encoded for an earlier question is not encoded again."""
         if not pages:
             raise ValueError("no pages to answer from")
+        inputs = self._family_inputs(question, pages, history)
+        if self.page_cache is None:
+            return inputs
+        encoded = merged([self._encoded(page) for page in pages])
+        for name in pixel_keys(self.model, inputs):
+            del inputs[name]
+        inputs["mm_encoder_outputs"] = {"image": encoded}
+        return inputs
+
+    def _family_inputs(self, question: str, pages: list[PageImage], history: Sequence[Turn]):
+        """Tokenised prompt + pixel values for this family, on the model's device."""
         settings = self.settings
         inputs = self.family.build_inputs(
             self.processor,
@@ -153,6 +170,19 @@ class Generator:
             history=history,
         )
         return inputs.to(self.model.device)
+
+    def _encoded(self, page: PageImage) -> dict:
+        """``page``'s image through the vision encoder, from the cache when it was encoded
+        before within the same budget."""
+        budget = (self.settings.answer_min_pixels, self.settings.answer_max_pixels)
+        key = image_key(page.image, *budget)
+        entry = self.page_cache.get(key)
+        if entry is None:
+            alone = self._family_inputs("", [page], ())
+            with torch.inference_mode():
+                entry = encode(self.model, alone)
+            self.page_cache.put(key, entry)
+        return entry
 
     def _generation_kwargs(self, max_new_tokens: int | None) -> dict:
         return {

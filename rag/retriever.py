@@ -59,10 +59,11 @@ class Retriever:
                 local_files_only=source.local_files_only,
                 **attention_options(settings.attn_implementation),
             )
-            options = family.processor_options(settings.max_visual_tokens)
-            if settings.max_visual_tokens and not options:
-                logger.warning("RAG_MAX_VISUAL_TOKENS does not apply to %s; ignored", family.label)
+            budget = settings.max_visual_tokens
+            options = family.processor_options(budget)
             processor = _load_processor(processor_class, source, options)
+            if budget and not options and not family.limit_pages(processor, budget):
+                logger.warning("RAG_MAX_VISUAL_TOKENS does not apply to %s; ignored", family.label)
         except OSError as error:
             raise ModelNotFoundError(
                 f"retriever {settings.retriever!r} could not be loaded ({_first_line(error)}); "

@@ -64,7 +64,7 @@ def test_the_prompt_shows_every_page_with_its_citation(generator):
     if generator.family.name != "paligemma":  # PaliGemma mix models take no instructions
         assert "[report.pdf p.1]" in prompt and "[slides.pdf p.3]" in prompt
         assert prompt.index("[report.pdf p.1]") < prompt.index("[slides.pdf p.3]")
-    assert "pixel_values" in inputs
+    assert "mm_encoder_outputs" in inputs  # the pages, encoded once (rag.page_cache)
 
 
 def test_max_new_tokens_bounds_the_answer(generator):
@@ -165,3 +165,15 @@ def test_a_pages_words_can_be_given_beside_its_image(generator):
     assert prompt.index("[facts.pdf p.1]") < prompt.index("INV-2024-0173")
     plain = generator.build_inputs("Total?", [PageImage(page.label, page.image)])
     assert "INV-2024-0173" not in generator.processor.tokenizer.decode(plain["input_ids"][0])
+
+
+def test_smolvlm_pages_fit_the_pixel_budget_in_whole_tiles(tiny_models):
+    """Idefics3 / SmolVLM: a page is sized to the longest edge of whole tiles at which it fits
+    RAG_ANSWER_MAX_PIXELS, so a smaller budget gives fewer tiles (and image tokens)."""
+    settings = Settings(generator=str(tiny_models / "idefics3"), answer_cache_mb=0)
+    tiles = {}
+    for max_pixels in (64 * 64, 128 * 91, 10**6):  # one tile; 2 a side; the processor's own 3
+        generator = Generator.load(dataclasses.replace(settings, answer_max_pixels=max_pixels))
+        inputs = generator.build_inputs("q", pages()[:1])  # an A4 portrait page
+        tiles[max_pixels] = inputs["pixel_values"].shape[1]
+    assert list(tiles.values()) == [1, 2 * 2 + 1, 3 * 3 + 1]  # tiles, plus the global view

@@ -111,6 +111,23 @@ def test_max_visual_tokens_caps_a_colqwen_page(tiny_models):
     assert embedding.shape[0] < full.embed_pages([page])[0].shape[0]
 
 
+@pytest.mark.parametrize("name", ["colidefics3", "colmodernvbert"])
+def test_max_visual_tokens_caps_a_tiled_page(tiny_models, name):
+    """colSmol / ColModernVBert: the budget sets the longest edge in whole tiles (16 tokens a
+    tile in the tiny models), so any page, with its global view, stays within it."""
+    settings = Settings(retriever=str(tiny_models / name))
+    full = Retriever.load(settings)
+    for page in (Image.new("RGB", (700, 900), "white"), Image.new("RGB", (900, 300), "white")):
+        for budget, tiles in ((16 * 5, 2 * 2 + 1), (16 * 4, 1)):
+            capped = Retriever.load(dataclasses.replace(settings, max_visual_tokens=budget))
+            grid = capped.patch_grid(page)
+            assert int(grid.mask.sum()) <= budget and grid.n_x * grid.n_y <= 4 * 16
+            inputs = capped.preprocess([page])
+            assert inputs["pixel_values"].shape[1] <= tiles
+            (embedding,) = capped.embed_pages([page])
+            assert embedding.shape[0] < full.embed_pages([page])[0].shape[0]
+
+
 def test_attention_kernels_give_the_same_embeddings(tiny_models):
     page = Image.new("RGB", (300, 400), "white")
     settings = Settings(retriever=str(tiny_models / "colqwen2"), dtype="float32")  # exact enough

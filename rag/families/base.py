@@ -83,6 +83,11 @@ class RetrieverFamily(Family):
         (RAG_MAX_VISUAL_TOKENS) where the family has one."""
         return {}
 
+    def limit_pages(self, processor: Any, max_visual_tokens: int) -> bool:
+        """Hold a loaded processor to at most ``max_visual_tokens`` per page, for a family whose
+        processor takes no such option when loaded; whether the family has such a budget."""
+        return False
+
     def patch_grid(self, model: Any, processor: Any, image: Image.Image) -> PatchGrid:
         """The patch grid of ``image`` as the processor lays it out; the mask indexes the
         page's unpadded token sequence."""
@@ -109,6 +114,10 @@ class RetrieverFamily(Family):
 
 class AnswererFamily(Family):
     """A transformers image-text-to-text model (AutoModelForImageTextToText, AutoProcessor)."""
+
+    # Whether a page's encoding may be kept and reused (rag.page_cache): each page's image is
+    # processed on its own, and the model takes transformers' ``mm_encoder_outputs``.
+    cache_pages: bool = True
 
     def build_inputs(
         self,
@@ -154,11 +163,15 @@ def history_messages(history: Sequence[Turn]) -> list[dict]:
 
 
 def chat_template_inputs(
-    processor: Any, question: str, pages: list[PageImage], history: Sequence[Turn] = ()
+    processor: Any,
+    question: str,
+    pages: list[PageImage],
+    history: Sequence[Turn] = (),
+    **options: Any,
 ) -> Any:
     """The generic image-text-to-text path: the earlier turns, then each page's label and an
     image placeholder in one user turn with the instruction, through the processor's own chat
-    template."""
+    template (``options`` go to the processor's call)."""
     content: list[dict] = []
     for page in pages:
         content += [{"type": "text", "text": page.caption}, {"type": "image"}]
@@ -166,7 +179,7 @@ def chat_template_inputs(
     messages = [*history_messages(history), {"role": "user", "content": content}]
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
     images = [[page.image.convert("RGB") for page in pages]]
-    return processor(text=[prompt], images=images, return_tensors="pt")
+    return processor(text=[prompt], images=images, return_tensors="pt", **options)
 
 
 def unpadded(n_x: int, n_y: int, mask: torch.Tensor, inputs: Any) -> PatchGrid:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from rag.families.base import RetrieverFamily, unpadded
+from rag.families.tiling import edge_for_tokens
 
 
 class ColIdefics3(RetrieverFamily):
@@ -22,6 +23,12 @@ class ColIdefics3(RetrieverFamily):
     model_class = "ColIdefics3"
     processor_class = "ColIdefics3Processor"
     tiled = True
+
+    def limit_pages(self, processor, max_visual_tokens):
+        image_processor = processor.image_processor
+        edge = edge_for_tokens(image_processor, processor.image_seq_len, max_visual_tokens)
+        image_processor.size = type(image_processor.size)(longest_edge=edge)
+        return True
 
     def patch_grid(self, model, processor, image):
         inputs = processor.process_images([image.convert("RGB")])

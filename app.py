@@ -11,7 +11,8 @@ pipeline, run one command.
     python app.py tag DOC [--add T]... [--remove T]...
     python app.py delete DOC                                 DOC: an id or an exact name
 
-Every command takes --data-dir, --retriever, --generator, --device (or RAG_* variables).
+Every command takes --data-dir, --retriever, --generator, --device, --profile (or RAG_*
+variables).
 """
 
 from __future__ import annotations
@@ -52,6 +53,13 @@ def add_common_options(parser: argparse.ArgumentParser, default: object = None) 
     parser.add_argument("--generator", default=default, help="hub id or folder (env RAG_GENERATOR)")
     parser.add_argument(
         "--device", default=default, choices=["auto", "cuda", "mps", "cpu"], help="env RAG_DEVICE"
+    )
+    parser.add_argument(
+        "--profile",
+        default=default,
+        choices=["auto", "cpu", "gpu"],
+        help="models and page budgets for the machine: auto (default: gpu on a GPU, else cpu), "
+        "cpu or gpu (env RAG_PROFILE)",
     )
     parser.add_argument(
         "--index",
@@ -206,6 +214,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         retriever=args.retriever,
         generator=args.generator,
         device=args.device,
+        profile=args.profile,
         index=args.index,
         index_mode=args.index_mode,
     )

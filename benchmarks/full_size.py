@@ -41,6 +41,7 @@ AT_SCALE = {
     "colgemma3": "gemma3",
     "colmodernvbert": "modernvbert",
     "colqwen2_5_omni": "omni",
+    "colidefics3": "idefics",
 }
 FAMILIES = tuple(AT_SCALE)
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.

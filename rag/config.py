@@ -22,6 +22,9 @@ AUTO_BINARY_PAGES = 500  # measured: see Settings.auto_binary_pages
 
 @dataclass(frozen=True)
 class Settings:
+    # Models and page budgets for the machine (rag.profiles): "auto" picks "gpu" (the defaults
+    # below) on a CUDA or Apple GPU, "cpu" (small models, small pages) elsewhere; RAG_* wins.
+    profile: str = "auto"
     data_dir: Path = Path("data")
     retriever: str = DEFAULT_RETRIEVER
     generator: str = DEFAULT_GENERATOR
@@ -116,7 +119,13 @@ class Settings:
             if raw not in (None, ""):
                 values[field.name] = _parse(field.name, raw, field.default)
         values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls(**values).validated()
+        profile = str(values.get("profile", cls.profile))
+        if profile not in PROFILE_NAMES:
+            raise ConfigError(f"RAG_PROFILE: unsupported value {profile!r} (auto, cpu or gpu)")
+        from rag.profiles import defaults
+
+        chosen, preset = defaults(profile, str(values.get("device", cls.device)))
+        return cls(**{**preset, **values, "profile": chosen}).validated()
 
     def validated(self) -> Settings:
         checks = {
@@ -127,6 +136,7 @@ class Settings:
             "attn_implementation": self.attn_implementation
             in ("auto", "sdpa", "eager", "flash_attention_2"),
             "hybrid": self.hybrid in HYBRID_MODES,
+            "profile": self.profile in PROFILE_NAMES,
         }
         for name, ok in checks.items():
             if not ok:
@@ -165,6 +175,7 @@ POSITIVE = (
     "text_timeout_s",
 )
 HYBRID_MODES = ("rrf", "weighted", "off", "text")
+PROFILE_NAMES = ("auto", "cpu", "gpu")
 QDRANT_PORT = 6333
 INDEX_FORMS = "local, qdrant://HOST[:PORT], qdrants://HOST[:PORT], qdrant::memory: or qdrant:PATH"
 

@@ -286,3 +286,40 @@ def test_colqwen3_5_and_colgemma3_are_built_at_their_published_shapes():
     assert processor.image_seq_length == gemma.config.mm_tokens_per_image == 256
     counts = [sum(p.numel() for p in model.parameters()) / 1e9 for model in (qwen, gemma)]
     assert [round(count, 2) for count in counts] == [3.91, 3.63]  # the test kit's vocabulary
+
+
+def test_smolvlm_and_colsmol_are_built_at_their_published_shapes():
+    """SmolVLM-256M / -500M and colSmol-256M at their published sizes (meta device: no
+    weights): widths, layers, tiles of 64 tokens, parameter counts."""
+    from tests.tiny_models.idefics import colidefics3_at_scale, smolvlm_at_scale
+
+    with torch.device("meta"):
+        small, processor = smolvlm_at_scale("256m")
+        larger, _ = smolvlm_at_scale("500m")
+        retriever, _ = colidefics3_at_scale()
+    text, vision = small.config.text_config, small.config.vision_config
+    assert (text.hidden_size, text.num_hidden_layers, text.num_key_value_heads) == (576, 30, 3)
+    assert (vision.hidden_size, vision.image_size, vision.patch_size) == (768, 512, 16)
+    assert processor.image_seq_len == (512 // 16 // small.config.scale_factor) ** 2 == 64
+    assert larger.config.text_config.hidden_size == 960
+    assert retriever.linear.out_features == 128
+    counts = [sum(p.numel() for p in m.parameters()) / 1e6 for m in (small, larger, retriever)]
+    assert [round(count) for count in counts] == [256, 507, 228]  # 256M, 500M; colSmol: no head
+
+
+def test_latency_benchmark_times_both_profiles_and_the_levers(tmp_path):
+    """Both profiles end to end (one layer each, for speed), each in its own process: every
+    stage has a figure, and the levers their tables."""
+    from benchmarks import latency
+
+    out = tmp_path / "latency.md"
+    arguments = ["--layers", "1", "--pages", "2", "--tokens", "3", "--levers"]
+    text = latency.main([*arguments, "--out", str(out)])
+    assert out.read_text() == text
+    assert "## Profile `cpu`" in text and "## Profile `gpu`" in text
+    for stage in ("index, whole pipeline", "first token after Ask", "follow-up over the same"):
+        assert text.count(stage) == 2
+    assert text.count("tokens/s |") >= 2 and text.count("peak memory") == 2
+    # the levers, once (the cpu profile's)
+    for table in ("RAG_MAX_VISUAL_TOKENS", "RAG_ANSWER_MAX_PIXELS", "int8 dynamic", "Threads"):
+        assert text.count(table) == 1

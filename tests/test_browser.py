@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from rag.profiles import PROFILES
 from tests.conftest import ROOT, SAMPLES
 from tests.servers import running_app
 from tests.test_ui import app_env
@@ -340,7 +341,11 @@ def test_the_documents_table_fits_its_panel(browser, tiny_models, tmp_path):
 
 
 def test_missing_models_show_a_banner_at_start(browser, tmp_path):
-    env = {"RAG_DATA_DIR": str(tmp_path / "data"), "RAG_RETRIEVER": str(tmp_path / "no-model")}
+    env = {
+        "RAG_DATA_DIR": str(tmp_path / "data"),
+        "RAG_RETRIEVER": str(tmp_path / "no-model"),
+        "RAG_PROFILE": "cpu",  # a free CPU Space's models
+    }
     log = tmp_path / "server.log"
     with running_app(env, log=log) as url:
         page = browser.new_page(viewport=DESKTOP)
@@ -348,7 +353,7 @@ def test_missing_models_show_a_banner_at_start(browser, tmp_path):
         page.wait_for_selector("#banner", state="visible")
         banner = page.inner_text("#banner")
         assert "no-model" in banner and "RAG_RETRIEVER" in banner
-        assert "Qwen/Qwen2-VL-2B-Instruct" in banner and "RAG_GENERATOR" in banner
+        assert PROFILES["cpu"]["generator"] in banner and "RAG_GENERATOR" in banner
         # An upload cannot be encoded: the status line says why; nothing shows an error.
         page.set_input_files("#files input[type=file]", str(SAMPLES / "expense_form.pdf"))
         page.wait_for_function(

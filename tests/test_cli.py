@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import app
+from rag.config import Settings
 from tests import pdfs
 from tests.conftest import ROOT, SAMPLES
 
@@ -135,12 +136,15 @@ def test_the_whole_contract_in_a_real_process(tiny_models, tmp_path):
 
 
 @pytest.mark.parametrize("offline", ["1", ""], ids=["HF_HUB_OFFLINE", "unreachable-hub"])
-def test_a_missing_model_is_one_clear_line(tmp_path, offline):
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_a_missing_model_is_one_clear_line(tmp_path, offline, profile):
     env = {"RAG_DATA_DIR": str(tmp_path), "HF_HUB_OFFLINE": offline}
-    result = run_cli("index", str(SAMPLES / "expense_form.pdf"), env=env, timeout=120)
+    command = ("index", str(SAMPLES / "expense_form.pdf"), "--profile", profile)
+    result = run_cli(*command, env=env, timeout=120)
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("error: model 'vidore/colqwen2-v1.0'")
+    retriever = Settings.from_env({"RAG_PROFILE": profile}).retriever
+    assert line.startswith(f"error: model '{retriever}'")
     assert "RAG_RETRIEVER" in line and "Traceback" not in result.stderr
     assert not (tmp_path / "index" / "docs").exists()  # nothing half-added
 

@@ -234,3 +234,96 @@ def _save_answerer(folder: Path, processor, model) -> Path:
         max_new_tokens=16,
     )
     return save(folder, processor, model)
+
+
+# -- at the published sizes (benchmarks.latency) ---------------------------------------------
+
+# SmolVLM-256M-Instruct (the base of vidore/colSmol-256M) and SmolVLM-500M-Instruct (of
+# colSmol-500M), from their published configs: a Llama text model (SmolLM2-135M / -360M widths,
+# 49,280-token vocabulary) reading a SigLIP base vision tower (768 wide, 12 layers, 16-px patches
+# on 512-px tiles) through a pixel shuffle by 4: 64 tokens a tile, pages up to 4 x 4 tiles.
+AT_SCALE_TEXT = {
+    "256m": dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+    ),
+    "500m": dict(
+        hidden_size=960,
+        intermediate_size=2560,
+        num_hidden_layers=32,
+        num_attention_heads=15,
+        num_key_value_heads=5,
+    ),
+}
+AT_SCALE_VISION = dict(
+    hidden_size=768,
+    intermediate_size=3072,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    image_size=512,
+    patch_size=16,
+)
+AT_SCALE_VOCAB = 49280
+AT_SCALE_TILE, AT_SCALE_TILES = 512, 4
+
+
+def _at_scale_processor(processor_class):
+    from transformers import Idefics3ImageProcessor
+
+    image_processor = Idefics3ImageProcessor(
+        do_image_splitting=True,
+        size={"longest_edge": AT_SCALE_TILES * AT_SCALE_TILE},
+        max_image_size={"longest_edge": AT_SCALE_TILE},
+    )
+    return processor_class(
+        image_processor=image_processor,
+        tokenizer=build_tokenizer(),
+        image_seq_len=64,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def _at_scale_config(tokenizer, size: str, layers: int | None):
+    from transformers import Idefics3Config
+
+    config = _config(tokenizer, tie_word_embeddings=False).to_dict()
+    text = config["text_config"] | AT_SCALE_TEXT[size] | {"head_dim": 64}
+    text["vocab_size"] = AT_SCALE_VOCAB
+    vision = config["vision_config"] | AT_SCALE_VISION
+    if layers:
+        text["num_hidden_layers"] = vision["num_hidden_layers"] = layers
+    return Idefics3Config(
+        text_config=text,
+        vision_config=vision,
+        scale_factor=4,
+        image_token_id=config["image_token_id"],
+        pad_token_id=text["pad_token_id"],
+        tie_word_embeddings=False,  # an untied head: 256M parameters in all, as published
+    )
+
+
+def smolvlm_at_scale(size: str = "256m", layers: int | None = None):
+    """An ``Idefics3ForConditionalGeneration`` answerer at SmolVLM-``size``'s published size
+    (``layers`` overriding both layer counts, for a quick check), in memory with its processor:
+    (model, processor). Random weights, on the default device and dtype; only the tokenizer is
+    the test kit's (the embedding table keeps the real vocabulary's size)."""
+    from transformers import Idefics3ForConditionalGeneration, Idefics3Processor
+
+    processor = _at_scale_processor(Idefics3Processor)
+    config = _at_scale_config(processor.tokenizer, size, layers)
+    return Idefics3ForConditionalGeneration(config).eval(), processor
+
+
+def colidefics3_at_scale(layers: int | None = None, size: str = "256m"):
+    """A ``ColIdefics3`` at colSmol-``size``'s published size (its SmolVLM base and a 128-d
+    projection), in memory with its processor: (model, processor)."""
+    from colpali_engine.models import ColIdefics3, ColIdefics3Processor
+
+    processor = _at_scale_processor(ColIdefics3Processor)
+    config = _at_scale_config(processor.tokenizer, size, layers)
+    model = ColIdefics3(config).eval()
+    randomize_bias(model.linear)
+    return model, processor

@@ -375,16 +375,21 @@ def colqwen2_at_scale(
     return model, processor
 
 
-def qwen2_vl_at_scale(text_layers: int, vision_depth: int, visual_tokens: int = 256):
+def qwen2_vl_at_scale(
+    text_layers: int, vision_depth: int, visual_tokens: int = 256, vocab_size: int | None = None
+):
     """A ``Qwen2VLForConditionalGeneration`` answerer at Qwen2-VL-2B's widths with
     ``text_layers`` + ``vision_depth`` layers, in memory with its processor (as
-    ``colqwen2_at_scale``; untied head, random weights): (model, processor)."""
+    ``colqwen2_at_scale``; untied head, random weights; ``vocab_size`` sizes the embedding table
+    and the head, e.g. the real 151,936 for timing decoding): (model, processor)."""
     from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     processor = _processor(Qwen2VLProcessor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
     config = _config_at_scale(
         processor.tokenizer, text_layers, vision_depth, tie_word_embeddings=False
     )
+    if vocab_size:
+        config.text_config.vocab_size = config.vocab_size = vocab_size
     return Qwen2VLForConditionalGeneration(config).eval(), processor
 
 

@@ -1,0 +1,683 @@
+"""Time to answer, end to end, with models at the sizes of published checkpoints (random weights).
+
+    python -m benchmarks.latency [--profiles cpu,gpu] [--pages 10] [--top-k 3] [--tokens 32]
+                                 [--levers] [--device cpu] [--layers N] [--out FILE]
+
+Each profile (``rag.profiles``) runs in a fresh process, on ``--device``, with its retriever and
+answerer built at their published sizes (``tests.tiny_models``: random weights cost the same
+compute as trained ones) in the app's compute dtype, and with the profile's page budgets. Through
+the app's own ``Pipeline`` and ``Generator`` it:
+
+- indexes a ``--pages``-page PDF (the sample PDFs' pages): poppler's render, the processor's
+  preparation and the encoder, each timed alone, then ``Pipeline.add_file`` as the app runs it;
+- asks a question: the query's embedding, the search, then the answer over the ``--top-k``
+  pages: their encoding by the answerer's vision tower, the prefill, the time from Ask to the
+  first token, and the decoding rate over ``--tokens`` tokens;
+- asks a follow-up over the same pages: the rewrite (20 tokens, the length of a standalone
+  question: random weights never stop early), the query, the search, and the answer, whose pages
+  come from the page cache;
+- reports the process's peak memory.
+
+Each figure is set against what the machine allows, measured in the same run: matmul-bound
+stages against the rate of large bf16 matmuls (FLOPs counted as 2 x parameters x tokens),
+decoding against the memory bandwidth (every weight read once per token). ``--levers`` (CPU)
+measures what each lever gives against the code without it, in the same run: page budgets,
+the page cache, int8 dynamic quantisation, torch.compile and thread counts. On a GPU,
+``--device cuda`` records the same table; the README's GPU plan gives what to expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks import cpu_matmul_peak, offline, publish
+
+QUESTION = "What was the total revenue in 2024, and how did it change?"
+FOLLOW_UP = "And what drove that change?"
+REWRITE_TOKENS = 20  # a standalone question's length
+PROFILE_MODELS = {  # (retriever builder, answerer builder) of each profile's checkpoints
+    "cpu": ("colmodernvbert", "smolvlm-256m"),
+    "gpu": ("colqwen2", "qwen2-vl-2b"),
+}
+PUBLISHED = {
+    "colmodernvbert": "ModernVBERT/colmodernvbert",
+    "colidefics3": "vidore/colSmol-256M",
+    "colqwen2": "vidore/colqwen2-v1.0",
+    "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",
+    "smolvlm-500m": "HuggingFaceTB/SmolVLM-500M-Instruct",
+    "qwen2-vl-2b": "Qwen/Qwen2-VL-2B-Instruct",
+}
+BANDWIDTH_BYTES = 512 * 2**20
+
+
+# -- models -----------------------------------------------------------------------------------
+
+
+def build_retriever(name: str, settings, layers: int | None):
+    from benchmarks.full_size import build
+    from rag.families import named
+    from rag.retriever import Retriever
+
+    device = settings.device
+    model, processor = build(name, device, layers)
+    family = named(name)
+    if settings.max_visual_tokens:
+        family.limit_pages(processor, settings.max_visual_tokens)
+    return Retriever(model, processor, family, PUBLISHED[name], batch_size=1)
+
+
+def build_answerer(name: str, settings, layers: int | None):
+    from benchmarks.full_size import _default, compute_dtype
+    from rag.families import named
+    from rag.generator import Generator
+    from tests.tiny_models.common import seed
+
+    seed(1)
+    with _default(settings.device, compute_dtype(settings.device)):
+        if name.startswith("smolvlm"):
+            from tests.tiny_models.idefics import smolvlm_at_scale
+
+            model, processor = smolvlm_at_scale(name.split("-")[1], layers)
+            family = named("idefics3")
+        else:
+            from tests.tiny_models.qwen import (
+                FULL_TEXT_LAYERS,
+                FULL_VISION_DEPTH,
+                qwen2_vl_at_scale,
+            )
+
+            model, processor = qwen2_vl_at_scale(
+                layers or FULL_TEXT_LAYERS,
+                layers or FULL_VISION_DEPTH,
+                visual_tokens=settings.answer_max_pixels // 28**2,
+                vocab_size=151936,  # Qwen2-VL's: its head is read for every token decoded
+            )
+            family = named("qwen_vl")
+    return Generator(model, processor, family, settings)
+
+
+# -- the machine's bounds ---------------------------------------------------------------------
+
+
+def matmul_peak(device: str, dtype: torch.dtype) -> float:
+    from benchmarks.full_size import peak_flops
+
+    return cpu_matmul_peak(dtype) if device == "cpu" else (peak_flops(device) or math.nan)
+
+
+def memory_bandwidth(device: str) -> float:
+    """Bytes/s of a large copy (read + write), the best of five."""
+    source = torch.empty(BANDWIDTH_BYTES, dtype=torch.uint8, device=device)
+    target = torch.empty_like(source)
+    best = math.inf
+    for _ in range(6):
+        sync(device)
+        started = time.perf_counter()
+        target.copy_(source)
+        sync(device)
+        best = min(best, time.perf_counter() - started)
+    return 2 * BANDWIDTH_BYTES / best
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+# -- FLOPs and bytes --------------------------------------------------------------------------
+
+VISION = ("visual", "vision_model", "vision_tower")
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Parameters by part: vision tower, the rest (text model, projections, head), embeddings."""
+    counts = {"vision": 0, "text": 0, "embedding": 0}
+    for name, parameter in model.named_parameters():
+        part = "embedding" if "embed_tokens" in name else "text"
+        part = "vision" if any(word in name for word in VISION) else part
+        counts[part] += parameter.numel()
+    return counts
+
+
+def vision_patches(model, inputs) -> int:
+    """Patches the vision tower sees for ``inputs`` (every tile, or Qwen's 14-px patches)."""
+    if "image_grid_thw" in inputs:
+        return int(inputs["image_grid_thw"].prod(dim=-1).sum())
+    config = model.config.vision_config
+    pixels = inputs["pixel_values"]
+    images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
+    return images * (config.image_size // config.patch_size) ** 2
+
+
+def head_parameters(model) -> tuple[int, bool]:
+    """(the output head's parameters, whether it is the embedding table, tied)."""
+    head = model.get_output_embeddings().weight
+    return head.numel(), head is model.get_input_embeddings().weight
+
+
+# -- one profile ------------------------------------------------------------------------------
+
+
+class FirstTokens:
+    """A generate() streamer that records when each new token arrives."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._prompt = True
+
+    def put(self, value) -> None:
+        if self._prompt:  # the first call carries the prompt
+            self._prompt = False
+            return
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def generate_timed(generator, inputs, tokens: int, started: float) -> dict:
+    recorder = FirstTokens()
+    with torch.inference_mode():
+        generator.model.generate(
+            **inputs,
+            streamer=recorder,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=False,
+        )
+    first, last = recorder.times[0], recorder.times[-1]
+    rate = (len(recorder.times) - 1) / (last - first) if len(recorder.times) > 1 else math.nan
+    return {"first_token_s": first - started, "tokens_per_s": rate}
+
+
+def timed(function, *args, repeats: int = 1, **kwargs) -> tuple[float, object]:
+    """(median seconds, last result) of ``repeats`` calls."""
+    seconds, result = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds), result
+
+
+def index_stages(pipeline, pdf: Path) -> dict:
+    """Render, prepare and encode the PDF's pages, each stage alone (one page at a time)."""
+    from rag.pdf import inspect_pdf, render_pages
+    from rag.pipeline import open_image
+
+    settings, retriever = pipeline.settings, pipeline.retriever
+    scratch = Path(tempfile.mkdtemp(dir=settings.data_dir))
+    info = inspect_pdf(pdf, settings)
+    render_s, pages = timed(lambda: list(render_pages(pdf, scratch, settings, info)))
+    images = [open_image(page.path) for page in pages]
+    prepare_s, inputs = timed(lambda: [retriever.preprocess([image]) for image in images])
+    retriever.encode(inputs[0])  # warm-up
+    encode_s, _ = timed(lambda: [retriever.encode(one) for one in inputs])
+    n = len(images)
+    return {
+        "pages": n,
+        "render_s": render_s / n,
+        "prepare_s": prepare_s / n,
+        "encode_s": encode_s / n,
+        "vectors": statistics.mean(int(one["attention_mask"].sum()) for one in inputs),
+        "encode_flops": statistics.mean(page_flops(retriever.model, one) for one in inputs),
+    }
+
+
+def page_flops(model, inputs) -> float:
+    counts = parameter_counts(model)
+    tokens = int(inputs["attention_mask"].sum())
+    return 2 * (counts["vision"] * vision_patches(model, inputs) + counts["text"] * tokens)
+
+
+def profile_run(args) -> dict:
+    from benchmarks.indexing import synthetic_pdf
+    from rag.chat import Turn
+    from rag.config import Settings
+    from rag.pipeline import Models, Pipeline
+
+    data = Path(tempfile.mkdtemp(prefix="latency-"))
+    settings = Settings.from_env(
+        {}, profile=args.one, device=args.device, data_dir=data, top_k=args.top_k
+    )
+    retriever_name, answerer_name = PROFILE_MODELS[args.one]
+    retriever = build_retriever(retriever_name, settings, args.layers)
+    generator = build_answerer(answerer_name, settings, args.layers)
+    models = Models(settings)
+    models._retriever, models._generator = retriever, generator
+    pipeline = Pipeline(settings, models=models)
+    dtype = next(generator.model.parameters()).dtype
+    row = {
+        "profile": args.one,
+        "retriever": PUBLISHED[retriever_name],
+        "answerer": PUBLISHED[answerer_name],
+        "dtype": str(dtype).removeprefix("torch."),
+        "retriever_parameters": sum(p.numel() for p in retriever.model.parameters()),
+        "answerer_parameters": sum(p.numel() for p in generator.model.parameters()),
+        "peak_flops": matmul_peak(args.device, dtype),
+        "bandwidth": memory_bandwidth(args.device),
+    }
+    pdf = synthetic_pdf(data / "report.pdf", args.pages)
+    row |= index_stages(pipeline, pdf)
+    index_s, result = timed(pipeline.add_file, pdf)
+    row["index_s"] = index_s / result.pages
+
+    row |= answer_run(pipeline, generator, args.tokens)
+    history = [Turn(QUESTION, "Revenue was 63.8 million euros in 2024 [report.pdf p.2].")]
+    row |= follow_up_run(pipeline, generator, history, args.tokens)
+    if args.levers:
+        row["levers"] = levers(pipeline, generator, args)
+    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    if torch.cuda.is_initialized():
+        row["gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    return row
+
+
+def answer_run(pipeline, generator, tokens: int) -> dict:
+    """A first question over pages never seen: ask, encode the pages, prefill, decode."""
+    retriever = pipeline.retriever
+    query_s, query = timed(retriever.embed_query, QUESTION, repeats=3)
+    k, settings = pipeline.settings.top_k, pipeline.settings
+    search_s, hits = timed(
+        pipeline.index.search_hybrid,
+        query,
+        QUESTION,
+        k,
+        None,
+        mode=settings.hybrid,
+        weight=settings.hybrid_weight,
+        repeats=5,
+    )
+    answer = pipeline.ask(QUESTION)
+    pages = answer.pages()
+    # The vision tower on the pages (warm-up first), then the prefill over encoded pages.
+    generator.build_inputs(QUESTION, pages)
+    generator.page_cache.clear()
+    encode_s, _ = timed(lambda: [generator._encoded(page) for page in pages])
+    inputs = generator.build_inputs(QUESTION, pages)
+    with torch.inference_mode():
+        prefill_s, _ = timed(lambda: generator.model(**inputs, logits_to_keep=1), repeats=2)
+    plain = generator._family_inputs(QUESTION, pages, ())
+    counts = parameter_counts(generator.model)
+    head, tied = head_parameters(generator.model)
+    body = counts["text"] - (0 if tied else head)  # the head runs on the last position only
+    prompt = int(inputs["input_ids"].shape[1])
+    generator.page_cache.clear()
+    started = time.perf_counter()
+    answer = pipeline.ask(QUESTION)
+    cold = generate_timed(
+        generator, generator.build_inputs(QUESTION, answer.pages()), tokens, started
+    )
+    decode_bytes = (body + head) * _bytes(generator.model)  # every weight read once a token
+    return {
+        "query_s": query_s,
+        "search_s": search_s,
+        "answer_pages": len(pages),
+        "image_tokens": int((inputs["input_ids"] == generator.model.config.image_token_id).sum()),
+        "prompt_tokens": prompt,
+        "image_encode_s": encode_s,
+        "image_flops": 2 * counts["vision"] * vision_patches(generator.model, plain),
+        "prefill_s": prefill_s,
+        "prefill_flops": 2 * (body * prompt + head),
+        "query_flops": 2 * parameter_counts(retriever.model)["text"] * len(query),
+        "first_token_s": cold["first_token_s"],
+        "tokens_per_s": cold["tokens_per_s"],
+        "decode_bytes": decode_bytes,
+        "hits": [hit.citation for hit in hits],
+    }
+
+
+def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
+    """A follow-up over the same pages: rewrite, query, search, then the answer from the page
+    cache; and the same without the cache (the code before it)."""
+    import rag.generator
+
+    first = pipeline.ask(QUESTION)
+    pages = first.pages()
+    generator.build_inputs(QUESTION, pages)  # the pages as the first answer left them cached
+    out = {}
+    for label, cache in (("follow_up_s", generator.page_cache), ("follow_up_uncached_s", None)):
+        kept, generator.page_cache = generator.page_cache, cache
+        original = rag.generator.REWRITE_TOKENS
+        rag.generator.REWRITE_TOKENS = REWRITE_TOKENS
+        try:
+            started = time.perf_counter()
+            pipeline.ask(FOLLOW_UP, history=history)
+            inputs = generator.build_inputs(FOLLOW_UP, pages, history)
+            out[label] = generate_timed(generator, inputs, 2, started)["first_token_s"]
+        finally:
+            generator.page_cache = kept
+            rag.generator.REWRITE_TOKENS = original
+    rewrite_inputs = generator.family.text_inputs(generator.processor, FOLLOW_UP)
+    out["rewrite_prompt_tokens"] = int(rewrite_inputs["input_ids"].shape[1])
+    return out
+
+
+def _bytes(model) -> int:
+    return next(model.parameters()).element_size()
+
+
+# -- levers -----------------------------------------------------------------------------------
+
+RETRIEVER_BUDGETS = (0, 640, 320, 64)  # vectors a page (0: the checkpoint's own)
+ANSWER_BUDGETS = (2048 * 2048, 1024 * 1024, 512 * 512)  # pixels a page
+
+
+def levers(pipeline, generator, args) -> dict:
+    """Each lever against the code without it, on the same pages in the same process."""
+    retriever = pipeline.retriever
+    pages = pipeline.ask(QUESTION).pages()
+    page = pages[0].image
+    out = {"retriever_budgets": [], "answer_budgets": []}
+    image_processor = retriever.processor.image_processor
+    own = image_processor.size
+    for budget in RETRIEVER_BUDGETS:
+        image_processor.size = type(own)(longest_edge=4 * 512)
+        if budget:
+            retriever.family.limit_pages(retriever.processor, budget)
+        inputs = retriever.preprocess([page])
+        seconds, _ = timed(retriever.encode, inputs, repeats=2)
+        vectors = int(inputs["attention_mask"].sum())
+        out["retriever_budgets"].append(
+            {
+                "budget": budget,
+                "vectors": vectors,
+                "encode_s": seconds,
+                "flops": page_flops(retriever.model, inputs),
+            }
+        )
+    image_processor.size = own
+    for budget in ANSWER_BUDGETS:
+        settings = dataclasses.replace(generator.settings, answer_max_pixels=budget)
+        variant = type(generator)(generator.model, generator.processor, generator.family, settings)
+        variant.build_inputs(QUESTION, pages[:1])  # warm-up
+        variant.page_cache.clear()
+        encode_s, inputs = timed(variant.build_inputs, QUESTION, pages)
+        with torch.inference_mode():
+            prefill_s, _ = timed(variant.model, **inputs, logits_to_keep=1)
+        image_token = generator.model.config.image_token_id
+        out["answer_budgets"].append(
+            {
+                "budget": budget,
+                "image_tokens": int((inputs["input_ids"] == image_token).sum()),
+                "encode_s": encode_s,
+                "prefill_s": prefill_s,
+            }
+        )
+    out["int8"] = int8_lever(retriever, generator, page, pages, args.tokens)
+    out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
+    if args.compile:
+        out["compile"] = compile_lever(retriever, page)
+    return out
+
+
+def decode_rate(generator, inputs, tokens: int) -> float:
+    return generate_timed(generator, inputs, tokens, time.perf_counter())["tokens_per_s"]
+
+
+def int8_lever(retriever, generator, page, pages, tokens: int) -> dict:
+    """int8 dynamic quantisation of every linear layer (fp32 elsewhere, as it requires) against
+    the bf16 models: speed, and agreement of page vectors and of next-token logits."""
+    import copy
+
+    from torch.ao.quantization import quantize_dynamic
+
+    def quantised(model):
+        return quantize_dynamic(copy.deepcopy(model).float(), {torch.nn.Linear}, torch.qint8)
+
+    inputs = retriever.preprocess([page])
+    bf16_s, (reference,) = timed(retriever.encode, inputs, repeats=2)
+    q_retriever = copy.copy(retriever)
+    q_retriever.model = quantised(retriever.model)
+    int8_s, (vectors,) = timed(q_retriever.encode, inputs, repeats=2)
+    cosine = torch.nn.functional.cosine_similarity(vectors, reference, dim=-1)
+    del q_retriever
+
+    answer_inputs = generator._family_inputs(QUESTION, pages, ())
+    with torch.inference_mode():
+        logits = generator.model(**answer_inputs).logits[0].float()
+    bf16_rate = decode_rate(generator, answer_inputs, tokens)
+    q_generator = copy.copy(generator)
+    q_generator.model = quantised(generator.model)
+    q_inputs = {k: v.float() if v.is_floating_point() else v for k, v in answer_inputs.items()}
+    with torch.inference_mode():
+        q_logits = q_generator.model(**q_inputs).logits[0].float()
+    int8_rate = decode_rate(q_generator, q_inputs, tokens)
+    agree = (q_logits.argmax(-1) == logits.argmax(-1)).float().mean().item()
+    return {
+        "encode_bf16_s": bf16_s,
+        "encode_int8_s": int8_s,
+        "vector_cosine_mean": cosine.mean().item(),
+        "vector_cosine_min": cosine.min().item(),
+        "decode_bf16": bf16_rate,
+        "decode_int8": int8_rate,
+        "logit_cosine": torch.nn.functional.cosine_similarity(q_logits, logits, dim=-1)
+        .mean()
+        .item(),
+        "top1_agreement": agree,
+    }
+
+
+def thread_lever(retriever, generator, page, pages, tokens: int) -> list[dict]:
+    own = torch.get_num_threads()
+    inputs = retriever.preprocess([page])
+    answer_inputs = generator.build_inputs(QUESTION, pages)
+    rows = []
+    for threads in sorted({1, own}):
+        torch.set_num_threads(threads)
+        try:
+            encode_s, _ = timed(retriever.encode, inputs, repeats=2)
+            rate = decode_rate(generator, answer_inputs, tokens)
+        finally:
+            torch.set_num_threads(own)
+        rows.append({"threads": threads, "encode_s": encode_s, "tokens_per_s": rate})
+    return rows
+
+
+def compile_lever(retriever, page) -> dict:
+    """torch.compile of the retriever's forward: the first call (compiling) and the next."""
+    import copy
+
+    inputs = retriever.preprocess([page])
+    eager_s, _ = timed(retriever.encode, inputs, repeats=2)
+    compiled = copy.copy(retriever)
+    compiled.model = torch.compile(retriever.model)
+    first_s, _ = timed(compiled.encode, inputs)
+    steady_s, _ = timed(compiled.encode, inputs, repeats=2)
+    return {"eager_s": eager_s, "first_s": first_s, "steady_s": steady_s}
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def share(bound_s: float, measured_s: float) -> str:
+    return "-" if not measured_s or math.isnan(bound_s) else f"{bound_s / measured_s:.0%}"
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
+
+
+def profile_rows(row: dict) -> list[str]:
+    peak, bandwidth = row["peak_flops"], row["bandwidth"]
+    page_bound = row["encode_flops"] / peak
+    ttft_bound = (row["image_flops"] + row["prefill_flops"] + row["query_flops"]) / peak
+    decode_bound = bandwidth / row["decode_bytes"]
+    index_rate = 1 / row["index_s"]
+    lines = [
+        f"| index: render, per page | {seconds(row['render_s'])} | | |",
+        f"| index: prepare, per page | {seconds(row['prepare_s'])} | | |",
+        f"| index: encode, per page ({row['vectors']:.0f} vectors) | {seconds(row['encode_s'])} "
+        f"| {seconds(page_bound)} | {share(page_bound, row['encode_s'])} |",
+        f"| **index, whole pipeline** | **{index_rate:.2f} pages/s** "
+        f"| {1 / page_bound:.2f} pages/s | {share(page_bound, row['index_s'])} |",
+        f"| query embedding | {seconds(row['query_s'])} | {seconds(row['query_flops'] / peak)} "
+        f"| {share(row['query_flops'] / peak, row['query_s'])} |",
+        f"| search | {seconds(row['search_s'])} | | |",
+        f"| answerer: {row['answer_pages']} pages' encoding ({row['image_tokens']} image tokens) "
+        f"| {seconds(row['image_encode_s'])} | {seconds(row['image_flops'] / peak)} "
+        f"| {share(row['image_flops'] / peak, row['image_encode_s'])} |",
+        f"| answerer: prefill ({row['prompt_tokens']} tokens) | {seconds(row['prefill_s'])} "
+        f"| {seconds(row['prefill_flops'] / peak)} "
+        f"| {share(row['prefill_flops'] / peak, row['prefill_s'])} |",
+        f"| **first token after Ask, cold pages** | **{seconds(row['first_token_s'])}** "
+        f"| {seconds(ttft_bound)} | {share(ttft_bound, row['first_token_s'])} |",
+        f"| **first token, follow-up over the same pages** | **{seconds(row['follow_up_s'])}** "
+        f"| | |",
+        f"| first token, follow-up, without the page cache | "
+        f"{seconds(row['follow_up_uncached_s'])} | | |",
+        f"| **decoding** | **{row['tokens_per_s']:.1f} tokens/s** | {decode_bound:.1f} tokens/s "
+        f"| {row['tokens_per_s'] / decode_bound:.0%} |",
+        f"| **peak memory** | **{row['peak_gb']:.1f} GB** | | |",
+    ]
+    if "gpu_peak_gb" in row:
+        lines.append(f"| peak GPU memory | {row['gpu_peak_gb']:.1f} GB | | |")
+    return lines
+
+
+def levers_rows(levers: dict) -> list[str]:
+    lines = [
+        "",
+        "Retriever page budget (RAG_MAX_VISUAL_TOKENS), one A4 page:",
+        "",
+        "| budget | vectors | encode | TFLOP |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in levers["retriever_budgets"]:
+        budget = row["budget"] or "the checkpoint's (4 x 4 tiles)"
+        lines.append(
+            f"| {budget} | {row['vectors']} | {seconds(row['encode_s'])} "
+            f"| {row['flops'] / 1e12:.2f} |"
+        )
+    lines += [
+        "",
+        "Answerer page budget (RAG_ANSWER_MAX_PIXELS), the answer's pages, cold:",
+        "",
+        "| budget | image tokens | pages' encoding | prefill |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in levers["answer_budgets"]:
+        side = math.isqrt(row["budget"])
+        lines.append(
+            f"| {side} x {side} | {row['image_tokens']} | {seconds(row['encode_s'])} "
+            f"| {seconds(row['prefill_s'])} |"
+        )
+    q = levers["int8"]
+    lines += [
+        "",
+        "int8 dynamic quantisation of the linear layers, against bf16:",
+        "",
+        "| | bf16 | int8 | agreement |",
+        "|---|---:|---:|---|",
+        f"| retriever, one page | {seconds(q['encode_bf16_s'])} | {seconds(q['encode_int8_s'])} "
+        f"| page vectors' cosine: mean {q['vector_cosine_mean']:.4f}, "
+        f"min {q['vector_cosine_min']:.4f} |",
+        f"| answerer decoding | {q['decode_bf16']:.1f} tokens/s | {q['decode_int8']:.1f} "
+        f"tokens/s | logits' cosine {q['logit_cosine']:.4f}, same top token "
+        f"{q['top1_agreement']:.0%} |",
+        "",
+        "Threads (torch.set_num_threads):",
+        "",
+        "| threads | retriever, one page | decoding |",
+        "|---:|---:|---:|",
+    ]
+    for row in levers["threads"]:
+        lines.append(
+            f"| {row['threads']} | {seconds(row['encode_s'])} | "
+            f"{row['tokens_per_s']:.1f} tokens/s |"
+        )
+    if "compile" in levers:
+        c = levers["compile"]
+        lines += [
+            "",
+            f"torch.compile of the retriever: eager {seconds(c['eager_s'])} a page; compiled, "
+            f"the first page {seconds(c['first_s'])} (compiling), then {seconds(c['steady_s'])}.",
+        ]
+    return lines
+
+
+def report(rows: list[dict], command: str) -> str:
+    from benchmarks.search import machine
+
+    lines = [
+        "# Time to answer, end to end (random weights at published sizes)",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine()}",
+        "- bound: what the stage would take at the machine's best rate measured in this run "
+        "(large matmuls for FLOP-bound stages; memory bandwidth for decoding, every weight read "
+        "once per token); share: bound / measured",
+    ]
+    for row in rows:
+        lines += [
+            "",
+            f"## Profile `{row['profile']}`: {row['retriever']} "
+            f"({row['retriever_parameters'] / 1e6:.0f}M) + {row['answerer']} "
+            f"({row['answerer_parameters'] / 1e6:.0f}M), {row['dtype']}",
+            "",
+            f"Matmul rate {row['peak_flops'] / 1e9:.0f} GFLOP/s, memory bandwidth "
+            f"{row['bandwidth'] / 1e9:.1f} GB/s; a {row['pages']}-page PDF, "
+            f"{row['answer_pages']}-page answers.",
+            "",
+            "| stage | measured | bound | share |",
+            "|---|---:|---:|---:|",
+            *profile_rows(row),
+        ]
+        if "levers" in row:
+            lines += levers_rows(row["levers"])
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency")
+    parser.add_argument("--profiles", default="cpu,gpu")
+    parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--levers", action="store_true", help="measure each lever (CPU)")
+    parser.add_argument("--compile", action="store_true", help="with --levers: torch.compile")
+    parser.add_argument("--layers", type=int, help="every layer count (a quick check)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-latency.md"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
+    args = parser.parse_args(argv)
+    offline()
+    if args.one:
+        print(json.dumps(profile_run(args)))
+        return ""
+    rows = []
+    for profile in args.profiles.split(","):
+        command = [sys.executable, "-m", "benchmarks.latency", "--one", profile]
+        for flag in ("pages", "top_k", "tokens", "device", "layers"):
+            value = getattr(args, flag)
+            if value is not None:
+                command.append(f"--{flag.replace('_', '-')}={value}")
+        command += ["--levers"] * (args.levers and profile == "cpu")
+        command += ["--compile"] * args.compile
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.stderr.write(done.stderr[-4000:])
+            raise SystemExit(f"profile {profile}: the measuring process failed")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    flags = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    return publish(report(rows, f"python -m benchmarks.latency {flags}".strip()), args.out)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()

@@ -1,0 +1,45 @@
+"""Profiles: the models and page budgets that suit the machine (RAG_PROFILE=auto|cpu|gpu).
+
+``gpu`` is the app's defaults: the strongest models of each kind that fit a 16 GB GPU.
+``cpu`` is what a 2-core CPU (a free Hugging Face Space) can answer with in seconds: the small
+retriever and answerer, pages held to a few 512-px tiles each. ``auto`` picks ``gpu`` where a
+CUDA or Apple GPU is found (or RAG_DEVICE names one), ``cpu`` elsewhere. A profile only
+supplies defaults: every RAG_* variable, and every command-line option, still overrides it.
+The figures behind the ``cpu`` choices are in the README ("Time to answer"), from
+``python -m benchmarks.latency``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Profile = Literal["auto", "cpu", "gpu"]
+PROFILES: dict[str, dict[str, object]] = {
+    "gpu": {},  # the Settings defaults
+    "cpu": {
+        "retriever": "ModernVBERT/colmodernvbert",
+        "generator": "HuggingFaceTB/SmolVLM-256M-Instruct",
+        # 2 x 2 tiles and a global view: 320 vectors a page (the checkpoint's own: 4 x 4).
+        "max_visual_tokens": 320,
+        # An A4 page at 1024 px (2 x 2 tiles and a global view) for the answerer.
+        "answer_max_pixels": 1024 * 1024,
+    },
+}
+
+
+def resolve(profile: str, device: str) -> str:
+    """The profile ``profile`` names (``auto``: by ``device``, found as RAG_DEVICE=auto
+    finds it)."""
+    if profile != "auto":
+        return profile
+    if device == "auto":
+        from rag.models import resolve_device
+
+        device = resolve_device("auto")
+    return "cpu" if device == "cpu" else "gpu"
+
+
+def defaults(profile: str, device: str) -> tuple[str, dict[str, object]]:
+    """(the profile chosen, the Settings values it sets)."""
+    chosen = resolve(profile, device)
+    return chosen, dict(PROFILES[chosen])

@@ -162,6 +162,27 @@ def vision_patches(model, inputs) -> int:
     return images * (config.image_size // config.patch_size) ** 2
 
 
+def vision_attention_flops(model, inputs) -> float:
+    """Attention's own FLOPs in the vision tower: 4 x patches² x width x layers for each image
+    (or tile), whose patches all attend to each other."""
+    config = model.config.vision_config
+    width = getattr(config, "embed_dim", None) or config.hidden_size
+    layers = getattr(config, "depth", None) or config.num_hidden_layers
+    if "image_grid_thw" in inputs:
+        sizes = inputs["image_grid_thw"].prod(dim=-1).tolist()
+    else:
+        pixels = inputs["pixel_values"]
+        images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
+        sizes = [(config.image_size // config.patch_size) ** 2] * images
+    return sum(4 * n * n * width * layers for n in sizes)
+
+
+def text_attention_flops(model, tokens: int, causal: bool) -> float:
+    """Attention's own FLOPs over ``tokens`` in the text model (half of them when causal)."""
+    config = model.config.text_config
+    return (2 if causal else 4) * tokens**2 * config.hidden_size * config.num_hidden_layers
+
+
 def head_parameters(model) -> tuple[int, bool]:
     """(the output head's parameters, whether it is the embedding table, tied)."""
     head = model.get_output_embeddings().weight
@@ -240,13 +261,34 @@ def index_stages(pipeline, pdf: Path) -> dict:
 
 
 def page_flops(model, inputs) -> float:
+    """A page's FLOPs in the retriever: 2 x parameters x tokens, and attention's own."""
     counts = parameter_counts(model)
     tokens = int(inputs["attention_mask"].sum())
-    return 2 * (counts["vision"] * vision_patches(model, inputs) + counts["text"] * tokens)
+    linear = 2 * (counts["vision"] * vision_patches(model, inputs) + counts["text"] * tokens)
+    attention = vision_attention_flops(model, inputs) + text_attention_flops(model, tokens, False)
+    return linear + attention
+
+
+def distinct_pdf(path: Path, n_pages: int) -> Path:
+    """``n_pages`` pages cycled from the sample PDFs, each repeat trimmed by 6 points a time
+    round, so that no two pages render to the same image (the page cache would take a repeated
+    page for one it has seen: the answer's pages must be cold)."""
+    from pypdf import PdfReader, PdfWriter
+
+    from benchmarks.indexing import SAMPLES
+
+    sources = [page for pdf in sorted(SAMPLES.glob("*.pdf")) for page in PdfReader(pdf).pages]
+    writer = PdfWriter()
+    for number in range(n_pages):
+        page = writer.add_page(sources[number % len(sources)])
+        trim = 6 * (number // len(sources))
+        page.mediabox.upper_right = (page.mediabox.right - trim, page.mediabox.top)
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path
 
 
 def profile_run(args) -> dict:
-    from benchmarks.indexing import synthetic_pdf
     from rag.chat import Turn
     from rag.config import Settings
     from rag.pipeline import Models, Pipeline
@@ -272,7 +314,7 @@ def profile_run(args) -> dict:
         "peak_flops": matmul_peak(args.device, dtype),
         "bandwidth": memory_bandwidth(args.device),
     }
-    pdf = synthetic_pdf(data / "report.pdf", args.pages)
+    pdf = distinct_pdf(data / "report.pdf", args.pages)
     row |= index_stages(pipeline, pdf)
     index_s, result = timed(pipeline.add_file, pdf)
     row["index_s"] = index_s / result.pages
@@ -280,11 +322,11 @@ def profile_run(args) -> dict:
     row |= answer_run(pipeline, generator, args.tokens)
     history = [Turn(QUESTION, "Revenue was 63.8 million euros in 2024 [report.pdf p.2].")]
     row |= follow_up_run(pipeline, generator, history, args.tokens)
-    if args.levers:
-        row["levers"] = levers(pipeline, generator, args)
-    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    row["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # levers aside
     if torch.cuda.is_initialized():
         row["gpu_peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    if args.levers:
+        row["levers"] = levers(pipeline, generator, args)
     return row
 
 
@@ -317,12 +359,8 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
     head, tied = head_parameters(generator.model)
     body = counts["text"] - (0 if tied else head)  # the head runs on the last position only
     prompt = int(inputs["input_ids"].shape[1])
-    generator.page_cache.clear()
-    started = time.perf_counter()
-    answer = pipeline.ask(QUESTION)
-    cold = generate_timed(
-        generator, generator.build_inputs(QUESTION, answer.pages()), tokens, started
-    )
+    cold = cold_first_token(pipeline, generator, tokens)
+
     decode_bytes = (body + head) * _bytes(generator.model)  # every weight read once a token
     return {
         "query_s": query_s,
@@ -331,15 +369,26 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
         "image_tokens": int((inputs["input_ids"] == generator.model.config.image_token_id).sum()),
         "prompt_tokens": prompt,
         "image_encode_s": encode_s,
-        "image_flops": 2 * counts["vision"] * vision_patches(generator.model, plain),
+        "image_flops": 2 * counts["vision"] * vision_patches(generator.model, plain)
+        + vision_attention_flops(generator.model, plain),
         "prefill_s": prefill_s,
-        "prefill_flops": 2 * (body * prompt + head),
+        "prefill_flops": 2 * (body * prompt + head)
+        + text_attention_flops(generator.model, prompt, causal=True),
         "query_flops": 2 * parameter_counts(retriever.model)["text"] * len(query),
         "first_token_s": cold["first_token_s"],
         "tokens_per_s": cold["tokens_per_s"],
         "decode_bytes": decode_bytes,
         "hits": [hit.citation for hit in hits],
     }
+
+
+def cold_first_token(pipeline, generator, tokens: int) -> dict:
+    """From Ask to the first token over pages the answerer has not encoded, then decoding."""
+    generator.page_cache.clear()
+    started = time.perf_counter()
+    answer = pipeline.ask(QUESTION)
+    inputs = generator.build_inputs(QUESTION, answer.pages())
+    return generate_timed(generator, inputs, tokens, started)
 
 
 def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
@@ -419,7 +468,7 @@ def levers(pipeline, generator, args) -> dict:
                 "prefill_s": prefill_s,
             }
         )
-    out["int8"] = int8_lever(retriever, generator, page, pages, args.tokens)
+    out["int8"] = int8_lever(pipeline, page, args.tokens)
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
@@ -430,46 +479,55 @@ def decode_rate(generator, inputs, tokens: int) -> float:
     return generate_timed(generator, inputs, tokens, time.perf_counter())["tokens_per_s"]
 
 
-def int8_lever(retriever, generator, page, pages, tokens: int) -> dict:
-    """int8 dynamic quantisation of every linear layer (fp32 elsewhere, as it requires) against
-    the bf16 models: speed, and agreement of page vectors and of next-token logits."""
+def int8_lever(pipeline, page, tokens: int) -> dict:
+    """RAG_QUANTIZE=int8 (``rag.models.quantized``) against the models as the profile runs
+    them, the same pages each way: a page's encoding, the first token from Ask on cold pages,
+    decoding; and how far the int8 models' page vectors and next-token logits are from theirs."""
     import copy
 
-    from torch.ao.quantization import quantize_dynamic
+    from rag.generator import Generator
+    from rag.models import quantized
+    from rag.pipeline import Models, Pipeline
 
-    def quantised(model):
-        return quantize_dynamic(copy.deepcopy(model).float(), {torch.nn.Linear}, torch.qint8)
+    retriever, generator = pipeline.retriever, pipeline.generator
+    int8_retriever = copy.copy(retriever)
+    int8_retriever.model = quantized(copy.deepcopy(retriever.model), "int8")
+    int8_generator = Generator(
+        quantized(copy.deepcopy(generator.model), "int8"),
+        generator.processor,
+        generator.family,
+        generator.settings,
+    )
+    models = Models(pipeline.settings)
+    models._retriever, models._generator = int8_retriever, int8_generator
+    int8_pipeline = Pipeline(pipeline.settings, index=pipeline.index, models=models)
 
     inputs = retriever.preprocess([page])
-    bf16_s, (reference,) = timed(retriever.encode, inputs, repeats=2)
-    q_retriever = copy.copy(retriever)
-    q_retriever.model = quantised(retriever.model)
-    int8_s, (vectors,) = timed(q_retriever.encode, inputs, repeats=2)
-    cosine = torch.nn.functional.cosine_similarity(vectors, reference, dim=-1)
-    del q_retriever
-
-    answer_inputs = generator._family_inputs(QUESTION, pages, ())
+    out = {}
+    for label, model_pipeline in (("bf16", pipeline), ("int8", int8_pipeline)):
+        encoder = model_pipeline.retriever
+        encoder.encode(inputs)  # warm-up
+        out[f"encode_{label}_s"], (vectors,) = timed(encoder.encode, inputs, repeats=2)
+        out[f"vectors_{label}"] = vectors
+        cold = cold_first_token(model_pipeline, model_pipeline.generator, tokens)
+        out[f"first_token_{label}_s"] = cold["first_token_s"]
+        out[f"decode_{label}"] = cold["tokens_per_s"]
+    cosine = torch.nn.functional.cosine_similarity(
+        out.pop("vectors_int8"), out.pop("vectors_bf16"), dim=-1
+    )
+    pages = pipeline.ask(QUESTION).pages()
     with torch.inference_mode():
-        logits = generator.model(**answer_inputs).logits[0].float()
-    bf16_rate = decode_rate(generator, answer_inputs, tokens)
-    q_generator = copy.copy(generator)
-    q_generator.model = quantised(generator.model)
-    q_inputs = {k: v.float() if v.is_floating_point() else v for k, v in answer_inputs.items()}
-    with torch.inference_mode():
-        q_logits = q_generator.model(**q_inputs).logits[0].float()
-    int8_rate = decode_rate(q_generator, q_inputs, tokens)
-    agree = (q_logits.argmax(-1) == logits.argmax(-1)).float().mean().item()
-    return {
-        "encode_bf16_s": bf16_s,
-        "encode_int8_s": int8_s,
+        logits = generator.model(**generator._family_inputs(QUESTION, pages, ())).logits[0]
+        plain = int8_generator._family_inputs(QUESTION, pages, ())
+        int8_logits = int8_generator.model(**plain).logits[0]
+    logits, int8_logits = logits.float(), int8_logits.float()
+    return out | {
         "vector_cosine_mean": cosine.mean().item(),
         "vector_cosine_min": cosine.min().item(),
-        "decode_bf16": bf16_rate,
-        "decode_int8": int8_rate,
-        "logit_cosine": torch.nn.functional.cosine_similarity(q_logits, logits, dim=-1)
+        "logit_cosine": torch.nn.functional.cosine_similarity(int8_logits, logits, dim=-1)
         .mean()
         .item(),
-        "top1_agreement": agree,
+        "top1_agreement": (int8_logits.argmax(-1) == logits.argmax(-1)).float().mean().item(),
     }
 
 
@@ -580,16 +638,19 @@ def levers_rows(levers: dict) -> list[str]:
     q = levers["int8"]
     lines += [
         "",
-        "int8 dynamic quantisation of the linear layers, against bf16:",
+        "int8 dynamic quantisation of the linear layers (RAG_QUANTIZE=int8), against the "
+        "profile's models:",
         "",
-        "| | bf16 | int8 | agreement |",
+        "| | as the profile runs | int8 | agreement |",
         "|---|---:|---:|---|",
         f"| retriever, one page | {seconds(q['encode_bf16_s'])} | {seconds(q['encode_int8_s'])} "
         f"| page vectors' cosine: mean {q['vector_cosine_mean']:.4f}, "
         f"min {q['vector_cosine_min']:.4f} |",
+        f"| first token after Ask, cold pages | {seconds(q['first_token_bf16_s'])} "
+        f"| {seconds(q['first_token_int8_s'])} | |",
         f"| answerer decoding | {q['decode_bf16']:.1f} tokens/s | {q['decode_int8']:.1f} "
-        f"tokens/s | logits' cosine {q['logit_cosine']:.4f}, same top token "
-        f"{q['top1_agreement']:.0%} |",
+        f"tokens/s | next-token logits' cosine {q['logit_cosine']:.4f}, same top token at "
+        f"{q['top1_agreement']:.0%} of the prompt's positions |",
         "",
         "Threads (torch.set_num_threads):",
         "",
@@ -620,8 +681,9 @@ def report(rows: list[dict], command: str) -> str:
         f"- command: `{command}`",
         f"- machine: {machine()}",
         "- bound: what the stage would take at the machine's best rate measured in this run "
-        "(large matmuls for FLOP-bound stages; memory bandwidth for decoding, every weight read "
-        "once per token); share: bound / measured",
+        "(large matmuls for FLOP-bound stages, FLOPs counted as 2 x parameters x tokens plus "
+        "attention's own; memory bandwidth for decoding, every weight read once per token); "
+        "share: bound / measured",
     ]
     for row in rows:
         lines += [

@@ -55,6 +55,9 @@ class Settings:
     page_workers: int = 0
     # ColQwen's resolution knob: at most this many visual tokens per page (0: the checkpoint's).
     max_visual_tokens: int = 0
+    # "int8": the models' linear layers in int8 (dynamic quantisation, CPU only): faster
+    # decoding and encoding, slightly different vectors and answers (README, "Time to answer").
+    quantize: Literal["none", "int8"] = "none"
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
     # "sdpa", "eager", or "flash_attention_2" (needs the flash-attn package and a GPU).
     attn_implementation: str = "auto"
@@ -137,6 +140,7 @@ class Settings:
             in ("auto", "sdpa", "eager", "flash_attention_2"),
             "hybrid": self.hybrid in HYBRID_MODES,
             "profile": self.profile in PROFILE_NAMES,
+            "quantize": self.quantize in ("none", "int8"),
         }
         for name, ok in checks.items():
             if not ok:

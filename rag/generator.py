@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
 from rag.families.base import AnswererFamily, PageImage
-from rag.models import attention_options, locate, resolve_device, resolve_dtype
+from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
 from rag.page_cache import PageCache, encode, image_key, merged, pixel_keys, supported
 from rag.torch_compat import ensure_torchvision
 
@@ -51,7 +51,7 @@ class Generator:
         source = locate(settings.generator, "RAG_GENERATOR")
         family = answerer_family(source)
         device = resolve_device(settings.device)
-        dtype = resolve_dtype(settings.dtype, device)
+        dtype = load_dtype(settings.dtype, settings.quantize, device)
         try:
             model = AutoModelForImageTextToText.from_pretrained(
                 source.model_id,
@@ -69,6 +69,7 @@ class Generator:
                 f"answerer {settings.generator!r} could not be loaded ({first}); set "
                 "RAG_GENERATOR to a complete local folder or download it first"
             ) from error
+        model = quantized(model, settings.quantize)
         logger.info("answerer %s (%s) on %s/%s", settings.generator, family.label, device, dtype)
         return cls(model, processor, family, settings)
 

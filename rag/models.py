@@ -184,3 +184,37 @@ def attention_options(implementation: str) -> dict[str, str]:
             "(pip install flash-attn, on a CUDA machine); use sdpa otherwise"
         )
     return {"attn_implementation": implementation}
+
+
+def load_dtype(settings_dtype: str, quantize: str, device: str):
+    """The dtype to load weights in: float32 under RAG_QUANTIZE=int8 (its layers outside the
+    linear ones compute in float32; refused off the CPU before any weight loads), else
+    ``resolve_dtype``."""
+    import torch
+
+    if quantize == "none":
+        return resolve_dtype(settings_dtype, device)
+    if device != "cpu":
+        raise ConfigError(
+            f"RAG_QUANTIZE=int8 runs on the CPU only (the device here is {device}); "
+            "set RAG_QUANTIZE=none"
+        )
+    return torch.float32
+
+
+def quantized(model, quantize: str):
+    """``model`` under RAG_QUANTIZE: ``int8`` stores every linear layer's weights in int8 and
+    quantises its inputs on the fly (PyTorch's dynamic quantisation, CPU kernels only); the
+    rest stays float32. ``none`` leaves the model as loaded."""
+    if quantize == "none":
+        return model
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # PyTorch marks its quantized tensors deprecated (README)
+        warnings.filterwarnings(
+            "ignore", message=".*quantized tensor creation", category=UserWarning
+        )
+        return quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8)

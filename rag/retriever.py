@@ -20,7 +20,7 @@ from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.families import retriever_family
 from rag.families.base import PatchGrid, RetrieverFamily
-from rag.models import attention_options, locate, resolve_device, resolve_dtype
+from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Retriever:
         source = locate(settings.retriever, "RAG_RETRIEVER")
         family = retriever_family(source)
         device = resolve_device(settings.device)
-        dtype = resolve_dtype(settings.dtype, device)
+        dtype = load_dtype(settings.dtype, settings.quantize, device)
         family.prepare()
         models = importlib.import_module("colpali_engine.models")
         model_class = getattr(models, family.model_class)
@@ -59,6 +59,7 @@ class Retriever:
                 local_files_only=source.local_files_only,
                 **attention_options(settings.attn_implementation),
             )
+            model = quantized(model, settings.quantize)
             budget = settings.max_visual_tokens
             options = family.processor_options(budget)
             processor = _load_processor(processor_class, source, options)

@@ -3,6 +3,8 @@ overrides it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -55,3 +57,43 @@ def test_every_setting_overrides_the_profile():
 def test_an_unknown_profile_is_one_clear_line():
     with pytest.raises(ConfigError, match=r"^RAG_PROFILE: unsupported value 'laptop'"):
         Settings.from_env({"RAG_PROFILE": "laptop"})
+
+
+@pytest.mark.models
+def test_int8_models_stay_close_to_float_and_the_answer_still_streams(tiny_models):
+    """RAG_QUANTIZE=int8: linear layers in int8; page vectors stay close to float32's, and the
+    stream still equals the whole answer."""
+    from PIL import Image, ImageDraw
+
+    from rag.generator import Generator, PageImage
+    from rag.retriever import Retriever
+
+    page = Image.new("RGB", (595, 842), "white")
+    ImageDraw.Draw(page).rectangle([60, 80, 500, 300], fill="navy")
+    settings = Settings(
+        retriever=str(tiny_models / "colidefics3"),
+        generator=str(tiny_models / "idefics3"),
+        dtype="float32",
+        max_new_tokens=8,
+    )
+    int8 = dataclasses.replace(settings, quantize="int8")
+    linear = torch.ao.nn.quantized.dynamic.Linear
+    (reference,) = Retriever.load(settings).embed_pages([page])
+    retriever = Retriever.load(int8)
+    assert any(isinstance(module, linear) for module in retriever.model.modules())
+    (vectors,) = retriever.embed_pages([page])
+    assert vectors.shape == reference.shape
+    assert torch.nn.functional.cosine_similarity(vectors, reference, dim=-1).mean() > 0.99
+    generator = Generator.load(int8)
+    pages = [PageImage("[a.pdf p.1]", page)]
+    whole = generator.answer("What?", pages)
+    assert "".join(generator.stream("What?", pages)) == whole
+
+
+def test_int8_off_the_cpu_is_refused_before_loading():
+    from rag.models import load_dtype
+
+    with pytest.raises(ConfigError, match=r"^RAG_QUANTIZE=int8 runs on the CPU only"):
+        load_dtype("auto", "int8", "cuda")
+    with pytest.raises(ConfigError, match="RAG_QUANTIZE"):
+        Settings.from_env({"RAG_QUANTIZE": "int4"})

@@ -468,11 +468,35 @@ def levers(pipeline, generator, args) -> dict:
                 "prefill_s": prefill_s,
             }
         )
+    out["retrievers"] = retriever_candidates(pipeline.settings, page, args.layers)
     out["int8"] = int8_lever(pipeline, page, args.tokens)
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
     return out
+
+
+CPU_RETRIEVERS = ("colmodernvbert", "colidefics3")  # the small retrievers a CPU can run
+
+
+def retriever_candidates(settings, page, layers: int | None) -> list[dict]:
+    """Each small retriever on one page, at the profile's page budget."""
+    rows = []
+    for name in CPU_RETRIEVERS:
+        retriever = build_retriever(name, settings, layers)
+        inputs = retriever.preprocess([page])
+        retriever.encode(inputs)  # warm-up
+        seconds, _ = timed(retriever.encode, inputs, repeats=2)
+        rows.append(
+            {
+                "model": PUBLISHED[name],
+                "parameters": sum(p.numel() for p in retriever.model.parameters()),
+                "vectors": int(inputs["attention_mask"].sum()),
+                "encode_s": seconds,
+            }
+        )
+        del retriever
+    return rows
 
 
 def decode_rate(generator, inputs, tokens: int) -> float:
@@ -634,6 +658,18 @@ def levers_rows(levers: dict) -> list[str]:
         lines.append(
             f"| {side} x {side} | {row['image_tokens']} | {seconds(row['encode_s'])} "
             f"| {seconds(row['prefill_s'])} |"
+        )
+    lines += [
+        "",
+        "Small retrievers at the profile's page budget, one A4 page:",
+        "",
+        "| retriever | parameters | vectors | encode |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in levers["retrievers"]:
+        lines.append(
+            f"| {row['model']} | {row['parameters'] / 1e6:.0f}M | {row['vectors']} "
+            f"| {seconds(row['encode_s'])} |"
         )
     q = levers["int8"]
     lines += [

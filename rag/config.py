@@ -66,6 +66,9 @@ class Settings:
     # Pixel budget per page image handed to the answerer (Qwen: multiples of 28x28).
     answer_min_pixels: int = 256 * 28 * 28
     answer_max_pixels: int = 1280 * 28 * 28
+    # ... for the best page only when set: the answer's other pages get this budget (context
+    # at a lower resolution, sooner: README "Time to answer"); 0: the same as the best page's.
+    answer_rest_max_pixels: int = 0
     # The answerer's encoded page images kept for follow-ups and pages retrieved again
     # (rag.page_cache), per loaded answerer; 0 encodes every page every time.
     answer_cache_mb: int = 256
@@ -148,7 +151,8 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
-        for name in ("batch_size", "binary_prefilter", "page_workers", "answer_cache_mb"):
+        zero_or_more = ("batch_size", "binary_prefilter", "page_workers", "answer_cache_mb")
+        for name in (*zero_or_more, "answer_rest_max_pixels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import torch
 
@@ -150,6 +151,7 @@ class Generator:
         encoded for an earlier question is not encoded again."""
         if not pages:
             raise ValueError("no pages to answer from")
+        pages = self._budgeted(pages)
         inputs = self._family_inputs(question, pages, history)
         if self.page_cache is None:
             return inputs
@@ -158,6 +160,14 @@ class Generator:
             del inputs[name]
         inputs["mm_encoder_outputs"] = {"image": encoded}
         return inputs
+
+    def _budgeted(self, pages: list[PageImage]) -> list[PageImage]:
+        """The pages with their pixel budgets: the best page (the first) the answerer's, the
+        others RAG_ANSWER_REST_MAX_PIXELS where set."""
+        rest = self.settings.answer_rest_max_pixels
+        if not rest:
+            return pages
+        return [pages[0], *(replace(page, max_pixels=rest) for page in pages[1:])]
 
     def _family_inputs(self, question: str, pages: list[PageImage], history: Sequence[Turn]):
         """Tokenised prompt + pixel values for this family, on the model's device."""
@@ -175,7 +185,7 @@ class Generator:
     def _encoded(self, page: PageImage) -> dict:
         """``page``'s image through the vision encoder, from the cache when it was encoded
         before within the same budget."""
-        budget = (self.settings.answer_min_pixels, self.settings.answer_max_pixels)
+        budget = (self.settings.answer_min_pixels, page.budget(self.settings.answer_max_pixels))
         key = image_key(page.image, *budget)
         entry = self.page_cache.get(key)
         if entry is None:

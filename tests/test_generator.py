@@ -177,3 +177,27 @@ def test_smolvlm_pages_fit_the_pixel_budget_in_whole_tiles(tiny_models):
         inputs = generator.build_inputs("q", pages()[:1])  # an A4 portrait page
         tiles[max_pixels] = inputs["pixel_values"].shape[1]
     assert list(tiles.values()) == [1, 2 * 2 + 1, 3 * 3 + 1]  # tiles, plus the global view
+
+
+@pytest.mark.parametrize("name", ["idefics3", "qwen2_vl"])
+def test_the_best_page_keeps_the_budget_and_the_others_get_the_rest_budget(tiny_models, name):
+    """RAG_ANSWER_REST_MAX_PIXELS: the first (best) page at the answerer's budget, the others
+    smaller; without it every page gets the same."""
+    settings = Settings(
+        generator=str(tiny_models / name),
+        answer_cache_mb=0,
+        answer_min_pixels=28 * 28 * 4,
+        answer_max_pixels=10**6,
+    )
+    portrait = pages()[0]
+    same = [portrait, dataclasses.replace(portrait, label="[b.pdf p.1]")]
+    equal = Generator.load(settings).build_inputs("q", same)
+    rest = Generator.load(dataclasses.replace(settings, answer_rest_max_pixels=64 * 64))
+    smaller = rest.build_inputs("q", same)
+    if name == "idefics3":  # tiles of both pages, the global views included
+        assert equal["pixel_values"].shape[1] == 2 * (3 * 3 + 1)
+        assert smaller["pixel_values"].shape[1] == (3 * 3 + 1) + 1
+    else:  # 28-px cells of each page
+        first, second = smaller["image_grid_thw"].prod(dim=-1).tolist()
+        assert equal["image_grid_thw"].prod(dim=-1).tolist() == [first, first]
+        assert second < first / 4  # 64 x 64 pixels against a million

@@ -13,8 +13,9 @@ rm -rf "$bundle"
 mkdir -p "$bundle/wheels" "$bundle/poppler/bin" "$bundle/poppler/lib" "$bundle/fonts"
 
 # The engine's pins that a CUDA PyTorch image does not carry (its torch, numpy, pillow, numba,
-# accelerate and tokenizers serve as they are).
-pins=$(grep -hE '^(transformers|colpali-engine|peft|qwen-vl-utils|pypdf)(\[[a-z]+\])?==' \
+# accelerate and tokenizers serve as they are); tantivy indexes the pages' words in the latency
+# run.
+pins=$(grep -hE '^(transformers|colpali-engine|peft|qwen-vl-utils|pypdf|tantivy)(\[[a-z]+\])?==' \
     requirements.txt requirements-dev.txt | sed 's/\[[a-z]*\]//')
 platforms=()
 for tag in manylinux_2_28 manylinux_2_17 manylinux2014 manylinux1; do

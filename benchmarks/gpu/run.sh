@@ -4,6 +4,7 @@
 #   benchmarks/gpu/run.sh tests      # versions, then the engine's tests, run on the GPU
 #   benchmarks/gpu/run.sh indexing   # python -m benchmarks.indexing --full-size --pages 64
 #   benchmarks/gpu/run.sh search     # python -m benchmarks.search --pages 10000 (adds the GPU row)
+#   benchmarks/gpu/run.sh latency    # python -m benchmarks.latency --device cuda --profiles gpu,cpu
 #
 # Installs the bundle's wheels into /tmp/gpu-site with no network (ahead of the image's own
 # packages on PYTHONPATH), puts its poppler first on PATH and writes results to $OUT (default
@@ -38,7 +39,7 @@ print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers',
         tests/test_retriever.py tests/test_heatmaps.py tests/test_generator.py \
         tests/test_scoring.py tests/test_index.py tests/test_staged.py tests/test_pooling.py \
         tests/test_binary.py tests/test_models.py tests/test_pdf.py tests/test_ahead.py \
-        2>&1 | tee "$results/gpu-tests.log"
+        tests/test_page_cache.py 2>&1 | tee "$results/gpu-tests.log"
     ;;
 indexing)
     "$python" -m benchmarks.indexing --full-size --pages "${PAGES:-64}" \
@@ -47,8 +48,13 @@ indexing)
 search)
     "$python" -m benchmarks.search --pages "${PAGES:-10000}" --out "$results/results-gpu.md"
     ;;
+latency)
+    # Time to answer at published sizes on the GPU: the README's GPU plan, measured.
+    "$python" -m benchmarks.latency --device cuda --profiles gpu,cpu --pages "${PAGES:-10}" \
+        --out "$results/results-latency-gpu.md"
+    ;;
 *)
-    echo "usage: benchmarks/gpu/run.sh tests|indexing|search" >&2
+    echo "usage: benchmarks/gpu/run.sh tests|indexing|search|latency" >&2
     exit 2
     ;;
 esac

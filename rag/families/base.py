@@ -43,6 +43,11 @@ class PageImage:
     label: str  # the citation the answer should use, e.g. "[report.pdf p.3]"
     image: Image.Image
     text: str = ""  # the page's words, given beside the image with RAG_ANSWER_WITH_TEXT
+    max_pixels: int = 0  # this page's own pixel budget (0: the answerer's, from Settings)
+
+    def budget(self, max_pixels: int) -> int:
+        """The pixel budget this page is sized within: its own, else ``max_pixels``."""
+        return self.max_pixels or max_pixels
 
     @property
     def caption(self) -> str:

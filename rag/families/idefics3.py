@@ -26,7 +26,9 @@ class Idefics3(AnswererFamily):
         # Each page sized here within the budget, in whole tiles; the processor then only
         # rounds it to whole tiles and cuts them.
         image_processor = processor.image_processor
-        sized = [replace(p, image=fitted(p.image, max_pixels, image_processor)) for p in pages]
+        sized = [
+            replace(p, image=fitted(p.image, p.budget(max_pixels), image_processor)) for p in pages
+        ]
         return chat_template_inputs(processor, question, sized, history, do_resize=False)
 
 

@@ -22,7 +22,8 @@ class QwenVL(AnswererFamily):
         for page in pages:
             content.append({"type": "text", "text": page.caption})
             image = {"type": "image", "image": page.image.convert("RGB")}
-            content.append({**image, "min_pixels": min_pixels, "max_pixels": max_pixels})
+            budget = page.budget(max_pixels)
+            content.append({**image, "min_pixels": min(min_pixels, budget), "max_pixels": budget})
         content.append({"type": "text", "text": instruction(question, pages)})
         messages = [*history_messages(history), {"role": "user", "content": content}]
         prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

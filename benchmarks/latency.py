@@ -424,7 +424,8 @@ def _bytes(model) -> int:
 # -- levers -----------------------------------------------------------------------------------
 
 RETRIEVER_BUDGETS = (0, 640, 320, 64)  # vectors a page (0: the checkpoint's own)
-ANSWER_BUDGETS = (2048 * 2048, 1024 * 1024, 512 * 512)  # pixels a page
+# (pixels for the best page, for the others; 0: the same)
+ANSWER_BUDGETS = ((2048**2, 0), (1024**2, 0), (1024**2, 512**2), (512**2, 0))
 
 
 def levers(pipeline, generator, args) -> dict:
@@ -451,8 +452,10 @@ def levers(pipeline, generator, args) -> dict:
             }
         )
     image_processor.size = own
-    for budget in ANSWER_BUDGETS:
-        settings = dataclasses.replace(generator.settings, answer_max_pixels=budget)
+    for budget, rest in ANSWER_BUDGETS:
+        settings = dataclasses.replace(
+            generator.settings, answer_max_pixels=budget, answer_rest_max_pixels=rest
+        )
         variant = type(generator)(generator.model, generator.processor, generator.family, settings)
         variant.build_inputs(QUESTION, pages[:1])  # warm-up
         variant.page_cache.clear()
@@ -463,6 +466,7 @@ def levers(pipeline, generator, args) -> dict:
         out["answer_budgets"].append(
             {
                 "budget": budget,
+                "rest": rest,
                 "image_tokens": int((inputs["input_ids"] == image_token).sum()),
                 "encode_s": encode_s,
                 "prefill_s": prefill_s,
@@ -648,15 +652,20 @@ def levers_rows(levers: dict) -> list[str]:
         )
     lines += [
         "",
-        "Answerer page budget (RAG_ANSWER_MAX_PIXELS), the answer's pages, cold:",
+        "Answerer page budget (RAG_ANSWER_MAX_PIXELS for the best page; "
+        "RAG_ANSWER_REST_MAX_PIXELS for the others), the answer's pages, cold:",
         "",
         "| budget | image tokens | pages' encoding | prefill |",
         "|---|---:|---:|---:|",
     ]
     for row in levers["answer_budgets"]:
         side = math.isqrt(row["budget"])
+        label = f"{side} x {side}"
+        if row["rest"]:
+            rest = math.isqrt(row["rest"])
+            label += f", the others {rest} x {rest}"
         lines.append(
-            f"| {side} x {side} | {row['image_tokens']} | {seconds(row['encode_s'])} "
+            f"| {label} | {row['image_tokens']} | {seconds(row['encode_s'])} "
             f"| {seconds(row['prefill_s'])} |"
         )
     lines += [

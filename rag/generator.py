@@ -163,8 +163,8 @@ class Generator:
 
     def _budgeted(self, pages: list[PageImage]) -> list[PageImage]:
         """The pages with their pixel budgets: the best page (the first) the answerer's, the
-        others RAG_ANSWER_REST_MAX_PIXELS where set."""
-        rest = self.settings.answer_rest_max_pixels
+        others RAG_ANSWER_REST_MAX_PIXELS where set (never more than the best page's)."""
+        rest = min(self.settings.answer_rest_max_pixels, self.settings.answer_max_pixels)
         if not rest:
             return pages
         return [pages[0], *(replace(page, max_pixels=rest) for page in pages[1:])]

@@ -60,11 +60,7 @@ class Retriever:
                 **attention_options(settings.attn_implementation),
             )
             model = quantized(model, settings.quantize)
-            budget = settings.max_visual_tokens
-            options = family.processor_options(budget)
-            processor = _load_processor(processor_class, source, options)
-            if budget and not options and not family.limit_pages(processor, budget):
-                logger.warning("RAG_MAX_VISUAL_TOKENS does not apply to %s; ignored", family.label)
+            processor = _budgeted_processor(processor_class, source, family, settings)
         except OSError as error:
             raise ModelNotFoundError(
                 f"retriever {settings.retriever!r} could not be loaded ({_first_line(error)}); "
@@ -128,6 +124,28 @@ class Retriever:
         # one copy off the device for the whole batch (one wait on a GPU), then split per page
         output, mask = output.float().cpu(), inputs["attention_mask"].bool().cpu()
         return [row[keep] for row, keep in zip(output, mask, strict=True)]
+
+
+def _budgeted_processor(processor_class, source, family: RetrieverFamily, settings: Settings):
+    """The checkpoint's processor, held to RAG_MAX_VISUAL_TOKENS where that is below the
+    checkpoint's own budget (a budget never raises a page's resolution)."""
+    own = _load_processor(processor_class, source, {})
+    budget = settings.max_visual_tokens
+    if not budget:
+        return own
+    options = family.processor_options(budget)
+    if options:
+        held = _load_processor(processor_class, source, options)
+        return held if _max_pixels(held) < _max_pixels(own) else own
+    if not family.limit_pages(own, budget):
+        logger.warning("RAG_MAX_VISUAL_TOKENS does not apply to %s; ignored", family.label)
+    return own
+
+
+def _max_pixels(processor) -> float:
+    """A Qwen-style processor's pixel budget per page (``size.longest_edge`` counts pixels)."""
+    size = processor.image_processor.size
+    return getattr(size, "longest_edge", None) or float("inf")
 
 
 def _load_processor(processor_class, source, options: dict[str, int]):

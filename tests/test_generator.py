@@ -201,3 +201,14 @@ def test_the_best_page_keeps_the_budget_and_the_others_get_the_rest_budget(tiny_
         first, second = smaller["image_grid_thw"].prod(dim=-1).tolist()
         assert equal["image_grid_thw"].prod(dim=-1).tolist() == [first, first]
         assert second < first / 4  # 64 x 64 pixels against a million
+
+
+def test_the_rest_budget_never_exceeds_the_best_pages(tiny_models):
+    settings = Settings(
+        generator=str(tiny_models / "idefics3"),
+        answer_cache_mb=0,
+        answer_max_pixels=64 * 64,
+        answer_rest_max_pixels=10**6,  # e.g. a profile's, under a smaller RAG_ANSWER_MAX_PIXELS
+    )
+    inputs = Generator.load(settings).build_inputs("q", pages())
+    assert inputs["pixel_values"].shape[1] == 2  # one tile each

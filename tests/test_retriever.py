@@ -109,6 +109,9 @@ def test_max_visual_tokens_caps_a_colqwen_page(tiny_models):
     assert capped_grid.n_x * capped_grid.n_y <= 12 < full_grid.n_x * full_grid.n_y
     (embedding,) = capped.embed_pages([page])
     assert embedding.shape[0] < full.embed_pages([page])[0].shape[0]
+    # a budget above the checkpoint's own (80 cells) does not raise the page's resolution
+    above = Retriever.load(dataclasses.replace(settings, max_visual_tokens=320))
+    assert above.patch_grid(page).mask.sum() == full_grid.mask.sum()
 
 
 @pytest.mark.parametrize("name", ["colidefics3", "colmodernvbert"])

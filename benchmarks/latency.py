@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import cpu_matmul_peak, offline, publish
+from rag.models import quantized
 
 QUESTION = "What was the total revenue in 2024, and how did it change?"
 FOLLOW_UP = "And what drove that change?"
@@ -76,6 +77,7 @@ def build_retriever(name: str, settings, layers: int | None):
     family = named(name)
     if settings.max_visual_tokens:
         family.limit_pages(processor, settings.max_visual_tokens)
+    model = quantized(model, settings.quantize)
     return Retriever(model, processor, family, PUBLISHED[name], batch_size=1)
 
 
@@ -106,7 +108,7 @@ def build_answerer(name: str, settings, layers: int | None):
                 vocab_size=151936,  # Qwen2-VL's: its head is read for every token decoded
             )
             family = named("qwen_vl")
-    return Generator(model, processor, family, settings)
+    return Generator(quantized(model, settings.quantize), processor, family, settings)
 
 
 # -- the machine's bounds ---------------------------------------------------------------------
@@ -142,14 +144,39 @@ def sync(device: str) -> None:
 VISION = ("visual", "vision_model", "vision_tower")
 
 
+def weights(model):
+    """(name, count, bytes each) of every weight: the parameters, and the int8 weights of
+    quantised linear layers (packed, not parameters)."""
+    for name, parameter in model.named_parameters():
+        yield name, parameter.numel(), parameter.element_size()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            yield f"{name}.weight", module.weight().numel(), 1
+
+
+def part(name: str) -> str:
+    if any(word in name for word in VISION):
+        return "vision"
+    return "embedding" if "embed_tokens" in name else "text"
+
+
 def parameter_counts(model) -> dict[str, int]:
     """Parameters by part: vision tower, the rest (text model, projections, head), embeddings."""
     counts = {"vision": 0, "text": 0, "embedding": 0}
-    for name, parameter in model.named_parameters():
-        part = "embedding" if "embed_tokens" in name else "text"
-        part = "vision" if any(word in name for word in VISION) else part
-        counts[part] += parameter.numel()
+    for name, count, _ in weights(model):
+        counts[part(name)] += count
     return counts
+
+
+def decode_bytes(model) -> int:
+    """Bytes read for each token decoded: every weight of the text model and its head (a tied
+    head reads the whole embedding table), in the precision it is stored in."""
+    total = sum(count * size for name, count, size in weights(model) if part(name) == "text")
+    _, tied = head_parameters(model)
+    if tied:
+        table = model.get_input_embeddings().weight
+        total += table.numel() * table.element_size()
+    return total
 
 
 def vision_patches(model, inputs) -> int:
@@ -186,6 +213,7 @@ def text_attention_flops(model, tokens: int, causal: bool) -> float:
 def head_parameters(model) -> tuple[int, bool]:
     """(the output head's parameters, whether it is the embedding table, tied)."""
     head = model.get_output_embeddings().weight
+    head = head() if callable(head) else head  # an int8 layer's weight is a method
     return head.numel(), head is model.get_input_embeddings().weight
 
 
@@ -288,7 +316,13 @@ def distinct_pdf(path: Path, n_pages: int) -> Path:
     return path
 
 
+def precision(quantize: str, dtype: torch.dtype) -> str:
+    name = str(dtype).removeprefix("torch.")
+    return "int8 linear layers (float32 elsewhere)" if quantize == "int8" else name
+
+
 def profile_run(args) -> dict:
+    from benchmarks.full_size import compute_dtype
     from rag.chat import Turn
     from rag.config import Settings
     from rag.pipeline import Models, Pipeline
@@ -303,14 +337,14 @@ def profile_run(args) -> dict:
     models = Models(settings)
     models._retriever, models._generator = retriever, generator
     pipeline = Pipeline(settings, models=models)
-    dtype = next(generator.model.parameters()).dtype
+    dtype = compute_dtype(args.device)
     row = {
         "profile": args.one,
         "retriever": PUBLISHED[retriever_name],
         "answerer": PUBLISHED[answerer_name],
-        "dtype": str(dtype).removeprefix("torch."),
-        "retriever_parameters": sum(p.numel() for p in retriever.model.parameters()),
-        "answerer_parameters": sum(p.numel() for p in generator.model.parameters()),
+        "dtype": precision(settings.quantize, dtype),
+        "retriever_parameters": sum(count for _, count, _ in weights(retriever.model)),
+        "answerer_parameters": sum(count for _, count, _ in weights(generator.model)),
         "peak_flops": matmul_peak(args.device, dtype),
         "bandwidth": memory_bandwidth(args.device),
     }
@@ -350,18 +384,18 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
     # The vision tower on the pages (warm-up first), then the prefill over encoded pages.
     generator.build_inputs(QUESTION, pages)
     generator.page_cache.clear()
-    encode_s, _ = timed(lambda: [generator._encoded(page) for page in pages])
+    budgeted = generator._budgeted(pages)  # each page at its own budget, as the answer sees it
+    encode_s, _ = timed(lambda: [generator._encoded(page) for page in budgeted])
     inputs = generator.build_inputs(QUESTION, pages)
     with torch.inference_mode():
         prefill_s, _ = timed(lambda: generator.model(**inputs, logits_to_keep=1), repeats=2)
-    plain = generator._family_inputs(QUESTION, pages, ())
+    plain = generator._family_inputs(QUESTION, budgeted, ())
     counts = parameter_counts(generator.model)
     head, tied = head_parameters(generator.model)
     body = counts["text"] - (0 if tied else head)  # the head runs on the last position only
     prompt = int(inputs["input_ids"].shape[1])
     cold = cold_first_token(pipeline, generator, tokens)
 
-    decode_bytes = (body + head) * _bytes(generator.model)  # every weight read once a token
     return {
         "query_s": query_s,
         "search_s": search_s,
@@ -377,7 +411,7 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
         "query_flops": 2 * parameter_counts(retriever.model)["text"] * len(query),
         "first_token_s": cold["first_token_s"],
         "tokens_per_s": cold["tokens_per_s"],
-        "decode_bytes": decode_bytes,
+        "decode_bytes": decode_bytes(generator.model),
         "hits": [hit.citation for hit in hits],
     }
 
@@ -415,10 +449,6 @@ def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
     rewrite_inputs = generator.family.text_inputs(generator.processor, FOLLOW_UP)
     out["rewrite_prompt_tokens"] = int(rewrite_inputs["input_ids"].shape[1])
     return out
-
-
-def _bytes(model) -> int:
-    return next(model.parameters()).element_size()
 
 
 # -- levers -----------------------------------------------------------------------------------
@@ -473,7 +503,8 @@ def levers(pipeline, generator, args) -> dict:
             }
         )
     out["retrievers"] = retriever_candidates(pipeline.settings, page, args.layers)
-    out["int8"] = int8_lever(pipeline, page, args.tokens)
+    names = PROFILE_MODELS[args.one]
+    out["int8"] = int8_lever(pipeline, page, args.tokens, names, args.layers)
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
@@ -494,7 +525,7 @@ def retriever_candidates(settings, page, layers: int | None) -> list[dict]:
         rows.append(
             {
                 "model": PUBLISHED[name],
-                "parameters": sum(p.numel() for p in retriever.model.parameters()),
+                "parameters": sum(count for _, count, _ in weights(retriever.model)),
                 "vectors": int(inputs["attention_mask"].sum()),
                 "encode_s": seconds,
             }
@@ -507,55 +538,48 @@ def decode_rate(generator, inputs, tokens: int) -> float:
     return generate_timed(generator, inputs, tokens, time.perf_counter())["tokens_per_s"]
 
 
-def int8_lever(pipeline, page, tokens: int) -> dict:
-    """RAG_QUANTIZE=int8 (``rag.models.quantized``) against the models as the profile runs
-    them, the same pages each way: a page's encoding, the first token from Ask on cold pages,
-    decoding; and how far the int8 models' page vectors and next-token logits are from theirs."""
-    import copy
-
-    from rag.generator import Generator
-    from rag.models import quantized
+def int8_lever(pipeline, page, tokens: int, names: tuple[str, str], layers) -> dict:
+    """int8 dynamic quantisation (RAG_QUANTIZE=int8, ``rag.models.quantized``) against the
+    models in their compute dtype, the same pages each way: a page's encoding, the first token
+    from Ask on cold pages, decoding; and how far the int8 models' page vectors and next-token
+    logits are from the others'."""
     from rag.pipeline import Models, Pipeline
 
-    retriever, generator = pipeline.retriever, pipeline.generator
-    int8_retriever = copy.copy(retriever)
-    int8_retriever.model = quantized(copy.deepcopy(retriever.model), "int8")
-    int8_generator = Generator(
-        quantized(copy.deepcopy(generator.model), "int8"),
-        generator.processor,
-        generator.family,
-        generator.settings,
-    )
-    models = Models(pipeline.settings)
-    models._retriever, models._generator = int8_retriever, int8_generator
-    int8_pipeline = Pipeline(pipeline.settings, index=pipeline.index, models=models)
-
-    inputs = retriever.preprocess([page])
-    out = {}
-    for label, model_pipeline in (("bf16", pipeline), ("int8", int8_pipeline)):
-        encoder = model_pipeline.retriever
+    own = pipeline.settings.quantize
+    other = dataclasses.replace(pipeline.settings, quantize="none" if own == "int8" else "int8")
+    models = Models(other)
+    models._retriever = build_retriever(names[0], other, layers)
+    models._generator = build_answerer(names[1], other, layers)
+    pipelines = {
+        own: pipeline,
+        other.quantize: Pipeline(other, index=pipeline.index, models=models),
+    }
+    inputs = pipeline.retriever.preprocess([page])
+    pages = pipeline.generator._budgeted(pipeline.ask(QUESTION).pages())  # the same for both
+    out, vectors, logits = {}, {}, {}
+    for label in ("none", "int8"):
+        each = pipelines[label]
+        encoder, generator = each.retriever, each.generator
         encoder.encode(inputs)  # warm-up
-        out[f"encode_{label}_s"], (vectors,) = timed(encoder.encode, inputs, repeats=2)
-        out[f"vectors_{label}"] = vectors
-        cold = cold_first_token(model_pipeline, model_pipeline.generator, tokens)
+        out[f"encode_{label}_s"], (vectors[label],) = timed(encoder.encode, inputs, repeats=2)
+        cold = cold_first_token(each, generator, tokens)
         out[f"first_token_{label}_s"] = cold["first_token_s"]
         out[f"decode_{label}"] = cold["tokens_per_s"]
-    cosine = torch.nn.functional.cosine_similarity(
-        out.pop("vectors_int8"), out.pop("vectors_bf16"), dim=-1
-    )
-    pages = pipeline.ask(QUESTION).pages()
-    with torch.inference_mode():
-        logits = generator.model(**generator._family_inputs(QUESTION, pages, ())).logits[0]
-        plain = int8_generator._family_inputs(QUESTION, pages, ())
-        int8_logits = int8_generator.model(**plain).logits[0]
-    logits, int8_logits = logits.float(), int8_logits.float()
+        with torch.inference_mode():
+            plain = generator._family_inputs(QUESTION, pages, ())
+            logits[label] = generator.model(**plain).logits[0].float()
+    cosine = torch.nn.functional.cosine_similarity(vectors["int8"], vectors["none"], dim=-1)
+    agreement = logits["int8"].argmax(-1) == logits["none"].argmax(-1)
     return out | {
+        "profile": own,
         "vector_cosine_mean": cosine.mean().item(),
         "vector_cosine_min": cosine.min().item(),
-        "logit_cosine": torch.nn.functional.cosine_similarity(int8_logits, logits, dim=-1)
+        "logit_cosine": torch.nn.functional.cosine_similarity(
+            logits["int8"], logits["none"], dim=-1
+        )
         .mean()
         .item(),
-        "top1_agreement": (int8_logits.argmax(-1) == logits.argmax(-1)).float().mean().item(),
+        "top1_agreement": agreement.float().mean().item(),
     }
 
 
@@ -583,8 +607,11 @@ def compile_lever(retriever, page) -> dict:
     eager_s, _ = timed(retriever.encode, inputs, repeats=2)
     compiled = copy.copy(retriever)
     compiled.model = torch.compile(retriever.model)
-    first_s, _ = timed(compiled.encode, inputs)
-    steady_s, _ = timed(compiled.encode, inputs, repeats=2)
+    try:
+        first_s, _ = timed(compiled.encode, inputs)
+        steady_s, _ = timed(compiled.encode, inputs, repeats=2)
+    except Exception as error:  # a model torch.compile cannot trace (int8 layers, say)
+        return {"eager_s": eager_s, "error": f"{type(error).__name__}: {str(error)[:120]}"}
     return {"eager_s": eager_s, "first_s": first_s, "steady_s": steady_s}
 
 
@@ -681,19 +708,21 @@ def levers_rows(levers: dict) -> list[str]:
             f"| {seconds(row['encode_s'])} |"
         )
     q = levers["int8"]
+    dtype = "the compute dtype"
+    marks = {"none": "", "int8": ""}
+    marks[q["profile"]] = " (the profile's)"
     lines += [
         "",
-        "int8 dynamic quantisation of the linear layers (RAG_QUANTIZE=int8), against the "
-        "profile's models:",
+        f"int8 dynamic quantisation of the linear layers (RAG_QUANTIZE=int8), against {dtype}:",
         "",
-        "| | as the profile runs | int8 | agreement |",
+        f"| | {dtype}{marks['none']} | int8{marks['int8']} | agreement |",
         "|---|---:|---:|---|",
-        f"| retriever, one page | {seconds(q['encode_bf16_s'])} | {seconds(q['encode_int8_s'])} "
+        f"| retriever, one page | {seconds(q['encode_none_s'])} | {seconds(q['encode_int8_s'])} "
         f"| page vectors' cosine: mean {q['vector_cosine_mean']:.4f}, "
         f"min {q['vector_cosine_min']:.4f} |",
-        f"| first token after Ask, cold pages | {seconds(q['first_token_bf16_s'])} "
+        f"| first token after Ask, cold pages | {seconds(q['first_token_none_s'])} "
         f"| {seconds(q['first_token_int8_s'])} | |",
-        f"| answerer decoding | {q['decode_bf16']:.1f} tokens/s | {q['decode_int8']:.1f} "
+        f"| answerer decoding | {q['decode_none']:.1f} tokens/s | {q['decode_int8']:.1f} "
         f"tokens/s | next-token logits' cosine {q['logit_cosine']:.4f}, same top token at "
         f"{q['top1_agreement']:.0%} of the prompt's positions |",
         "",
@@ -707,7 +736,10 @@ def levers_rows(levers: dict) -> list[str]:
             f"| {row['threads']} | {seconds(row['encode_s'])} | "
             f"{row['tokens_per_s']:.1f} tokens/s |"
         )
-    if "compile" in levers:
+    if "compile" in levers and "error" in levers["compile"]:
+        c = levers["compile"]
+        lines += ["", f"torch.compile of the retriever failed: {c['error']}"]
+    elif "compile" in levers:
         c = levers["compile"]
         lines += [
             "",

@@ -26,6 +26,9 @@ PROFILES: dict[str, dict[str, object]] = {
         # half the time of three pages at 1024 px.
         "answer_max_pixels": 1024 * 1024,
         "answer_rest_max_pixels": 512 * 512,
+        # Linear layers in int8: decoding twice as fast, the first token and a page's encoding
+        # a sixth sooner; vectors and logits stay within a cosine of 0.998 of bf16's.
+        "quantize": "int8",
     },
 }
 

@@ -20,6 +20,8 @@ def test_the_cpu_profile_sets_small_models_and_small_pages():
     assert settings.generator == PROFILES["cpu"]["generator"] != DEFAULT_GENERATOR
     assert settings.max_visual_tokens == PROFILES["cpu"]["max_visual_tokens"] > 0
     assert settings.answer_max_pixels == PROFILES["cpu"]["answer_max_pixels"]
+    assert settings.answer_rest_max_pixels < settings.answer_max_pixels
+    assert settings.quantize == "int8"
 
 
 def test_the_gpu_profile_is_the_defaults():

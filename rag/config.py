@@ -130,7 +130,7 @@ class Settings:
             raise ConfigError(f"RAG_PROFILE: unsupported value {profile!r} (auto, cpu or gpu)")
         from rag.profiles import defaults
 
-        chosen, preset = defaults(profile, str(values.get("device", cls.device)))
+        chosen, preset = defaults(profile, str(values.get("device", cls.device)), environ)
         return cls(**{**preset, **values, "profile": chosen}).validated()
 
     def validated(self) -> Settings:

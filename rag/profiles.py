@@ -3,7 +3,8 @@
 ``gpu`` is the app's defaults: the strongest models of each kind that fit a 16 GB GPU.
 ``cpu`` is what a 2-core CPU (a free Hugging Face Space) can answer with in seconds: the small
 retriever and answerer, pages held to a few 512-px tiles each. ``auto`` picks ``gpu`` where a
-CUDA or Apple GPU is found (or RAG_DEVICE names one), ``cpu`` elsewhere. A profile only
+CUDA or Apple GPU is found (or RAG_DEVICE names one, or the app runs on a ZeroGPU Space),
+``cpu`` elsewhere. A profile only
 supplies defaults: every RAG_* variable, and every command-line option, still overrides it.
 The figures behind the ``cpu`` choices are in the README ("Time to answer"), from
 ``python -m benchmarks.latency``.
@@ -11,6 +12,8 @@ The figures behind the ``cpu`` choices are in the README ("Time to answer"), fro
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Literal
 
 Profile = Literal["auto", "cpu", "gpu"]
@@ -33,11 +36,14 @@ PROFILES: dict[str, dict[str, object]] = {
 }
 
 
-def resolve(profile: str, device: str) -> str:
-    """The profile ``profile`` names (``auto``: by ``device``, found as RAG_DEVICE=auto
-    finds it)."""
+def resolve(profile: str, device: str, environ: Mapping[str, str] | None = None) -> str:
+    """The profile ``profile`` names (``auto``: by ``device``, found as RAG_DEVICE=auto finds
+    it; a ZeroGPU Space, whose GPU is lent per request, counts as a GPU)."""
     if profile != "auto":
         return profile
+    environ = os.environ if environ is None else environ
+    if environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):
+        return "gpu"
     if device == "auto":
         from rag.models import resolve_device
 
@@ -45,7 +51,9 @@ def resolve(profile: str, device: str) -> str:
     return "cpu" if device == "cpu" else "gpu"
 
 
-def defaults(profile: str, device: str) -> tuple[str, dict[str, object]]:
+def defaults(
+    profile: str, device: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, object]]:
     """(the profile chosen, the Settings values it sets)."""
-    chosen = resolve(profile, device)
+    chosen = resolve(profile, device, environ)
     return chosen, dict(PROFILES[chosen])

@@ -47,6 +47,13 @@ def test_auto_finds_the_device(monkeypatch):
     assert Settings.from_env({}).profile == "gpu"
 
 
+def test_a_zerogpu_space_gets_the_gpu_profile(monkeypatch):
+    """ZeroGPU lends its GPU per request: at start no CUDA device may be visible yet."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert Settings.from_env({"SPACES_ZERO_GPU": "true"}).profile == "gpu"
+    assert Settings.from_env({"SPACES_ZERO_GPU": "true", "RAG_PROFILE": "cpu"}).profile == "cpu"
+
+
 def test_every_setting_overrides_the_profile():
     environ = {"RAG_PROFILE": "cpu", "RAG_GENERATOR": "my/answerer", "RAG_MAX_VISUAL_TOKENS": "0"}
     settings = Settings.from_env(environ, retriever="my/retriever")

@@ -211,10 +211,36 @@ def quantized(model, quantize: str):
     import warnings
 
     import torch
-    from torch.ao.quantization import quantize_dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
+    layers = {name: default_dynamic_qconfig for name in _quantizable(model)}
     with warnings.catch_warnings():  # PyTorch marks its quantized tensors deprecated (README)
         warnings.filterwarnings(
             "ignore", message=".*quantized tensor creation", category=UserWarning
         )
-        return quantize_dynamic(model.float(), {torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model.float(), layers, dtype=torch.qint8)
+
+
+def _quantizable(model) -> list[str]:
+    """The plain linear layers that hold weights: not ColPali's unused head (left on the meta
+    device), not a linear subclass whose owner reads its weight directly (the output projection
+    of ``nn.MultiheadAttention``), and nothing inside a PEFT adapter's layers, which read their
+    base layer's weight."""
+    import torch
+
+    adapters = [name for name, module in model.named_modules() if _is_adapter(module)]
+    return [
+        name
+        for name, module in model.named_modules()
+        if type(module) is torch.nn.Linear
+        and module.weight.device.type != "meta"
+        and not any(name.startswith(f"{adapter}.") for adapter in adapters)
+    ]
+
+
+def _is_adapter(module) -> bool:
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return False
+    return isinstance(module, BaseTunerLayer)

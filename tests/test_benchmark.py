@@ -317,7 +317,7 @@ def test_latency_benchmark_times_both_profiles_and_the_levers(tmp_path):
     text = latency.main([*arguments, "--out", str(out)])
     assert out.read_text() == text
     assert "## Profile `cpu`" in text and "## Profile `gpu`" in text
-    for stage in ("index, whole pipeline", "first token after Ask", "follow-up over the same"):
+    for stage in ("index, whole pipeline", "**first token after Ask", "follow-up over the same"):
         assert text.count(stage) == 2
     assert text.count("tokens/s |") >= 2 and text.count("peak memory") == 2
     # the levers, once (the cpu profile's)

@@ -11,6 +11,7 @@ import torch
 from rag.config import DEFAULT_GENERATOR, DEFAULT_RETRIEVER, Settings
 from rag.errors import ConfigError
 from rag.profiles import PROFILES
+from tests.tiny_models import GENERATORS, RETRIEVERS
 
 
 def test_the_cpu_profile_sets_small_models_and_small_pages():
@@ -106,3 +107,26 @@ def test_int8_off_the_cpu_is_refused_before_loading():
         load_dtype("auto", "int8", "cuda")
     with pytest.raises(ConfigError, match="RAG_QUANTIZE"):
         Settings.from_env({"RAG_QUANTIZE": "int4"})
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("name", [*RETRIEVERS, *GENERATORS])
+def test_every_family_runs_in_int8(tiny_models, name):
+    """The cpu profile's int8 layers load and run for every family (an adapter's own layers,
+    a head on the meta device and attention-pooling projections stay as they are)."""
+    from PIL import Image
+
+    from rag.generator import Generator, PageImage
+    from rag.retriever import Retriever
+
+    page = Image.new("RGB", (300, 420), "white")
+    if name in RETRIEVERS:
+        retriever = Retriever.load(Settings(retriever=str(tiny_models / name), quantize="int8"))
+        (vectors,) = retriever.embed_pages([page])
+        assert vectors.shape[1] == retriever.dim and torch.isfinite(vectors).all()
+        assert torch.isfinite(retriever.embed_query("revenue")).all()
+    else:
+        settings = Settings(generator=str(tiny_models / name), quantize="int8", max_new_tokens=4)
+        assert isinstance(
+            Generator.load(settings).answer("What?", [PageImage("[a p.1]", page)]), str
+        )

@@ -28,6 +28,9 @@ KEPT = ("pooler_output", "deepstack_features")
 
 
 class PageCache:
+    """Page encodings by key (``image_key``), at most ``max_bytes`` of tensors in all; ``hits``
+    and ``misses`` count the lookups."""
+
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.hits = 0

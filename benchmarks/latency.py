@@ -120,6 +120,23 @@ def matmul_peak(device: str, dtype: torch.dtype) -> float:
     return cpu_matmul_peak(dtype) if device == "cpu" else (peak_flops(device) or math.nan)
 
 
+def attention_rate(device: str, dtype: torch.dtype, tiles: int = 5) -> float:
+    """FLOP/s of PyTorch's attention (``scaled_dot_product_attention``) on a page's SigLIP
+    tiles: ``tiles`` x 12 heads of 1,024 patches, 64 wide; the best of five after a warm-up."""
+    q, k, v = (torch.randn(tiles, 12, 1024, 64, dtype=dtype, device=device) for _ in range(3))
+    attend = torch.nn.functional.scaled_dot_product_attention
+    with torch.inference_mode():
+        attend(q, k, v)
+        best = math.inf
+        for _ in range(5):
+            sync(device)
+            started = time.perf_counter()
+            attend(q, k, v)
+            sync(device)
+            best = min(best, time.perf_counter() - started)
+    return 4 * tiles * 12 * 1024**2 * 64 / best
+
+
 def memory_bandwidth(device: str) -> float:
     """Bytes/s of a large copy (read + write), the best of five."""
     source = torch.empty(BANDWIDTH_BYTES, dtype=torch.uint8, device=device)
@@ -793,9 +810,23 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--compile", action="store_true", help="with --levers: torch.compile")
     parser.add_argument("--layers", type=int, help="every layer count (a quick check)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results-latency.md"))
+    parser.add_argument(
+        "--attention", action="store_true", help="only the attention kernel's rate, and matmul's"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
     args = parser.parse_args(argv)
     offline()
+    if args.attention:
+        from benchmarks.full_size import compute_dtype
+
+        dtype = compute_dtype(args.device)
+        line = (
+            f"attention on a page's SigLIP tiles (scaled_dot_product_attention, {dtype}): "
+            f"{attention_rate(args.device, dtype) / 1e9:.0f} GFLOP/s; large matmuls: "
+            f"{matmul_peak(args.device, dtype) / 1e9:.0f} GFLOP/s"
+        )
+        print(line)
+        return line
     if args.one:
         print(json.dumps(profile_run(args)))
         return ""

@@ -323,3 +323,11 @@ def test_latency_benchmark_times_both_profiles_and_the_levers(tmp_path):
     # the levers, once (the cpu profile's)
     for table in ("RAG_MAX_VISUAL_TOKENS", "RAG_ANSWER_MAX_PIXELS", "int8 dynamic", "Threads"):
         assert text.count(table) == 1
+
+
+def test_latency_benchmark_measures_the_attention_kernel_against_matmuls():
+    from benchmarks import latency
+
+    line = latency.main(["--attention"])
+    rates = [float(word) for word in line.replace(":", " ").split() if word.isdigit()]
+    assert "scaled_dot_product_attention" in line and len(rates) == 2 and min(rates) > 0

@@ -127,16 +127,21 @@ def flops_per_page(model, inputs) -> float:
         else:
             other += parameter.numel()
     sequence = inputs["attention_mask"].sum().item()
-    if "image_grid_thw" in inputs:  # ColQwen2: one vision token per 14 px patch
-        vision_tokens = inputs["image_grid_thw"].prod(dim=-1).sum().item()
-    else:  # a fixed square of patches per image: a page (ColPali) or each of its tiles
-        config = model.config.vision_config
-        per_image = (config.image_size // config.patch_size) ** 2
-        pixels = inputs["pixel_values"]
-        images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
-        vision_tokens = per_image * images
+    vision_tokens = sum(image_patches(model, inputs))
     pages = inputs["attention_mask"].shape[0]
     return 2 * (vision * vision_tokens + other * sequence) / pages
+
+
+def image_patches(model, inputs) -> list[int]:
+    """The patches the vision tower sees, image by image: Qwen's 14-px patches of each page
+    (``image_grid_thw``), or a fixed square of patches per image, a page (ColPali) or each of
+    its tiles (Idefics3)."""
+    if "image_grid_thw" in inputs:
+        return [int(n) for n in inputs["image_grid_thw"].prod(dim=-1).tolist()]
+    config = model.config.vision_config
+    pixels = inputs["pixel_values"]
+    images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
+    return [(config.image_size // config.patch_size) ** 2] * images
 
 
 def peak_flops(device: str) -> float | None:

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from benchmarks import cpu_matmul_peak, offline, publish
+from benchmarks.full_size import image_patches
 from rag.models import quantized
 
 QUESTION = "What was the total revenue in 2024, and how did it change?"
@@ -198,12 +199,7 @@ def decode_bytes(model) -> int:
 
 def vision_patches(model, inputs) -> int:
     """Patches the vision tower sees for ``inputs`` (every tile, or Qwen's 14-px patches)."""
-    if "image_grid_thw" in inputs:
-        return int(inputs["image_grid_thw"].prod(dim=-1).sum())
-    config = model.config.vision_config
-    pixels = inputs["pixel_values"]
-    images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
-    return images * (config.image_size // config.patch_size) ** 2
+    return sum(image_patches(model, inputs))
 
 
 def vision_attention_flops(model, inputs) -> float:
@@ -212,13 +208,7 @@ def vision_attention_flops(model, inputs) -> float:
     config = model.config.vision_config
     width = getattr(config, "embed_dim", None) or config.hidden_size
     layers = getattr(config, "depth", None) or config.num_hidden_layers
-    if "image_grid_thw" in inputs:
-        sizes = inputs["image_grid_thw"].prod(dim=-1).tolist()
-    else:
-        pixels = inputs["pixel_values"]
-        images = pixels.shape[0] * (pixels.shape[1] if pixels.dim() == 5 else 1)
-        sizes = [(config.image_size // config.patch_size) ** 2] * images
-    return sum(4 * n * n * width * layers for n in sizes)
+    return sum(4 * n * n * width * layers for n in image_patches(model, inputs))
 
 
 def text_attention_flops(model, tokens: int, causal: bool) -> float:

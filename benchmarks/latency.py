@@ -78,7 +78,7 @@ def build_retriever(name: str, settings, layers: int | None):
     family = named(name)
     if settings.max_visual_tokens:
         family.limit_pages(processor, settings.max_visual_tokens)
-    model = quantized(model, settings.quantize)
+    model = attending(quantized(model, settings.quantize), settings)
     return Retriever(model, processor, family, PUBLISHED[name], batch_size=1)
 
 
@@ -109,7 +109,19 @@ def build_answerer(name: str, settings, layers: int | None):
                 vocab_size=151936,  # Qwen2-VL's: its head is read for every token decoded
             )
             family = named("qwen_vl")
-    return Generator(quantized(model, settings.quantize), processor, family, settings)
+    model = attending(quantized(model, settings.quantize), settings)
+    return Generator(model, processor, family, settings)
+
+
+def attending(model, settings):
+    """``model`` with the profile's attention (RAG_ATTN_IMPLEMENTATION), as ``from_pretrained``
+    would have set it."""
+    from rag.models import attention_options
+
+    options = attention_options(settings.attn_implementation, settings.device)
+    if options:
+        model.set_attn_implementation(options["attn_implementation"])
+    return model
 
 
 # -- the machine's bounds ---------------------------------------------------------------------
@@ -121,11 +133,18 @@ def matmul_peak(device: str, dtype: torch.dtype) -> float:
     return cpu_matmul_peak(dtype) if device == "cpu" else (peak_flops(device) or math.nan)
 
 
-def attention_rate(device: str, dtype: torch.dtype, tiles: int = 5) -> float:
-    """FLOP/s of PyTorch's attention (``scaled_dot_product_attention``) on a page's SigLIP
-    tiles: ``tiles`` x 12 heads of 1,024 patches, 64 wide; the best of five after a warm-up."""
-    q, k, v = (torch.randn(tiles, 12, 1024, 64, dtype=dtype, device=device) for _ in range(3))
-    attend = torch.nn.functional.scaled_dot_product_attention
+def attention_rate(device: str, dtype: torch.dtype, kernel: str = "sdpa", tiles: int = 5) -> float:
+    """FLOP/s of an attention kernel on a page's SigLIP tiles: ``tiles`` x 12 heads of 1,024
+    patches, 64 wide, laid out as transformers hands them over; the best of five after a
+    warm-up. ``kernel``: PyTorch's ``scaled_dot_product_attention``, or ``cpu_bf16``
+    (``rag.attention``, RAG_ATTN_IMPLEMENTATION=cpu_bf16)."""
+    from rag.attention import bf16_attention
+
+    shape = (tiles, 1024, 12, 64)
+    q, k, v = (torch.randn(shape, dtype=dtype, device=device).transpose(1, 2) for _ in range(3))
+    attend = (
+        bf16_attention if kernel == "cpu_bf16" else torch.nn.functional.scaled_dot_product_attention
+    )
     with torch.inference_mode():
         attend(q, k, v)
         best = math.inf
@@ -136,6 +155,14 @@ def attention_rate(device: str, dtype: torch.dtype, tiles: int = 5) -> float:
             sync(device)
             best = min(best, time.perf_counter() - started)
     return 4 * tiles * 12 * 1024**2 * 64 / best
+
+
+# PyTorch's kernel in float32 (the int8 models' activations) and bf16; the app's bf16 kernel.
+ATTENTION_KERNELS = (
+    ("sdpa", torch.float32),
+    ("sdpa", torch.bfloat16),
+    ("cpu_bf16", torch.float32),
+)
 
 
 def memory_bandwidth(device: str) -> float:
@@ -512,6 +539,8 @@ def levers(pipeline, generator, args) -> dict:
     out["retrievers"] = retriever_candidates(pipeline.settings, page, args.layers)
     names = PROFILE_MODELS[args.one]
     out["int8"] = int8_lever(pipeline, page, args.tokens, names, args.layers)
+    if args.device == "cpu":
+        out["kernels"] = kernel_lever(retriever, generator, page, pages)
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
@@ -588,6 +617,67 @@ def int8_lever(pipeline, page, tokens: int, names: tuple[str, str], layers) -> d
         .item(),
         "top1_agreement": agreement.float().mean().item(),
     }
+
+
+# (RAG_ATTN_IMPLEMENTATION, row-major patch embeddings): the code before, each step after.
+KERNEL_STEPS = {"before": ("sdpa", False), "row_major": ("sdpa", True), "bf16": ("cpu_bf16", True)}
+
+
+def kernel_lever(retriever, generator, page, pages) -> dict:
+    """The row-major patch embeddings (``rag.layout``) and then the bf16 attention
+    (``rag.attention``) against the code before them, on the same models and pages: a page's
+    encoding by the retriever, the answer's pages' encoding by the answerer, and how far the
+    page vectors and next-token logits move (the layout moves nothing)."""
+    from rag.models import attention_options
+
+    attention_options("cpu_bf16", "cpu")  # registered
+    inputs = retriever.preprocess([page])
+    budgeted = generator._budgeted(pages)
+    plain = generator._family_inputs(QUESTION, budgeted, ())
+    out, vectors, logits = {}, {}, {}
+    for label, (implementation, row_major) in KERNEL_STEPS.items():
+        with kernels((retriever.model, generator.model), implementation, row_major):
+            retriever.encode(inputs)  # warm-up
+            out[f"encode_{label}_s"], (vectors[label],) = timed(retriever.encode, inputs, repeats=2)
+            generator.page_cache.clear()
+            out[f"pages_{label}_s"], _ = timed(
+                lambda: [generator._encoded(one) for one in budgeted], repeats=2
+            )
+            generator.page_cache.clear()
+            with torch.inference_mode():
+                logits[label] = generator.model(**plain).logits[0].float()
+    for label in ("row_major", "bf16"):
+        cosine = torch.nn.functional.cosine_similarity(vectors[label], vectors["before"], dim=-1)
+        out[f"vector_cosine_min_{label}"] = cosine.min().item()
+        out[f"vector_cosine_mean_{label}"] = cosine.mean().item()
+        out[f"logit_cosine_{label}"] = (
+            torch.nn.functional.cosine_similarity(logits[label], logits["before"], dim=-1)
+            .mean()
+            .item()
+        )
+        same = logits[label].argmax(-1) == logits["before"].argmax(-1)
+        out[f"top1_agreement_{label}"] = same.float().mean().item()
+    return out
+
+
+@contextlib.contextmanager
+def kernels(models, implementation: str, row_major: bool):
+    """``models`` with this attention, and without the row-major hook unless ``row_major``."""
+    own = [model.config._attn_implementation for model in models]
+    removed = {}
+    for model in models:
+        model.set_attn_implementation(implementation)
+        for module in model.modules():
+            if not row_major and type(module).__name__.endswith("VisionEmbeddings"):
+                removed[module] = dict(module._forward_hooks)
+                module._forward_hooks.clear()
+    try:
+        yield
+    finally:
+        for module, hooks in removed.items():
+            module._forward_hooks.update(hooks)
+        for model, kept in zip(models, own, strict=True):
+            model.set_attn_implementation(kept)
 
 
 def thread_lever(retriever, generator, page, pages, tokens: int) -> list[dict]:
@@ -732,6 +822,7 @@ def levers_rows(levers: dict) -> list[str]:
         f"| answerer decoding | {q['decode_none']:.1f} tokens/s | {q['decode_int8']:.1f} "
         f"tokens/s | next-token logits' cosine {q['logit_cosine']:.4f}, same top token at "
         f"{q['top1_agreement']:.0%} of the prompt's positions |",
+        *kernel_rows(levers.get("kernels")),
         "",
         "Threads (torch.set_num_threads):",
         "",
@@ -753,6 +844,39 @@ def levers_rows(levers: dict) -> list[str]:
             f"torch.compile of the retriever: eager {seconds(c['eager_s'])} a page; compiled, "
             f"the first page {seconds(c['first_s'])} (compiling), then {seconds(c['steady_s'])}.",
         ]
+    return lines
+
+
+def kernel_rows(k: dict | None) -> list[str]:
+    if not k:
+        return []
+    lines = [
+        "",
+        "Row-major patch embeddings (rag.layout), then the vision towers' attention in bf16 "
+        "matmuls (RAG_ATTN_IMPLEMENTATION=cpu_bf16, rag.attention), against the code before "
+        "them; agreement with the code before:",
+        "",
+        "| | retriever, one page | answerer, the answer's pages | page vectors' cosine "
+        "| next-token logits |",
+        "|---|---:|---:|---|---|",
+    ]
+    names = {
+        "before": "before (PyTorch's sdpa)",
+        "row_major": "row-major embeddings",
+        "bf16": "and bf16 attention (the profile's)",
+    }
+    for label, name in names.items():
+        agreement = (
+            "| (the reference) | |"
+            if label == "before"
+            else f"| mean {k[f'vector_cosine_mean_{label}']:.5f}, min "
+            f"{k[f'vector_cosine_min_{label}']:.5f} | cosine {k[f'logit_cosine_{label}']:.5f}, "
+            f"same top token at {k[f'top1_agreement_{label}']:.0%} of the positions |"
+        )
+        lines.append(
+            f"| {name} | {seconds(k[f'encode_{label}_s'])} | {seconds(k[f'pages_{label}_s'])} "
+            f"{agreement}"
+        )
     return lines
 
 
@@ -810,10 +934,16 @@ def main(argv: list[str] | None = None) -> str:
         from benchmarks.full_size import compute_dtype
 
         dtype = compute_dtype(args.device)
+        rates = [
+            f"{kernel}, {str(kind).removeprefix('torch.')}: "
+            f"{attention_rate(args.device, kind, kernel) / 1e9:.0f} GFLOP/s"
+            for kernel, kind in ATTENTION_KERNELS
+            if kernel == "sdpa" or args.device == "cpu"
+        ]
         line = (
-            f"attention on a page's SigLIP tiles (scaled_dot_product_attention, {dtype}): "
-            f"{attention_rate(args.device, dtype) / 1e9:.0f} GFLOP/s; large matmuls: "
-            f"{matmul_peak(args.device, dtype) / 1e9:.0f} GFLOP/s"
+            f"attention on a page's SigLIP tiles: {'; '.join(rates)}; large matmuls "
+            f"({str(dtype).removeprefix('torch.')}): {matmul_peak(args.device, dtype) / 1e9:.0f} "
+            "GFLOP/s"
         )
         print(line)
         return line

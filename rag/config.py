@@ -59,7 +59,8 @@ class Settings:
     # decoding and encoding, slightly different vectors and answers (README, "Time to answer").
     quantize: Literal["none", "int8"] = "none"
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
-    # "sdpa", "eager", or "flash_attention_2" (needs the flash-attn package and a GPU).
+    # "sdpa", "eager", "flash_attention_2" (needs the flash-attn package and a GPU), or
+    # "cpu_bf16" (rag.attention: the vision towers' attention in bf16 matmuls on the CPU).
     attn_implementation: str = "auto"
     top_k: int = 3
     max_new_tokens: int = 512
@@ -140,7 +141,7 @@ class Settings:
             "index_dtype": self.index_dtype in ("bfloat16", "float32"),
             "index_mode": self.index_mode in ("auto", "exact", "pooled", "binary"),
             "attn_implementation": self.attn_implementation
-            in ("auto", "sdpa", "eager", "flash_attention_2"),
+            in ("auto", "sdpa", "eager", "flash_attention_2", "cpu_bf16"),
             "hybrid": self.hybrid in HYBRID_MODES,
             "profile": self.profile in PROFILE_NAMES,
             "quantize": self.quantize in ("none", "int8"),

@@ -21,6 +21,7 @@ from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
 from rag.families.base import AnswererFamily, PageImage
+from rag.layout import row_major_embeddings
 from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
 from rag.page_cache import PageCache, encode, image_key, merged, pixel_keys, supported
 from rag.torch_compat import ensure_torchvision
@@ -36,6 +37,7 @@ REWRITE_TOKENS = 64
 class Generator:
     def __init__(self, model, processor, family: AnswererFamily, settings: Settings) -> None:
         self.model = model.eval()
+        row_major_embeddings(model)  # same values, fewer copies (rag.layout)
         self.processor = processor
         self.family = family
         self.settings = settings
@@ -59,7 +61,7 @@ class Generator:
                 dtype=dtype,
                 device_map=device,
                 local_files_only=source.local_files_only,
-                **attention_options(settings.attn_implementation),
+                **attention_options(settings.attn_implementation, device),
             )
             processor = AutoProcessor.from_pretrained(
                 source.model_id, local_files_only=source.local_files_only

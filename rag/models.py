@@ -173,11 +173,20 @@ def _missing_message(model_id: str, setting: str, role: str = "") -> str:
     )
 
 
-def attention_options(implementation: str) -> dict[str, str]:
+def attention_options(implementation: str, device: str = "cpu") -> dict[str, str]:
     """``from_pretrained`` keyword for RAG_ATTN_IMPLEMENTATION; flash-attention only when its
-    package is installed."""
+    package is installed, ``cpu_bf16`` (``rag.attention``) only on the CPU."""
     if implementation == "auto":
         return {}
+    if implementation == "cpu_bf16":
+        if device != "cpu":
+            raise ConfigError(
+                f"RAG_ATTN_IMPLEMENTATION=cpu_bf16 runs on the CPU only (the device here is "
+                f"{device}); use auto or sdpa"
+            )
+        from rag.attention import register
+
+        register()
     if implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
         raise ConfigError(
             "RAG_ATTN_IMPLEMENTATION=flash_attention_2 needs the flash-attn package "

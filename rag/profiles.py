@@ -34,6 +34,9 @@ PROFILES: dict[str, dict[str, object]] = {
         "quantize": "int8",
     },
 }
+# The cpu profile's attention where the CPU has bf16 instructions (rag.attention: a page's
+# encoding a quarter sooner); elsewhere bf16 matmuls are emulated, and PyTorch's kernel stays.
+CPU_BF16_ATTENTION = {"attn_implementation": "cpu_bf16"}
 
 
 def resolve(profile: str, device: str, environ: Mapping[str, str] | None = None) -> str:
@@ -55,5 +58,10 @@ def defaults(
     profile: str, device: str, environ: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, object]]:
     """(the profile chosen, the Settings values it sets)."""
+    from rag.models import cpu_has_bf16
+
     chosen = resolve(profile, device, environ)
-    return chosen, dict(PROFILES[chosen])
+    preset = dict(PROFILES[chosen])
+    if chosen == "cpu" and cpu_has_bf16():
+        preset |= CPU_BF16_ATTENTION
+    return chosen, preset

@@ -20,6 +20,7 @@ from rag.config import Settings
 from rag.errors import ModelNotFoundError
 from rag.families import retriever_family
 from rag.families.base import PatchGrid, RetrieverFamily
+from rag.layout import row_major_embeddings
 from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
 from rag.torch_compat import ensure_torchvision
 
@@ -33,6 +34,7 @@ class Retriever:
         self, model, processor, family: RetrieverFamily, model_id: str, batch_size: int = 4
     ) -> None:
         self.model = model.eval()
+        row_major_embeddings(model)  # same values, fewer copies (rag.layout)
         self.processor = processor
         self.family = family
         self.model_id = model_id
@@ -57,7 +59,7 @@ class Retriever:
                 dtype=dtype,
                 device_map=device,
                 local_files_only=source.local_files_only,
-                **attention_options(settings.attn_implementation),
+                **attention_options(settings.attn_implementation, device),
             )
             model = quantized(model, settings.quantize)
             processor = _budgeted_processor(processor_class, source, family, settings)

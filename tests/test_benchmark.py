@@ -321,8 +321,11 @@ def test_latency_benchmark_times_both_profiles_and_the_levers(tmp_path):
         assert text.count(stage) == 2
     assert text.count("tokens/s |") >= 2 and text.count("peak memory") == 2
     # the levers, once (the cpu profile's)
-    for table in ("RAG_MAX_VISUAL_TOKENS", "RAG_ANSWER_MAX_PIXELS", "int8 dynamic", "Threads"):
+    tables = ("RAG_MAX_VISUAL_TOKENS", "RAG_ANSWER_MAX_PIXELS", "int8 dynamic", "Threads")
+    for table in (*tables, "RAG_ATTN_IMPLEMENTATION=cpu_bf16"):
         assert text.count(table) == 1
+    row_major = next(line for line in text.splitlines() if line.startswith("| row-major"))
+    assert "mean 1.00000, min 1.00000" in row_major  # the layout moves no value
 
 
 def test_latency_benchmark_measures_the_attention_kernel_against_matmuls():
@@ -330,4 +333,5 @@ def test_latency_benchmark_measures_the_attention_kernel_against_matmuls():
 
     line = latency.main(["--attention"])
     rates = [float(word) for word in line.replace(":", " ").split() if word.isdigit()]
-    assert "scaled_dot_product_attention" in line and len(rates) == 2 and min(rates) > 0
+    assert "sdpa, float32" in line and "cpu_bf16, float32" in line
+    assert len(rates) == 4 and min(rates) > 0  # three kernels, and matmuls

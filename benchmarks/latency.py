@@ -70,6 +70,7 @@ BANDWIDTH_BYTES = 512 * 2**20
 
 def build_retriever(name: str, settings, layers: int | None):
     from benchmarks.full_size import build
+    from rag.batching import auto_batch_size, probe_page
     from rag.families import named
     from rag.retriever import Retriever
 
@@ -79,7 +80,11 @@ def build_retriever(name: str, settings, layers: int | None):
     if settings.max_visual_tokens:
         family.limit_pages(processor, settings.max_visual_tokens)
     model = attending(quantized(model, settings.quantize), settings)
-    return Retriever(model, processor, family, PUBLISHED[name], batch_size=1)
+    retriever = Retriever(model, processor, family, PUBLISHED[name])
+    # pages per forward pass as the app sizes them (RAG_BATCH_SIZE, or auto for the device)
+    probe = probe_page(settings.dpi, settings.max_page_pixels)
+    retriever.batch_size = settings.batch_size or auto_batch_size(retriever, probe)
+    return retriever
 
 
 def build_answerer(name: str, settings, layers: int | None):
@@ -541,6 +546,7 @@ def levers(pipeline, generator, args) -> dict:
     out["int8"] = int8_lever(pipeline, page, args.tokens, names, args.layers)
     if args.device == "cpu":
         out["kernels"] = kernel_lever(retriever, generator, page, pages)
+        out["batches"] = batch_lever(retriever, [one.image for one in pages])
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
@@ -678,6 +684,22 @@ def kernels(models, implementation: str, row_major: bool):
             module._forward_hooks.update(hooks)
         for model, kept in zip(models, own, strict=True):
             model.set_attn_implementation(kept)
+
+
+BATCHES = (1, 2, 4)  # pages per forward pass (RAG_BATCH_SIZE)
+
+
+def batch_lever(retriever, images) -> list[dict]:
+    """Seconds a page with ``BATCHES`` pages per forward pass, on the same pages (the answer's,
+    repeated to the largest batch)."""
+    images = [images[i % len(images)] for i in range(max(BATCHES))]
+    rows = []
+    for size in BATCHES:
+        inputs = retriever.preprocess(images[:size])
+        retriever.encode(inputs)  # warm-up
+        seconds, _ = timed(retriever.encode, inputs, repeats=2)
+        rows.append({"batch": size, "page_s": seconds / size})
+    return rows
 
 
 def thread_lever(retriever, generator, page, pages, tokens: int) -> list[dict]:
@@ -823,6 +845,7 @@ def levers_rows(levers: dict) -> list[str]:
         f"tokens/s | next-token logits' cosine {q['logit_cosine']:.4f}, same top token at "
         f"{q['top1_agreement']:.0%} of the prompt's positions |",
         *kernel_rows(levers.get("kernels")),
+        *batch_rows(levers.get("batches")),
         "",
         "Threads (torch.set_num_threads):",
         "",
@@ -845,6 +868,19 @@ def levers_rows(levers: dict) -> list[str]:
             f"the first page {seconds(c['first_s'])} (compiling), then {seconds(c['steady_s'])}.",
         ]
     return lines
+
+
+def batch_rows(rows: list[dict] | None) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Pages per retriever forward pass (RAG_BATCH_SIZE; auto on a CPU: 1):",
+        "",
+        "| pages a pass | a page |",
+        "|---:|---:|",
+    ]
+    return lines + [f"| {row['batch']} | {seconds(row['page_s'])} |" for row in rows]
 
 
 def kernel_rows(k: dict | None) -> list[str]:

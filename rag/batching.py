@@ -3,8 +3,11 @@
 ``RAG_BATCH_SIZE=N`` fixes it. ``0`` (auto, the default) sizes it for the device: on CUDA, from
 the memory free once the model is loaded and the memory a page takes there, measured once at
 load with a one-page and a two-page probe batch (a page of the largest size the renderer
-produces: a page's cost depends on its size, not its content); elsewhere ``CPU_BATCH``, since
-a CPU forward pass is compute-bound and bigger batches only hold more memory.
+produces: a page's cost depends on its size, not its content); elsewhere ``CPU_BATCH``, one
+page: a CPU forward pass is compute-bound, and a bigger batch only spills its activations out of
+the caches (measured at published sizes on 2 cores: ColModernVBert 1.68 s a page alone, 1.94 s
+in pairs, 2.73 s in fours; ColQwen2 11% slower in fours; ``python -m benchmarks.latency
+--levers``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-CPU_BATCH = 4
+CPU_BATCH = 1
 MAX_BATCH = 64  # beyond this a batch gains nothing and delays the first progress report
 HEADROOM = 0.8  # share of the free memory a batch may use: the rest is for fragmentation
 

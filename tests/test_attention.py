@@ -39,9 +39,12 @@ def test_bf16_attention_agrees_with_pytorchs_kernel():
     cosine = torch.nn.functional.cosine_similarity(out, reference, dim=-1)
     assert cosine.min() > 0.995 and cosine.mean() > 0.9995
     scaled = attention.bf16_attention(query, key, value, scaling=0.05)
-    assert torch.nn.functional.cosine_similarity(
-        scaled, sdpa(query, key, value, scale=0.05).transpose(1, 2), dim=-1
-    ).min() > 0.995
+    assert (
+        torch.nn.functional.cosine_similarity(
+            scaled, sdpa(query, key, value, scale=0.05).transpose(1, 2), dim=-1
+        ).min()
+        > 0.995
+    )
     assert not torch.allclose(scaled, out, atol=1e-3)  # the scaling is applied
     ones = attention.bf16_attention(*(tensor.bfloat16() for tensor in (query, key, value)))
     assert ones.dtype == torch.bfloat16

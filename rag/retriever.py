@@ -35,6 +35,7 @@ class Retriever:
     ) -> None:
         self.model = model.eval()
         row_major_embeddings(model)  # same values, fewer copies (rag.layout)
+        family.trim(model)
         self.processor = processor
         self.family = family
         self.model_id = model_id

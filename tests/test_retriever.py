@@ -131,6 +131,24 @@ def test_max_visual_tokens_caps_a_tiled_page(tiny_models, name):
             assert embedding.shape[0] < full.embed_pages([page])[0].shape[0]
 
 
+def test_colmodernvbert_drops_the_unread_pooling_head_and_keeps_its_vectors(
+    tiny_models, monkeypatch
+):
+    from rag.families.colmodernvbert import ColModernVBert
+
+    page = Image.new("RGB", (300, 400), "white")
+    settings = Settings(retriever=str(tiny_models / "colmodernvbert"), dtype="float32")
+    trimmed = Retriever.load(settings)
+    assert not any(getattr(module, "use_head", False) for module in trimmed.model.modules())
+    monkeypatch.setattr(ColModernVBert, "trim", lambda self, model: None)
+    whole = Retriever.load(settings)
+    assert any(getattr(module, "use_head", False) for module in whole.model.modules())
+    assert sum(p.numel() for p in trimmed.model.parameters()) < sum(
+        p.numel() for p in whole.model.parameters()
+    )
+    assert torch.equal(trimmed.embed_pages([page])[0], whole.embed_pages([page])[0])
+
+
 def test_attention_kernels_give_the_same_embeddings(tiny_models):
     page = Image.new("RGB", (300, 400), "white")
     settings = Settings(retriever=str(tiny_models / "colqwen2"), dtype="float32")  # exact enough

@@ -83,6 +83,10 @@ class RetrieverFamily(Family):
         """Anything the installed libraries need before this family's classes load (a family
         whose colpali-engine class lags behind transformers fixes that here); once is enough."""
 
+    def trim(self, model: Any) -> None:
+        """Drop what the model's forward computes and never reads (the page vectors stay the
+        same, bit for bit)."""
+
     def processor_options(self, max_visual_tokens: int) -> dict[str, int]:
         """Keyword arguments for the processor's ``from_pretrained``; the resolution budget
         (RAG_MAX_VISUAL_TOKENS) where the family has one."""

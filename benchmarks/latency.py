@@ -336,6 +336,19 @@ def page_flops(model, inputs) -> float:
     return linear + attention
 
 
+def index_whole(pipeline, pdf: Path, runs: int = 2) -> float:
+    """Seconds a page of ``Pipeline.add_file`` as the app runs it: the fastest of ``runs``
+    (the machine is shared, and a neighbour's burst only ever slows a run down), the
+    document deleted between runs and kept after the last."""
+    best = math.inf
+    for run in range(runs):
+        seconds, result = timed(pipeline.add_file, pdf)
+        best = min(best, seconds / result.pages)
+        if run < runs - 1:
+            pipeline.delete(result.doc_id)
+    return best
+
+
 def distinct_pdf(path: Path, n_pages: int) -> Path:
     """``n_pages`` pages cycled from the sample PDFs, each repeat trimmed by 6 points a time
     round, so that no two pages render to the same image (the page cache would take a repeated
@@ -389,8 +402,7 @@ def profile_run(args) -> dict:
     }
     pdf = distinct_pdf(data / "report.pdf", args.pages)
     row |= index_stages(pipeline, pdf)
-    index_s, result = timed(pipeline.add_file, pdf)
-    row["index_s"] = index_s / result.pages
+    row["index_s"] = index_whole(pipeline, pdf)
 
     row |= answer_run(pipeline, generator, args.tokens)
     history = [Turn(QUESTION, "Revenue was 63.8 million euros in 2024 [report.pdf p.2].")]
@@ -756,7 +768,7 @@ def profile_rows(row: dict) -> list[str]:
         f"| index: prepare, per page | {seconds(row['prepare_s'])} | | |",
         f"| index: encode, per page ({row['vectors']:.0f} vectors) | {seconds(row['encode_s'])} "
         f"| {seconds(page_bound)} | {share(page_bound, row['encode_s'])} |",
-        f"| **index, whole pipeline** | **{index_rate:.2f} pages/s** "
+        f"| **index, whole pipeline** (the faster of 2 runs) | **{index_rate:.2f} pages/s** "
         f"| {1 / page_bound:.2f} pages/s | {share(page_bound, row['index_s'])} |",
         f"| query embedding | {seconds(row['query_s'])} | {seconds(row['query_flops'] / peak)} "
         f"| {share(row['query_flops'] / peak, row['query_s'])} |",

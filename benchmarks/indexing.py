@@ -48,6 +48,7 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from benchmarks import cpu_dtype, offline, publish
+from rag.batching import CPU_BATCH
 from rag.config import Settings, page_workers
 from rag.families import named
 from rag.index.base import Document
@@ -319,8 +320,8 @@ def full_size_report(
         *fs.report_rows(measures),
         "",
         "Auto batch size (`RAG_BATCH_SIZE=0`: on CUDA, probed with one- and two-page batches of "
-        "the largest page the renderer gives, to fit 80% of the free memory; 4 elsewhere): "
-        + ", ".join(f"{name} {size}" for name, size in autos),
+        "the largest page the renderer gives, to fit 80% of the free memory; "
+        f"{CPU_BATCH} elsewhere): " + ", ".join(f"{name} {size}" for name, size in autos),
         "",
         "Attention kernels at each model's fastest batch size (agreement: mean cosine of the "
         "page vectors to the first kernel's, on one batch):",

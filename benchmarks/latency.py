@@ -121,12 +121,12 @@ def build_answerer(name: str, settings, layers: int | None):
 def attending(model, settings):
     """``model`` with the profile's attention (RAG_ATTN_IMPLEMENTATION), as ``from_pretrained``
     would have set it."""
-    from rag.models import attention_options
+    from rag.models import attention_options, with_attention
 
     options = attention_options(settings.attn_implementation, settings.device)
     if options:
         model.set_attn_implementation(options["attn_implementation"])
-    return model
+    return with_attention(model, settings.attn_implementation)
 
 
 # -- the machine's bounds ---------------------------------------------------------------------
@@ -646,9 +646,6 @@ def kernel_lever(retriever, generator, page, pages) -> dict:
     (``rag.attention``) against the code before them, on the same models and pages: a page's
     encoding by the retriever, the answer's pages' encoding by the answerer, and how far the
     page vectors and next-token logits move (the layout moves nothing)."""
-    from rag.models import attention_options
-
-    attention_options("cpu_bf16", "cpu")  # registered
     inputs = retriever.preprocess([page])
     budgeted = generator._budgeted(pages)
     plain = generator._family_inputs(QUESTION, budgeted, ())
@@ -684,7 +681,7 @@ def kernels(models, implementation: str, row_major: bool):
     own = [model.config._attn_implementation for model in models]
     removed = {}
     for model in models:
-        model.set_attn_implementation(implementation)
+        attend(model, implementation)
         for module in model.modules():
             if not row_major and type(module).__name__.endswith("VisionEmbeddings"):
                 removed[module] = dict(module._forward_hooks)
@@ -695,7 +692,16 @@ def kernels(models, implementation: str, row_major: bool):
         for module, hooks in removed.items():
             module._forward_hooks.update(hooks)
         for model, kept in zip(models, own, strict=True):
-            model.set_attn_implementation(kept)
+            attend(model, kept)
+
+
+def attend(model, implementation: str) -> None:
+    """sdpa for all of ``model``, then rag.attention's kernel in its place for ``cpu_bf16``."""
+    from rag.attention import replace_sdpa
+
+    model.set_attn_implementation("sdpa")
+    if implementation == "cpu_bf16":
+        replace_sdpa(model)
 
 
 BATCHES = (1, 2, 4)  # pages per forward pass (RAG_BATCH_SIZE)

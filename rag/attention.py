@@ -9,7 +9,8 @@ page is encoded in about 0.6 s less (``python -m benchmarks.latency --attention`
 "Time to answer" gives the agreement with float32 attention).
 
 It is registered with transformers' own ``AttentionInterface`` (and the sdpa mask format, so
-masks are built exactly as for ``sdpa``), and serves only what it does faster: a call on the
+masks are built exactly as for ``sdpa``) and takes the place of sdpa wherever transformers chose
+sdpa for a loaded model (``replace_sdpa``), and serves only what it does faster: a call on the
 CPU with no mask, not causal, no dropout, one key/value head per query head and at least
 ``MIN_TOKENS`` queries. Everything else (text attention with a mask or a causal prompt,
 decoding, short sequences, grouped heads, another device) goes to transformers' ``sdpa``
@@ -34,6 +35,32 @@ def register() -> None:
 
     AttentionInterface.register(NAME, attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)
+
+
+def replace_sdpa(model: torch.nn.Module) -> int:
+    """Serve with ``NAME`` every part of a loaded ``model`` for which transformers chose sdpa;
+    the parts it set to eager (Gemma 2's soft-capped text attention, which sdpa cannot do)
+    stay eager. How many configs now name ``NAME``."""
+    register()
+    replaced = 0
+    for config in _configs(model):
+        if config._attn_implementation == "sdpa":
+            config._attn_implementation = {"": NAME}  # this config only, not its sub-configs
+        replaced += config._attn_implementation == NAME
+    return replaced
+
+
+def _configs(model: torch.nn.Module) -> list:
+    """Every config object ``model``'s modules read, with their sub-configs, once each."""
+    found: dict[int, object] = {}
+    pending = [getattr(module, "config", None) for module in model.modules()]
+    while pending:
+        config = pending.pop()
+        if config is None or not hasattr(config, "sub_configs") or id(config) in found:
+            continue
+        found[id(config)] = config
+        pending += [getattr(config, key, None) for key in config.sub_configs]
+    return list(found.values())
 
 
 def attention(  # noqa: PLR0917 (transformers' attention signature)

@@ -22,7 +22,14 @@ from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
 from rag.families.base import AnswererFamily, PageImage
 from rag.layout import row_major_embeddings
-from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
+from rag.models import (
+    attention_options,
+    load_dtype,
+    locate,
+    quantized,
+    resolve_device,
+    with_attention,
+)
 from rag.page_cache import PageCache, encode, image_key, merged, pixel_keys, supported
 from rag.torch_compat import ensure_torchvision
 
@@ -72,7 +79,7 @@ class Generator:
                 f"answerer {settings.generator!r} could not be loaded ({first}); set "
                 "RAG_GENERATOR to a complete local folder or download it first"
             ) from error
-        model = quantized(model, settings.quantize)
+        model = with_attention(quantized(model, settings.quantize), settings.attn_implementation)
         logger.info("answerer %s (%s) on %s/%s", settings.generator, family.label, device, dtype)
         return cls(model, processor, family, settings)
 

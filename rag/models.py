@@ -178,21 +178,29 @@ def attention_options(implementation: str, device: str = "cpu") -> dict[str, str
     package is installed, ``cpu_bf16`` (``rag.attention``) only on the CPU."""
     if implementation == "auto":
         return {}
-    if implementation == "cpu_bf16":
+    if implementation == "cpu_bf16":  # loaded as auto, then ``with_attention``
         if device != "cpu":
             raise ConfigError(
                 f"RAG_ATTN_IMPLEMENTATION=cpu_bf16 runs on the CPU only (the device here is "
                 f"{device}); use auto or sdpa"
             )
-        from rag.attention import register
-
-        register()
+        return {}
     if implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
         raise ConfigError(
             "RAG_ATTN_IMPLEMENTATION=flash_attention_2 needs the flash-attn package "
             "(pip install flash-attn, on a CUDA machine); use sdpa otherwise"
         )
     return {"attn_implementation": implementation}
+
+
+def with_attention(model, implementation: str):
+    """``model`` as loaded with ``attention_options``, then under ``cpu_bf16`` with
+    ``rag.attention``'s kernel wherever transformers chose sdpa."""
+    if implementation == "cpu_bf16":
+        from rag.attention import replace_sdpa
+
+        replace_sdpa(model)
+    return model
 
 
 def load_dtype(settings_dtype: str, quantize: str, device: str):

@@ -21,7 +21,14 @@ from rag.errors import ModelNotFoundError
 from rag.families import retriever_family
 from rag.families.base import PatchGrid, RetrieverFamily
 from rag.layout import row_major_embeddings
-from rag.models import attention_options, load_dtype, locate, quantized, resolve_device
+from rag.models import (
+    attention_options,
+    load_dtype,
+    locate,
+    quantized,
+    resolve_device,
+    with_attention,
+)
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -62,7 +69,9 @@ class Retriever:
                 local_files_only=source.local_files_only,
                 **attention_options(settings.attn_implementation, device),
             )
-            model = quantized(model, settings.quantize)
+            model = with_attention(
+                quantized(model, settings.quantize), settings.attn_implementation
+            )
             processor = _budgeted_processor(processor_class, source, family, settings)
         except OSError as error:
             raise ModelNotFoundError(

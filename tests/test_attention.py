@@ -100,7 +100,7 @@ def test_it_is_refused_off_the_cpu_and_accepted_as_a_setting():
 
     with pytest.raises(ConfigError, match=r"^RAG_ATTN_IMPLEMENTATION=cpu_bf16 runs on the CPU"):
         attention_options("cpu_bf16", "cuda")
-    assert attention_options("cpu_bf16", "cpu") == {"attn_implementation": "cpu_bf16"}
+    assert attention_options("cpu_bf16", "cpu") == {}  # loaded as auto, then sdpa replaced
     assert Settings.from_env({"RAG_ATTN_IMPLEMENTATION": "cpu_bf16"}).attn_implementation == (
         "cpu_bf16"
     )
@@ -199,3 +199,23 @@ def test_row_major_embeddings_change_no_value(tiny_models, family):
     (plain,) = retriever.embed_pages([a_page()])
     assert layouts == [True, False]  # without the hook, width-major
     assert torch.equal(vectors, plain)
+
+
+@pytest.mark.models
+def test_parts_transformers_keeps_eager_stay_eager(tiny_models):
+    """PaliGemma 2's Gemma 2 text attention soft-caps its scores, which sdpa cannot do, so
+    transformers runs it eager: only the vision tower, on sdpa, takes the bf16 kernel."""
+    from rag.generator import Generator, PageImage
+
+    settings = Settings(
+        generator=str(tiny_models / "paligemma2"),
+        attn_implementation="cpu_bf16",
+        device="cpu",
+        max_new_tokens=4,
+    )
+    generator = Generator.load(settings)
+    config = generator.model.config
+    assert config.vision_config._attn_implementation == "cpu_bf16"
+    assert config.text_config._attn_implementation == "eager"
+    pages = [PageImage("[a.pdf p.1]", a_page())]
+    assert "".join(generator.stream("What?", pages)) == generator.answer("What?", pages)

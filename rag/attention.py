@@ -20,6 +20,9 @@ unchanged.
 from __future__ import annotations
 
 import torch
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import sdpa_mask
 
 NAME = "cpu_bf16"
 # Below ~256 queries, the per-head loop costs more than the faster matmuls give (measured on
@@ -30,9 +33,6 @@ _UNSERVED = ("position_bias", "cache", "softcap", "s_aux", "sinks")  # sdpa's ow
 
 def register() -> None:
     """Make ``NAME`` an attention implementation transformers accepts (idempotent)."""
-    from transformers import AttentionInterface, AttentionMaskInterface
-    from transformers.masking_utils import sdpa_mask
-
     AttentionInterface.register(NAME, attention)
     AttentionMaskInterface.register(NAME, sdpa_mask)
 
@@ -79,8 +79,6 @@ def attention(  # noqa: PLR0917 (transformers' attention signature)
     options = {**kwargs, "dropout": dropout, "is_causal": is_causal}
     if served(module, (query, key, value), attention_mask, options):
         return bf16_attention(query, key, value, scaling), None
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     return sdpa_attention_forward(
         module,
         query,

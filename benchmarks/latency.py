@@ -22,7 +22,8 @@ Each figure is set against what the machine allows, measured in the same run: ma
 stages against the rate of large bf16 matmuls (FLOPs counted as 2 x parameters x tokens),
 decoding against the memory bandwidth (every weight read once per token). ``--levers`` (CPU)
 measures what each lever gives against the code without it, in the same run: page budgets,
-the page cache, int8 dynamic quantisation, torch.compile and thread counts. On a GPU,
+the page cache, int8 dynamic quantisation, the attention kernel, batch sizes, preparing pages
+ahead of the encoder or on its thread, torch.compile and thread counts. On a GPU,
 ``--device cuda`` records the same table; the README's GPU plan gives what to expect.
 """
 
@@ -559,6 +560,7 @@ def levers(pipeline, generator, args) -> dict:
     if args.device == "cpu":
         out["kernels"] = kernel_lever(retriever, generator, page, pages)
         out["batches"] = batch_lever(retriever, [one.image for one in pages])
+        out["preparation"] = preparation_lever(pipeline, args.pages)
     out["threads"] = thread_lever(retriever, generator, page, pages, args.tokens)
     if args.compile:
         out["compile"] = compile_lever(retriever, page)
@@ -720,6 +722,35 @@ def batch_lever(retriever, images) -> list[dict]:
     return rows
 
 
+def preparation_lever(pipeline, n_pages: int, runs: int = 2) -> dict:
+    """Seconds a page of ``Pipeline.add_file`` with pages prepared ahead of the encoder, on a
+    page-worker thread, and on the encoder's own thread (``prepares_inline``: the app's choice
+    with one page worker on a CPU). The runs alternate, so both see the same neighbours; the
+    fastest of each is kept. The PDF has one page more than the profile's, so that it is not the
+    indexed one; it is deleted after each run."""
+    from unittest import mock
+
+    import rag.pipeline
+
+    pdf = distinct_pdf(pipeline.settings.data_dir / "preparation.pdf", n_pages + 1)
+    best = {"ahead": math.inf, "inline": math.inf}
+    for run in range(runs):
+        for mode in ("ahead", "inline") if run % 2 == 0 else ("inline", "ahead"):
+            chosen = lambda *_, mode=mode: mode == "inline"  # noqa: E731
+            with mock.patch.object(rag.pipeline, "prepares_inline", chosen):
+                seconds, result = timed(pipeline.add_file, pdf)
+            pipeline.delete(result.doc_id)
+            best[mode] = min(best[mode], seconds / result.pages)
+    return {
+        "workers": rag.pipeline.page_workers(pipeline.settings),
+        "inline_chosen": rag.pipeline.prepares_inline(
+            rag.pipeline.page_workers(pipeline.settings), pipeline.retriever.device.type
+        ),
+        "ahead_s": best["ahead"],
+        "inline_s": best["inline"],
+    }
+
+
 def thread_lever(retriever, generator, page, pages, tokens: int) -> list[dict]:
     own = torch.get_num_threads()
     inputs = retriever.preprocess([page])
@@ -864,6 +895,7 @@ def levers_rows(levers: dict) -> list[str]:
         f"{q['top1_agreement']:.0%} of the prompt's positions |",
         *kernel_rows(levers.get("kernels")),
         *batch_rows(levers.get("batches")),
+        *preparation_rows(levers.get("preparation")),
         "",
         "Threads (torch.set_num_threads):",
         "",
@@ -899,6 +931,23 @@ def batch_rows(rows: list[dict] | None) -> list[str]:
         "|---:|---:|",
     ]
     return lines + [f"| {row['batch']} | {seconds(row['page_s'])} |" for row in rows]
+
+
+def preparation_rows(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    chosen = "inline" if p["inline_chosen"] else "ahead"
+    return [
+        "",
+        f"Pages rendered and prepared ahead of the encoder or on its thread, through "
+        f"Pipeline.add_file ({p['workers']} page worker{'s' * (p['workers'] != 1)}; the app's "
+        f"choice here: {chosen}; alternating runs, the faster of 2 each):",
+        "",
+        "| pages prepared | a page | pages/s |",
+        "|---|---:|---:|",
+        f"| ahead, on a page-worker thread | {seconds(p['ahead_s'])} | {1 / p['ahead_s']:.2f} |",
+        f"| inline, on the encoder's thread | {seconds(p['inline_s'])} | {1 / p['inline_s']:.2f} |",
+    ]
 
 
 def kernel_rows(k: dict | None) -> list[str]:

@@ -1,4 +1,5 @@
-"""Work ahead of the encoder and behind it, on background threads, with bounded queues.
+"""Work ahead of the encoder and behind it, on background threads, with bounded queues (or,
+with ``inline``, on the encoder's own thread).
 
 ``ahead`` renders and preprocesses pages while the retriever encodes the previous batch (poppler
 already renders in child processes; Pillow's decoding and compression release the GIL), never
@@ -81,6 +82,25 @@ def ahead(
         producer.join()
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def inline(
+    items: Iterable[Item], prepare: Callable[[Item], Prepared]
+) -> Iterator[tuple[Item, Prepared]]:
+    """``ahead``'s contract on the consumer's own thread: each item prepared when it is asked
+    for, and ``items`` closed when the consumer stops. For a consumer whose work already takes
+    every core (a CPU encoder), where work run beside it costs more than it saves.
+
+    >>> list(inline(range(3), lambda n: n * n))
+    [(0, 0), (1, 1), (2, 4)]
+    """
+    try:
+        for item in items:
+            yield item, prepare(item)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def _done(value: Prepared) -> Future:

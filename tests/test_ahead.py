@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag.ahead import Behind, ahead
+from rag.ahead import Behind, ahead, inline
 
 
 def test_items_come_in_order_with_their_prepared_value():
@@ -120,6 +120,46 @@ def test_closing_early_drops_work_not_yet_started():
 def test_depth_and_workers_must_be_positive():
     with pytest.raises(ValueError, match="at least 1"):
         next(ahead(range(3), str, depth=2, workers=0))
+
+
+def test_inline_prepares_each_item_on_the_consumers_thread_when_asked_for():
+    prepared, threads = [], set()
+
+    def prepare(n: int) -> int:
+        prepared.append(n)
+        threads.add(threading.current_thread())
+        return n * n
+
+    iterator = inline(range(5), prepare)
+    assert prepared == []  # nothing before the first item is asked for
+    assert next(iterator) == (0, 0) and prepared == [0]
+    assert list(iterator) == [(n, n * n) for n in range(1, 5)]
+    assert threads == {threading.current_thread()}
+
+
+def test_inline_raises_errors_in_order_and_closes_its_items_when_stopped():
+    closed = []
+
+    def source():
+        try:
+            yield from range(1000)
+        finally:
+            closed.append(True)
+
+    def prepare(n: int) -> int:
+        if n == 2:
+            raise ValueError("chunk 2 is corrupt")
+        return n
+
+    seen = []
+    with pytest.raises(ValueError, match="chunk 2"):
+        for item, _ in inline(source(), prepare):
+            seen.append(item)
+    assert seen == [0, 1] and closed == [True]
+    early = inline(source(), prepare)
+    next(early)
+    early.close()
+    assert closed == [True, True]
 
 
 def test_behind_runs_work_in_order_off_the_callers_thread():

@@ -328,6 +328,8 @@ def test_latency_benchmark_times_both_profiles_and_the_levers(tmp_path):
     tables = ("RAG_MAX_VISUAL_TOKENS", "RAG_ANSWER_MAX_PIXELS", "int8 dynamic", "Threads")
     for table in (*tables, "RAG_ATTN_IMPLEMENTATION=cpu_bf16", "RAG_BATCH_SIZE"):
         assert text.count(table) == 1
+    for preparation in ("| ahead, on a page-worker thread |", "| inline, on the encoder's"):
+        assert text.count(preparation) == 1
     row_major = next(line for line in text.splitlines() if line.startswith("| row-major"))
     assert "mean 1.00000, min 1.00000" in row_major  # the layout moves no value
 

@@ -86,6 +86,7 @@ def test_an_index_stores_staged_pages_exactly_as_a_list(tmp_path, mode, monkeypa
 
 @pytest.mark.models
 def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path):
+    # One page worker on the CPU prepares pages on the encoder's thread; three, ahead of it.
     from rag.config import Settings
     from rag.pipeline import Models, Pipeline
     from tests.conftest import SAMPLES
@@ -112,8 +113,9 @@ def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path
 
 
 @pytest.mark.models
-def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
-    tiny_models, tmp_path, monkeypatch
+@pytest.mark.parametrize("workers", [1, 3])
+def test_pages_are_prepared_on_the_encoders_thread_only_with_one_cpu_page_worker(
+    tiny_models, tmp_path, workers
 ):
     import threading
 
@@ -128,7 +130,47 @@ def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
         data_dir=tmp_path,
         batch_size=1,
         render_chunk_pages=1,
-        page_workers=3,
+        page_workers=workers,
+    )
+    pipeline = Pipeline(settings, models=Models(settings))
+    retriever = pipeline.retriever
+    threads = {"preprocess": set(), "encode": set()}
+    for name in threads:
+        original = getattr(retriever, name)
+
+        def recorded(inputs, original=original, seen=threads[name]):
+            seen.add(threading.current_thread().name)
+            return original(inputs)
+
+        setattr(retriever, name, recorded)
+    assert pipeline.add_pdf(pdfs.blank_pages(tmp_path, 4)).status == "indexed"
+    assert threads["encode"] == {threading.current_thread().name}
+    if workers == 1:
+        assert threads["preprocess"] == threads["encode"]
+    else:
+        assert threads["preprocess"].isdisjoint(threads["encode"])
+    assert not any(t.name.startswith(("prepare", "render-ahead")) for t in threading.enumerate())
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("workers", [1, 3])
+def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
+    tiny_models, tmp_path, monkeypatch, workers
+):
+    import threading
+
+    from rag.config import Settings
+    from rag.pipeline import Models, Pipeline
+    from tests import pdfs
+
+    settings = Settings(
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        device="cpu",
+        data_dir=tmp_path,
+        batch_size=1,
+        render_chunk_pages=1,
+        page_workers=workers,
     )
     pipeline = Pipeline(settings, models=Models(settings))
     retriever = pipeline.retriever

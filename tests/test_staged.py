@@ -135,10 +135,10 @@ def test_pages_are_prepared_on_the_encoders_thread_only_with_one_cpu_page_worker
     pipeline = Pipeline(settings, models=Models(settings))
     retriever = pipeline.retriever
     threads = {"preprocess": set(), "encode": set()}
-    for name in threads:
+    for name, seen in threads.items():
         original = getattr(retriever, name)
 
-        def recorded(inputs, original=original, seen=threads[name]):
+        def recorded(inputs, original=original, seen=seen):
             seen.add(threading.current_thread().name)
             return original(inputs)
 

@@ -54,7 +54,7 @@ from rag.families import named
 from rag.index.base import Document
 from rag.index.local import LocalIndex
 from rag.pdf import inspect_pdf, render_pages
-from rag.pipeline import Models, Pipeline, open_image
+from rag.pipeline import Models, Pipeline, open_image, prepares_inline
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MODELS = ("tiny", "mid")
@@ -220,6 +220,8 @@ def pipelined(
         raise SystemExit(f"the pipeline did not index the PDF: {result.message}")
     workers = page_workers(settings)
     workers_text = f"{workers} page worker{'s' if workers > 1 else ''}"
+    if prepares_inline(workers, retriever.device.type):
+        workers_text += ", inline"
     mode = f"pipeline, batches of {retriever.batch_size}, {workers_text}"
     if skip_encoder:
         mode = f"pipeline, encoder skipped, {workers_text}"
@@ -440,7 +442,8 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
         f"{' --memory ' + args.memory if args.memory else ''}` (DPI {args.dpi})",
         f"- machine: {machine()}; models in {cpu_dtype()} (RAG_DTYPE=auto)",
         "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
-        "preprocess run on the page workers there, overlapped); overhead: "
+        "preprocess run ahead on the page workers there, overlapped; or, marked inline, on the "
+        "encoder's thread between its batches, within the wall time); overhead: "
         "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model; "
         "encoder skipped: what rendering and preprocessing alone can feed an encoder",
         "",
@@ -450,7 +453,11 @@ def report(args: argparse.Namespace, runs: list[Run]) -> str:
     ]
     naive_rate = {run.model: run.pages_per_s for run in runs if run.mode.startswith("naive")}
     for run in runs:
-        cells = [_seconds(run.stages.get(stage)) for stage in ("render", "preprocess")]
+        inline = "inline" in run.mode
+        cells = [
+            "inline" if inline else _seconds(run.stages.get(stage))
+            for stage in ("render", "preprocess")
+        ]
         skipped = "encoder skipped" in run.mode
         encode = "skipped" if skipped else _seconds(run.stages["encode"])
         cells += [encode, _seconds(run.stages.get("write"))]

@@ -109,23 +109,35 @@ def test_scale_benchmark_builds_reopens_and_queries_a_binary_index(tmp_path):
     assert not folder.exists()  # removed unless --keep
 
 
-def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(tiny_models, tmp_path):
+@pytest.mark.parametrize(
+    ("workers", "mode", "stages"),
+    [
+        (2, "2 page workers", "overlapped"),  # rendered ahead, on the page workers
+        (1, "1 page worker, inline", "inline"),  # on the encoder's thread (a CPU encoder)
+    ],
+)
+def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(
+    tiny_models, tmp_path, workers, mode, stages
+):
     from benchmarks import indexing
 
     out = tmp_path / "indexing.md"
     arguments = ["--pages", "6", "--models", "tiny", "--dpi", "48", "--out", str(out)]
-    arguments += ["--memory", "2,7", "--page-workers", "2"]
+    arguments += ["--page-workers", str(workers)]
+    arguments += ["--memory", "2,7"] * (workers == 2)
     text = indexing.main([*arguments, "--models-dir", str(tiny_models.root)])
     assert out.read_text() == text
     rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
     assert len(rows) == 3
     naive, pipeline, fed = (row.strip("| ").split(" | ") for row in rows)
-    assert naive[1].startswith("naive") and pipeline[1].endswith("2 page workers")
+    assert naive[1].startswith("naive") and pipeline[1].endswith(mode)
     assert float(naive[3]) == 1.0 and float(pipeline[2]) > 0
-    assert pipeline[4] == pipeline[5] == "overlapped"  # rendered on the page workers
+    assert pipeline[4] == pipeline[5] == stages
     assert pipeline[-1].endswith("%")
     assert "encoder skipped" in fed[1] and fed[6] == "skipped" and fed[-1] == "-"
     assert float(fed[2]) > 0
+    if workers != 2:
+        return
     memory = [
         line.strip("| ").split(" | ") for line in text.split("## Peak memory")[1].splitlines()
     ]

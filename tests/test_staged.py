@@ -119,20 +119,9 @@ def test_pages_are_prepared_on_the_encoders_thread_only_with_one_cpu_page_worker
 ):
     import threading
 
-    from rag.config import Settings
-    from rag.pipeline import Models, Pipeline
     from tests import pdfs
 
-    settings = Settings(
-        retriever=str(tiny_models / "colqwen2"),
-        dpi=48,
-        device="cpu",
-        data_dir=tmp_path,
-        batch_size=1,
-        render_chunk_pages=1,
-        page_workers=workers,
-    )
-    pipeline = Pipeline(settings, models=Models(settings))
+    pipeline = _page_at_a_time(tiny_models, tmp_path, workers)
     retriever = pipeline.retriever
     threads = {"preprocess": set(), "encode": set()}
     for name, seen in threads.items():
@@ -159,20 +148,9 @@ def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
 ):
     import threading
 
-    from rag.config import Settings
-    from rag.pipeline import Models, Pipeline
     from tests import pdfs
 
-    settings = Settings(
-        retriever=str(tiny_models / "colqwen2"),
-        dpi=48,
-        device="cpu",
-        data_dir=tmp_path,
-        batch_size=1,
-        render_chunk_pages=1,
-        page_workers=workers,
-    )
-    pipeline = Pipeline(settings, models=Models(settings))
+    pipeline = _page_at_a_time(tiny_models, tmp_path, workers)
     retriever = pipeline.retriever
     calls = []
     encode = retriever.encode
@@ -190,6 +168,23 @@ def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
     assert not any(t.name.startswith(("prepare", "render-ahead")) for t in threading.enumerate())
     assert not any((tmp_path / "index" / ".staging").iterdir())  # rendered pages removed
     assert len(calls) == 2  # nothing encoded after the failure
+
+
+def _page_at_a_time(tiny_models, data_dir, workers: int):
+    """A pipeline over the tiny ColQwen2 on the CPU: one page a batch and a render chunk."""
+    from rag.config import Settings
+    from rag.pipeline import Models, Pipeline
+
+    settings = Settings(
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        device="cpu",
+        data_dir=data_dir,
+        batch_size=1,
+        render_chunk_pages=1,
+        page_workers=workers,
+    )
+    return Pipeline(settings, models=Models(settings))
 
 
 def _done_into(progress: list[int]):

@@ -741,11 +741,10 @@ def preparation_lever(pipeline, n_pages: int, runs: int = 2) -> dict:
                 seconds, result = timed(pipeline.add_file, pdf)
             pipeline.delete(result.doc_id)
             best[mode] = min(best[mode], seconds / result.pages)
+    workers = rag.pipeline.page_workers(pipeline.settings)
     return {
-        "workers": rag.pipeline.page_workers(pipeline.settings),
-        "inline_chosen": rag.pipeline.prepares_inline(
-            rag.pipeline.page_workers(pipeline.settings), pipeline.retriever.device.type
-        ),
+        "workers": workers,
+        "inline_chosen": rag.pipeline.prepares_inline(workers, pipeline.retriever.device.type),
         "ahead_s": best["ahead"],
         "inline_s": best["inline"],
     }

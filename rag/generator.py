@@ -22,14 +22,7 @@ from rag.errors import ModelNotFoundError
 from rag.families import answerer_family
 from rag.families.base import AnswererFamily, PageImage
 from rag.layout import row_major_embeddings
-from rag.models import (
-    attention_options,
-    load_dtype,
-    locate,
-    quantized,
-    resolve_device,
-    with_attention,
-)
+from rag.models import configured, locate, pretrained_options
 from rag.page_cache import PageCache, encode, image_key, merged, pixel_keys, supported
 from rag.torch_compat import ensure_torchvision
 
@@ -60,16 +53,9 @@ class Generator:
 
         source = locate(settings.generator, "RAG_GENERATOR")
         family = answerer_family(source)
-        device = resolve_device(settings.device)
-        dtype = load_dtype(settings.dtype, settings.quantize, device)
+        options = pretrained_options(settings, source)
         try:
-            model = AutoModelForImageTextToText.from_pretrained(
-                source.model_id,
-                dtype=dtype,
-                device_map=device,
-                local_files_only=source.local_files_only,
-                **attention_options(settings.attn_implementation, device),
-            )
+            model = AutoModelForImageTextToText.from_pretrained(source.model_id, **options)
             processor = AutoProcessor.from_pretrained(
                 source.model_id, local_files_only=source.local_files_only
             )
@@ -79,8 +65,14 @@ class Generator:
                 f"answerer {settings.generator!r} could not be loaded ({first}); set "
                 "RAG_GENERATOR to a complete local folder or download it first"
             ) from error
-        model = with_attention(quantized(model, settings.quantize), settings.attn_implementation)
-        logger.info("answerer %s (%s) on %s/%s", settings.generator, family.label, device, dtype)
+        model = configured(model, settings)
+        logger.info(
+            "answerer %s (%s) on %s/%s",
+            settings.generator,
+            family.label,
+            options["device_map"],
+            options["dtype"],
+        )
         return cls(model, processor, family, settings)
 
     def answer(

@@ -193,6 +193,25 @@ def attention_options(implementation: str, device: str = "cpu") -> dict[str, str
     return {"attn_implementation": implementation}
 
 
+def pretrained_options(settings, source) -> dict:
+    """``from_pretrained``'s keywords for a model of ``settings`` found at ``source``
+    (``locate``): its dtype, device and attention; a setting the device cannot run is refused
+    here, before any weight loads."""
+    device = resolve_device(settings.device)
+    return {
+        "dtype": load_dtype(settings.dtype, settings.quantize, device),
+        "device_map": device,
+        "local_files_only": source.local_files_only,
+        **attention_options(settings.attn_implementation, device),
+    }
+
+
+def configured(model, settings):
+    """A model loaded with ``pretrained_options``, quantised under RAG_QUANTIZE and with
+    RAG_ATTN_IMPLEMENTATION's kernel in place."""
+    return with_attention(quantized(model, settings.quantize), settings.attn_implementation)
+
+
 def with_attention(model, implementation: str):
     """``model`` as loaded with ``attention_options``, then under ``cpu_bf16`` with
     ``rag.attention``'s kernel wherever transformers chose sdpa."""

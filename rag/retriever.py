@@ -21,14 +21,7 @@ from rag.errors import ModelNotFoundError
 from rag.families import retriever_family
 from rag.families.base import PatchGrid, RetrieverFamily
 from rag.layout import row_major_embeddings
-from rag.models import (
-    attention_options,
-    load_dtype,
-    locate,
-    quantized,
-    resolve_device,
-    with_attention,
-)
+from rag.models import configured, locate, pretrained_options
 from rag.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
@@ -54,31 +47,27 @@ class Retriever:
         ensure_torchvision()
         source = locate(settings.retriever, "RAG_RETRIEVER")
         family = retriever_family(source)
-        device = resolve_device(settings.device)
-        dtype = load_dtype(settings.dtype, settings.quantize, device)
+        options = pretrained_options(settings, source)
         family.prepare()
         models = importlib.import_module("colpali_engine.models")
         model_class = getattr(models, family.model_class)
         processor_class = getattr(models, family.processor_class)
         try:
             # device_map, not .to(): ColPali leaves its unused lm_head on the meta device.
-            model = model_class.from_pretrained(
-                source.model_id,
-                dtype=dtype,
-                device_map=device,
-                local_files_only=source.local_files_only,
-                **attention_options(settings.attn_implementation, device),
-            )
-            model = with_attention(
-                quantized(model, settings.quantize), settings.attn_implementation
-            )
+            model = configured(model_class.from_pretrained(source.model_id, **options), settings)
             processor = _budgeted_processor(processor_class, source, family, settings)
         except OSError as error:
             raise ModelNotFoundError(
                 f"retriever {settings.retriever!r} could not be loaded ({_first_line(error)}); "
                 "set RAG_RETRIEVER to a complete local folder or download it first"
             ) from error
-        logger.info("retriever %s (%s) on %s/%s", settings.retriever, family.label, device, dtype)
+        logger.info(
+            "retriever %s (%s) on %s/%s",
+            settings.retriever,
+            family.label,
+            options["device_map"],
+            options["dtype"],
+        )
         retriever = cls(model, processor, family, settings.retriever, settings.batch_size)
         if not settings.batch_size:  # auto: sized for the device
             probe = probe_page(settings.dpi, settings.max_page_pixels)

@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pip prints one harmless line per package for this machine's extra local indexes
 PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 APT_UPDATED := /tmp/.visual-rag-apt-updated
-# LibreOffice without its desktop parts: converts office files to PDF (rag/office.py)
+# LibreOffice without its desktop parts: converts office files to PDF (rag/ingest/office.py)
 OFFICE_PKGS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
 .PHONY: run test lint format system-deps test-system-deps clean

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from rag.config import HYBRID_MODES, Settings
 from rag.errors import ConfigError, RagError
-from rag.formats import SUPPORTED, described, supported_list
-from rag.names import display_name
+from rag.ingest.formats import SUPPORTED, described, supported_list
+from rag.ingest.names import display_name
 from rag.pipeline import IndexResult, Pipeline
 
 

@@ -13,9 +13,9 @@ MATMUL_PEAK_SIZE = 2048  # square products that time a CPU's peak matmul rate
 
 def offline() -> None:
     """Never contact the hub (every benchmark builds its own models) and make the model
-    libraries importable (``rag.torch_compat``)."""
+    libraries importable (``rag.models.torch_compat``)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from rag.torch_compat import ensure_torchvision
+    from rag.models.torch_compat import ensure_torchvision
 
     ensure_torchvision()
 
@@ -30,7 +30,7 @@ def publish(text: str, out: Path) -> str:
 
 def cpu_dtype() -> str:
     """The dtype ``RAG_DTYPE=auto`` computes the models in on this CPU, e.g. ``bfloat16``."""
-    from rag.models import resolve_dtype
+    from rag.models.checkpoints import resolve_dtype
 
     return str(resolve_dtype("auto", "cpu")).removeprefix("torch.")
 

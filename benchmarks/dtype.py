@@ -2,10 +2,10 @@
 
     python -m benchmarks.dtype [--pages 4] [--new-tokens 32] [--out benchmarks/results-dtype.md]
 
-``RAG_DTYPE=auto`` computes in bf16 on a CPU with bf16 instructions (``rag.models.cpu_has_bf16``)
-and in fp32 on other CPUs. This measures both dtypes in one run, on the same random-weight
-models at Qwen2-VL-2B's real widths with few layers (random weights cost the same compute as
-trained ones):
+``RAG_DTYPE=auto`` computes in bf16 on a CPU with bf16 instructions
+(``rag.models.checkpoints.cpu_has_bf16``) and in fp32 on other CPUs. This measures both
+dtypes in one run, on the same random-weight models at Qwen2-VL-2B's real widths with few
+layers (random weights cost the same compute as trained ones):
 
 - the retriever: the mid-size ColQwen2 of ``benchmarks.indexing`` (2 + 2 layers, 256 visual
   tokens a page) encoding ``--pages`` letter pages in one batch, and the agreement of the bf16
@@ -62,9 +62,9 @@ def retriever_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[st
     """(dtype, seconds per batch, agreement with fp32) for the mid-size ColQwen2."""
     import torch
 
+    from devtools.tiny_models.qwen import build_colqwen2_mid
     from rag.config import Settings
-    from rag.retriever import Retriever
-    from tests.tiny_models.qwen import build_colqwen2_mid
+    from rag.models.retriever import Retriever
 
     folder = str(build_colqwen2_mid(args.models_dir))
     rows, reference = [], None
@@ -83,8 +83,8 @@ def answerer_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str
     """(dtype, prefill seconds, seconds per written token) for a mid-size Qwen2-VL."""
     import torch
 
-    from tests.tiny_models.common import seed
-    from tests.tiny_models.qwen import qwen2_vl_at_scale
+    from devtools.tiny_models.common import seed
+    from devtools.tiny_models.qwen import qwen2_vl_at_scale
 
     seed(0)
     model, processor = qwen2_vl_at_scale(text_layers=4, vision_depth=2)
@@ -137,7 +137,7 @@ def _median(run, repeats: int) -> float:
 
 def report(args: argparse.Namespace, encoder: list, answerer: list) -> str:
     from benchmarks.search import machine
-    from rag.models import cpu_has_bf16
+    from rag.models.checkpoints import cpu_has_bf16
 
     base = {dtype: seconds for dtype, seconds, _ in encoder}["float32"]
     prefill_base = answerer[0][1]

@@ -8,7 +8,7 @@ process, on the machine at hand, and reports vectors per page, seconds per page,
 parameters and the process's peak memory.
 
 Each architecture is instantiated at its real size (Qwen2-VL-2B / PaliGemma-3B-448 widths and
-layer counts, from ``tests.tiny_models``) directly on the device, in the dtype ``RAG_DTYPE=auto``
+layer counts, from ``devtools.tiny_models``) directly on the device, in the dtype ``RAG_DTYPE=auto``
 gives it (bf16 on CUDA and on CPUs with bf16 instructions), with random weights: they cost the
 same compute as trained ones. Pages come from the synthetic PDF, rendered and preprocessed once;
 each batch size then times ``Retriever.encode`` alone over the pages, then ``Pipeline.add_pdf``
@@ -72,13 +72,13 @@ class Measure:
 def build(name: str, device: str, layers: int | None = None):
     """(model, processor) of ``name`` at full size (``layers`` overrides every layer count, for a
     quick check), created on ``device`` in its compute dtype."""
-    from tests.tiny_models.common import seed
+    from devtools.tiny_models.common import seed
 
     dtype = compute_dtype(device)
     seed(0)
     with _default(device, dtype):
         if name == "colqwen2":
-            from tests.tiny_models.qwen import (
+            from devtools.tiny_models.qwen import (
                 FULL_TEXT_LAYERS,
                 FULL_VISION_DEPTH,
                 colqwen2_at_scale,
@@ -86,11 +86,11 @@ def build(name: str, device: str, layers: int | None = None):
 
             return colqwen2_at_scale(layers or FULL_TEXT_LAYERS, layers or FULL_VISION_DEPTH)
         if name == "colpali":
-            from tests.tiny_models.gemma import colpali_at_scale
+            from devtools.tiny_models.gemma import colpali_at_scale
 
             return colpali_at_scale(layers, layers)
         if name in AT_SCALE:
-            module = importlib.import_module(f"tests.tiny_models.{AT_SCALE[name]}")
+            module = importlib.import_module(f"devtools.tiny_models.{AT_SCALE[name]}")
             return getattr(module, f"{name}_at_scale")(layers)
     known = ", ".join((*ARCHITECTURES, *FAMILIES))
     raise SystemExit(f"unknown architecture {name!r}: expected one of {known}")
@@ -98,7 +98,7 @@ def build(name: str, device: str, layers: int | None = None):
 
 def compute_dtype(device: str) -> torch.dtype:
     """The dtype the app computes the models in on ``device`` (``RAG_DTYPE=auto``)."""
-    from rag.models import resolve_dtype
+    from rag.models.checkpoints import resolve_dtype
 
     return resolve_dtype("auto", "cuda" if device.startswith("cuda") else device)
 
@@ -278,8 +278,8 @@ def encode_one_page(name: str, layers: int | None = None) -> dict:
 
     from PIL import Image, ImageDraw
 
-    from rag.families import named
-    from rag.retriever import Retriever
+    from rag.models.families import named
+    from rag.models.retriever import Retriever
 
     model, processor = build(name, "cpu", layers)
     retriever = Retriever(model, processor, named(name), f"{name} (full size, random)")

@@ -31,10 +31,10 @@ from PIL import Image
 
 from benchmarks import offline, publish
 from benchmarks.search import Corpus, machine
-from rag.index.base import Document
 from rag.index.lexical import FOLDER
 from rag.index.local import LocalIndex
-from rag.text import TEXT_FILE
+from rag.index.records import Document
+from rag.index.store import TEXT_FILE
 
 RETRIEVER = "benchmark/synthetic"
 VOCABULARY = 50_000

@@ -48,12 +48,12 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from benchmarks import cpu_dtype, offline, publish
-from rag.batching import CPU_BATCH
 from rag.config import Settings, page_workers
-from rag.families import named
-from rag.index.base import Document
 from rag.index.local import LocalIndex
-from rag.pdf import inspect_pdf, render_pages
+from rag.index.records import Document
+from rag.ingest.pdf import inspect_pdf, render_pages
+from rag.models.batching import CPU_BATCH
+from rag.models.families import named
 from rag.pipeline import Models, Pipeline, open_image, prepares_inline
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> str:
 
 def build_model(name: str, models_dir: Path) -> Path:
     if name == "tiny":
-        from tests.tiny_models import build
+        from devtools.tiny_models import build
 
         return build("colqwen2", models_dir)
     if name == "mid":
-        from tests.tiny_models.qwen import build_colqwen2_mid
+        from devtools.tiny_models.qwen import build_colqwen2_mid
 
         return build_colqwen2_mid(models_dir)
     raise SystemExit(f"unknown model {name!r}: expected one of {', '.join(MODELS)}")
@@ -239,8 +239,8 @@ def full_size(args: argparse.Namespace) -> str:
     import torch
 
     from benchmarks import full_size as fs
-    from rag.batching import auto_batch_size, probe_page
-    from rag.retriever import Retriever
+    from rag.models.batching import auto_batch_size, probe_page
+    from rag.models.retriever import Retriever
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     names = args.models.split(",") if args.models != ",".join(MODELS) else list(fs.ARCHITECTURES)

@@ -4,7 +4,7 @@
                                  [--levers] [--device cpu] [--layers N] [--out FILE]
 
 Each profile (``rag.profiles``) runs in a fresh process, on ``--device``, with its retriever and
-answerer built at their published sizes (``tests.tiny_models``: random weights cost the same
+answerer built at their published sizes (``devtools.tiny_models``: random weights cost the same
 compute as trained ones) in the app's compute dtype, and with the profile's page budgets. Through
 the app's own ``Pipeline`` and ``Generator`` it:
 
@@ -46,7 +46,7 @@ import torch
 
 from benchmarks import cpu_matmul_peak, offline, publish
 from benchmarks.full_size import image_patches
-from rag.models import quantized
+from rag.models.checkpoints import quantized
 
 QUESTION = "What was the total revenue in 2024, and how did it change?"
 FOLLOW_UP = "And what drove that change?"
@@ -71,9 +71,9 @@ BANDWIDTH_BYTES = 512 * 2**20
 
 def build_retriever(name: str, settings, layers: int | None):
     from benchmarks.full_size import build
-    from rag.batching import auto_batch_size, probe_page
-    from rag.families import named
-    from rag.retriever import Retriever
+    from rag.models.batching import auto_batch_size, probe_page
+    from rag.models.families import named
+    from rag.models.retriever import Retriever
 
     device = settings.device
     model, processor = build(name, device, layers)
@@ -90,19 +90,19 @@ def build_retriever(name: str, settings, layers: int | None):
 
 def build_answerer(name: str, settings, layers: int | None):
     from benchmarks.full_size import _default, compute_dtype
-    from rag.families import named
-    from rag.generator import Generator
-    from tests.tiny_models.common import seed
+    from devtools.tiny_models.common import seed
+    from rag.models.answerer import Generator
+    from rag.models.families import named
 
     seed(1)
     with _default(settings.device, compute_dtype(settings.device)):
         if name.startswith("smolvlm"):
-            from tests.tiny_models.idefics import smolvlm_at_scale
+            from devtools.tiny_models.idefics import smolvlm_at_scale
 
             model, processor = smolvlm_at_scale(name.split("-")[1], layers)
             family = named("idefics3")
         else:
-            from tests.tiny_models.qwen import (
+            from devtools.tiny_models.qwen import (
                 FULL_TEXT_LAYERS,
                 FULL_VISION_DEPTH,
                 qwen2_vl_at_scale,
@@ -122,7 +122,7 @@ def build_answerer(name: str, settings, layers: int | None):
 def attending(model, settings):
     """``model`` with the profile's attention (RAG_ATTN_IMPLEMENTATION), as ``from_pretrained``
     would have set it."""
-    from rag.models import attention_options, with_attention
+    from rag.models.checkpoints import attention_options, with_attention
 
     options = attention_options(settings.attn_implementation, settings.device)
     if options:
@@ -143,8 +143,8 @@ def attention_rate(device: str, dtype: torch.dtype, kernel: str = "sdpa", tiles:
     """FLOP/s of an attention kernel on a page's SigLIP tiles: ``tiles`` x 12 heads of 1,024
     patches, 64 wide, laid out as transformers hands them over; the best of five after a
     warm-up. ``kernel``: PyTorch's ``scaled_dot_product_attention``, or ``cpu_bf16``
-    (``rag.attention``, RAG_ATTN_IMPLEMENTATION=cpu_bf16)."""
-    from rag.attention import bf16_attention
+    (``rag.models.attention``, RAG_ATTN_IMPLEMENTATION=cpu_bf16)."""
+    from rag.models.attention import bf16_attention
 
     shape = (tiles, 1024, 12, 64)
     q, k, v = (torch.randn(shape, dtype=dtype, device=device).transpose(1, 2) for _ in range(3))
@@ -306,7 +306,7 @@ def timed(function, *args, repeats: int = 1, **kwargs) -> tuple[float, object]:
 
 def index_stages(pipeline, pdf: Path) -> dict:
     """Render, prepare and encode the PDF's pages, each stage alone (one page at a time)."""
-    from rag.pdf import inspect_pdf, render_pages
+    from rag.ingest.pdf import inspect_pdf, render_pages
     from rag.pipeline import open_image
 
     settings, retriever = pipeline.settings, pipeline.retriever
@@ -480,7 +480,7 @@ def cold_first_token(pipeline, generator, tokens: int) -> dict:
 def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
     """A follow-up over the same pages: rewrite, query, search, then the answer from the page
     cache; and the same without the cache (the code before it)."""
-    import rag.generator
+    import rag.models.answerer
 
     first = pipeline.ask(QUESTION)
     pages = first.pages()
@@ -488,8 +488,8 @@ def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
     out = {}
     for label, cache in (("follow_up_s", generator.page_cache), ("follow_up_uncached_s", None)):
         kept, generator.page_cache = generator.page_cache, cache
-        original = rag.generator.REWRITE_TOKENS
-        rag.generator.REWRITE_TOKENS = REWRITE_TOKENS
+        original = rag.models.answerer.REWRITE_TOKENS
+        rag.models.answerer.REWRITE_TOKENS = REWRITE_TOKENS
         try:
             started = time.perf_counter()
             pipeline.ask(FOLLOW_UP, history=history)
@@ -497,7 +497,7 @@ def follow_up_run(pipeline, generator, history, tokens: int) -> dict:
             out[label] = generate_timed(generator, inputs, 2, started)["first_token_s"]
         finally:
             generator.page_cache = kept
-            rag.generator.REWRITE_TOKENS = original
+            rag.models.answerer.REWRITE_TOKENS = original
     rewrite_inputs = generator.family.text_inputs(generator.processor, FOLLOW_UP)
     out["rewrite_prompt_tokens"] = int(rewrite_inputs["input_ids"].shape[1])
     return out
@@ -595,10 +595,10 @@ def decode_rate(generator, inputs, tokens: int) -> float:
 
 
 def int8_lever(pipeline, page, tokens: int, names: tuple[str, str], layers) -> dict:
-    """int8 dynamic quantisation (RAG_QUANTIZE=int8, ``rag.models.quantized``) against the
-    models in their compute dtype, the same pages each way: a page's encoding, the first token
-    from Ask on cold pages, decoding; and how far the int8 models' page vectors and next-token
-    logits are from the others'."""
+    """int8 dynamic quantisation (RAG_QUANTIZE=int8, ``rag.models.checkpoints.quantized``)
+    against the models in their compute dtype, the same pages each way: a page's encoding, the
+    first token from Ask on cold pages, decoding; and how far the int8 models' page vectors and
+    next-token logits are from the others'."""
     from rag.pipeline import Models, Pipeline
 
     own = pipeline.settings.quantize
@@ -644,8 +644,8 @@ KERNEL_STEPS = {"before": ("sdpa", False), "row_major": ("sdpa", True), "bf16": 
 
 
 def kernel_lever(retriever, generator, page, pages) -> dict:
-    """The row-major patch embeddings (``rag.layout``) and then the bf16 attention
-    (``rag.attention``) against the code before them, on the same models and pages: a page's
+    """The row-major patch embeddings (``rag.models.row_major``) and then the bf16 attention
+    (``rag.models.attention``) against the code before them, on the same models and pages: a page's
     encoding by the retriever, the answer's pages' encoding by the answerer, and how far the
     page vectors and next-token logits move (the layout moves nothing)."""
     inputs = retriever.preprocess([page])
@@ -698,8 +698,9 @@ def kernels(models, implementation: str, row_major: bool):
 
 
 def attend(model, implementation: str) -> None:
-    """sdpa for all of ``model``, then rag.attention's kernel in its place for ``cpu_bf16``."""
-    from rag.attention import replace_sdpa
+    """sdpa for all of ``model``, then rag.models.attention's kernel in its place for
+    ``cpu_bf16``."""
+    from rag.models.attention import replace_sdpa
 
     model.set_attn_implementation("sdpa")
     if implementation == "cpu_bf16":
@@ -954,9 +955,9 @@ def kernel_rows(k: dict | None) -> list[str]:
         return []
     lines = [
         "",
-        "Row-major patch embeddings (rag.layout), then the vision towers' attention in bf16 "
-        "matmuls (RAG_ATTN_IMPLEMENTATION=cpu_bf16, rag.attention), against the code before "
-        "them; agreement with the code before:",
+        "Row-major patch embeddings (rag.models.row_major), then the vision towers' attention "
+        "in bf16 matmuls (RAG_ATTN_IMPLEMENTATION=cpu_bf16, rag.models.attention), against the "
+        "code before them; agreement with the code before:",
         "",
         "| | retriever, one page | answerer, the answer's pages | page vectors' cosine "
         "| next-token logits |",

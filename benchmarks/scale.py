@@ -38,9 +38,9 @@ from PIL import Image
 from benchmarks import offline, publish
 from benchmarks.search import Corpus, machine, overlap, top_rows
 from rag.config import Settings
-from rag.index.base import Document
 from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, binarize
 from rag.index.local import LocalIndex
+from rag.index.records import Document
 from rag.index.scoring import PackedPages, maxsim_packed_many
 
 RETRIEVER = "benchmark/synthetic"

@@ -60,7 +60,7 @@ class Settings:
     quantize: Literal["none", "int8"] = "none"
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
     # "sdpa", "eager", "flash_attention_2" (needs the flash-attn package and a GPU), or
-    # "cpu_bf16" (rag.attention: the vision towers' attention in bf16 matmuls on the CPU).
+    # "cpu_bf16" (rag.models.attention: the vision towers' attention in bf16 matmuls on the CPU).
     attn_implementation: str = "auto"
     top_k: int = 3
     max_new_tokens: int = 512
@@ -71,7 +71,7 @@ class Settings:
     # at a lower resolution, sooner: README "Time to answer"); 0: the same as the best page's.
     answer_rest_max_pixels: int = 0
     # The answerer's encoded page images kept for follow-ups and pages retrieved again
-    # (rag.page_cache), per loaded answerer; 0 encodes every page every time.
+    # (rag.models.page_cache), per loaded answerer; 0 encodes every page every time.
     answer_cache_mb: int = 256
     # Public mode (a shared demo): each browser session gets a private, temporary collection.
     public_max_documents: int = 5
@@ -101,7 +101,7 @@ class Settings:
     # the full Hamming MaxSim (1.4x faster scans of large indexes; it runs only when it keeps at
     # most a quarter of the pages); 0 scans every bit.
     binary_prefilter: int = 20
-    # The page's own words join the picture (rag.text, rag.index.lexical): "rrf" fuses the
+    # The page's own words join the picture (rag.ingest.text, rag.index.lexical): "rrf" fuses the
     # visual and the lexical rankings by reciprocal rank; "weighted" mixes their scores, each
     # scaled to [0, 1] (hybrid_weight is the words' share); "off": the picture alone; "text":
     # the words alone (to check the text side on its own).

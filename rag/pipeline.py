@@ -22,10 +22,8 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 
-from rag.ahead import Behind, ahead, inline
 from rag.chat import Turn, recent
 from rag.config import HYBRID_MODES, Settings, page_workers
-from rag.convert import as_pdf, unit_of
 from rag.errors import (
     AmbiguousNameError,
     CollectionFullError,
@@ -36,23 +34,13 @@ from rag.errors import (
     RagError,
     TagError,
 )
-from rag.formats import SUPPORTED, kind
-from rag.generator import Generator, PageImage
-from rag.heatmaps import (
-    PageMaps,
-    QueryToken,
-    QueryWord,
-    meaningful_tokens,
-    page_maps,
-    word_grid,
-    words_of,
-)
 from rag.index import Document, Hit, Index, open_index
 from rag.index.staged import StagedPages
-from rag.models import resolve_device
-from rag.names import display_name
-from rag.overlay import ALPHA, draw_boxes, render_overlay
-from rag.pdf import (
+from rag.index.store import load_texts, save_texts
+from rag.ingest.convert import as_pdf, unit_of
+from rag.ingest.formats import SUPPORTED, kind
+from rag.ingest.names import display_name
+from rag.ingest.pdf import (
     PdfInfo,
     RenderedPage,
     check_size,
@@ -61,11 +49,25 @@ from rag.pdf import (
     render_pages,
     rendering_notes,
 )
-from rag.retriever import Retriever
-from rag.snippets import Snippet, matched_boxes, snippet
-from rag.sources import find_documents
+from rag.ingest.sources import find_documents
+from rag.ingest.text import page_texts
+from rag.models.answerer import Generator, PageImage
+from rag.models.checkpoints import resolve_device
+from rag.models.retriever import Retriever
+from rag.pipelining import Behind, ahead, inline
 from rag.tags import clean_tags
-from rag.text import PageText, load_texts, page_texts, save_texts
+from rag.view.heatmaps import (
+    PageMaps,
+    QueryToken,
+    QueryWord,
+    meaningful_tokens,
+    page_maps,
+    word_grid,
+    words_of,
+)
+from rag.view.overlay import ALPHA, draw_boxes, render_overlay
+from rag.view.snippets import Snippet, matched_boxes, snippet
+from rag.words import PageText
 
 logger = logging.getLogger(__name__)
 
@@ -282,8 +284,8 @@ class Pipeline:
         """Why the retriever or the answerer could not load, found without loading either (their
         configs are read, not their weights): one line each, naming the model and the fix; empty
         when both are found and supported."""
-        from rag.families import answerer_family, retriever_family
-        from rag.models import locate
+        from rag.models.checkpoints import locate
+        from rag.models.families import answerer_family, retriever_family
 
         checks = (
             (self.settings.retriever, "RAG_RETRIEVER", retriever_family),
@@ -334,10 +336,10 @@ class Pipeline:
         tags: Iterable[str] = (),
     ) -> IndexResult:
         """Index one file: a PDF (``password``: its user password, if encrypted), an image or
-        an office file (``rag.formats``), carrying ``tags`` (a file indexed before gets them
+        an office file (``rag.ingest.formats``), carrying ``tags`` (a file indexed before gets them
         added). A bad file is not an exception: the result says ``refused`` and why. Problems
         that are not the file's (a missing model, a mismatched index, a bad tag) do raise.
-        ``name`` (default: the file's) is shown after ``rag.names.display_name`` has made it
+        ``name`` (default: the file's) is shown after ``rag.ingest.names.display_name`` has made it
         safe; its extension says what the file is."""
         path = Path(path)
         return self._add_safely([path], name or path.name, progress, password, tags)
@@ -384,7 +386,7 @@ class Pipeline:
         as_one: str | None = None,
     ) -> Iterator[IndexResult]:
         """Index files and folders (their documents of ``types``, recursively, in name order:
-        ``rag.sources``), each carrying ``tags``. ``ignored(folder, files)`` hears of each
+        ``rag.ingest.sources``), each carrying ``tags``. ``ignored(folder, files)`` hears of each
         folder's files of other types. ``as_one``: the images found make one document of
         that name, a page each (other files are indexed one by one)."""
         tags = clean_tags(tags)  # a bad tag refuses the whole call before any work

@@ -34,7 +34,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "quantize": "int8",
     },
 }
-# The cpu profile's attention where the CPU has bf16 instructions (rag.attention: a page's
+# The cpu profile's attention where the CPU has bf16 instructions (rag.models.attention: a page's
 # encoding a quarter sooner); elsewhere bf16 matmuls are emulated, and PyTorch's kernel stays.
 CPU_BF16_ATTENTION = {"attn_implementation": "cpu_bf16"}
 
@@ -48,7 +48,7 @@ def resolve(profile: str, device: str, environ: Mapping[str, str] | None = None)
     if environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true"):
         return "gpu"
     if device == "auto":
-        from rag.models import resolve_device
+        from rag.models.checkpoints import resolve_device
 
         device = resolve_device("auto")
     return "cpu" if device == "cpu" else "gpu"
@@ -58,7 +58,7 @@ def defaults(
     profile: str, device: str, environ: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, object]]:
     """(the profile chosen, the Settings values it sets)."""
-    from rag.models import cpu_has_bf16
+    from rag.models.checkpoints import cpu_has_bf16
 
     chosen = resolve(profile, device, environ)
     preset = dict(PROFILES[chosen])

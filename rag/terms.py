@@ -1,5 +1,5 @@
 """What a search term is, in one place: the full-text index (rag.index.lexical), Qdrant's sparse
-vectors (rag.index.sparse) and the snippets people see (rag.snippets) all split and fold words
+vectors (rag.index.sparse) and the snippets people see (rag.view.snippets) all split and fold words
 this way, so what is found is what is marked.
 
 - Words are runs of letters and digits of any script (``\\w+``): Greek, Cyrillic, Arabic and

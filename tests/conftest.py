@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.torch_compat import ensure_torchvision
+from rag.models.torch_compat import ensure_torchvision
 
 ensure_torchvision()  # tests import colpali-engine and transformers directly
 
@@ -27,7 +27,7 @@ class TinyModels:
         self.root = root
 
     def __truediv__(self, family: str) -> Path:
-        from tests.tiny_models import build
+        from devtools.tiny_models import build
 
         return build(family, self.root)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag.ahead import Behind, ahead, inline
+from rag.pipelining import Behind, ahead, inline
 
 
 def test_items_come_in_order_with_their_prepared_value():

@@ -1,6 +1,6 @@
-"""RAG_ATTN_IMPLEMENTATION=cpu_bf16 (rag.attention) and the row-major patch embeddings
-(rag.layout): the vision towers' attention in bf16 matmuls agrees with PyTorch's kernel, every
-call it does not serve gets sdpa's result exactly, and the layout hook changes no value."""
+"""RAG_ATTN_IMPLEMENTATION=cpu_bf16 (rag.models.attention) and the row-major patch embeddings
+(rag.models.row_major): the vision towers' attention in bf16 matmuls agrees with PyTorch's kernel,
+every call it does not serve gets sdpa's result exactly, and the layout hook changes no value."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from rag import attention
 from rag.config import Settings
 from rag.errors import ConfigError
+from rag.models import attention
 
 sdpa = torch.nn.functional.scaled_dot_product_attention
 
@@ -96,7 +96,7 @@ def test_what_it_does_not_serve_is_sdpas_result_exactly(case, monkeypatch):
 
 
 def test_it_is_refused_off_the_cpu_and_accepted_as_a_setting():
-    from rag.models import attention_options
+    from rag.models.checkpoints import attention_options
 
     with pytest.raises(ConfigError, match=r"^RAG_ATTN_IMPLEMENTATION=cpu_bf16 runs on the CPU"):
         attention_options("cpu_bf16", "cuda")
@@ -107,10 +107,10 @@ def test_it_is_refused_off_the_cpu_and_accepted_as_a_setting():
 
 
 def test_the_cpu_profile_takes_it_where_the_cpu_has_bf16(monkeypatch):
-    import rag.models
+    import rag.models.checkpoints
 
     for has_bf16, expected in ((True, "cpu_bf16"), (False, "auto")):
-        monkeypatch.setattr(rag.models, "cpu_has_bf16", lambda has=has_bf16: has)
+        monkeypatch.setattr(rag.models.checkpoints, "cpu_has_bf16", lambda has=has_bf16: has)
         assert Settings.from_env({"RAG_PROFILE": "cpu"}).attn_implementation == expected
         assert Settings.from_env({"RAG_PROFILE": "gpu"}).attn_implementation == "auto"
     overridden = Settings.from_env({"RAG_PROFILE": "cpu", "RAG_ATTN_IMPLEMENTATION": "sdpa"})
@@ -130,7 +130,7 @@ def test_page_vectors_agree_with_sdpas(tiny_models, family, monkeypatch):
     """Through a whole retriever: the vision tower's attention takes the bf16 path (the tiny
     towers' tiles are short, so every length is served here) and the page vectors stay
     within a cosine of 0.999 of sdpa's."""
-    from rag.retriever import Retriever
+    from rag.models.retriever import Retriever
 
     settings = Settings(retriever=str(tiny_models / family), dtype="float32", device="cpu")
     reference = Retriever.load(dataclasses.replace(settings, attn_implementation="sdpa"))
@@ -151,7 +151,7 @@ def test_page_vectors_agree_with_sdpas(tiny_models, family, monkeypatch):
 
 @pytest.mark.models
 def test_the_answer_agrees_and_still_streams(tiny_models, monkeypatch):
-    from rag.generator import Generator, PageImage
+    from rag.models.answerer import Generator, PageImage
 
     settings = Settings(
         generator=str(tiny_models / "idefics3"), dtype="float32", device="cpu", max_new_tokens=8
@@ -172,8 +172,8 @@ def test_the_answer_agrees_and_still_streams(tiny_models, monkeypatch):
 def test_row_major_embeddings_change_no_value(tiny_models, family):
     """The hook makes the patch embeddings contiguous: the same vectors bit for bit, and
     loading twice hooks once."""
-    from rag.layout import row_major_embeddings
-    from rag.retriever import Retriever
+    from rag.models.retriever import Retriever
+    from rag.models.row_major import row_major_embeddings
 
     settings = Settings(retriever=str(tiny_models / family), dtype="float32", device="cpu")
     retriever = Retriever.load(settings)
@@ -205,7 +205,7 @@ def test_row_major_embeddings_change_no_value(tiny_models, family):
 def test_parts_transformers_keeps_eager_stay_eager(tiny_models):
     """PaliGemma 2's Gemma 2 text attention soft-caps its scores, which sdpa cannot do, so
     transformers runs it eager: only the vision tower, on sdpa, takes the bf16 kernel."""
-    from rag.generator import Generator, PageImage
+    from rag.models.answerer import Generator, PageImage
 
     settings = Settings(
         generator=str(tiny_models / "paligemma2"),

@@ -150,7 +150,7 @@ def test_indexing_benchmark_compares_naive_and_pipeline_on_the_tiny_model(
 def test_full_size_benchmark_runs_both_real_architectures(tiny_models, tmp_path):
     """The --full-size path with full widths but one layer each (full depth is for a GPU)."""
     from benchmarks import indexing
-    from rag.batching import CPU_BATCH
+    from rag.models.batching import CPU_BATCH
 
     out = tmp_path / "full.md"
     arguments = ["--full-size", "--layers", "1", "--pages", "2", "--batch-sizes", "1,2"]
@@ -281,8 +281,8 @@ def test_full_size_families_encode_one_page_each_in_its_own_process(tmp_path):
 def test_colqwen3_5_and_colgemma3_are_built_at_their_published_shapes():
     """ColQwen3.5 at Qwen3.5-4B's shape and ColGemma3 at gemma-3-4b-it's, built on the meta
     device (no weights): layer patterns, rotary sections, widths, vectors and parameter counts."""
-    from tests.tiny_models.gemma3 import colgemma3_at_scale
-    from tests.tiny_models.qwen3 import colqwen3_5_at_scale
+    from devtools.tiny_models.gemma3 import colgemma3_at_scale
+    from devtools.tiny_models.qwen3 import colqwen3_5_at_scale
 
     with torch.device("meta"):
         qwen, _ = colqwen3_5_at_scale()
@@ -307,7 +307,7 @@ def test_colqwen3_5_and_colgemma3_are_built_at_their_published_shapes():
 def test_smolvlm_and_colsmol_are_built_at_their_published_shapes():
     """SmolVLM-256M / -500M and colSmol-256M at their published sizes (meta device: no
     weights): widths, layers, tiles of 64 tokens, parameter counts."""
-    from tests.tiny_models.idefics import colidefics3_at_scale, smolvlm_at_scale
+    from devtools.tiny_models.idefics import colidefics3_at_scale, smolvlm_at_scale
 
     with torch.device("meta"):
         small, processor = smolvlm_at_scale("256m")

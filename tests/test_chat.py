@@ -10,8 +10,8 @@ import pytest
 
 from rag.chat import ANSWER_CHARS, HISTORY_TURNS, Turn, from_messages, recent
 from rag.errors import DocumentNotFoundError
-from rag.heatmaps import meaningful_tokens, words_of
 from rag.pipeline import Pipeline
+from rag.view.heatmaps import meaningful_tokens, words_of
 from tests.conftest import SAMPLES
 
 

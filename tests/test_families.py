@@ -1,5 +1,5 @@
 """Model families: each recognised from its checkpoint's config (never its name), found by
-listing rag/families/, and a checkpoint of the wrong kind refused in one line."""
+listing rag/models/families/, and a checkpoint of the wrong kind refused in one line."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import logging
 import pytest
 
 from rag.errors import UnsupportedModelError
-from rag.families import answerer_family, answerers, retriever_family, retrievers
-from rag.models import locate
+from rag.models.checkpoints import locate
+from rag.models.families import answerer_family, answerers, retriever_family, retrievers
 from tests.conftest import ROOT
 
 
@@ -119,10 +119,10 @@ def test_an_unknown_multimodal_checkpoint_with_a_chat_template_is_tried_generica
         chat_template__jinja="{{ messages }}",
         preprocessor_config__json="{}",
     )
-    with caplog.at_level(logging.WARNING, logger="rag.families"):
+    with caplog.at_level(logging.WARNING, logger="rag.models.families"):
         family = answerer_family(source(folder, "RAG_GENERATOR"))
     assert family.name == "generic"
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "rag.families"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "rag.models.families"]
     assert "'new_vl'" in line and "generic chat-template path" in line
     (folder / "chat_template.jinja").unlink()  # no template: refused, not guessed
     with pytest.raises(UnsupportedModelError, match="not an answerer this app supports"):
@@ -138,7 +138,7 @@ def test_every_family_module_is_found_and_names_its_checkpoints():
 
 
 def test_no_module_outside_the_families_branches_on_a_family():
-    """Family names and architectures appear in rag/ only in rag/families/."""
+    """Family names and architectures appear in rag/ only in rag/models/families/."""
     names = {f.name for f in [*retrievers(), *answerers()]}
     labels = {a for f in [*retrievers(), *answerers()] for a in f.architectures}
     offenders = []

@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 import app
-from rag import office
+from rag.citations import label
 from rag.config import Settings
-from rag.convert import CACHE
-from rag.formats import SUPPORTED, described, kind, label
+from rag.ingest import office
+from rag.ingest.convert import CACHE
+from rag.ingest.formats import SUPPORTED, described, kind
 from rag.pipeline import Pipeline
 from tests import documents
 from tests.conftest import SAMPLES

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from devtools.tiny_models import GENERATORS
 from rag.chat import QUESTION_CHARS, Turn
 from rag.config import Settings
-from rag.generator import Generator, PageImage
-from tests.tiny_models import GENERATORS
+from rag.models.answerer import Generator, PageImage
 
 pytestmark = pytest.mark.models
 
@@ -64,7 +64,7 @@ def test_the_prompt_shows_every_page_with_its_citation(generator):
     if generator.family.name != "paligemma":  # PaliGemma mix models take no instructions
         assert "[report.pdf p.1]" in prompt and "[slides.pdf p.3]" in prompt
         assert prompt.index("[report.pdf p.1]") < prompt.index("[slides.pdf p.3]")
-    assert "mm_encoder_outputs" in inputs  # the pages, encoded once (rag.page_cache)
+    assert "mm_encoder_outputs" in inputs  # the pages, encoded once (rag.models.page_cache)
 
 
 def test_max_new_tokens_bounds_the_answer(generator):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from devtools.tiny_models import RETRIEVERS
 from rag.config import Settings
-from rag.heatmaps import QueryToken, meaningful_tokens, page_maps
-from rag.overlay import render_overlay
-from rag.retriever import Retriever
-from tests.tiny_models import RETRIEVERS
+from rag.models.retriever import Retriever
+from rag.view.heatmaps import QueryToken, meaningful_tokens, page_maps
+from rag.view.overlay import render_overlay
 
 QUESTION = "What was the revenue in 2024?"
 

@@ -14,22 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from rag import ocr, poppler
 from rag.config import Settings
-from rag.index.base import Hit
 from rag.index.fusion import RRF_K, fuse
 from rag.index.lexical import FOLDER, OLD_FILE, TextHit
-from rag.pdf import inspect_pdf, render_pages
-from rag.pipeline import Pipeline
-from rag.terms import page_terms, question_terms
-from rag.text import (
-    MAX_WORDS,
-    load_texts,
+from rag.index.records import Hit
+from rag.index.store import load_texts
+from rag.ingest import ocr, sandbox
+from rag.ingest.pdf import inspect_pdf, render_pages
+from rag.ingest.text import (
     page_texts,
     parse_bbox_layout,
     read_text_layer,
     readable,
 )
+from rag.pipeline import Pipeline
+from rag.terms import page_terms, question_terms
+from rag.words import MAX_WORDS
 from tests import corpus
 from tests.conftest import SAMPLES
 
@@ -41,8 +41,8 @@ def files(tmp_path_factory) -> tuple[Path, Path]:
     return corpus.write(tmp_path_factory.mktemp("corpus"))
 
 
-def budget(seconds: float = 30) -> poppler.Budget:
-    return poppler.Budget.start(seconds, 1024)
+def budget(seconds: float = 30) -> sandbox.Budget:
+    return sandbox.Budget.start(seconds, 1024)
 
 
 def xhtml(*pages: list[str]) -> str:
@@ -109,7 +109,7 @@ def test_without_tesseract_pages_are_found_by_picture_with_one_log_line(
     info, images = render(files[1], tmp_path, settings)
     monkeypatch.setattr(ocr, "tesseract", lambda: None)
     monkeypatch.setattr(ocr, "_warned", set())
-    with caplog.at_level(logging.WARNING, logger="rag.ocr"):
+    with caplog.at_level(logging.WARNING, logger="rag.ingest.ocr"):
         for _ in range(2):
             texts = page_texts(files[1], info.pages, images, settings, info.budget)
     assert [t.source for t in texts] == ["none", "none"]
@@ -120,7 +120,7 @@ def test_without_tesseract_pages_are_found_by_picture_with_one_log_line(
 def test_ocr_past_the_files_time_leaves_the_page_without_words(files, tmp_path):
     settings = Settings()
     info, images = render(files[1], tmp_path, settings)
-    spent = poppler.Budget.start(0.001, 1024)  # the file's time is all but spent
+    spent = sandbox.Budget.start(0.001, 1024)  # the file's time is all but spent
     texts = page_texts(files[1], info.pages, images, settings, spent)
     assert [t.source for t in texts] == ["none", "none"]
 

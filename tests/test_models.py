@@ -8,7 +8,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import ModelNotFoundError
-from rag.models import cpu_has_bf16, locate, resolve_dtype
+from rag.models.checkpoints import cpu_has_bf16, locate, resolve_dtype
 
 
 def _checkpoint(folder, config: dict, filename: str = "config.json"):

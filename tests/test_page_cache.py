@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from devtools.tiny_models import GENERATORS
 from rag.chat import Turn
 from rag.config import Settings
-from rag.generator import Generator, PageImage
-from rag.page_cache import PageCache, image_key
-from tests.tiny_models import GENERATORS
+from rag.models.answerer import Generator, PageImage
+from rag.models.page_cache import PageCache, image_key
 
 pytestmark = pytest.mark.models
 

@@ -10,7 +10,6 @@ import time
 import pytest
 from PIL import Image
 
-from rag import pdf as pdf_module
 from rag.config import MAX_PAGE_WORKERS, Settings, page_workers
 from rag.errors import (
     ConfigError,
@@ -21,7 +20,8 @@ from rag.errors import (
     PdfError,
     PdfTooLargeError,
 )
-from rag.pdf import inspect_pdf, page_dpi, render_pages
+from rag.ingest import pdf as pdf_module
+from rag.ingest.pdf import inspect_pdf, page_dpi, render_pages
 from tests import pdfs
 from tests.conftest import SAMPLES
 from tests.robustness import hostile

@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import torch
 
+from devtools.tiny_models import GENERATORS, RETRIEVERS
 from rag.config import DEFAULT_GENERATOR, DEFAULT_RETRIEVER, Settings
 from rag.errors import ConfigError
 from rag.profiles import PROFILES
-from tests.tiny_models import GENERATORS, RETRIEVERS
 
 
 def test_the_cpu_profile_sets_small_models_and_small_pages():
@@ -75,8 +75,8 @@ def test_int8_models_stay_close_to_float_and_the_answer_still_streams(tiny_model
     stream still equals the whole answer."""
     from PIL import Image, ImageDraw
 
-    from rag.generator import Generator, PageImage
-    from rag.retriever import Retriever
+    from rag.models.answerer import Generator, PageImage
+    from rag.models.retriever import Retriever
 
     page = Image.new("RGB", (595, 842), "white")
     ImageDraw.Draw(page).rectangle([60, 80, 500, 300], fill="navy")
@@ -101,7 +101,7 @@ def test_int8_models_stay_close_to_float_and_the_answer_still_streams(tiny_model
 
 
 def test_int8_off_the_cpu_is_refused_before_loading():
-    from rag.models import load_dtype
+    from rag.models.checkpoints import load_dtype
 
     with pytest.raises(ConfigError, match=r"^RAG_QUANTIZE=int8 runs on the CPU only"):
         load_dtype("auto", "int8", "cuda")
@@ -116,8 +116,8 @@ def test_every_family_runs_in_int8(tiny_models, name):
     a head on the meta device and attention-pooling projections stay as they are)."""
     from PIL import Image
 
-    from rag.generator import Generator, PageImage
-    from rag.retriever import Retriever
+    from rag.models.answerer import Generator, PageImage
+    from rag.models.retriever import Retriever
 
     page = Image.new("RGB", (300, 420), "white")
     if name in RETRIEVERS:

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from devtools.tiny_models import RETRIEVERS
 from rag.config import Settings
 from rag.errors import ConfigError
-from rag.retriever import Retriever
-from tests.tiny_models import RETRIEVERS
+from rag.models.retriever import Retriever
 
 pytestmark = pytest.mark.models
 
@@ -134,7 +134,7 @@ def test_max_visual_tokens_caps_a_tiled_page(tiny_models, name):
 def test_colmodernvbert_drops_the_unread_pooling_head_and_keeps_its_vectors(
     tiny_models, monkeypatch
 ):
-    from rag.families.colmodernvbert import ColModernVBert
+    from rag.models.families.colmodernvbert import ColModernVBert
 
     page = Image.new("RGB", (300, 400), "white")
     settings = Settings(retriever=str(tiny_models / "colmodernvbert"), dtype="float32")
@@ -169,7 +169,7 @@ def test_flash_attention_without_its_package_is_one_clear_line(tiny_models):
 
 
 def test_batch_size_is_sized_for_the_device_unless_set(tiny_models):
-    from rag.batching import CPU_BATCH, MAX_BATCH, fit_batch, probe_page
+    from rag.models.batching import CPU_BATCH, MAX_BATCH, fit_batch, probe_page
 
     folder = str(tiny_models / "colqwen2")
     assert Settings().batch_size == 0  # auto by default

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rag.index.base import Document
 from rag.index.local import LocalIndex
+from rag.index.records import Document
 from rag.index.staged import StagedPages, page_chunks, page_lengths
 
 

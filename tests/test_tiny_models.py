@@ -1,4 +1,4 @@
-"""The tiny-model kit's command line: ``python -m tests.tiny_models OUT_DIR [FAMILY...]``."""
+"""The tiny-model kit's command line: ``python -m devtools.tiny_models OUT_DIR [FAMILY...]``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from devtools.tiny_models import BUILDERS, GENERATORS, RETRIEVERS
 from tests.conftest import ROOT
-from tests.tiny_models import BUILDERS, GENERATORS, RETRIEVERS
 
 
 def test_every_family_has_a_builder():
@@ -18,7 +18,7 @@ def test_every_family_has_a_builder():
 @pytest.mark.models
 def test_command_builds_loadable_checkpoints(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "tests.tiny_models", str(tmp_path), "colqwen2", "idefics3"],
+        [sys.executable, "-m", "devtools.tiny_models", str(tmp_path), "colqwen2", "idefics3"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -33,7 +33,7 @@ def test_command_builds_loadable_checkpoints(tmp_path):
 
 def test_unknown_family_is_refused(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "tests.tiny_models", str(tmp_path), "gpt5"],
+        [sys.executable, "-m", "devtools.tiny_models", str(tmp_path), "gpt5"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
-from rag.heatmaps import QueryToken
 from rag.index import Hit
 from rag.pipeline import Answer
+from rag.view.heatmaps import QueryToken
 from ui.chat import STOPPED, messages
 from ui.collections import ChatTurn
 from ui.pages import WHOLE_QUERY, cited_hits, thumbnails_of, word_choices
@@ -60,8 +60,8 @@ def test_the_chat_shows_each_turn_with_what_was_searched_and_its_answer():
 
 
 def test_the_snippet_marks_the_matched_words_and_says_when_there_are_none():
-    from rag.snippets import snippet
-    from rag.text import PageText, Word
+    from rag.view.snippets import snippet
+    from rag.words import PageText, Word
     from ui.pages import snippet_markdown
 
     words = ["Invoice", "number", "INV-2024-0173", "Customer:", "Halvorsen", "Marine", "AS"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from rag.errors import RagError
-from rag.formats import SUPPORTED
+from rag.ingest.formats import SUPPORTED
 from rag.progress import PageRate
 from ui.collections import Collections
 from ui.gpu import gpu

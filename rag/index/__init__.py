@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rag.config import Settings, parse_index
 from rag.errors import ConfigError
-from rag.index.base import Document, Hit, Index
+from rag.index.base import Index
 from rag.index.local import LocalIndex
+from rag.index.records import Document, Hit
 
 __all__ = ["Document", "Hit", "Index", "LocalIndex", "open_index", "parse_index"]
 

@@ -6,13 +6,13 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
-from rag.formats import label
+from rag.index.records import Document, Hit
 
 if TYPE_CHECKING:
     from rag.index.lexical import LexicalIndex, TextHit
@@ -21,43 +21,6 @@ if TYPE_CHECKING:
 # Pages each side of a hybrid search brings to the fusion: a page the words rank 40th and the
 # picture 3rd must be seen by both.
 HYBRID_DEPTH = 50
-
-
-@dataclass(frozen=True)
-class Document:
-    doc_id: str  # content hash prefix: the same bytes are the same document
-    name: str  # file name as uploaded
-    pages: int
-    added: str  # ISO-8601 UTC
-    tags: tuple[str, ...] = ()  # rag.tags: cleaned, sorted
-    unit: str = "p."  # what its pages are called in citations (rag.formats.UNITS)
-
-    def __post_init__(self) -> None:  # read back from JSON, tags are a list
-        object.__setattr__(self, "tags", tuple(self.tags))
-
-
-@dataclass(frozen=True)
-class Hit:
-    doc_id: str
-    name: str
-    page_number: int  # 1-based
-    score: float  # the ranking's: MaxSim, BM25, or the two fused (rag.index.fusion)
-    image_path: Path
-    visual_score: float | None = None  # MaxSim, when the picture ranking found the page
-    text_score: float | None = None  # BM25, when the words found it
-    unit: str = "p."  # the document's: its pages are pages, slides or sheets
-
-    @property
-    def sides(self) -> dict[str, float]:
-        """Each ranking's own score of a fused hit, by the name users see: ``picture``
-        (MaxSim) and ``words`` (BM25), for the rankings that found the page."""
-        scores = {"picture": self.visual_score, "words": self.text_score}
-        return {side: score for side, score in scores.items() if score is not None}
-
-    @property
-    def citation(self) -> str:
-        """How answers cite this page: ``[name p.N]``, ``[deck.pptx slide N]``."""
-        return label(self.name, self.page_number, self.unit)
 
 
 class Index(ABC):

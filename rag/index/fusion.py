@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rag.index.base import Hit
 from rag.index.lexical import TextHit
+from rag.index.records import Hit
 
 RRF_K = 60  # the constant of Cormack et al., also Qdrant's and Vespa's default
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import tantivy
 from tantivy import Occur, Query
 
-from rag.index.files import writer_lock
+from rag.index.durable import writer_lock
+from rag.index.store import load_texts
 from rag.terms import page_terms, question_terms
-from rag.text import load_texts
 
 if TYPE_CHECKING:
     from rag.index.store import DocumentStore

@@ -36,7 +36,7 @@ from numpy.lib.format import open_memmap
 
 from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError
-from rag.index.base import Document, Hit, Index
+from rag.index.base import Index
 from rag.index.migrate import migrate_v3
 from rag.index.modes import (
     BinaryCandidates,
@@ -45,6 +45,7 @@ from rag.index.modes import (
     pooled_candidates,
 )
 from rag.index.pooling import pool_pages
+from rag.index.records import Document, Hit
 from rag.index.scoring import maxsim_flat, top_k
 from rag.index.staged import StagedPages, page_chunks, page_lengths
 from rag.index.store import DocumentStore

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from numpy.lib.format import open_memmap
 
-from rag.index.files import fsync_dir
+from rag.index.durable import fsync_dir
 from rag.index.store import DocumentStore
 
 logger = logging.getLogger(__name__)

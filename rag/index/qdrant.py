@@ -39,13 +39,13 @@ import torch
 
 from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError, RagError
-from rag.index.base import HYBRID_DEPTH, Document, Hit, Index
+from rag.index.base import HYBRID_DEPTH, Index
 from rag.index.fusion import RRF_K, fuse
 from rag.index.lexical import TextHit
 from rag.index.pooling import pool_pages
+from rag.index.records import Document, Hit
 from rag.index.sparse import page_vector, query_vector
-from rag.index.store import DocumentStore
-from rag.text import load_texts
+from rag.index.store import DocumentStore, load_texts
 
 logger = logging.getLogger(__name__)
 

@@ -32,8 +32,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
-from rag.index.base import Document
-from rag.index.files import (
+from rag.index.durable import (
     atomic_write,
     clear_staging,
     folder_version,
@@ -43,9 +42,12 @@ from rag.index.files import (
     trash_folder,
     writer_lock,
 )
+from rag.index.records import Document
 from rag.tags import changed_tags
+from rag.words import PageText, Word
 
 HEADER = "index.json"
+TEXT_FILE = "text.json"  # in each document's folder, beside its page images
 GENERATION = "generation"
 
 # Called as a document appears (it may raise FileNotFoundError: deleted meanwhile, skipped) and
@@ -231,7 +233,7 @@ class DocumentStore:
     def page_image(self, doc_id: str, page_number: int) -> Path:
         # one Path from one string: a search makes one per page it brings back (50 deep in a
         # hybrid search), and joining Paths piece by piece costs four times as much
-        return Path(f"{self.root}/docs/{doc_id}/page-{page_number:04d}.png")
+        return page_path(self.root / "docs" / doc_id, page_number)
 
     def documents(self) -> list[Document]:
         """Every document, oldest first."""
@@ -302,6 +304,42 @@ class DocumentStore:
         self._ids = None
         self._stamps.pop(doc_id, None)
         self._forgotten(doc_id)
+
+
+def page_path(folder: Path, page_number: int) -> Path:
+    """Where a document's folder (staged or committed) keeps the image of page
+    ``page_number``: the one place that knows the file name."""
+    return Path(folder) / f"page-{page_number:04d}.png"
+
+
+def save_texts(folder: Path, texts: Iterable[PageText]) -> None:
+    """Write ``text.json`` into a (staged) document folder: committed with the document."""
+    records = [
+        {
+            "page": page.page_number,
+            "source": page.source,
+            "words": [[w.text, *(round(v, 5) for v in w.box)] for w in page.words],
+        }
+        for page in texts
+    ]
+    (folder / TEXT_FILE).write_text(json.dumps({"pages": records}, ensure_ascii=False))
+
+
+def load_texts(folder: Path) -> list[PageText]:
+    """The pages' words saved by ``save_texts`` (none for a document indexed before text was
+    kept, or whose file is unreadable)."""
+    try:
+        records = json.loads((folder / TEXT_FILE).read_text())["pages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [
+        PageText(
+            int(r["page"]),
+            tuple(Word(str(w[0]), tuple(float(v) for v in w[1:5])) for w in r["words"]),
+            str(r.get("source", "layer")),
+        )
+        for r in records
+    ]
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rag.index.local import LocalIndex
-from rag.text import load_texts
+from rag.index.store import load_texts
 from tests.conftest import ROOT, SAMPLES
 
 pytestmark = pytest.mark.models

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import office
 from rag.config import Settings
-from rag.convert import CACHE
+from rag.ingest import office
+from rag.ingest.convert import CACHE
 from rag.pipeline import Pipeline
 from tests import documents
 

@@ -19,8 +19,8 @@ from rag.errors import (
     PdfLimitError,
     PdfTooLargeError,
 )
-from rag.names import MAX_NAME_BYTES, display_name
-from rag.pdf import inspect_pdf, render_pages
+from rag.ingest.names import MAX_NAME_BYTES, display_name
+from rag.ingest.pdf import inspect_pdf, render_pages
 from rag.pipeline import IndexResult
 from tests.robustness import hostile
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from rag import poppler
 from rag.errors import PdfLimitError
-from rag.pdf import inspect_pdf, render_pages
+from rag.ingest import sandbox
+from rag.ingest.pdf import inspect_pdf, render_pages
 from tests.conftest import ROOT
 from tests.robustness import hostile
 
@@ -23,7 +23,7 @@ RENDER_FOREVER = """
 import sys
 from pathlib import Path
 from rag.config import Settings
-from rag.pdf import inspect_pdf, render_pages
+from rag.ingest.pdf import inspect_pdf, render_pages
 settings = Settings(render_timeout_s=600, render_page_timeout_s=600, page_workers=1)
 path = Path(sys.argv[1])
 list(render_pages(path, path.parent / "pages", settings, inspect_pdf(path, settings)))
@@ -90,16 +90,16 @@ def test_poppler_dies_with_the_app_and_carries_its_own_cpu_limit(tmp_path):
 def test_a_stalled_step_is_stopped_after_the_step_limit(tmp_path):
     """The watchdog on a stand-in tool: steps every 0.3 s pass a 1.5 s step limit (the call as
     a whole takes longer than one step may); a step of 30 s is stopped."""
-    budget = poppler.Budget.start(seconds=60, memory_mb=512, page_seconds=1.5)
+    budget = sandbox.Budget.start(seconds=60, memory_mb=512, page_seconds=1.5)
     count = lambda: len(list(tmp_path.glob("step-*")))  # noqa: E731
     steady = "for i in 1 2 3 4 5 6 7 8; do sleep 0.3; touch $0/step-$i; done"
-    assert poppler.run("sh", ["-c", steady, str(tmp_path)], budget, count).returncode == 0
+    assert sandbox.run("sh", ["-c", steady, str(tmp_path)], budget, count).returncode == 0
     assert count() == 8
     for step in tmp_path.glob("step-*"):
         step.unlink()
     stalls = "touch $0/step-1; touch $0/step-2; sleep 30; touch $0/step-3"
-    with pytest.raises(poppler.OverTime) as over:  # left alone it would finish and return
-        poppler.run("sh", ["-c", stalls, str(tmp_path)], budget, count)
+    with pytest.raises(sandbox.OverTime) as over:  # left alone it would finish and return
+        sandbox.run("sh", ["-c", stalls, str(tmp_path)], budget, count)
     assert over.value.stalled_after == 2  # the step watchdog, not the 60 s file deadline
 
 

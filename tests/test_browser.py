@@ -14,9 +14,8 @@ import time
 import pytest
 
 from rag.profiles import PROFILES
-from tests.conftest import ROOT, SAMPLES
-from tests.servers import running_app
-from tests.test_ui import app_env
+from tests.helpers import ROOT, SAMPLES
+from tests.helpers.servers import app_env, running_app
 
 pytestmark = pytest.mark.models
 
@@ -385,10 +384,10 @@ def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, t
 
 
 def test_a_deck_and_a_photo_are_added_and_the_page_view_says_slide(browser, tiny_models, tmp_path):
-    from tests import documents
+    from tests.helpers import images, officefiles
 
-    deck = documents.pptx(tmp_path / "roadmap.pptx")
-    photo = documents.photo(tmp_path / "whiteboard.png")
+    deck = officefiles.pptx(tmp_path / "roadmap.pptx")
+    photo = images.photo(tmp_path / "whiteboard.png")
     with running_app(app_env(tiny_models, tmp_path / "data"), log=tmp_path / "server.log") as url:
         page = browser.new_page(viewport=DESKTOP)
         page.goto(url)

@@ -12,7 +12,7 @@ from rag.chat import ANSWER_CHARS, HISTORY_TURNS, Turn, from_messages, recent
 from rag.errors import DocumentNotFoundError
 from rag.pipeline import Pipeline
 from rag.view.heatmaps import meaningful_tokens, words_of
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 
 def test_history_from_chat_messages_skips_notes_and_files():
@@ -50,16 +50,9 @@ def test_tokens_of_one_word_are_one_heatmap_choice(tiny_models):
 
 
 @pytest.fixture
-def pipeline(tiny_models, settings) -> Pipeline:
-    settings = dataclasses.replace(
-        settings,
-        retriever=str(tiny_models / "colqwen2"),
-        generator=str(tiny_models / "qwen2_vl"),
-        answer_min_pixels=28 * 28 * 4,
-        answer_max_pixels=28 * 28 * 64,
-    )
-    pipeline = Pipeline(settings)
-    assert pipeline.add_pdf(SAMPLES / "annual_report.pdf").status == "indexed"
+def pipeline(answering_settings) -> Pipeline:
+    pipeline = Pipeline(answering_settings)
+    assert pipeline.add_file(SAMPLES / "annual_report.pdf").status == "indexed"
     return pipeline
 
 

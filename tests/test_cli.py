@@ -11,8 +11,8 @@ import pytest
 
 import app
 from rag.config import Settings
-from tests import pdfs
-from tests.conftest import ROOT, SAMPLES
+from tests.helpers import ROOT, SAMPLES, pdfs
+from tests.helpers.files import truncated
 
 pytestmark = pytest.mark.models
 
@@ -93,8 +93,8 @@ def test_the_whole_contract_in_a_real_process(tiny_models, tmp_path):
     }
     bad = tmp_path / "bad"
     bad.mkdir()
-    locked = pdfs.encrypted(bad)
-    broken = pdfs.truncated(bad)
+    locked = pdfs.encrypted(bad / "locked.pdf", source=pdfs.EXPENSE_FORM)
+    broken = truncated(bad / "broken.pdf", pdfs.SOURCE, keep=900)
 
     first = run_cli("index", str(SAMPLES), str(locked), str(broken), "--json", env=env)
     assert first.returncode == 0, first.stderr

@@ -4,20 +4,14 @@ previous run's leftovers removed, all through the engine (ui/ never touches its 
 from __future__ import annotations
 
 import pytest
-from PIL import Image
 
 from rag.config import Settings
-from rag.index import Document
 from rag.pipeline import COLLECTIONS, Pipeline
-from tests.test_index_backends import _pages
+from tests.helpers import vectors
 
 
 def add_document(pipeline: Pipeline, doc_id: str) -> None:
-    embeddings = _pages(0, 2)
-    with pipeline.index.staging() as staged:
-        for number in (1, 2):
-            Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
-        assert pipeline.index.add(Document(doc_id, "a.pdf", 2, "2026-01-01"), staged, embeddings)
+    vectors.add(pipeline.index, doc_id, vectors.pages(0, 2), name="a.pdf")
 
 
 @pytest.mark.parametrize("index", ["local", "qdrant::memory:"])

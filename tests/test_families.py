@@ -12,7 +12,7 @@ import pytest
 from rag.errors import UnsupportedModelError
 from rag.models.checkpoints import locate
 from rag.models.families import answerer_family, answerers, retriever_family, retrievers
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def checkpoint(folder, config: dict, filename: str = "config.json", **files: str):

@@ -2,11 +2,12 @@
 their words, their pages (or slides) cited, and each conversion done once.
 
 Office files are converted by the real LibreOffice (installed by ``make test``); the files
-are made by ``tests.documents``. Hostile ones are in ``tests/robustness/test_documents.py``.
+are made by ``tests.helpers.officefiles``. Hostile ones are in ``tests/robustness/test_office.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -16,88 +17,84 @@ from PIL import Image
 
 import app
 from rag.citations import label
-from rag.config import Settings
 from rag.ingest import office
 from rag.ingest.convert import CACHE
 from rag.ingest.formats import SUPPORTED, described, kind
 from rag.pipeline import Pipeline
-from tests import documents
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES, images, officefiles
 
 
 @pytest.fixture(scope="module")
 def office_files(tmp_path_factory) -> dict[str, Path]:
-    return documents.every_office_file(tmp_path_factory.mktemp("office"))
+    return officefiles.every_office_file(tmp_path_factory.mktemp("office"))
 
 
 @pytest.fixture
-def library(tiny_models, tmp_path) -> Pipeline:
-    settings = Settings(
-        data_dir=tmp_path / "data", retriever=str(tiny_models / "colqwen2"), dpi=48, hybrid="text"
-    )
-    return Pipeline(settings)
+def pipeline(indexing_settings) -> Pipeline:
+    """An empty pipeline that searches pictures and words."""
+    return Pipeline(dataclasses.replace(indexing_settings, hybrid="text"))
 
 
 # Which page of each kind of file holds a word, and how many pages it has.
 PAGES = {".docx": 2, ".pptx": 3, ".xlsx": 2}
 WORDS = {".docx": ("INV-7731", 1), ".pptx": ("Osprey", 2), ".xlsx": ("Hopper", 2)}
-ORIGIN = {**{e: e for e in PAGES}, ".docm": ".docx", **documents.FROM}
+ORIGIN = {**{e: e for e in PAGES}, ".docm": ".docx", **officefiles.FROM}
 
 
 def test_every_office_type_is_indexed_with_its_words_and_cited_by_page_or_slide(
-    library, office_files
+    pipeline, office_files
 ):
     assert set(office_files) == {e for e in SUPPORTED if kind("file" + e) == "office"}
     for ending, path in office_files.items():
         origin = ORIGIN[ending]
-        result = library.add_file(path)
+        result = pipeline.add_file(path)
         assert result.status == "indexed", result.message
         assert result.pages == PAGES[origin], ending
         word, page = WORDS[origin]
-        top = library.search(word, docs=[result.doc_id])[0]
+        top = pipeline.search(word, docs=[result.doc_id])[0]
         assert top.page_number == page, (ending, word)
         unit = {".pptx": "slide ", ".ppt": "slide ", ".odp": "slide "}.get(ending, "p.")
         unit = "sheet " if origin == ".xlsx" else unit  # each sheet printed on one page
         assert top.citation == f"[{path.name} {unit}{page}]"
-    assert len(library.documents()) == len(office_files)
+    assert len(pipeline.documents()) == len(office_files)
 
 
-def test_images_become_pages_upright_and_in_rgb(library, tmp_path):
+def test_images_become_pages_upright_and_in_rgb(pipeline, tmp_path):
     made = {
-        "plain.png": documents.photo(tmp_path / "plain.png"),
-        "plain.jpg": documents.photo(tmp_path / "plain.jpg"),
-        "turned.jpg": documents.photo(tmp_path / "turned.jpg", orientation=6),
-        "cmyk.jpg": documents.photo(tmp_path / "cmyk.jpg", mode="CMYK"),
-        "picture.webp": documents.photo(tmp_path / "picture.webp"),
-        "picture.bmp": documents.photo(tmp_path / "picture.bmp"),
-        "deep.png": documents.sixteen_bit(tmp_path / "deep.png"),
-        "palette.png": documents.palette_with_transparency(tmp_path / "palette.png"),
-        "scan.tiff": documents.frames(tmp_path / "scan.tiff", 3),
-        "moving.gif": documents.frames(tmp_path / "moving.gif", 3, duration=100, loop=0),
+        "plain.png": images.photo(tmp_path / "plain.png"),
+        "plain.jpg": images.photo(tmp_path / "plain.jpg"),
+        "turned.jpg": images.photo(tmp_path / "turned.jpg", orientation=6),
+        "cmyk.jpg": images.photo(tmp_path / "cmyk.jpg", mode="CMYK"),
+        "picture.webp": images.photo(tmp_path / "picture.webp"),
+        "picture.bmp": images.photo(tmp_path / "picture.bmp"),
+        "deep.png": images.sixteen_bit(tmp_path / "deep.png"),
+        "palette.png": images.palette_with_transparency(tmp_path / "palette.png"),
+        "scan.tiff": images.frames(tmp_path / "scan.tiff", 3),
+        "moving.gif": images.frames(tmp_path / "moving.gif", 3, duration=100, loop=0),
     }
     pages = {}
     for name, path in made.items():
-        result = library.add_file(path)
+        result = pipeline.add_file(path)
         assert result.status == "indexed", result.message
         pages[name] = result.pages
-        assert Image.open(library.index.page_image(result.doc_id, 1)).mode == "RGB"
+        assert Image.open(pipeline.index.page_image(result.doc_id, 1)).mode == "RGB"
     assert pages == {**dict.fromkeys(made, 1), "scan.tiff": 3}  # every frame; a GIF's first
     # The phone held sideways: stored 800 x 600 with the band on top, EXIF says turn it.
-    turned = page_of(library, "turned.jpg")
+    turned = page_of(pipeline, "turned.jpg")
     assert turned.width < turned.height  # upright: portrait
     right, left = turned.getpixel((turned.width - 3, 50)), turned.getpixel((3, 50))
     assert sum(right) < 150 < sum(left)  # the band now runs down the right-hand side
-    plain = page_of(library, "plain.jpg")
+    plain = page_of(pipeline, "plain.jpg")
     assert plain.width > plain.height and sum(plain.getpixel((plain.width // 2, 3))) < 150
     # transparency over white; the 16-bit ramp keeps its range in 8 bits
-    assert page_of(library, "palette.png").getpixel((100, 40))[:3] != (0, 0, 0)
-    deep = page_of(library, "deep.png").convert("L")
+    assert page_of(pipeline, "palette.png").getpixel((100, 40))[:3] != (0, 0, 0)
+    deep = page_of(pipeline, "deep.png").convert("L")
     assert deep.getpixel((0, 0)) < 40 and deep.getpixel((deep.width - 1, deep.height - 1)) > 200
 
 
-def page_of(library: Pipeline, name: str, number: int = 1) -> Image.Image:
-    document = library.find(name)
-    with Image.open(library.index.page_image(document.doc_id, number)) as image:
+def page_of(pipeline: Pipeline, name: str, number: int = 1) -> Image.Image:
+    document = pipeline.find(name)
+    with Image.open(pipeline.index.page_image(document.doc_id, number)) as image:
         return image.convert("RGB")
 
 
@@ -105,8 +102,8 @@ def test_a_folder_of_images_is_one_document_only_when_asked(tiny_models, tmp_pat
     folder = tmp_path / "whiteboard"
     folder.mkdir()
     for number in range(3):
-        documents.photo(folder / f"photo-{number}.jpg", size=(400 + 100 * number, 300))
-    documents.docx(folder / "notes.docx")
+        images.photo(folder / f"photo-{number}.jpg", size=(400 + 100 * number, 300))
+    officefiles.docx(folder / "notes.docx")
     common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={tmp_path / 'data'}"]
     assert app.main(["index", str(folder), "--as-one", "Whiteboard", "--json", *common]) == 0
     records = {r["file"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
@@ -123,31 +120,31 @@ def test_a_folder_of_images_is_one_document_only_when_asked(tiny_models, tmp_pat
     assert "unsupported type 'exe'" in capsys.readouterr().err
 
 
-def test_a_conversion_is_done_once(library, office_files, monkeypatch):
-    first = library.add_file(office_files[".pptx"])
-    cached = library.settings.data_dir / CACHE / f"{first.doc_id}.pdf"
+def test_a_conversion_is_done_once(pipeline, office_files, monkeypatch):
+    first = pipeline.add_file(office_files[".pptx"])
+    cached = pipeline.settings.data_dir / CACHE / f"{first.doc_id}.pdf"
     assert cached.is_file()
-    library.delete(first.doc_id)
+    pipeline.delete(first.doc_id)
 
     def never(*_args, **_kwargs):
         raise AssertionError("converted again")
 
     monkeypatch.setattr(office, "to_pdf", never)
-    again = library.add_file(office_files[".pptx"])
+    again = pipeline.add_file(office_files[".pptx"])
     assert again.status == "indexed" and again.doc_id == first.doc_id
-    assert not list((library.settings.data_dir / CACHE).glob(".*"))  # no half-written PDF
+    assert not list((pipeline.settings.data_dir / CACHE).glob(".*"))  # no half-written PDF
 
 
 def test_without_libreoffice_office_files_are_refused_and_the_rest_still_work(
-    library, tmp_path, monkeypatch
+    pipeline, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(office, "soffice", lambda: None)
     folder = tmp_path / "mixed"
     folder.mkdir()
-    documents.docx(folder / "a-memo.docx")
-    documents.photo(folder / "b-photo.png")
+    officefiles.docx(folder / "a-memo.docx")
+    images.photo(folder / "b-photo.png")
     (folder / "c-report.pdf").write_bytes((SAMPLES / "annual_report.pdf").read_bytes())
-    results = {r.file: r for r in library.add_paths([folder])}
+    results = {r.file: r for r in pipeline.add_paths([folder])}
     refused = results["a-memo.docx"]
     assert refused.status == "refused"
     assert refused.error == (
@@ -155,14 +152,14 @@ def test_without_libreoffice_office_files_are_refused_and_the_rest_still_work(
         f"(apt-get install -y {office.PACKAGES})"
     )
     assert results["b-photo.png"].status == results["c-report.pdf"].status == "indexed"
-    assert len(library.documents()) == 2
+    assert len(pipeline.documents()) == 2
 
 
-def test_two_conversions_at_once_each_in_their_own_profile(library, office_files):
+def test_two_conversions_at_once_each_in_their_own_profile(pipeline, office_files):
     results = {}
 
     def add(ending: str) -> None:
-        results[ending] = library.add_file(office_files[ending])
+        results[ending] = pipeline.add_file(office_files[ending])
 
     threads = [threading.Thread(target=add, args=(e,)) for e in (".docx", ".xlsx")]
     for thread in threads:
@@ -180,25 +177,19 @@ def test_types_and_labels():
     assert label("scan.tiff", 2) == "[scan.tiff p.2]"
 
 
-def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(library, tmp_path):
+def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(pipeline, tmp_path):
     rows = [[f"row {n}", n] for n in range(400)]  # 400 rows: several printed pages
-    long = documents.xlsx(tmp_path / "ledger.xlsx", {"Ledger": rows, "Notes": [["Hopper"]]})
-    result = library.add_file(long)
+    long = officefiles.xlsx(tmp_path / "ledger.xlsx", {"Ledger": rows, "Notes": [["Hopper"]]})
+    result = pipeline.add_file(long)
     assert result.pages > 2
-    top = library.search("Hopper", docs=[result.doc_id])[0]
+    top = pipeline.search("Hopper", docs=[result.doc_id])[0]
     assert top.citation == f"[ledger.xlsx p.{result.pages}]"
 
 
-def test_on_qdrant_a_deck_is_found_by_its_words_and_cited_by_slide(tiny_models, tmp_path):
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        retriever=str(tiny_models / "colqwen2"),
-        dpi=48,
-        hybrid="text",
-        index="qdrant::memory:",
-    )
+def test_on_qdrant_a_deck_is_found_by_its_words_and_cited_by_slide(indexing_settings, tmp_path):
+    settings = dataclasses.replace(indexing_settings, hybrid="text", index="qdrant::memory:")
     pipeline = Pipeline(settings)
-    result = pipeline.add_file(documents.pptx(tmp_path / "deck.pptx"))
+    result = pipeline.add_file(officefiles.pptx(tmp_path / "deck.pptx"))
     assert result.status == "indexed" and result.pages == 3
     (top, *_) = pipeline.search("Kestrel hiring")
     assert top.citation == "[deck.pptx slide 3]"

@@ -30,8 +30,7 @@ from rag.ingest.text import (
 from rag.pipeline import Pipeline
 from rag.terms import page_terms, question_terms
 from rag.words import MAX_WORDS
-from tests import corpus
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES, corpus
 
 TESSERACT = shutil.which("tesseract") is not None
 
@@ -156,55 +155,51 @@ def test_search_terms_handle_codes_accents_and_cjk():
 
 
 @pytest.fixture
-def library(tiny_models, tmp_path, files, request) -> Pipeline:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        retriever=str(tiny_models / "colqwen2"),
-        dpi=48,
-        top_k=3,
-        hybrid="text",
-        index=getattr(request, "param", "local"),
-    )
+def indexed_corpus(indexing_settings, files, request) -> Pipeline:
+    """A indexed_corpus of the corpus (facts.pdf, scan.pdf) and the annual report, searched by
+    pictures and words, on the local index (or the one the test names)."""
+    index = getattr(request, "param", "local")
+    settings = dataclasses.replace(indexing_settings, top_k=3, hybrid="text", index=index)
     pipeline = Pipeline(settings)
     for path in (*files, SAMPLES / "annual_report.pdf"):
-        assert pipeline.add_pdf(path).status == "indexed"
+        assert pipeline.add_file(path).status == "indexed"
     return pipeline
 
 
-@pytest.mark.parametrize("library", ["local", "qdrant::memory:"], indirect=True)
-def test_exact_terms_find_their_page_first(library):
+@pytest.mark.parametrize("indexed_corpus", ["local", "qdrant::memory:"], indirect=True)
+def test_exact_terms_find_their_page_first(indexed_corpus):
     questions = [(q, "facts.pdf", page) for q, page in corpus.QUESTIONS]
     if TESSERACT:
         questions += [(q, "scan.pdf", page) for q, page in corpus.SCAN_QUESTIONS]
     for question, name, page in questions:
-        top = library.search(question)[0]
+        top = indexed_corpus.search(question)[0]
         assert (top.name, top.page_number) == (name, page), question
         assert top.text_score > 0 and top.visual_score is None
     # A scope limits the words too: the invoice's number is not in the annual report.
-    within = library.search("INV-2024-0173", docs=["annual_report.pdf"])
+    within = indexed_corpus.search("INV-2024-0173", docs=["annual_report.pdf"])
     assert all(hit.name == "annual_report.pdf" for hit in within)
     assert all(hit.text_score is None or "INV" not in hit.name for hit in within)
 
 
-def test_each_hit_keeps_both_scores_and_off_is_pictures_alone(library):
-    fused = library.ask("invoice INV-2024-0173", hybrid="rrf").hits
+def test_each_hit_keeps_both_scores_and_off_is_pictures_alone(indexed_corpus):
+    fused = indexed_corpus.ask("invoice INV-2024-0173", hybrid="rrf").hits
     assert any(h.visual_score is not None for h in fused)
     assert any(h.text_score is not None for h in fused)
-    pictures = library.ask("invoice INV-2024-0173", hybrid="off").hits
+    pictures = indexed_corpus.ask("invoice INV-2024-0173", hybrid="off").hits
     assert all(h.text_score is None and h.visual_score == h.score for h in pictures)
 
 
-def test_words_are_committed_with_the_document_and_the_index_catches_up(library, tmp_path):
-    document = library.find("facts.pdf")
-    texts = load_texts(library.index.store.folder(document.doc_id))
+def test_words_are_committed_with_the_document_and_the_index_catches_up(indexed_corpus, tmp_path):
+    document = indexed_corpus.find("facts.pdf")
+    texts = load_texts(indexed_corpus.index.store.folder(document.doc_id))
     assert [t.page_number for t in texts] == list(range(1, len(corpus.PAGES) + 1))
     # The full-text index is lost (a crash before its insert, a deleted folder): rebuilt.
-    library.index.lexical.close()
-    shutil.rmtree(library.settings.data_dir / "index" / FOLDER)
-    again = Pipeline(library.settings)
+    indexed_corpus.index.lexical.close()
+    shutil.rmtree(indexed_corpus.settings.data_dir / "index" / FOLDER)
+    again = Pipeline(indexed_corpus.settings)
     assert again.search("Bluefinch budget")[0].page_number == 6
     # A document deleted by another process: its words go at the next search.
-    Pipeline(library.settings).delete("facts.pdf")
+    Pipeline(indexed_corpus.settings).delete("facts.pdf")
     assert all(hit.name != "facts.pdf" for hit in again.search("INV-2024-0173 Bluefinch"))
 
 
@@ -217,10 +212,10 @@ def test_settings_refuse_an_unknown_mode():
         dataclasses.replace(Settings(), hybrid_weight=1.5).validated()
 
 
-def test_matched_words_are_framed_where_they_are_on_the_page(library):
-    answer = library.ask("invoice INV-2024-0173")
+def test_matched_words_are_framed_where_they_are_on_the_page(indexed_corpus):
+    answer = indexed_corpus.ask("invoice INV-2024-0173")
     top = answer.hits[0]
-    page = library.page_words(top.doc_id, top.page_number)
+    page = indexed_corpus.page_words(top.doc_id, top.page_number)
     (box,) = [w.box for w in page.words if w.text == "INV-2024-0173"]
     plain = answer.page_image(top)
     framed = answer.view(top, heatmap=False, boxes=True)
@@ -235,18 +230,15 @@ def test_matched_words_are_framed_where_they_are_on_the_page(library):
     assert marked == ["Invoice", "Invoice", "INV-2024-0173"]  # the title, then the line
 
 
-def test_qdrant_holds_the_words_as_sparse_vectors_and_fuses_them_itself(tiny_models, tmp_path):
+def test_qdrant_holds_the_words_as_sparse_vectors_and_fuses_them_itself(
+    indexing_settings, tmp_path
+):
     from rag.index.qdrant import TEXT, QdrantIndex, point_id
 
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        retriever=str(tiny_models / "colqwen2"),
-        dpi=48,
-        index="qdrant::memory:",
-    )
+    settings = dataclasses.replace(indexing_settings, index="qdrant::memory:")
     pipeline = Pipeline(settings)
-    pipeline.add_pdf(corpus.write_facts(tmp_path / "facts.pdf"))
-    pipeline.add_pdf(SAMPLES / "annual_report.pdf")
+    pipeline.add_file(corpus.write_facts(tmp_path / "facts.pdf"))
+    pipeline.add_file(SAMPLES / "annual_report.pdf")
     index = pipeline.index
     assert isinstance(index, QdrantIndex)
     doc_id = pipeline.find("facts.pdf").doc_id
@@ -277,57 +269,57 @@ def ranks_of(pipeline: Pipeline, hit: Hit) -> list[int]:
     return ranks
 
 
-def test_a_rare_term_outranks_a_common_one_and_function_words_find_nothing(library):
+def test_a_rare_term_outranks_a_common_one_and_function_words_find_nothing(indexed_corpus):
     # "revenue" is on every page of the annual report; "Bluefinch" on one page of facts.pdf.
-    lexical = library.index.lexical
+    lexical = indexed_corpus.index.lexical
     assert {(h.doc_id, h.page_number) for h in lexical.search("revenue", 20)} == {
-        (library.find("annual_report.pdf").doc_id, n) for n in (1, 2, 3)
+        (indexed_corpus.find("annual_report.pdf").doc_id, n) for n in (1, 2, 3)
     }
     first, *rest = lexical.search("revenue Bluefinch", 20)
-    assert (first.doc_id, first.page_number) == (library.find("facts.pdf").doc_id, 6)
+    assert (first.doc_id, first.page_number) == (indexed_corpus.find("facts.pdf").doc_id, 6)
     assert len(rest) == 3 and all(first.score > hit.score > 0 for hit in rest)
     assert lexical.search("the of what", 20) == []  # function words alone: nothing to search
 
 
-def test_words_of_an_earlier_release_are_replaced_and_another_layout_rebuilt(library):
-    root = library.settings.data_dir / "index"
-    library.index.lexical.close()
+def test_words_of_an_earlier_release_are_replaced_and_another_layout_rebuilt(indexed_corpus):
+    root = indexed_corpus.settings.data_dir / "index"
+    indexed_corpus.index.lexical.close()
     (root / OLD_FILE).write_bytes(b"SQLite format 3\x00")  # FTS5's file, from before tantivy
     shutil.rmtree(root / FOLDER)
     (root / FOLDER).mkdir()
     (root / FOLDER / "meta.json").write_text('{"not": "tantivy"}')
-    again = Pipeline(library.settings)
+    again = Pipeline(indexed_corpus.settings)
     assert again.search("INV-2024-0173")[0].page_number == 1
     assert not (root / OLD_FILE).exists()
 
 
-def test_the_answerer_is_given_the_pages_words_when_asked_to(library):
-    plain = library.ask("invoice INV-2024-0173")
+def test_the_answerer_is_given_the_pages_words_when_asked_to(indexed_corpus):
+    plain = indexed_corpus.ask("invoice INV-2024-0173")
     assert plain.pages()[0].text == ""  # RAG_ANSWER_WITH_TEXT is off by default
-    settings = dataclasses.replace(library.settings, answer_with_text=True)
+    settings = dataclasses.replace(indexed_corpus.settings, answer_with_text=True)
     answer = Pipeline(settings).ask("invoice INV-2024-0173")
     (top, *_) = answer.pages()
     assert top.label == "[facts.pdf p.1]" and "INV-2024-0173" in top.text
     assert "Text of this page: Invoice" in top.caption
 
 
-def test_a_word_asked_twice_in_two_cases_is_one_term(library):
-    hits = library.index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
-    assert (hits[0].doc_id, hits[0].page_number) == (library.find("facts.pdf").doc_id, 1)
+def test_a_word_asked_twice_in_two_cases_is_one_term(indexed_corpus):
+    hits = indexed_corpus.index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
+    assert (hits[0].doc_id, hits[0].page_number) == (indexed_corpus.find("facts.pdf").doc_id, 1)
 
 
-def test_two_index_objects_bring_the_words_up_to_date_at_once(library):
+def test_two_index_objects_bring_the_words_up_to_date_at_once(indexed_corpus):
     # Two processes (here: two index objects on one folder) catching up at the same moment
     # take turns at tantivy's single writer, and neither adds a document twice.
     from concurrent.futures import ThreadPoolExecutor
 
-    library.index.lexical.close()
-    shutil.rmtree(library.settings.data_dir / "index" / FOLDER)
-    first, second = Pipeline(library.settings), Pipeline(library.settings)
+    indexed_corpus.index.lexical.close()
+    shutil.rmtree(indexed_corpus.settings.data_dir / "index" / FOLDER)
+    first, second = Pipeline(indexed_corpus.settings), Pipeline(indexed_corpus.settings)
     with ThreadPoolExecutor(2) as pool:
         for done in [pool.submit(p.index.index_words) for p in (first, second)]:
             done.result()
-    facts = library.find("facts.pdf").doc_id
+    facts = indexed_corpus.find("facts.pdf").doc_id
     found = []
     for pipeline in (first, second):
         hits = pipeline.index.lexical.search("Bluefinch INV-2024-0173", 50)

@@ -7,32 +7,13 @@ import os
 
 import pytest
 import torch
-from PIL import Image
 
 from rag.errors import DocumentNotFoundError, IndexMismatchError
-from rag.index import Document, LocalIndex
+from rag.index import LocalIndex
 from rag.index.scoring import maxsim
+from tests.helpers import vectors
 
 RETRIEVER = "tiny/colqwen2"
-
-
-def _pages(seed: int, count: int, dim: int = 16) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    pages = [torch.randn(10 + 3 * i, dim, generator=generator) for i in range(count)]
-    return [torch.nn.functional.normalize(page, dim=-1) for page in pages]
-
-
-def _add(
-    index: LocalIndex, doc_id: str, embeddings: list[torch.Tensor], name: str = ""
-) -> Document:
-    document = Document(
-        doc_id, name or f"{doc_id}.pdf", len(embeddings), f"2026-01-0{len(doc_id) % 9}"
-    )
-    with index.staging() as staged:
-        for number in range(1, len(embeddings) + 1):
-            Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
-        index.add(document, staged, embeddings)
-    return document
 
 
 # The model's device: on a GPU machine (benchmarks/gpu/run.sh tests) search runs there.
@@ -41,9 +22,9 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 def test_add_search_and_scores_equal_reference_maxsim(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER, dtype="float32", device=DEVICE)
-    pages_a, pages_b = _pages(0, 3), _pages(1, 2)
-    _add(index, "aaaa", pages_a)
-    _add(index, "bbbb", pages_b)
+    pages_a, pages_b = vectors.pages(0, 3), vectors.pages(1, 2)
+    vectors.add(index, "aaaa", pages_a)
+    vectors.add(index, "bbbb", pages_b)
     query = pages_b[1][:4]  # four of page b2's own vectors: b2 must win
     hits = index.search(query, k=5)
     assert next((h.doc_id, h.page_number) for h in hits) == ("bbbb", 2)
@@ -60,9 +41,9 @@ def test_add_search_and_scores_equal_reference_maxsim(tmp_path):
 
 def test_survives_restart_with_the_same_results(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
-    _add(index, "aaaa", _pages(0, 3))
-    _add(index, "bbbb", _pages(1, 2))
-    query = _pages(2, 1)[0][:5]
+    vectors.add(index, "aaaa", vectors.pages(0, 3))
+    vectors.add(index, "bbbb", vectors.pages(1, 2))
+    query = vectors.pages(2, 1)[0][:5]
     before = index.search(query, 5)
     reopened = LocalIndex(tmp_path, RETRIEVER)
     assert reopened.documents() == index.documents()
@@ -72,7 +53,7 @@ def test_survives_restart_with_the_same_results(tmp_path):
 
 def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
-    _add(index, "aaaa", _pages(0, 1, dim=16))
+    vectors.add(index, "aaaa", vectors.pages(0, 1, dim=16))
     header = json.loads((tmp_path / "index.json").read_text())
     assert header["retriever"] == RETRIEVER and header["dim"] == 16 and header["version"] == 4
     assert (
@@ -83,7 +64,7 @@ def test_header_records_retriever_and_dim_and_refuses_a_mismatch(tmp_path):
     with pytest.raises(IndexMismatchError, match="built with retriever 'tiny/colqwen2'"):
         LocalIndex(tmp_path, "vidore/colpali-v1.3")
     with pytest.raises(IndexMismatchError, match="16-d vectors"):
-        _add(index, "bbbb", _pages(1, 1, dim=32))
+        vectors.add(index, "bbbb", vectors.pages(1, 1, dim=32))
     assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["aaaa"]
 
 
@@ -96,31 +77,15 @@ def test_refuses_an_index_of_another_format_version(tmp_path):
 
 def test_delete_removes_document_files_and_results(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
-    _add(index, "aaaa", _pages(0, 2))
-    _add(index, "bbbb", _pages(1, 2))
+    vectors.add(index, "aaaa", vectors.pages(0, 2))
+    vectors.add(index, "bbbb", vectors.pages(1, 2))
     removed = index.delete("aaaa")
     assert removed.doc_id == "aaaa"
     assert not (tmp_path / "docs" / "aaaa").exists()
-    assert {h.doc_id for h in index.search(_pages(3, 1)[0], 10)} == {"bbbb"}
+    assert {h.doc_id for h in index.search(vectors.pages(3, 1)[0], 10)} == {"bbbb"}
     with pytest.raises(DocumentNotFoundError):
         index.delete("aaaa")
     assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["bbbb"]
-
-
-def test_a_crash_before_the_commit_leaves_no_trace(tmp_path, monkeypatch):
-    index = LocalIndex(tmp_path, RETRIEVER)
-    _add(index, "aaaa", _pages(0, 1))
-
-    def crash(*args):
-        raise OSError("power cut")
-
-    monkeypatch.setattr(os, "rename", crash)
-    with pytest.raises(OSError, match="power cut"):
-        _add(index, "bbbb", _pages(1, 2))
-    monkeypatch.undo()
-    assert [d.doc_id for d in index.documents()] == ["aaaa"]
-    assert [d.doc_id for d in LocalIndex(tmp_path, RETRIEVER).documents()] == ["aaaa"]
-    assert not any((tmp_path / ".staging").iterdir())
 
 
 def test_staging_left_by_a_killed_process_is_discarded_on_open(tmp_path):
@@ -140,12 +105,12 @@ def test_another_process_sees_changes_without_restart(tmp_path):
     server = LocalIndex(tmp_path, RETRIEVER)
     assert server.documents() == []
     cli = LocalIndex(tmp_path, RETRIEVER)
-    _add(cli, "aaaa", _pages(0, 2))
+    vectors.add(cli, "aaaa", vectors.pages(0, 2))
     assert [d.doc_id for d in server.documents()] == ["aaaa"]
-    assert server.search(_pages(1, 1)[0], 1)[0].doc_id == "aaaa"
+    assert server.search(vectors.pages(1, 1)[0], 1)[0].doc_id == "aaaa"
     cli.delete("aaaa")
     assert server.documents() == []
-    assert server.search(_pages(1, 1)[0], 1) == []
+    assert server.search(vectors.pages(1, 1)[0], 1) == []
 
 
 def test_an_index_of_the_previous_format_is_refused_with_a_clear_message(tmp_path):
@@ -158,9 +123,9 @@ def test_an_index_of_the_previous_format_is_refused_with_a_clear_message(tmp_pat
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_vectors_are_stored_in_the_dtype_they_are_searched_in(tmp_path, dtype):
-    pages = _pages(0, 3)
+    pages = vectors.pages(0, 3)
     index = LocalIndex(tmp_path, RETRIEVER, dtype=dtype)
-    _add(index, "aaaa", pages)
+    vectors.add(index, "aaaa", pages)
     stored = torch.cat([index.page_embedding("aaaa", n) for n in (1, 2, 3)])
     stored_dtype = getattr(torch, dtype)
     expected = torch.cat(pages).to(stored_dtype).float()
@@ -168,15 +133,15 @@ def test_vectors_are_stored_in_the_dtype_they_are_searched_in(tmp_path, dtype):
     assert json.loads((tmp_path / "index.json").read_text())["vectors"] == dtype
     other = "float32" if dtype == "bfloat16" else "bfloat16"
     reopened = LocalIndex(tmp_path, RETRIEVER, dtype=other)  # searches convert; storage stays
-    _add(reopened, "bbbb", pages)
+    vectors.add(reopened, "bbbb", pages)
     assert torch.equal(reopened.page_embedding("bbbb", 2), pages[1].to(stored_dtype).float())
 
 
 def test_any_search_mode_opens_any_index_except_pooled_without_its_vectors(tmp_path):
     """Every index keeps its vectors and their sign bits: exact, binary and auto search any of
     them without re-indexing; pooled search needs the pooled vectors of its factor."""
-    pages = _pages(0, 6, dim=128)
-    _add(LocalIndex(tmp_path, RETRIEVER, mode="binary"), "aaaa", pages)
+    pages = vectors.pages(0, 6, dim=128)
+    vectors.add(LocalIndex(tmp_path, RETRIEVER, mode="binary"), "aaaa", pages)
     query = pages[3][:5]
     for mode in ("exact", "binary", "auto"):
         hits = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=2).search(query, 2)
@@ -184,7 +149,7 @@ def test_any_search_mode_opens_any_index_except_pooled_without_its_vectors(tmp_p
     with pytest.raises(IndexMismatchError, match="keeps no pooled vectors: set RAG_INDEX_MODE"):
         LocalIndex(tmp_path, RETRIEVER, mode="pooled")
     pooled = tmp_path / "pooled"
-    _add(LocalIndex(pooled, RETRIEVER, mode="pooled", pool_factor=2), "bbbb", pages)
+    vectors.add(LocalIndex(pooled, RETRIEVER, mode="pooled", pool_factor=2), "bbbb", pages)
     with pytest.raises(IndexMismatchError, match=r"factor 2: .* RAG_POOL_FACTOR=2"):
         LocalIndex(pooled, RETRIEVER, mode="pooled", pool_factor=3)
     for mode in ("exact", "binary", "auto"):  # a pooled index is searchable every other way
@@ -194,11 +159,11 @@ def test_any_search_mode_opens_any_index_except_pooled_without_its_vectors(tmp_p
 
 def test_auto_mode_searches_exactly_then_binary_from_its_page_count(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER, mode="auto", auto_binary_pages=10, rerank=3)
-    pages = _pages(2, 14, dim=128)
-    _add(index, "aaaa", pages[:9])
+    pages = vectors.pages(2, 14, dim=128)
+    vectors.add(index, "aaaa", pages[:9])
     assert index.search(pages[4][:5], 1)[0].page_number == 5
     assert index.search_mode() == "exact"
-    _add(index, "bbbb", pages[9:])  # 14 pages: over the threshold, no re-indexing
+    vectors.add(index, "bbbb", pages[9:])  # 14 pages: over the threshold, no re-indexing
     hits = index.search(pages[12][:5], 3)
     assert index.search_mode() == "binary"
     assert (hits[0].doc_id, hits[0].page_number) == ("bbbb", 4)
@@ -212,8 +177,8 @@ def test_auto_mode_searches_exactly_then_binary_from_its_page_count(tmp_path):
 
 def test_vectors_whose_dimension_binary_cannot_pack_search_exactly_in_auto(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER, mode="auto", auto_binary_pages=1)
-    pages = _pages(3, 3, dim=80)  # not a multiple of 64: no sign bits kept
-    _add(index, "aaaa", pages)
+    pages = vectors.pages(3, 3, dim=80)  # not a multiple of 64: no sign bits kept
+    vectors.add(index, "aaaa", pages)
     assert index.search(pages[1][:4], 1)[0].page_number == 2
     assert index.search_mode() == "exact"
     with pytest.raises(IndexMismatchError, match="no sign bits"):
@@ -221,10 +186,12 @@ def test_vectors_whose_dimension_binary_cannot_pack_search_exactly_in_auto(tmp_p
 
 
 def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactly(tmp_path):
-    pages = _pages(5, 30, dim=128)  # prefilter 2 x rerank 3 = 6 <= 30 / 4: the 64-bit pass runs
+    pages = vectors.pages(
+        5, 30, dim=128
+    )  # prefilter 2 x rerank 3 = 6 <= 30 / 4: the 64-bit pass runs
     index = LocalIndex(tmp_path, RETRIEVER, mode="binary", rerank=3, prefilter=2)
-    _add(index, "aaaa", pages[:12])
-    _add(index, "bbbb", pages[12:])
+    vectors.add(index, "aaaa", pages[:12])
+    vectors.add(index, "bbbb", pages[12:])
     for target in (4, 20):
         query = pages[target][2:8]
         hits = index.search(query, 3)
@@ -240,9 +207,9 @@ def test_binary_mode_with_the_prefilter_pass_finds_the_page_and_scores_it_exactl
 def test_a_scope_larger_than_the_rerank_runs_both_stages_within_it(tmp_path, mode):
     """The first stage (pooled or binary) picks candidates among the scope's pages only."""
     index = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=3, prefilter=1, pool_factor=2)
-    docs = {f"d{i}": _pages(i, 4, dim=64) for i in range(6)}  # binary packs 64 dims a word
+    docs = {f"d{i}": vectors.pages(i, 4, dim=64) for i in range(6)}  # binary packs 64 dims a word
     for doc_id, pages in docs.items():
-        _add(index, doc_id, pages)
+        vectors.add(index, doc_id, pages)
     scope = {"d1", "d3", "d4"}  # 12 pages: more than the 3 reranked
     for _ in range(5):
         query = torch.nn.functional.normalize(torch.randn(6, 64), dim=-1)
@@ -260,9 +227,9 @@ def test_a_scope_larger_than_the_rerank_runs_both_stages_within_it(tmp_path, mod
 @pytest.mark.parametrize("mode", ["exact", "binary", "auto"])
 def test_vectors_of_any_width_are_stored_and_searched(tmp_path, mode):
     """ColQwen3 gives 320-d vectors (5 words of sign bits: the binary kernel's general path)."""
-    pages = _pages(4, 8, dim=320)
+    pages = vectors.pages(4, 8, dim=320)
     index = LocalIndex(tmp_path, RETRIEVER, mode=mode, rerank=3, auto_binary_pages=4)
-    _add(index, "aaaa", pages)
+    vectors.add(index, "aaaa", pages)
     hits = index.search(pages[6][:5], 3)
     assert (hits[0].doc_id, hits[0].page_number) == ("aaaa", 7)
     for hit in hits:
@@ -275,7 +242,7 @@ def test_tag_changes_of_two_writers_are_both_kept(tmp_path):
     """Each change reads the record under the writer lock: a tag another process added after
     this one last read the folder is not lost."""
     server, cli = LocalIndex(tmp_path, RETRIEVER), LocalIndex(tmp_path, RETRIEVER)
-    _add(server, "aaaa", _pages(0, 1))
+    vectors.add(server, "aaaa", vectors.pages(0, 1))
     assert server.get("aaaa").tags == ()  # the server has read the record
     cli.change_tags("aaaa", add=["finance"])
     assert server.change_tags("aaaa", add=["2024"]).tags == ("2024", "finance")

@@ -4,7 +4,7 @@ things only Qdrant has (points outside the local records) and the --index parsin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,9 +18,10 @@ from rag.index import Document, Index, LocalIndex, open_index
 from rag.index.qdrant import QdrantIndex, point_id
 from rag.index.scoring import maxsim
 from rag.index.staged import StagedPages
+from tests.helpers import vectors
+from tests.helpers.vectors import DIM
 
 RETRIEVER = "tiny/colqwen2"
-DIM = 64  # binary mode packs 64 dimensions per word
 
 # kind -> (data dir, retriever id) -> a fresh index over that data dir
 FACTORIES: dict[str, Callable[[Path, str], Index]] = {
@@ -67,23 +68,6 @@ def _close(index: Index) -> None:
         close()
 
 
-def _pages(seed: int, count: int, dim: int = DIM) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    pages = [torch.randn(10 + 3 * i, dim, generator=generator) for i in range(count)]
-    return [torch.nn.functional.normalize(page, dim=-1) for page in pages]
-
-
-def _add(
-    index: Index, doc_id: str, embeddings: Sequence[torch.Tensor], added: str = "2026-01-01"
-) -> Document:
-    document = Document(doc_id, f"{doc_id}.pdf", len(embeddings), added)
-    with index.staging() as staged:
-        for number in range(1, len(embeddings) + 1):
-            Image.new("RGB", (20, 30), "white").save(staged / f"page-{number:04d}.png")
-        assert index.add(document, staged, embeddings)
-    return document
-
-
 def _expected(query: torch.Tensor, docs: dict[str, list[torch.Tensor]]) -> dict:
     return {
         (doc_id, number): float(maxsim(query, page))
@@ -97,9 +81,9 @@ def _expected(query: torch.Tensor, docs: dict[str, list[torch.Tensor]]) -> dict:
 
 def test_search_ranks_pages_by_maxsim_with_reference_scores(make_index):
     index = make_index()
-    docs = {"aaaa": _pages(0, 3), "bbbb": _pages(1, 2)}
+    docs = {"aaaa": vectors.pages(0, 3), "bbbb": vectors.pages(1, 2)}
     for doc_id, pages in docs.items():
-        _add(index, doc_id, pages)
+        vectors.add(index, doc_id, pages)
     query = docs["bbbb"][1][:4]  # four of page b2's own vectors: b2 must win
     hits = index.search(query, k=4)
     expected = _expected(query, docs)
@@ -114,9 +98,9 @@ def test_search_ranks_pages_by_maxsim_with_reference_scores(make_index):
 
 def test_search_within_documents_ranks_only_their_pages_exactly(make_index):
     index = make_index()
-    docs = {f"d{i:02d}": _pages(i, 2 + i % 3) for i in range(12)}
+    docs = {f"d{i:02d}": vectors.pages(i, 2 + i % 3) for i in range(12)}
     for doc_id, pages in docs.items():
-        _add(index, doc_id, pages)
+        vectors.add(index, doc_id, pages)
     query = docs["d01"][0][:4]  # page d01 p.1 wins unscoped
     assert (index.search(query, 1)[0].doc_id, index.search(query, 1)[0].page_number) == ("d01", 1)
     scope = {"d04", "d07", "d10"}
@@ -137,8 +121,8 @@ def test_search_within_documents_ranks_only_their_pages_exactly(make_index):
 
 def test_tags_are_kept_in_the_records_and_survive_a_restart(make_index, kind):
     index = make_index()
-    _add(index, "aaaa", _pages(0, 1))
-    _add(index, "bbbb", _pages(1, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
+    vectors.add(index, "bbbb", vectors.pages(1, 1))
     assert index.change_tags("aaaa", add=["2024", "Finance"]).tags == ("2024", "finance")
     assert [d.tags for d in index.documents()] == [("2024", "finance"), ()]
     with pytest.raises(DocumentNotFoundError):
@@ -150,8 +134,8 @@ def test_tags_are_kept_in_the_records_and_survive_a_restart(make_index, kind):
 
 def test_hits_carry_name_page_citation_and_an_existing_image(make_index):
     index = make_index()
-    pages = _pages(0, 2)
-    _add(index, "aaaa", pages)
+    pages = vectors.pages(0, 2)
+    vectors.add(index, "aaaa", pages)
     hit = index.search(pages[1][:3], k=1)[0]
     assert (hit.doc_id, hit.name, hit.page_number) == ("aaaa", "aaaa.pdf", 2)
     assert hit.citation == "[aaaa.pdf p.2]"
@@ -160,9 +144,9 @@ def test_hits_carry_name_page_citation_and_an_existing_image(make_index):
 
 def test_documents_are_listed_oldest_first_and_found_by_id(make_index):
     index = make_index()
-    assert index.documents() == [] and index.search(_pages(9, 1)[0], 3) == []
-    newer = _add(index, "bbbb", _pages(1, 1), added="2026-02-01")
-    older = _add(index, "aaaa", _pages(0, 2), added="2026-01-01")
+    assert index.documents() == [] and index.search(vectors.pages(9, 1)[0], 3) == []
+    newer = vectors.add(index, "bbbb", vectors.pages(1, 1), added="2026-02-01")
+    older = vectors.add(index, "aaaa", vectors.pages(0, 2), added="2026-01-01")
     assert index.documents() == [older, newer]
     assert index.get("aaaa") == older and index.get("zzzz") is None
     assert "bbbb" in index and "zzzz" not in index
@@ -171,11 +155,11 @@ def test_documents_are_listed_oldest_first_and_found_by_id(make_index):
 
 def test_delete_removes_a_document_from_listing_and_search(make_index):
     index = make_index()
-    _add(index, "aaaa", _pages(0, 2))
-    _add(index, "bbbb", _pages(1, 2))
+    vectors.add(index, "aaaa", vectors.pages(0, 2))
+    vectors.add(index, "bbbb", vectors.pages(1, 2))
     assert index.delete("aaaa").doc_id == "aaaa"
     assert [doc.doc_id for doc in index.documents()] == ["bbbb"]
-    assert {hit.doc_id for hit in index.search(_pages(3, 1)[0], 10)} == {"bbbb"}
+    assert {hit.doc_id for hit in index.search(vectors.pages(3, 1)[0], 10)} == {"bbbb"}
     with pytest.raises(DocumentNotFoundError):
         index.delete("aaaa")
     with pytest.raises(DocumentNotFoundError):
@@ -184,8 +168,8 @@ def test_delete_removes_a_document_from_listing_and_search(make_index):
 
 def test_page_embedding_round_trips(make_index):
     index = make_index()
-    pages = _pages(0, 3)
-    _add(index, "aaaa", pages)
+    pages = vectors.pages(0, 3)
+    vectors.add(index, "aaaa", pages)
     for number, page in enumerate(pages, start=1):
         stored = index.page_embedding("aaaa", number).float()
         torch.testing.assert_close(stored, page, atol=1e-2, rtol=0)
@@ -195,9 +179,9 @@ def test_documents_and_results_survive_a_restart(make_index, kind):
     if kind not in PERSISTENT:
         pytest.skip(f"{kind} keeps its vectors in memory")
     index = make_index()
-    _add(index, "aaaa", _pages(0, 3))
-    _add(index, "bbbb", _pages(1, 2))
-    query = _pages(2, 1)[0][:5]
+    vectors.add(index, "aaaa", vectors.pages(0, 3))
+    vectors.add(index, "bbbb", vectors.pages(1, 2))
+    query = vectors.pages(2, 1)[0][:5]
     before = index.search(query, 5)
     documents = index.documents()
     _close(index)
@@ -208,51 +192,57 @@ def test_documents_and_results_survive_a_restart(make_index, kind):
     assert [(h.doc_id, h.page_number) for h in after] == [(h.doc_id, h.page_number) for h in before]
     assert [h.score for h in after] == pytest.approx([h.score for h in before], abs=1e-6)
     torch.testing.assert_close(
-        reopened.page_embedding("aaaa", 2).float(), _pages(0, 3)[1], atol=1e-2, rtol=0
+        reopened.page_embedding("aaaa", 2).float(), vectors.pages(0, 3)[1], atol=1e-2, rtol=0
     )
 
 
 def test_another_retriever_or_dimension_is_refused(make_index):
     index = make_index()
-    _add(index, "aaaa", _pages(0, 1, dim=DIM))
+    vectors.add(index, "aaaa", vectors.pages(0, 1, dim=DIM))
     with pytest.raises(IndexMismatchError, match=f"{DIM}-d vectors"):
-        _add(index, "bbbb", _pages(1, 1, dim=DIM // 2))
+        vectors.add(index, "bbbb", vectors.pages(1, 1, dim=DIM // 2))
     _close(index)
     with pytest.raises(IndexMismatchError, match=f"built with retriever '{RETRIEVER}'"):
         make_index("vidore/colpali-v1.3")
     assert [doc.doc_id for doc in index.documents()] == ["aaaa"]
 
 
-def test_a_failed_add_leaves_nothing(make_index, monkeypatch):
+def test_a_failed_add_leaves_nothing(make_index, kind, monkeypatch):
+    """A crash before the commit (the rename of the staged folder): no trace of the document,
+    in this index object or, after a restart, in the folder; and it can be added again."""
     index = make_index()
-    _add(index, "aaaa", _pages(0, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
 
     def crash(*args):
         raise OSError("power cut")
 
     monkeypatch.setattr(os, "rename", crash)
     with pytest.raises(OSError, match="power cut"):
-        _add(index, "bbbb", _pages(1, 2))
+        vectors.add(index, "bbbb", vectors.pages(1, 2))
     monkeypatch.undo()
     assert [doc.doc_id for doc in index.documents()] == ["aaaa"]
-    assert {hit.doc_id for hit in index.search(_pages(1, 2)[1], 10)} == {"aaaa"}
+    assert {hit.doc_id for hit in index.search(vectors.pages(1, 2)[1], 10)} == {"aaaa"}
     assert not any((index.root / ".staging").iterdir())
     if isinstance(index, QdrantIndex):  # its points were written before the rename: removed
         assert index._stored_doc_ids() == {"aaaa"}
-    _add(index, "bbbb", _pages(1, 2))  # and the same document can be added again
+    if kind in PERSISTENT:  # a restarted app finds only the committed document
+        _close(index)
+        index = make_index()
+        assert [doc.doc_id for doc in index.documents()] == ["aaaa"]
+    vectors.add(index, "bbbb", vectors.pages(1, 2))  # and the same document can be added again
     assert [doc.doc_id for doc in index.documents()] == ["aaaa", "bbbb"]
 
 
 def test_adding_a_document_already_there_changes_nothing(make_index):
     """What a writer finds at commit time when another one committed the same file first."""
     index = make_index()
-    first = _add(index, "aaaa", _pages(0, 2))
+    first = vectors.add(index, "aaaa", vectors.pages(0, 2))
     again = Document("aaaa", "renamed.pdf", 1, "2026-02-02")
     with index.staging() as staged:
         Image.new("RGB", (20, 30), "white").save(staged / "page-0001.png")
-        assert index.add(again, staged, _pages(5, 1)) is False
+        assert index.add(again, staged, vectors.pages(5, 1)) is False
     assert index.documents() == [first]
-    query = _pages(0, 2)[1][:3]
+    query = vectors.pages(0, 2)[1][:3]
     assert index.search(query, 1)[0].score == pytest.approx(float(maxsim(query, query)), abs=1e-2)
     assert not any((index.root / ".staging").iterdir())
 
@@ -262,7 +252,7 @@ def test_adding_a_document_already_there_changes_nothing(make_index):
 
 def test_qdrant_upsert_failure_removes_the_points_already_written(tmp_path, monkeypatch):
     index = QdrantIndex(tmp_path / "index", RETRIEVER, ":memory:")
-    _add(index, "aaaa", _pages(0, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
     upsert, calls = index.client.upsert, []
 
     def second_batch_fails(*args, **kwargs):
@@ -273,19 +263,19 @@ def test_qdrant_upsert_failure_removes_the_points_already_written(tmp_path, monk
 
     monkeypatch.setattr(index.client, "upsert", second_batch_fails)
     with pytest.raises(ConnectionError):
-        _add(index, "bbbb", _pages(1, 12))  # 12 pages: two upsert batches
+        vectors.add(index, "bbbb", vectors.pages(1, 12))  # 12 pages: two upsert batches
     assert index._stored_doc_ids() == {"aaaa"}
     assert [doc.doc_id for doc in index.documents()] == ["aaaa"]
 
 
 def test_qdrant_points_without_a_committed_folder_are_ignored_then_removed_on_open(tmp_path):
     index = FACTORIES["qdrant-path"](tmp_path, RETRIEVER)
-    _add(index, "aaaa", _pages(0, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
     # a crash between the upsert and the rename: points of "cccc", no folder
     orphan = Document("cccc", "cccc.pdf", 2, "2026-01-01")
-    index._upsert(orphan, _pages(5, 2))
+    index._upsert(orphan, vectors.pages(5, 2))
     assert index._stored_doc_ids() == {"aaaa", "cccc"}
-    assert [hit.doc_id for hit in index.search(_pages(5, 2)[1], 1)] == ["aaaa"]
+    assert [hit.doc_id for hit in index.search(vectors.pages(5, 2)[1], 1)] == ["aaaa"]
     index.close()
     reopened = FACTORIES["qdrant-path"](tmp_path, RETRIEVER)
     try:
@@ -298,7 +288,7 @@ def test_qdrant_points_without_a_committed_folder_are_ignored_then_removed_on_op
 def test_qdrant_collection_records_retriever_and_data_dir(tmp_path):
     location = str(tmp_path / "qdrant")
     index = QdrantIndex(tmp_path / "one", RETRIEVER, location)
-    _add(index, "aaaa", _pages(0, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
     collection = index.collection
     assert collection.startswith("visual-rag-tiny-colqwen2-")
     meta = index.client.get_collection(collection).config.metadata
@@ -315,18 +305,18 @@ def test_qdrant_collection_records_retriever_and_data_dir(tmp_path):
 
 def test_qdrant_pooled_vectors_are_stored_once_chosen_and_required_to_prefetch(tmp_path):
     pooled = QdrantIndex(tmp_path / "a", RETRIEVER, str(tmp_path / "qa"), pooled=2)
-    _add(pooled, "aaaa", _pages(0, 2))
-    vectors = pooled.client.retrieve(pooled.collection, [point_id("aaaa", 2)], with_vectors=True)
-    assert len(vectors[0].vector["original"]) == 13 and len(vectors[0].vector["pooled"]) == 6
+    vectors.add(pooled, "aaaa", vectors.pages(0, 2))
+    points = pooled.client.retrieve(pooled.collection, [point_id("aaaa", 2)], with_vectors=True)
+    assert len(points[0].vector["original"]) == 13 and len(points[0].vector["pooled"]) == 6
     pooled.close()
     exact = QdrantIndex(tmp_path / "a", RETRIEVER, str(tmp_path / "qa"))  # exact over a pooled one
     try:
         assert exact.pool_factor == 2 and not exact.use_pooled
-        assert exact.search(_pages(0, 2)[1], 1)[0].page_number == 2
+        assert exact.search(vectors.pages(0, 2)[1], 1)[0].page_number == 2
     finally:
         exact.close()
     plain = QdrantIndex(tmp_path / "b", RETRIEVER, str(tmp_path / "qb"))
-    _add(plain, "aaaa", _pages(0, 1))
+    vectors.add(plain, "aaaa", vectors.pages(0, 1))
     plain.close()
     with pytest.raises(IndexMismatchError, match="without pooled vectors"):
         QdrantIndex(tmp_path / "b", RETRIEVER, str(tmp_path / "qb"), pooled=2)
@@ -334,7 +324,7 @@ def test_qdrant_pooled_vectors_are_stored_once_chosen_and_required_to_prefetch(t
 
 def test_qdrant_in_memory_vectors_do_not_outlive_the_process(tmp_path):
     index = QdrantIndex(tmp_path / "index", RETRIEVER, ":memory:")
-    _add(index, "aaaa", _pages(0, 1))
+    vectors.add(index, "aaaa", vectors.pages(0, 1))
     index.close()
     assert QdrantIndex(tmp_path / "index", RETRIEVER, ":memory:").documents() == []
     with pytest.raises(IndexMismatchError, match="index format"):
@@ -388,11 +378,11 @@ def test_open_index_picks_the_backend(tmp_path):
 
 def test_pages_staged_on_disk_are_added_like_a_list(make_index, tmp_path):
     index = make_index()
-    pages = _pages(3, 3)
+    pages = vectors.pages(3, 3)
     staged = StagedPages(tmp_path / "vectors.staged")
     staged.append(pages[:1])
     staged.append(pages[1:])
-    _add(index, "aaaa", staged)
+    vectors.add(index, "aaaa", staged)
     query = pages[2][:4]
     expected = _expected(query, {"aaaa": pages})
     hits = index.search(query, k=3)

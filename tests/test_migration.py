@@ -15,28 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from rag.index import Document, LocalIndex
+from rag.index import LocalIndex
 from rag.index.binary import binarize
-from tests.conftest import ROOT
+from tests.helpers import ROOT, vectors
 
 RETRIEVER = "tiny/colqwen2"
 DIM = 128
 
 
 def pages(seed: int, count: int, tokens: int = 12) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    made = [torch.randn(tokens + i, DIM, generator=generator) for i in range(count)]
-    return [torch.nn.functional.normalize(page, dim=-1) for page in made]
-
-
-def add(index: LocalIndex, doc_id: str, embeddings: list[torch.Tensor]) -> None:
-    document = Document(doc_id, f"{doc_id}.pdf", len(embeddings), f"2026-01-{len(doc_id):02d}")
-    with index.staging() as staged:
-        for number in range(1, len(embeddings) + 1):
-            Image.new("RGB", (8, 8), "white").save(staged / f"page-{number:04d}.png")
-        assert index.add(document, staged, embeddings)
+    return vectors.pages(seed, count, dim=DIM, tokens=tokens, step=1)
 
 
 def as_release_3(root: Path, mode: str) -> None:
@@ -66,7 +55,7 @@ def test_a_release_3_index_is_migrated_in_place_and_searches_the_same(tmp_path, 
     docs = {"aaaa": pages(0, 3), "bbbb": pages(1, 4)}
     index = LocalIndex(tmp_path, RETRIEVER, mode=mode, pool_factor=2, rerank=50)
     for doc_id, embeddings in docs.items():
-        add(index, doc_id, embeddings)
+        vectors.add(index, doc_id, embeddings)
     query = docs["bbbb"][2][:5]
     before = [(h.doc_id, h.page_number, round(h.score, 3)) for h in index.search(query, 5)]
     as_release_3(tmp_path, mode)
@@ -83,7 +72,7 @@ def test_a_release_3_index_is_migrated_in_place_and_searches_the_same(tmp_path, 
         reopened = LocalIndex(tmp_path, RETRIEVER, mode=search, pool_factor=2, rerank=50)
         after = [(h.doc_id, h.page_number, round(h.score, 3)) for h in reopened.search(query, 5)]
         assert after == before
-    add(migrated, "cccc", pages(2, 2))  # and it takes new documents
+    vectors.add(migrated, "cccc", pages(2, 2))  # and it takes new documents
     assert len(migrated.documents()) == 3
 
 
@@ -99,7 +88,7 @@ print("done", flush=True)
 def test_killing_the_migration_at_random_moments_leaves_an_index_that_opens(tmp_path):
     index = LocalIndex(tmp_path, RETRIEVER)
     for number in range(40):
-        add(index, f"d{number:03d}", pages(number, 6, tokens=600))
+        vectors.add(index, f"d{number:03d}", pages(number, 6, tokens=600))
     as_release_3(tmp_path, "exact")
     rng = random.Random(3)
     for _ in range(12):

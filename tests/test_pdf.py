@@ -22,9 +22,8 @@ from rag.errors import (
 )
 from rag.ingest import pdf as pdf_module
 from rag.ingest.pdf import inspect_pdf, page_dpi, render_pages
-from tests import pdfs
-from tests.conftest import SAMPLES
-from tests.robustness import hostile
+from tests.helpers import SAMPLES, pdfs
+from tests.helpers.files import truncated, write
 
 
 def test_renders_every_page_at_the_configured_dpi(settings, tmp_path):
@@ -49,7 +48,7 @@ def test_landscape_pages_stay_landscape(settings, tmp_path):
 def test_renders_in_chunks_lazily(settings, tmp_path, monkeypatch):
     # 7 pages in chunks of 3: poppler is asked for pages 1-3 first, and nothing more is
     # rendered until those pages are consumed.
-    source = pdfs.blank_pages(tmp_path, 7)
+    source = pdfs.blank_pages(tmp_path / "blank.pdf", 7)
     settings = dataclasses.replace(settings, render_chunk_pages=3, page_workers=1)
     calls = []
     real_render = pdf_module._render_chunk
@@ -100,7 +99,7 @@ def test_a_bad_page_among_parallel_chunks_refuses_the_file_and_leaves_no_raw_ren
     settings, tmp_path
 ):
     sizes = [(612, 792)] * 5 + [(1, 1)] + [(612, 792)] * 4
-    source = hostile.pages_pdf(tmp_path / "bad.pdf", sizes)
+    source = pdfs.blank_pages(tmp_path / "bad.pdf", sizes)
     settings = dataclasses.replace(settings, render_chunk_pages=2, page_workers=3)
     out = tmp_path / "pages"
     with pytest.raises(EmptyPdfError, match="page 6 renders to"):
@@ -119,7 +118,7 @@ def test_page_workers_default_to_half_the_cores_and_refuse_negatives():
 
 def test_a_gigantic_page_is_rendered_within_the_pixel_cap(settings, tmp_path):
     # A 200 x 200 inch poster page would be 9600 x 9600 px at 48 DPI.
-    source = pdfs.blank_pages(tmp_path, 1, width=14400, height=14400)
+    source = pdfs.blank_pages(tmp_path / "poster.pdf", [(14400, 14400)])
     settings = dataclasses.replace(settings, max_page_pixels=1_000_000)
     (page,) = render_pages(source, tmp_path / "pages", settings)
     assert page.width * page.height <= settings.max_page_pixels
@@ -129,11 +128,23 @@ def test_a_gigantic_page_is_rendered_within_the_pixel_cap(settings, tmp_path):
 @pytest.mark.parametrize(
     ("make", "error", "words"),
     [
-        (pdfs.encrypted, EncryptedPdfError, "password"),
-        (pdfs.truncated, CorruptPdfError, "damaged"),
-        (lambda d: pdfs.blank_pages(d, 0), EmptyPdfError, "no pages"),
-        (lambda d: _write(d / "empty.pdf", b""), EmptyPdfError, "empty"),
-        (lambda d: _write(d / "notes.pdf", b"just some text\n" * 10), NotAPdfError, "not a PDF"),
+        (
+            lambda d: pdfs.encrypted(d / "locked.pdf", source=pdfs.EXPENSE_FORM),
+            EncryptedPdfError,
+            "password",
+        ),
+        (
+            lambda d: truncated(d / "broken.pdf", pdfs.SOURCE, keep=900),
+            CorruptPdfError,
+            "damaged",
+        ),
+        (lambda d: pdfs.blank_pages(d / "blank.pdf", 0), EmptyPdfError, "no pages"),
+        (lambda d: write(d / "empty.pdf", b""), EmptyPdfError, "empty"),
+        (
+            lambda d: write(d / "notes.pdf", b"just some text\n" * 10),
+            NotAPdfError,
+            "not a PDF",
+        ),
         (lambda d: d / "missing.pdf", NotAPdfError, "no such file"),
     ],
     ids=["encrypted", "corrupt", "no-pages", "empty-file", "not-a-pdf", "missing"],
@@ -149,10 +160,10 @@ def test_bad_files_raise_a_typed_one_line_error(make, error, words, settings, tm
 
 
 def test_limits_on_pages_and_size(settings, tmp_path):
-    many = pdfs.blank_pages(tmp_path, 5)
+    many = pdfs.blank_pages(tmp_path / "blank.pdf", 5)
     with pytest.raises(PdfTooLargeError, match="5 pages is over the 4-page limit"):
         inspect_pdf(many, dataclasses.replace(settings, max_pages=4))
-    big = _write(tmp_path / "big.pdf", b"%PDF-1.4\n" + b"0" * (2 * 2**20))
+    big = write(tmp_path / "big.pdf", b"%PDF-1.4\n" + b"0" * (2 * 2**20))
     with pytest.raises(PdfTooLargeError, match="over the 1 MB limit"):
         inspect_pdf(big, dataclasses.replace(settings, max_file_mb=1))
 
@@ -166,8 +177,3 @@ def test_every_pdf_error_is_a_pdf_error():
         PdfTooLargeError,
     ):
         assert issubclass(error, PdfError)
-
-
-def _write(path, data: bytes):
-    path.write_bytes(data)
-    return path

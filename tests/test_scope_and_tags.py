@@ -13,7 +13,7 @@ import app
 from rag.config import Settings
 from rag.errors import AmbiguousNameError, DocumentNotFoundError, TagError
 from rag.pipeline import Pipeline
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
 
 pytestmark = pytest.mark.models
 
@@ -33,9 +33,10 @@ def cli(tiny_models, tmp_path, capsys, monkeypatch):
 
 
 @pytest.fixture
-def library(tmp_path, cli):
-    """Three documents: report.pdf (tagged finance and 2024), slides.pdf (2024), and another
-    file also named report.pdf (untagged): its name is ambiguous."""
+def indexed(tmp_path, cli):
+    """The ids of three documents indexed through the CLI: report.pdf (tagged finance and
+    2024), slides.pdf (2024), and another file also named report.pdf (untagged): its name is
+    ambiguous."""
     folder = tmp_path / "inputs"
     (folder / "other").mkdir(parents=True)
     shutil.copy(SAMPLES / "annual_report.pdf", folder / "report.pdf")
@@ -66,8 +67,8 @@ def asked(cli, *options: str) -> set[str]:
     return {hit["doc_id"] for hit in json.loads(out)["hits"]}
 
 
-def test_tags_are_set_at_indexing_listed_changed_and_scoped(cli, library):
-    report, slides, form = library["report"], library["slides"], library["form"]
+def test_tags_are_set_at_indexing_listed_changed_and_scoped(cli, indexed):
+    report, slides, form = indexed["report"], indexed["slides"], indexed["form"]
     assert listed(cli) == {report: ["2024", "finance"], slides: ["2024"], form: []}
     assert set(listed(cli, "--tag", "finance")) == {report}
     assert set(listed(cli, "--tag", "FINANCE", "--tag", "2024")) == {report, slides}  # any
@@ -87,17 +88,17 @@ def test_tags_are_set_at_indexing_listed_changed_and_scoped(cli, library):
     assert listed(cli)[slides] == ["deck", "legal"]
 
 
-def test_documents_are_named_by_id_or_exact_name_and_ambiguity_is_refused(cli, library):
+def test_documents_are_named_by_id_or_exact_name_and_ambiguity_is_refused(cli, indexed):
     code, _, err = cli("delete", "report.pdf")  # two documents carry this name
     assert code == 1
     assert err.strip().startswith("error: 2 documents are named 'report.pdf' (")
-    assert library["report"] in err and library["form"] in err and "use an id" in err
+    assert indexed["report"] in err and indexed["form"] in err and "use an id" in err
     code, _, err = cli("ask", "x?", "--doc", "report.pdf")
     assert code == 1 and "use an id" in err
     assert len(listed(cli)) == 3  # nothing changed
     code, out, _ = cli("delete", "slides.pdf")  # unique: deleted by name
-    assert code == 0 and out.strip() == f"deleted slides.pdf ({library['slides']})"
-    code, out, _ = cli("delete", library["form"])  # by id
+    assert code == 0 and out.strip() == f"deleted slides.pdf ({indexed['slides']})"
+    code, out, _ = cli("delete", indexed["form"])  # by id
     assert code == 0
     code, out, _ = cli("delete", "report.pdf")  # unique now
     assert code == 0 and listed(cli) == {}
@@ -117,7 +118,7 @@ def test_documents_are_named_by_id_or_exact_name_and_ambiguity_is_refused(cli, l
     ],
 )
 def test_bad_scopes_tags_and_names_are_one_line_exit_1_and_change_nothing(
-    cli, library, command, message
+    cli, indexed, command, message
 ):
     before = listed(cli)
     code, out, err = cli(*command)
@@ -137,8 +138,8 @@ def test_the_python_api_takes_the_same_scope(tiny_models, tmp_path, sample_pdf, 
     retriever = str(tiny_models / "colqwen2")
     settings = Settings(data_dir=tmp_path, dpi=36, retriever=retriever, index=index)
     pipeline = Pipeline(settings)
-    report = pipeline.add_pdf(sample_pdf, tags=["finance"]).doc_id
-    slides = pipeline.add_pdf(SAMPLES / "product_slides.pdf").doc_id
+    report = pipeline.add_file(sample_pdf, tags=["finance"]).doc_id
+    slides = pipeline.add_file(SAMPLES / "product_slides.pdf").doc_id
     assert pipeline.scope() is None
     assert pipeline.scope(tags=["Finance"]) == {report}
     assert {h.doc_id for h in pipeline.search("revenue?", 6, docs=[slides])} == {slides}
@@ -147,7 +148,7 @@ def test_the_python_api_takes_the_same_scope(tiny_models, tmp_path, sample_pdf, 
         pipeline.search("revenue?", tags=["nothing"])
     with pytest.raises(DocumentNotFoundError):
         pipeline.find("missing.pdf")
-    pipeline.add_pdf(SAMPLES / "expense_form.pdf", name="annual_report.pdf")
+    pipeline.add_file(SAMPLES / "expense_form.pdf", name="annual_report.pdf")
     with pytest.raises(AmbiguousNameError):
         pipeline.find("annual_report.pdf")
     assert pipeline.tag("product_slides.pdf", add=["deck"]).tags == ("deck",)

@@ -89,7 +89,7 @@ def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path
     # One page worker on the CPU prepares pages on the encoder's thread; three, ahead of it.
     from rag.config import Settings
     from rag.pipeline import Models, Pipeline
-    from tests.conftest import SAMPLES
+    from tests.helpers import SAMPLES
 
     base = Settings(retriever=str(tiny_models / "colqwen2"), dpi=48, device="cpu")
     models = Models(dataclasses.replace(base, batch_size=1))
@@ -104,7 +104,7 @@ def test_page_workers_index_the_same_vectors_in_page_order(tiny_models, tmp_path
         )
         pipeline = Pipeline(settings, models=models)
         progress: list[int] = []
-        result = pipeline.add_pdf(SAMPLES / "product_slides.pdf", progress=_done_into(progress))
+        result = pipeline.add_file(SAMPLES / "product_slides.pdf", progress=_done_into(progress))
         assert result.status == "indexed" and progress == [0, 1, 2, 3]
         index = pipeline.index
         indexed[workers] = [index.page_embedding(result.doc_id, n) for n in (1, 2, 3)]
@@ -119,7 +119,7 @@ def test_pages_are_prepared_on_the_encoders_thread_only_with_one_cpu_page_worker
 ):
     import threading
 
-    from tests import pdfs
+    from tests.helpers import pdfs
 
     pipeline = _page_at_a_time(tiny_models, tmp_path, workers)
     retriever = pipeline.retriever
@@ -132,7 +132,7 @@ def test_pages_are_prepared_on_the_encoders_thread_only_with_one_cpu_page_worker
             return original(inputs)
 
         setattr(retriever, name, recorded)
-    assert pipeline.add_pdf(pdfs.blank_pages(tmp_path, 4)).status == "indexed"
+    assert pipeline.add_file(pdfs.blank_pages(tmp_path / "blank.pdf", 4)).status == "indexed"
     assert threads["encode"] == {threading.current_thread().name}
     if workers == 1:
         assert threads["preprocess"] == threads["encode"]
@@ -148,7 +148,7 @@ def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
 ):
     import threading
 
-    from tests import pdfs
+    from tests.helpers import pdfs
 
     pipeline = _page_at_a_time(tiny_models, tmp_path, workers)
     retriever = pipeline.retriever
@@ -163,7 +163,7 @@ def test_an_encoder_failure_mid_document_stops_every_worker_and_adds_nothing(
 
     monkeypatch.setattr(retriever, "encode", failing)
     with pytest.raises(RuntimeError, match="device lost"):
-        pipeline.add_pdf(pdfs.blank_pages(tmp_path, 12))
+        pipeline.add_file(pdfs.blank_pages(tmp_path / "blank.pdf", 12))
     assert pipeline.documents() == []
     assert not any(t.name.startswith(("prepare", "render-ahead")) for t in threading.enumerate())
     assert not any((tmp_path / "index" / ".staging").iterdir())  # rendered pages removed

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 UI_FORBIDDEN = {"torch", "transformers", "colpali_engine", "peft", "qwen_vl_utils"}
 
@@ -86,3 +86,32 @@ def test_bad_auth_is_refused():
 
     with pytest.raises(ValueError, match="user:password"):
         parse_auth("nopassword")
+
+
+def imported_names(path) -> set[str]:
+    """Every dotted name a module's imports can reach, anywhere in it (a function's own imports
+    too): ``from tests import test_ui`` gives ``tests`` and ``tests.test_ui``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            names.add(module)
+            names |= {f"{module}.{alias.name}".replace("..", ".") for alias in node.names}
+    return names
+
+
+def test_no_test_module_imports_another_or_the_conftest():
+    """Shared helpers live in tests/helpers/; a test module is never a library for another
+    (importing one runs its fixtures and marks again, and hides what is shared)."""
+    offenders = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        bad = {
+            name
+            for name in imported_names(path)
+            if any(part.startswith("test_") or part == "conftest" for part in name.split("."))
+        }
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}

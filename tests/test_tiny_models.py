@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from devtools.tiny_models import BUILDERS, GENERATORS, RETRIEVERS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_every_family_has_a_builder():

@@ -13,35 +13,24 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from tests import pdfs
-from tests.conftest import ROOT, SAMPLES
-from tests.servers import running_app
+from tests.helpers import ROOT, SAMPLES, pdfs
+from tests.helpers.files import truncated
+from tests.helpers.servers import app_env, listed, running_app
 
 pytestmark = pytest.mark.models
 
 
-def app_env(tiny_models, data_dir) -> dict[str, str]:
-    return {
-        "RAG_RETRIEVER": str(tiny_models / "colqwen2"),
-        "RAG_GENERATOR": str(tiny_models / "qwen2_vl"),
-        "RAG_DATA_DIR": str(data_dir),
-        "RAG_DPI": "48",
-        "RAG_MAX_NEW_TOKENS": "16",
-        "RAG_ANSWER_MIN_PIXELS": str(28 * 28 * 4),
-        "RAG_ANSWER_MAX_PIXELS": str(28 * 28 * 64),
-        "RAG_PUBLIC_MAX_DOCUMENTS": "2",
-    }
-
-
 @pytest.fixture(scope="module")
-def library(tiny_models, tmp_path_factory):
+def app_url(tiny_models, tmp_path_factory):
+    """The URL of a library app shared by this module's tests (its documents accumulate)."""
     folder = tmp_path_factory.mktemp("library")
     with running_app(app_env(tiny_models, folder / "data"), log=folder / "server.log") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def public(tiny_models, tmp_path_factory):
+def public_url(tiny_models, tmp_path_factory):
+    """The URL of a public app (a session per client) shared by this module's tests."""
     folder = tmp_path_factory.mktemp("public")
     env = {**app_env(tiny_models, folder / "data"), "RAG_PUBLIC_MAX_FILE_MB": "1"}
     with running_app(env, "--public", log=folder / "server.log") as url:
@@ -66,13 +55,8 @@ def progress_units(job) -> list:
 ENDPOINTS = {"/index", "/ask", "/page", "/list", "/delete", "/tag"}
 
 
-def listed(client: Client) -> dict[str, dict]:
-    """The documents /list returns, by name."""
-    return {d["name"]: d for d in client.predict(api_name="/list")}
-
-
-def test_upload_with_progress_then_ask_stream_pages_and_delete(library, tmp_path):
-    client = Client(library, verbose=False)
+def test_upload_with_progress_then_ask_stream_pages_and_delete(app_url, tmp_path):
+    client = Client(app_url, verbose=False)
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(api) == ENDPOINTS  # the page's own events are not part of the API
     described = client.view_api(print_info=False, return_format="str")
@@ -80,7 +64,8 @@ def test_upload_with_progress_then_ask_stream_pages_and_delete(library, tmp_path
     (doc,) = api["/delete"]["parameters"]
     assert doc["parameter_name"] == "doc" and doc["python_type"]["type"] == "str"
 
-    files = [SAMPLES / "annual_report.pdf", pdfs.truncated(tmp_path), SAMPLES / "expense_form.pdf"]
+    broken = truncated(tmp_path / "broken.pdf", pdfs.SOURCE, keep=900)
+    files = [SAMPLES / "annual_report.pdf", broken, SAMPLES / "expense_form.pdf"]
     job = client.submit([handle_file(str(f)) for f in files], api_name="/index")
     status, table = job.result(timeout=300)
     assert "annual_report.pdf: indexed, 3 pages" in status
@@ -130,14 +115,14 @@ def test_upload_with_progress_then_ask_stream_pages_and_delete(library, tmp_path
         client.predict(doc_id, api_name="/delete")
 
 
-def test_the_chat_endpoint_takes_history_and_scope(library, tiny_models, tmp_path):
+def test_the_chat_endpoint_takes_history_and_scope(app_url, tiny_models, tmp_path):
     """/ask with a history: a follow-up is searched as the standalone question the answerer
     writes from it, and answered after it, exactly as the engine does for the same turns."""
     from rag.chat import Turn
     from rag.config import Settings
     from rag.pipeline import Pipeline
 
-    client = Client(library, verbose=False)
+    client = Client(app_url, verbose=False)
     client.predict([handle_file(str(SAMPLES / "product_slides.pdf"))], api_name="/index")
     history = [
         {"role": "user", "content": "What was the revenue in 2024?"},
@@ -163,8 +148,8 @@ def test_the_chat_endpoint_takes_history_and_scope(library, tiny_models, tmp_pat
         client.predict("And in 2023?", scope, history, 0, api_name="/ask")
 
 
-def test_public_sessions_are_private_and_limited(public):
-    alice, bob = Client(public, verbose=False), Client(public, verbose=False)
+def test_public_sessions_are_private_and_limited(public_url):
+    alice, bob = Client(public_url, verbose=False), Client(public_url, verbose=False)
     alice.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
     assert list(listed(alice)) == ["annual_report.pdf"]
     assert listed(bob) == {}
@@ -207,10 +192,10 @@ def test_library_login(tiny_models, tmp_path):
         assert listed(client) == {}
 
 
-def test_a_busy_queue_reports_the_place_in_line(library):
+def test_a_busy_queue_reports_the_place_in_line(app_url):
     from gradio_client.utils import Status
 
-    first, second = Client(library, verbose=False), Client(library, verbose=False)
+    first, second = Client(app_url, verbose=False), Client(app_url, verbose=False)
     long_job = first.submit("Describe every page in detail.", top_k=3, api_name="/ask")
     waiting = second.submit("What was the revenue?", top_k=1, max_new_tokens=16, api_name="/ask")
     waiting.result(timeout=300)
@@ -222,18 +207,18 @@ def test_a_busy_queue_reports_the_place_in_line(library):
     assert queued and all(s.rank is not None for s in queued)
 
 
-def test_public_uploads_over_the_size_limit_are_cut_off(public, tmp_path):
+def test_public_uploads_over_the_size_limit_are_cut_off(public_url, tmp_path):
     big = tmp_path / "big.pdf"
     big.write_bytes((SAMPLES / "annual_report.pdf").read_bytes() + b"%" + b"0" * (2 * 2**20))
-    client = Client(public, verbose=False)
+    client = Client(public_url, verbose=False)
     with pytest.raises(Exception, match=r"(?i)size|large"):
         client.predict([handle_file(str(big))], api_name="/index")
     assert listed(client) == {}
 
 
-def test_an_encrypted_pdf_is_indexed_with_its_password(public, tmp_path):
-    locked = [handle_file(str(pdfs.encrypted(tmp_path)))]
-    client = Client(public, verbose=False)
+def test_an_encrypted_pdf_is_indexed_with_its_password(public_url, tmp_path):
+    locked = [handle_file(str(pdfs.encrypted(tmp_path / "locked.pdf", source=pdfs.EXPENSE_FORM)))]
+    client = Client(public_url, verbose=False)
     assert "password required" in client.predict(locked, api_name="/index")[0]
     assert "wrong password" in client.predict(locked, "guess", api_name="/index")[0]
     assert "locked.pdf: indexed, 1 page" in client.predict(locked, "secret", api_name="/index")[0]
@@ -246,10 +231,10 @@ def retrieved(client: Client, scope: list[str]) -> set[str]:
     return {hit["name"] for hit in result["hits"]}
 
 
-def test_the_api_tags_documents_and_asks_within_them(public):
+def test_the_api_tags_documents_and_asks_within_them(public_url):
     """A fresh public session: /tag sets tags (by id or name), /ask takes a scope of documents
     (id or name) and tags, and a bad scope or tag is one line that changes nothing."""
-    client = Client(public, verbose=False)
+    client = Client(public_url, verbose=False)
     files = [SAMPLES / "annual_report.pdf", SAMPLES / "product_slides.pdf"]
     client.predict([handle_file(str(f)) for f in files], api_name="/index")
     ids = {name: d["doc_id"] for name, d in listed(client).items()}
@@ -289,12 +274,12 @@ def test_the_readme_api_example_runs_as_written(tiny_models, tmp_path):
     assert "Deleted annual_report.pdf" in result.stdout.splitlines()[-1]
 
 
-def test_the_upload_takes_office_files_and_images_and_refuses_other_types(library, tmp_path):
-    from tests import documents
+def test_the_upload_takes_office_files_and_images_and_refuses_other_types(app_url, tmp_path):
+    from tests.helpers import images, officefiles
 
-    client = Client(library, verbose=False)
-    deck = documents.pptx(tmp_path / "roadmap.pptx")
-    photo = documents.photo(tmp_path / "whiteboard.jpg")
+    client = Client(app_url, verbose=False)
+    deck = officefiles.pptx(tmp_path / "roadmap.pptx")
+    photo = images.photo(tmp_path / "whiteboard.jpg")
     status, _ = client.predict([handle_file(str(deck)), handle_file(str(photo))], api_name="/index")
     assert "roadmap.pptx: indexed, 3 pages" in status
     assert "whiteboard.jpg: indexed, 1 page" in status

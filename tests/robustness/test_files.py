@@ -22,7 +22,8 @@ from rag.errors import (
 from rag.ingest.names import MAX_NAME_BYTES, display_name
 from rag.ingest.pdf import inspect_pdf, render_pages
 from rag.pipeline import IndexResult
-from tests.robustness import hostile
+from tests.helpers import pdfs
+from tests.helpers.files import write
 
 
 def render(path, settings, tmp_path, password=None):
@@ -56,14 +57,14 @@ def refused(path, settings, error=PdfError, password=None) -> str:
 def test_files_that_are_not_pdfs_are_refused_with_the_reason(
     kind, error, words, settings, tmp_path
 ):
-    path = hostile.every_bad_file(tmp_path)[kind]
+    path = pdfs.every_bad_file(tmp_path)[kind]
     assert words in refused(path, settings, error)
 
 
 def test_what_poppler_can_repair_is_rendered(settings, tmp_path):
     for path in (
-        hostile.broken_xref(tmp_path / "xref.pdf"),
-        hostile.junk_before_header(tmp_path / "junk.pdf", 300),
+        pdfs.broken_xref(tmp_path / "xref.pdf"),
+        pdfs.junk_before_header(tmp_path / "junk.pdf", 300),
     ):
         info, pages = render(path, settings, tmp_path / path.stem)
         assert info.pages == len(pages) == 3
@@ -72,8 +73,8 @@ def test_what_poppler_can_repair_is_rendered(settings, tmp_path):
 def test_what_poppler_reads_is_a_pdf_wherever_its_header_is(settings, tmp_path):
     """The header check is poppler's: junk past the first kilobyte, or no header at all."""
     for path in (
-        hostile.junk_before_header(tmp_path / "junk.pdf", 5000),
-        hostile.without_header(tmp_path / "headless.pdf"),
+        pdfs.junk_before_header(tmp_path / "junk.pdf", 5000),
+        pdfs.without_header(tmp_path / "headless.pdf"),
     ):
         info, pages = render(path, settings, tmp_path / path.stem)
         assert info.pages == len(pages) == 3
@@ -83,7 +84,7 @@ def test_what_poppler_reads_is_a_pdf_wherever_its_header_is(settings, tmp_path):
 
 
 def test_a_user_password_is_required_then_accepted(settings, tmp_path):
-    path = hostile.encrypted(tmp_path / "locked.pdf", "secret", "owner")
+    path = pdfs.encrypted(tmp_path / "locked.pdf", "secret", "owner")
     assert "password required" in refused(path, settings, EncryptedPdfError)
     assert "wrong password" in refused(path, settings, EncryptedPdfError, password="guess")
     info, pages = render(path, settings, tmp_path, password="secret")
@@ -95,7 +96,7 @@ def test_a_user_password_is_required_then_accepted(settings, tmp_path):
     [
         # AES-256 (revision 6): the file's key comes from the SASLprep'd password
         ("AES-256", "ﬁle Ⅸ café", "ﬁle Ⅸ café"),
-        ("AES-256", "café", hostile.decomposed("café")),
+        ("AES-256", "café", pdfs.decomposed("café")),
         ("AES-256", "pass\u00a0word", "pass\u00a0word"),
         # RC4 (revision 3): Latin-1 bytes
         ("RC4-128", "café", "café"),
@@ -103,14 +104,14 @@ def test_a_user_password_is_required_then_accepted(settings, tmp_path):
     ids=["ligature-and-numeral", "decomposed-accent", "no-break-space", "rc4-latin-1"],
 )
 def test_the_right_non_ascii_password_opens(algorithm, stored, typed, settings, tmp_path):
-    path = hostile.encrypted(tmp_path / "locked.pdf", stored, "owner", algorithm)
+    path = pdfs.encrypted(tmp_path / "locked.pdf", stored, "owner", algorithm)
     info, pages = render(path, settings, tmp_path, password=typed)
     assert info.pages == len(pages) == 3
     assert "wrong password" in refused(path, settings, EncryptedPdfError, password="cafe")
 
 
 def test_a_pdf_with_only_an_owner_password_opens(settings, tmp_path):
-    path = hostile.encrypted(tmp_path / "restricted.pdf", "", "owner")
+    path = pdfs.encrypted(tmp_path / "restricted.pdf", "", "owner")
     info, pages = render(path, settings, tmp_path)
     assert info.pages == len(pages) == 3
 
@@ -119,18 +120,18 @@ def test_a_pdf_with_only_an_owner_password_opens(settings, tmp_path):
 
 
 def test_a_pdf_without_pages_is_refused(settings, tmp_path):
-    assert "no pages" in refused(hostile.pages_pdf(tmp_path / "n.pdf", []), settings)
+    assert "no pages" in refused(pdfs.blank_pages(tmp_path / "n.pdf", []), settings)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (0.5, 800)])
 def test_a_page_too_small_to_read_refuses_the_file(size, settings, tmp_path):
-    path = hostile.pages_pdf(tmp_path / "tiny.pdf", [(612, 792), size])
+    path = pdfs.blank_pages(tmp_path / "tiny.pdf", [(612, 792), size])
     assert "too small to read" in refused(path, settings, EmptyPdfError)
     assert not list((tmp_path / "pages").glob("*.png"))[1:]  # at most the good page
 
 
 def test_a_page_tree_that_lies_about_its_count_is_refused_or_rendered_whole(settings, tmp_path):
-    path = hostile.lying_page_count(tmp_path / "lying.pdf")
+    path = pdfs.lying_page_count(tmp_path / "lying.pdf")
     try:
         info, pages = render(path, settings, tmp_path)
     except PdfError as error:
@@ -145,7 +146,7 @@ def test_a_page_tree_that_lies_about_its_count_is_refused_or_rendered_whole(sett
 )
 def test_absurd_page_sizes_render_within_the_pixel_cap(size, settings, tmp_path):
     settings = dataclasses.replace(settings, max_page_pixels=2_000_000)
-    path = hostile.pages_pdf(tmp_path / "big.pdf", [size])
+    path = pdfs.blank_pages(tmp_path / "big.pdf", [size])
     try:
         _, (page,) = render(path, settings, tmp_path)
     except EmptyPdfError as error:  # a strip so thin it is below the readable minimum
@@ -155,7 +156,7 @@ def test_absurd_page_sizes_render_within_the_pixel_cap(size, settings, tmp_path)
 
 
 def test_rotated_and_mixed_pages_keep_their_orientation(settings, tmp_path):
-    path = hostile.pages_pdf(tmp_path / "mixed.pdf", [(595, 842), (792, 612)], rotate=90)
+    path = pdfs.blank_pages(tmp_path / "mixed.pdf", [(595, 842), (792, 612)], rotate=90)
     _, (first, second) = render(path, settings, tmp_path)
     assert first.width > first.height  # portrait turned a quarter: landscape
     assert second.width < second.height
@@ -165,20 +166,20 @@ def test_rotated_and_mixed_pages_keep_their_orientation(settings, tmp_path):
 
 
 def test_endless_rendering_is_stopped_at_the_time_limit(settings, tmp_path):
-    path = hostile.endless_drawing(tmp_path / "endless.pdf")
+    path = pdfs.endless_drawing(tmp_path / "endless.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=3)
     assert "RAG_RENDER_TIMEOUT_S" in refused(path, settings, PdfLimitError)
 
 
 def test_rendering_over_the_memory_limit_is_refused(settings, tmp_path):
     # One page at 40 MP needs a ~120 MB bitmap: over a 100 MB cap, under the default.
-    path = hostile.pages_pdf(tmp_path / "wide.pdf", [(5000, 5000)])
+    path = pdfs.blank_pages(tmp_path / "wide.pdf", [(5000, 5000)])
     big = dataclasses.replace(settings, dpi=90, max_page_pixels=40_000_000, render_memory_mb=100)
     assert "RAG_RENDER_MEMORY_MB" in refused(path, big, PdfLimitError)
 
 
 def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
-    path = hostile.deflate_bomb(tmp_path / "bomb.pdf")
+    path = pdfs.deflate_bomb(tmp_path / "bomb.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=20, render_memory_mb=300)
     try:
         info, pages = render(path, settings, tmp_path)
@@ -189,7 +190,7 @@ def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
 
 
 def test_deeply_nested_objects_are_rendered_or_refused_within_the_limits(settings, tmp_path):
-    path = hostile.deeply_nested(tmp_path / "nested.pdf")
+    path = pdfs.deeply_nested(tmp_path / "nested.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=20)
     try:
         info, pages = render(path, settings, tmp_path)
@@ -203,10 +204,10 @@ def test_deeply_nested_objects_are_rendered_or_refused_within_the_limits(setting
 
 
 def test_limits_are_named_in_the_refusal(settings, tmp_path):
-    many = hostile.pages_pdf(tmp_path / "many.pdf", [(612, 792)] * 6)
+    many = pdfs.blank_pages(tmp_path / "many.pdf", [(612, 792)] * 6)
     message = refused(many, dataclasses.replace(settings, max_pages=5), PdfTooLargeError)
     assert "5-page limit" in message
-    large = hostile.write(tmp_path / "large.pdf", b"%PDF-1.4\n" + b"0" * (3 << 20))
+    large = write(tmp_path / "large.pdf", b"%PDF-1.4\n" + b"0" * (3 << 20))
     message = refused(large, dataclasses.replace(settings, max_file_mb=2), PdfTooLargeError)
     assert "2 MB limit" in message
 
@@ -239,8 +240,8 @@ def test_long_names_are_cut_on_a_character_boundary_keeping_the_extension():
 
 def test_hostile_names_never_write_outside_the_data_dir(tiny_models, tmp_path, capsys):
     folder = tmp_path / "uploads"
-    files = hostile.every_bad_file(folder / "bad")
-    good = hostile.write(folder / ("名前" * 40 + ".pdf"), hostile.SOURCE.read_bytes())
+    files = pdfs.every_bad_file(folder / "bad")
+    good = write(folder / ("名前" * 40 + ".pdf"), pdfs.SOURCE.read_bytes())
     data = tmp_path / "data"
     before = {p for p in tmp_path.rglob("*") if not p.is_relative_to(data)}
     common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={data}"]
@@ -284,9 +285,9 @@ def index_json(folder, tiny_models, data, capsys) -> dict[str, dict]:
 def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, tmp_path, capsys):
     folder = tmp_path / "inputs"
     folder.mkdir()
-    hostile.damaged_pages(folder / "fuzzed.pdf", pages=16, damaged=14)
-    hostile.with_blank_page(folder / "healthy.pdf")
-    hostile.xfa_form(folder / "form.pdf")
+    pdfs.damaged_pages(folder / "fuzzed.pdf", pages=16, damaged=14)
+    pdfs.with_blank_page(folder / "healthy.pdf")
+    pdfs.xfa_form(folder / "form.pdf")
     records = index_json(folder, tiny_models, tmp_path / "data", capsys)
     assert {record["status"] for record in records.values()} == {"indexed"}
     fuzzed = records["fuzzed.pdf"]
@@ -302,12 +303,12 @@ def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, t
 def test_folders_find_documents_by_extension_and_pdfs_by_content(tiny_models, tmp_path, capsys):
     folder = tmp_path / "inputs"
     (folder / "sub").mkdir(parents=True)
-    data = hostile.SOURCE.read_bytes()
-    hostile.write(folder / "REPORT.PDF", data + b"\n% upper case\n")
-    hostile.write(folder / "sub" / "scan-0001", data + b"\n% no extension\n")
-    hostile.write(folder / ".hidden.pdf", data + b"\n% hidden\n")
-    hostile.write(folder / "readme.txt", b"not a pdf")
-    hostile.image_named_pdf(folder / "photo.png")
+    data = pdfs.SOURCE.read_bytes()
+    write(folder / "REPORT.PDF", data + b"\n% upper case\n")
+    write(folder / "sub" / "scan-0001", data + b"\n% no extension\n")
+    write(folder / ".hidden.pdf", data + b"\n% hidden\n")
+    write(folder / "readme.txt", b"not a pdf")
+    pdfs.image_named_pdf(folder / "photo.png")
     records = index_json(folder, tiny_models, tmp_path / "data", capsys)
     assert sorted(records) == ["REPORT.PDF", "photo.png", "scan-0001"]  # an image is a page
     assert {record["status"] for record in records.values()} == {"indexed"}

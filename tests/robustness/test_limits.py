@@ -16,8 +16,7 @@ import pytest
 from rag.errors import PdfLimitError
 from rag.ingest import sandbox
 from rag.ingest.pdf import inspect_pdf, render_pages
-from tests.conftest import ROOT
-from tests.robustness import hostile
+from tests.helpers import ROOT, pdfs
 
 RENDER_FOREVER = """
 import sys
@@ -66,7 +65,7 @@ def wait_for(condition, timeout: float):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_poppler_dies_with_the_app_and_carries_its_own_cpu_limit(tmp_path):
-    path = hostile.endless_drawing(tmp_path / "endless.pdf")
+    path = pdfs.endless_drawing(tmp_path / "endless.pdf")
     app = subprocess.Popen([sys.executable, "-c", RENDER_FOREVER, str(path)], cwd=ROOT)
     try:
         renderer = wait_for(lambda: children_named(app.pid, "pdftoppm"), timeout=60)
@@ -104,7 +103,7 @@ def test_a_stalled_step_is_stopped_after_the_step_limit(tmp_path):
 
 
 def test_a_pathological_page_is_refused_after_the_per_page_limit(settings, tmp_path):
-    path = hostile.nested_forms(tmp_path / "nested.pdf")
+    path = pdfs.nested_forms(tmp_path / "nested.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=120, render_page_timeout_s=2)
     with pytest.raises(PdfLimitError) as refused:
         list(render_pages(path, tmp_path / "pages", settings, inspect_pdf(path, settings)))
@@ -116,7 +115,7 @@ def test_a_pathological_page_is_refused_after_the_per_page_limit(settings, tmp_p
 
 def test_a_long_document_is_not_held_to_the_per_page_limit(settings, tmp_path):
     """Each chunk of pages is one poppler call: only a page, not a call, gets the page limit."""
-    path = hostile.pages_pdf(tmp_path / "long.pdf", [(612, 792)] * 40)
+    path = pdfs.blank_pages(tmp_path / "long.pdf", [(612, 792)] * 40)
     settings = dataclasses.replace(settings, render_page_timeout_s=1, render_chunk_pages=40)
     pages = list(render_pages(path, tmp_path / "pages", settings, inspect_pdf(path, settings)))
     assert len(pages) == 40

@@ -11,10 +11,8 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from tests.conftest import SAMPLES
-from tests.robustness import hostile
-from tests.servers import running_server
-from tests.test_ui import app_env, listed
+from tests.helpers import SAMPLES, pdfs
+from tests.helpers.servers import app_env, listed, running_server
 
 pytestmark = pytest.mark.models
 
@@ -106,7 +104,7 @@ def test_public_sessions_cannot_reach_each_other_through_the_api(tiny_models, tm
 
 def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_path):
     env = {**app_env(tiny_models, tmp_path / "data"), "RAG_RENDER_PAGE_TIMEOUT_S": "10"}
-    endless = hostile.endless_drawing(tmp_path / "endless.pdf")
+    endless = pdfs.endless_drawing(tmp_path / "endless.pdf")
     with running_server(env, log=tmp_path / "server.log") as (url, _):
         asker, uploader = Client(url, verbose=False), Client(url, verbose=False)
         asker.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")

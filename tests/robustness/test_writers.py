@@ -12,7 +12,9 @@ import torch
 
 from rag.index.local import LocalIndex
 from rag.pipeline import Pipeline
-from tests.robustness.test_crash import assert_consistent, distinct_pdfs, start
+from tests.helpers.index import assert_consistent
+from tests.helpers.pdfs import distinct_copies
+from tests.helpers.processes import start
 
 pytestmark = pytest.mark.models
 
@@ -27,9 +29,9 @@ def test_a_document_committed_meanwhile_by_another_writer_is_skipped(
 
     def meanwhile(done: int, total: int, name: str) -> None:
         if done and not results:  # the first writer is encoding: the second adds the same file
-            results.append(second.add_pdf(sample_pdf))
+            results.append(second.add_file(sample_pdf))
 
-    outcome = first.add_pdf(sample_pdf, progress=meanwhile)
+    outcome = first.add_file(sample_pdf, progress=meanwhile)
     assert results[0].status == "indexed"
     assert (outcome.status, outcome.doc_id, outcome.pages) == ("skipped", results[0].doc_id, 3)
     root = settings.data_dir / "index"
@@ -38,7 +40,7 @@ def test_a_document_committed_meanwhile_by_another_writer_is_skipped(
 
 
 def test_two_index_processes_on_one_folder_never_collide(tiny_models, tmp_path):
-    inputs = distinct_pdfs(tmp_path / "inputs")
+    inputs = distinct_copies(tmp_path / "inputs", 6)
     retriever = str(tiny_models / "colqwen2")
     data = tmp_path / "data"
     common = [f"--retriever={retriever}", f"--data-dir={data}"]

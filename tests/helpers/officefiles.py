@@ -1,7 +1,6 @@
-"""Office files and images for the tests, made here: real ones (python-docx, python-pptx,
-openpyxl; LibreOffice itself for the older and OpenDocument formats) and hostile ones (zip
-bombs, entity expansion, escaping paths, remote templates and linked images, encryption,
-decompression bombs, truncated and unusual images).
+"""Office files for the tests, made here: real ones (python-docx, python-pptx, openpyxl;
+LibreOffice itself for the older and OpenDocument formats) and hostile ones (zip bombs, entity
+expansion, escaping paths, remote templates and linked images, encryption).
 
 Every real file holds words no other file has, so a test can find its pages by them.
 """
@@ -10,14 +9,12 @@ from __future__ import annotations
 
 import io
 import shutil
-import struct
 import subprocess
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
-from PIL import Image
+from tests.helpers.files import truncated
 
 # The words of each kind of file: what its pages say.
 MEMO = ["Quarterly memo: invoice INV-7731 approved by Ada Lovelace.", "Part number PN-88-A."]
@@ -180,11 +177,10 @@ def damaged_zip(path: Path) -> Path:
     """A .docx cut short: its zip directory (at the end) is gone."""
     data = docx(path.with_suffix(".source.docx")).read_bytes()
     path.with_suffix(".source.docx").unlink()
-    path.write_bytes(data[: len(data) - 200])
-    return path
+    return truncated(path, data, keep=len(data) - 200)
 
 
-def encrypted(path: Path, password: str = "secret") -> Path:
+def encrypted_docx(path: Path, password: str = "secret") -> Path:
     """A password-protected .docx, as Office writes one (an OLE file)."""
     from msoffcrypto.format.ooxml import OOXMLFile
 
@@ -253,67 +249,6 @@ def remote_links(path: Path, url: str) -> Path:
 def web_query_sheet(path: Path, url: str) -> Path:
     """A workbook whose cell asks a web service (``WEBSERVICE``) when recalculated."""
     return xlsx(path, {"Query": [["Rate"], [f'=WEBSERVICE("{url}/rate")']]})
-
-
-# -- images ---------------------------------------------------------------------------------
-
-
-def photo(path: Path, size=(800, 600), orientation: int = 1, mode: str = "RGB") -> Path:
-    """A picture with a dark band across its top, so which way is up can be checked;
-    ``orientation`` is written as its EXIF tag."""
-    image = Image.new("RGB", size, "white")
-    image.paste((20, 20, 20), (0, 0, size[0], size[1] // 5))
-    options = {}
-    if path.suffix in (".jpg", ".jpeg"):
-        exif = Image.Exif()
-        exif[0x0112] = orientation
-        options["exif"] = exif
-    image.convert(mode).save(path, **options)
-    return path
-
-
-def sixteen_bit(path: Path) -> Path:
-    import numpy as np
-
-    ramp = (np.arange(256 * 64, dtype=np.uint16).reshape(64, 256) * 4).astype(np.uint16)
-    Image.fromarray(ramp, mode="I;16").save(path)
-    return path
-
-
-def palette_with_transparency(path: Path) -> Path:
-    image = Image.new("P", (120, 80), 0)
-    image.putpalette([255, 0, 0, 0, 0, 255] + [0] * (254 * 3))
-    image.paste(1, (0, 0, 60, 80))
-    image.save(path, transparency=0)
-    return path
-
-
-def frames(path: Path, count: int, **options) -> Path:
-    """A multi-frame image (TIFF or GIF): frame N is N shades darker."""
-    images = [Image.new("RGB", (200, 150), (255 - 40 * n,) * 3) for n in range(count)]
-    images[0].save(path, save_all=True, append_images=images[1:], **options)
-    return path
-
-
-def truncated(path: Path) -> Path:
-    data = photo(path.with_suffix(".whole.png")).read_bytes()
-    path.with_suffix(".whole.png").unlink()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
-def decompression_bomb(path: Path, side: int = 100_000) -> Path:
-    """A tiny PNG declaring ``side`` x ``side`` pixels."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        checksum = struct.pack(">I", zlib.crc32(kind + body))
-        return struct.pack(">I", len(body)) + kind + body + checksum
-
-    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
-    body = zlib.compress(b"\x00" * 1024)
-    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunks)
-    return path
 
 
 def encrypted_odf(path: Path) -> Path:

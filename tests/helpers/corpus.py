@@ -1,7 +1,7 @@
 """A corpus for the text side of retrieval: every page holds facts no other page has (codes,
 names, amounts), and each question's answer sits on one page.
 
-    python -m tests.corpus OUT_DIR     writes facts.pdf (a text layer) and scan.pdf (images only)
+    python -m tests.helpers.corpus OUT_DIR    writes facts.pdf (a text layer), scan.pdf (images)
 
 ``facts.pdf`` is drawn with matplotlib, so its words are a real text layer; ``scan.pdf`` holds
 the same kind of pages as pictures only (a scan), which only OCR can read.
@@ -20,7 +20,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from PIL import Image, ImageDraw, ImageFont
 
 A4 = (8.27, 11.69)
-METADATA = {"Creator": "tests/corpus.py", "Producer": None, "CreationDate": None}
+METADATA = {"Creator": "tests/helpers/corpus.py", "Producer": None, "CreationDate": None}
 
 # (title, lines) per page; each page's facts appear nowhere else.
 PAGES = [

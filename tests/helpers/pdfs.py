@@ -1,4 +1,5 @@
-"""Hostile and broken files, each built here from nothing but pypdf, zlib and the samples."""
+"""PDFs for the tests, healthy, unusual and hostile, each built here from nothing but pypdf,
+zlib and the samples."""
 
 from __future__ import annotations
 
@@ -22,18 +23,30 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from tests.conftest import SAMPLES
+from tests.helpers import SAMPLES
+from tests.helpers.files import truncated, write
 
 SOURCE = SAMPLES / "annual_report.pdf"
+EXPENSE_FORM = SAMPLES / "expense_form.pdf"  # one page
+A4 = (595, 842)
 
 
-def write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
+def distinct_copies(folder: Path, count: int, source: Path = SOURCE) -> list[Path]:
+    """``count`` copies of ``source`` with different bytes (so different document ids): each
+    ends with its own comment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = source.read_bytes()
+    paths = [folder / f"doc{i}.pdf" for i in range(count)]
+    for i, path in enumerate(paths):
+        path.write_bytes(data + f"\n% copy {i}\n".encode())
+    return paths
 
 
-def pages_pdf(path: Path, sizes: list[tuple[float, float]], rotate: int = 0) -> Path:
-    """Blank pages of the given (width, height) sizes in points, each rotated by ``rotate``."""
+def blank_pages(path: Path, sizes: int | list[tuple[float, float]], rotate: int = 0) -> Path:
+    """Blank pages: ``sizes`` (width, height) in points, or that many A4 pages; each rotated by
+    ``rotate``."""
+    if isinstance(sizes, int):
+        sizes = [A4] * sizes
     writer = PdfWriter()
     for width, height in sizes:
         page = writer.add_blank_page(width=width, height=height)
@@ -73,10 +86,16 @@ def deeply_nested(path: Path, depth: int = 200_000) -> Path:
     )
 
 
-def encrypted(path: Path, user: str, owner: str, algorithm: str = "RC4-128") -> Path:
-    """The sample encrypted; "AES-256" (revision 6, PDF 2.0) prepares passwords by SASLprep,
+def encrypted(
+    path: Path,
+    user: str = "secret",
+    owner: str = "owner",
+    algorithm: str = "RC4-128",
+    source: Path = SOURCE,
+) -> Path:
+    """``source`` encrypted; "AES-256" (revision 6, PDF 2.0) prepares passwords by SASLprep,
     "RC4-128" encodes them in Latin-1."""
-    writer = PdfWriter(clone_from=PdfReader(SOURCE))
+    writer = PdfWriter(clone_from=PdfReader(source))
     writer.encrypt(user_password=user, owner_password=owner, algorithm=algorithm)
     return _save(writer, path)
 
@@ -187,11 +206,11 @@ def every_bad_file(folder: Path) -> dict[str, Path]:
         "random": write(folder / "random.pdf", os.urandom(4096)),
         "image": image_named_pdf(folder / "photo.pdf"),
         "html": write(folder / "page.pdf", b"<!doctype html><html><body>hi</body></html>"),
-        "truncated": write(folder / "truncated.pdf", data[: len(data) // 3]),
+        "truncated": truncated(folder / "truncated.pdf", data, keep=len(data) // 3),
         "header-only": write(folder / "header.pdf", b"%PDF-1.7\n%%EOF\n"),
-        "encrypted": encrypted(folder / "locked.pdf", "secret", "owner"),
-        "no-pages": pages_pdf(folder / "nopages.pdf", []),
-        "tiny-page": pages_pdf(folder / "tiny.pdf", [(1, 1)]),
+        "encrypted": encrypted(folder / "locked.pdf"),
+        "no-pages": blank_pages(folder / "nopages.pdf", []),
+        "tiny-page": blank_pages(folder / "tiny.pdf", [(1, 1)]),
         "lying-count": lying_page_count(folder / "lying.pdf"),
         "dash-name": write(folder / "-rf.pdf", data),
     }

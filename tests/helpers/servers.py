@@ -1,4 +1,5 @@
-"""Start the real app (``python app.py serve``) on 127.0.0.1 for UI tests, and stop it."""
+"""Start the real app (``python app.py serve``) on 127.0.0.1 for UI tests, and stop it; the
+settings it runs with, and the gradio_client calls several tests make."""
 
 from __future__ import annotations
 
@@ -12,7 +13,29 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import ROOT
+from gradio_client import Client
+
+from tests.helpers import ROOT
+
+
+def app_env(tiny_models, data_dir: Path) -> dict[str, str]:
+    """The app's environment for tests: the tiny ColQwen2 and Qwen2-VL, low DPI, small pages
+    for the answerer, short answers, and at most 2 documents a public session."""
+    return {
+        "RAG_RETRIEVER": str(tiny_models / "colqwen2"),
+        "RAG_GENERATOR": str(tiny_models / "qwen2_vl"),
+        "RAG_DATA_DIR": str(data_dir),
+        "RAG_DPI": "48",
+        "RAG_MAX_NEW_TOKENS": "16",
+        "RAG_ANSWER_MIN_PIXELS": str(28 * 28 * 4),
+        "RAG_ANSWER_MAX_PIXELS": str(28 * 28 * 64),
+        "RAG_PUBLIC_MAX_DOCUMENTS": "2",
+    }
+
+
+def listed(client: Client) -> dict[str, dict]:
+    """The documents /list returns, by name."""
+    return {d["name"]: d for d in client.predict(api_name="/list")}
 
 
 def free_port() -> int:

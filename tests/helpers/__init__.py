@@ -1,0 +1,19 @@
+"""What the tests share, in one place: test modules import from here, never from each other.
+
+- ``files``: bytes on disk (``write``, ``truncated``: any file cut short)
+- ``pdfs``: PDFs, healthy, unusual and hostile, built from the samples with pypdf and zlib
+- ``officefiles``: office files (python-docx, python-pptx, openpyxl, LibreOffice) and hostile ones
+- ``images``: pictures: EXIF orientation, 16-bit, palettes, frames, decompression bombs
+- ``corpus``: pages whose words only one page has, and the questions they answer
+- ``vectors``: page embeddings made up for the index tests, and adding them as a document
+- ``index``: the checks a restarted app's index must pass (whole, searchable documents)
+- ``processes``: the app's CLI as a real process, started and killed
+- ``servers``: the real app served on 127.0.0.1, and the gradio_client calls the tests share
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"

@@ -24,11 +24,18 @@ import os
 import sys
 from pathlib import Path
 
-from rag.config import HYBRID_MODES, Settings
-from rag.errors import ConfigError, RagError
-from rag.ingest.formats import SUPPORTED, described, supported_list
-from rag.ingest.names import display_name
-from rag.pipeline import IndexResult, Pipeline
+from rag import (
+    HYBRID_MODES,
+    SUPPORTED,
+    ConfigError,
+    IndexResult,
+    Pipeline,
+    RagError,
+    Settings,
+    described,
+    display_name,
+    supported_list,
+)
 
 
 class UsageError(Exception):
@@ -221,7 +228,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    from rag.progress import PageRate
+    from rag import PageRate
 
     missing = [str(path) for path in args.paths if not path.exists()]
     if missing:  # a typo is the caller's error, not a bad file: nothing is indexed
@@ -276,7 +283,7 @@ def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
     """Answer each line of stdin in turn, each with the turns before it as its history."""
-    from rag.chat import Turn
+    from rag import Turn
 
     pipeline.scope(args.doc, args.tag)  # an unknown document or tag: refused before any line
     history: list[Turn] = []

@@ -1,4 +1,79 @@
-"""The engine: PDFs to page images, ColPali-family retrieval, VLM answers, heatmaps.
+"""The engine: documents (PDFs, office files, images) -> page images and words, ColPali-family
+retrieval fused with BM25, VLM answers that cite pages, and heatmaps.
 
-Nothing here imports gradio, and nothing heavy is imported at package import time.
+This is the engine's face: what the CLI (app.py) and the web UI (ui/) use, imported from
+``rag`` itself (``tests/test_structure.py`` keeps them to it). Names load on first use, so
+``import rag`` stays light: nothing here imports torch, a model or gradio until asked.
+
+The stages, in the order a document flows through them: ``rag.ingest`` (file -> PDF, pages,
+words), ``rag.models`` (retriever, answerer, families), ``rag.index`` (store, vectors, words,
+hybrid search), ``rag.view`` (heatmaps, overlays, snippets); ``rag.library`` and
+``rag.asking`` compose them, and ``rag.pipeline`` puts the two sides together.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> the module that defines it
+_FACE = {
+    "Pipeline": "rag.pipeline",
+    "Models": "rag.pipeline",
+    "Answer": "rag.asking",
+    "IndexResult": "rag.library",
+    "Settings": "rag.config",
+    "HYBRID_MODES": "rag.config",
+    "RagError": "rag.errors",
+    "ConfigError": "rag.errors",
+    "DocumentNotFoundError": "rag.errors",
+    "Turn": "rag.chat",
+    "from_messages": "rag.chat",
+    "PageRate": "rag.progress",
+    "SUPPORTED": "rag.ingest.formats",
+    "described": "rag.ingest.formats",
+    "supported_list": "rag.ingest.formats",
+    "display_name": "rag.ingest.names",
+    "ALPHA": "rag.view.overlay",
+    "legend_colours": "rag.view.overlay",
+    "Snippet": "rag.view.snippets",
+    "citation_mark": "rag.citations",
+    "CITATION_PATTERN": "rag.citations",
+}
+_RENAMED = {"citation_mark": "mark", "CITATION_PATTERN": "PATTERN"}
+
+__all__ = [  # noqa: RUF022 (grouped by module, as _FACE)
+    "Pipeline",
+    "Models",
+    "Answer",
+    "IndexResult",
+    "Settings",
+    "HYBRID_MODES",
+    "RagError",
+    "ConfigError",
+    "DocumentNotFoundError",
+    "Turn",
+    "from_messages",
+    "PageRate",
+    "SUPPORTED",
+    "described",
+    "supported_list",
+    "display_name",
+    "ALPHA",
+    "legend_colours",
+    "Snippet",
+    "citation_mark",
+    "CITATION_PATTERN",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FACE:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_FACE[name]), _RENAMED.get(name, name))
+    globals()[name] = value  # found once
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -48,7 +48,7 @@ class Settings:
     max_pages: int = 2000
     max_file_mb: int = 500
     max_documents: int = 0  # per collection; 0 = unlimited (public mode sets a cap)
-    # Pages per retriever forward pass; 0: auto (on CUDA from free memory, else 4).
+    # Pages per retriever forward pass; 0: auto (on CUDA from free memory, else 1).
     batch_size: int = 0
     # Threads preparing pages for the encoder while it works: chunks rendered at once (each its
     # own poppler process) and batches preprocessed at once. 0: auto (half the CPU cores, 1-8).
@@ -56,7 +56,7 @@ class Settings:
     # ColQwen's resolution knob: at most this many visual tokens per page (0: the checkpoint's).
     max_visual_tokens: int = 0
     # "int8": the models' linear layers in int8 (dynamic quantisation, CPU only): faster
-    # decoding and encoding, slightly different vectors and answers (README, "Time to answer").
+    # decoding and encoding, slightly different vectors and answers (docs/performance.md).
     quantize: Literal["none", "int8"] = "none"
     # Attention kernel for the models: "auto" (transformers' choice, sdpa where supported),
     # "sdpa", "eager", "flash_attention_2" (needs the flash-attn package and a GPU), or
@@ -68,7 +68,7 @@ class Settings:
     answer_min_pixels: int = 256 * 28 * 28
     answer_max_pixels: int = 1280 * 28 * 28
     # ... for the best page only when set: the answer's other pages get this budget (context
-    # at a lower resolution, sooner: README "Time to answer"); 0: the same as the best page's.
+    # at a lower resolution, sooner: docs/performance.md); 0: the same as the best page's.
     answer_rest_max_pixels: int = 0
     # The answerer's encoded page images kept for follow-ups and pages retrieved again
     # (rag.models.page_cache), per loaded answerer; 0 encodes every page every time.
@@ -93,7 +93,7 @@ class Settings:
     # `rerank` pages from full vectors memory-mapped from disk (fits 100k pages).
     index_mode: IndexMode = "auto"
     # Where auto mode switches: binary + rerank was faster than exact from this many pages on,
-    # ColQwen-shaped pages on this 2-core CPU (benchmarks.search; README "Search at scale").
+    # ColQwen-shaped pages on this 2-core CPU (benchmarks.search; docs/performance.md).
     auto_binary_pages: int = AUTO_BINARY_PAGES
     pool_factor: int = 3
     rerank: int = 200  # 100 left ~2% of top-10s short on pages of unrelated documents

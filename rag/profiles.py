@@ -6,7 +6,7 @@ retriever and answerer, pages held to a few 512-px tiles each. ``auto`` picks ``
 CUDA or Apple GPU is found (or RAG_DEVICE names one, or the app runs on a ZeroGPU Space),
 ``cpu`` elsewhere. A profile only
 supplies defaults: every RAG_* variable, and every command-line option, still overrides it.
-The figures behind the ``cpu`` choices are in the README ("Time to answer"), from
+The figures behind the ``cpu`` choices are in docs/performance.md ("Time to answer"), from
 ``python -m benchmarks.latency``.
 """
 

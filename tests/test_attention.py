@@ -151,14 +151,14 @@ def test_page_vectors_agree_with_sdpas(tiny_models, family, monkeypatch):
 
 @pytest.mark.models
 def test_the_answer_agrees_and_still_streams(tiny_models, monkeypatch):
-    from rag.models.answerer import Generator, PageImage
+    from rag.models.answerer import Answerer, PageImage
 
     settings = Settings(
         generator=str(tiny_models / "idefics3"), dtype="float32", device="cpu", max_new_tokens=8
     )
     monkeypatch.setattr(attention, "MIN_TOKENS", 1)
-    reference = Generator.load(dataclasses.replace(settings, attn_implementation="sdpa"))
-    generator = Generator.load(dataclasses.replace(settings, attn_implementation="cpu_bf16"))
+    reference = Answerer.load(dataclasses.replace(settings, attn_implementation="sdpa"))
+    generator = Answerer.load(dataclasses.replace(settings, attn_implementation="cpu_bf16"))
     pages = [PageImage("[a.pdf p.1]", a_page())]
     with torch.inference_mode():
         logits = generator.model(**generator.build_inputs("What?", pages)).logits[0, -1]
@@ -205,7 +205,7 @@ def test_row_major_embeddings_change_no_value(tiny_models, family):
 def test_parts_transformers_keeps_eager_stay_eager(tiny_models):
     """PaliGemma 2's Gemma 2 text attention soft-caps its scores, which sdpa cannot do, so
     transformers runs it eager: only the vision tower, on sdpa, takes the bf16 kernel."""
-    from rag.models.answerer import Generator, PageImage
+    from rag.models.answerer import Answerer, PageImage
 
     settings = Settings(
         generator=str(tiny_models / "paligemma2"),
@@ -213,7 +213,7 @@ def test_parts_transformers_keeps_eager_stay_eager(tiny_models):
         device="cpu",
         max_new_tokens=4,
     )
-    generator = Generator.load(settings)
+    generator = Answerer.load(settings)
     config = generator.model.config
     assert config.vision_config._attn_implementation == "cpu_bf16"
     assert config.text_config._attn_implementation == "eager"

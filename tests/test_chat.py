@@ -59,7 +59,7 @@ def pipeline(answering_settings) -> Pipeline:
 def test_a_follow_up_is_searched_as_the_question_the_answerer_rewrote(pipeline):
     history = [Turn("What was the revenue in 2024?", "63.8 million euros.")]
     answer = pipeline.ask("And in 2023?", history=history)
-    assert answer.searched == pipeline.generator.rewrite("And in 2023?", history)
+    assert answer.searched == pipeline.answerer.rewrite("And in 2023?", history)
     assert answer.rewritten and answer.history == tuple(history)
     expected = pipeline.retriever.embed_query(answer.searched)
     assert answer.query_embedding.shape == expected.shape  # the rewrite is what was embedded
@@ -95,4 +95,4 @@ def test_the_start_up_check_names_each_missing_or_wrong_model(tiny_models, setti
     swapped = dataclasses.replace(good, generator=good.retriever)
     (problem,) = Pipeline(swapped).model_problems()
     assert "colqwen2" in problem and "RAG_GENERATOR" in problem
-    assert Pipeline(swapped).models._generator is None  # nothing was loaded
+    assert Pipeline(swapped).models._answerer is None  # nothing was loaded

@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 from devtools.tiny_models import GENERATORS
 from rag.chat import QUESTION_CHARS, Turn
 from rag.config import Settings
-from rag.models.answerer import Generator, PageImage
+from rag.models.answerer import Answerer, PageImage
 
 pytestmark = pytest.mark.models
 
@@ -38,14 +38,14 @@ def pages() -> list[PageImage]:
 
 
 @pytest.fixture(scope="module", params=GENERATORS)
-def generator(request, tiny_models) -> Generator:
+def generator(request, tiny_models) -> Answerer:
     settings = Settings(
         generator=str(tiny_models / request.param),
         max_new_tokens=12,
         answer_min_pixels=28 * 28 * 4,
         answer_max_pixels=28 * 28 * 64,
     )
-    loaded = Generator.load(settings)
+    loaded = Answerer.load(settings)
     assert loaded.family.name == FAMILY_OF[request.param]
     return loaded
 
@@ -91,8 +91,8 @@ def test_a_failing_generation_raises_in_the_stream(generator, monkeypatch):
 
 def test_settings_pixel_budget_reaches_qwen(tiny_models):
     settings = Settings(generator=str(tiny_models / "qwen2_vl"), answer_min_pixels=28 * 28 * 4)
-    small = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 16))
-    large = Generator.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 64))
+    small = Answerer.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 16))
+    large = Answerer.load(dataclasses.replace(settings, answer_max_pixels=28 * 28 * 64))
     grid_small = small.build_inputs("q", pages()[:1])["image_grid_thw"]
     grid_large = large.build_inputs("q", pages()[:1])["image_grid_thw"]
     assert grid_small.prod() < grid_large.prod()
@@ -173,7 +173,7 @@ def test_smolvlm_pages_fit_the_pixel_budget_in_whole_tiles(tiny_models):
     settings = Settings(generator=str(tiny_models / "idefics3"), answer_cache_mb=0)
     tiles = {}
     for max_pixels in (64 * 64, 128 * 91, 10**6):  # one tile; 2 a side; the processor's own 3
-        generator = Generator.load(dataclasses.replace(settings, answer_max_pixels=max_pixels))
+        generator = Answerer.load(dataclasses.replace(settings, answer_max_pixels=max_pixels))
         inputs = generator.build_inputs("q", pages()[:1])  # an A4 portrait page
         tiles[max_pixels] = inputs["pixel_values"].shape[1]
     assert list(tiles.values()) == [1, 2 * 2 + 1, 3 * 3 + 1]  # tiles, plus the global view
@@ -191,8 +191,8 @@ def test_the_best_page_keeps_the_budget_and_the_others_get_the_rest_budget(tiny_
     )
     portrait = pages()[0]
     same = [portrait, dataclasses.replace(portrait, label="[b.pdf p.1]")]
-    equal = Generator.load(settings).build_inputs("q", same)
-    rest = Generator.load(dataclasses.replace(settings, answer_rest_max_pixels=64 * 64))
+    equal = Answerer.load(settings).build_inputs("q", same)
+    rest = Answerer.load(dataclasses.replace(settings, answer_rest_max_pixels=64 * 64))
     smaller = rest.build_inputs("q", same)
     if name == "idefics3":  # tiles of both pages, the global views included
         assert equal["pixel_values"].shape[1] == 2 * (3 * 3 + 1)
@@ -210,5 +210,5 @@ def test_the_rest_budget_never_exceeds_the_best_pages(tiny_models):
         answer_max_pixels=64 * 64,
         answer_rest_max_pixels=10**6,  # e.g. a profile's, under a smaller RAG_ANSWER_MAX_PIXELS
     )
-    inputs = Generator.load(settings).build_inputs("q", pages())
+    inputs = Answerer.load(settings).build_inputs("q", pages())
     assert inputs["pixel_values"].shape[1] == 2  # one tile each

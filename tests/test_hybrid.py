@@ -194,7 +194,7 @@ def test_words_are_committed_with_the_document_and_the_index_catches_up(indexed_
     texts = load_texts(indexed_corpus.index.store.folder(document.doc_id))
     assert [t.page_number for t in texts] == list(range(1, len(corpus.PAGES) + 1))
     # The full-text index is lost (a crash before its insert, a deleted folder): rebuilt.
-    indexed_corpus.index.lexical.close()
+    indexed_corpus.search_index.lexical.close()
     shutil.rmtree(indexed_corpus.settings.data_dir / "index" / FOLDER)
     again = Pipeline(indexed_corpus.settings)
     assert again.search("Bluefinch budget")[0].page_number == 6
@@ -215,7 +215,7 @@ def test_settings_refuse_an_unknown_mode():
 def test_matched_words_are_framed_where_they_are_on_the_page(indexed_corpus):
     answer = indexed_corpus.ask("invoice INV-2024-0173")
     top = answer.hits[0]
-    page = indexed_corpus.page_words(top.doc_id, top.page_number)
+    page = indexed_corpus.index.page_words(top.doc_id, top.page_number)
     (box,) = [w.box for w in page.words if w.text == "INV-2024-0173"]
     plain = answer.page_image(top)
     framed = answer.view(top, heatmap=False, boxes=True)
@@ -271,7 +271,7 @@ def ranks_of(pipeline: Pipeline, hit: Hit) -> list[int]:
 
 def test_a_rare_term_outranks_a_common_one_and_function_words_find_nothing(indexed_corpus):
     # "revenue" is on every page of the annual report; "Bluefinch" on one page of facts.pdf.
-    lexical = indexed_corpus.index.lexical
+    lexical = indexed_corpus.search_index.lexical
     assert {(h.doc_id, h.page_number) for h in lexical.search("revenue", 20)} == {
         (indexed_corpus.find("annual_report.pdf").doc_id, n) for n in (1, 2, 3)
     }
@@ -283,7 +283,7 @@ def test_a_rare_term_outranks_a_common_one_and_function_words_find_nothing(index
 
 def test_words_of_an_earlier_release_are_replaced_and_another_layout_rebuilt(indexed_corpus):
     root = indexed_corpus.settings.data_dir / "index"
-    indexed_corpus.index.lexical.close()
+    indexed_corpus.search_index.lexical.close()
     (root / OLD_FILE).write_bytes(b"SQLite format 3\x00")  # FTS5's file, from before tantivy
     shutil.rmtree(root / FOLDER)
     (root / FOLDER).mkdir()
@@ -304,7 +304,7 @@ def test_the_answerer_is_given_the_pages_words_when_asked_to(indexed_corpus):
 
 
 def test_a_word_asked_twice_in_two_cases_is_one_term(indexed_corpus):
-    hits = indexed_corpus.index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
+    hits = indexed_corpus.search_index.lexical.search("Invoice invoice INVOICE inv-2024-0173", 5)
     assert (hits[0].doc_id, hits[0].page_number) == (indexed_corpus.find("facts.pdf").doc_id, 1)
 
 
@@ -313,16 +313,16 @@ def test_two_index_objects_bring_the_words_up_to_date_at_once(indexed_corpus):
     # take turns at tantivy's single writer, and neither adds a document twice.
     from concurrent.futures import ThreadPoolExecutor
 
-    indexed_corpus.index.lexical.close()
+    indexed_corpus.search_index.lexical.close()
     shutil.rmtree(indexed_corpus.settings.data_dir / "index" / FOLDER)
     first, second = Pipeline(indexed_corpus.settings), Pipeline(indexed_corpus.settings)
     with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(p.index.index_words) for p in (first, second)]:
+        for done in [pool.submit(p.search_index.index_words) for p in (first, second)]:
             done.result()
     facts = indexed_corpus.find("facts.pdf").doc_id
     found = []
     for pipeline in (first, second):
-        hits = pipeline.index.lexical.search("Bluefinch INV-2024-0173", 50)
+        hits = pipeline.search_index.lexical.search("Bluefinch INV-2024-0173", 50)
         pages = [(h.doc_id, h.page_number) for h in hits]
         assert len(pages) == len(set(pages))  # each page once: no document added twice
         assert {(facts, 1), (facts, 6)} <= set(pages)

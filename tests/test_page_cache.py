@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from devtools.tiny_models import GENERATORS
 from rag.chat import Turn
 from rag.config import Settings
-from rag.models.answerer import Generator, PageImage
+from rag.models.answerer import Answerer, PageImage
 from rag.models.page_cache import PageCache, image_key
 
 pytestmark = pytest.mark.models
@@ -32,7 +32,7 @@ FIRST, SECOND, THIRD = (
 
 
 @pytest.fixture(scope="module", params=GENERATORS)
-def pair(request, tiny_models) -> tuple[Generator, Generator]:
+def pair(request, tiny_models) -> tuple[Answerer, Answerer]:
     """The same answerer loaded twice: with the page cache, and without it."""
     settings = Settings(
         generator=str(tiny_models / request.param),
@@ -40,13 +40,13 @@ def pair(request, tiny_models) -> tuple[Generator, Generator]:
         answer_min_pixels=28 * 28 * 4,
         answer_max_pixels=28 * 28 * 64,
     )
-    cached = Generator.load(settings)
-    plain = Generator.load(dataclasses.replace(settings, answer_cache_mb=0))
+    cached = Answerer.load(settings)
+    plain = Answerer.load(dataclasses.replace(settings, answer_cache_mb=0))
     assert cached.page_cache is not None and plain.page_cache is None
     return cached, plain
 
 
-def encoder_calls(generator: Generator) -> list[int]:
+def encoder_calls(generator: Answerer) -> list[int]:
     """Counts the vision encoder's runs (the cache's misses must be the only ones)."""
     calls = []
     base = generator.model.base_model
@@ -118,12 +118,12 @@ def test_the_cache_is_bounded_in_bytes_least_recently_used_out():
 
 def test_no_cache_when_turned_off_or_the_family_cannot_take_encoded_pages(tiny_models):
     settings = Settings(generator=str(tiny_models / "idefics3"))
-    assert Generator.load(settings).page_cache is not None
-    assert Generator.load(dataclasses.replace(settings, answer_cache_mb=0)).page_cache is None
-    family = Generator.load(settings).family
+    assert Answerer.load(settings).page_cache is not None
+    assert Answerer.load(dataclasses.replace(settings, answer_cache_mb=0)).page_cache is None
+    family = Answerer.load(settings).family
     try:
         family.cache_pages = False
-        generator = Generator.load(settings)
+        generator = Answerer.load(settings)
     finally:
         del family.cache_pages
     assert generator.page_cache is None

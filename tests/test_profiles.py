@@ -75,7 +75,7 @@ def test_int8_models_stay_close_to_float_and_the_answer_still_streams(tiny_model
     stream still equals the whole answer."""
     from PIL import Image, ImageDraw
 
-    from rag.models.answerer import Generator, PageImage
+    from rag.models.answerer import Answerer, PageImage
     from rag.models.retriever import Retriever
 
     page = Image.new("RGB", (595, 842), "white")
@@ -94,7 +94,7 @@ def test_int8_models_stay_close_to_float_and_the_answer_still_streams(tiny_model
     (vectors,) = retriever.embed_pages([page])
     assert vectors.shape == reference.shape
     assert torch.nn.functional.cosine_similarity(vectors, reference, dim=-1).mean() > 0.99
-    generator = Generator.load(int8)
+    generator = Answerer.load(int8)
     pages = [PageImage("[a.pdf p.1]", page)]
     whole = generator.answer("What?", pages)
     assert "".join(generator.stream("What?", pages)) == whole
@@ -116,7 +116,7 @@ def test_every_family_runs_in_int8(tiny_models, name):
     a head on the meta device and attention-pooling projections stay as they are)."""
     from PIL import Image
 
-    from rag.models.answerer import Generator, PageImage
+    from rag.models.answerer import Answerer, PageImage
     from rag.models.retriever import Retriever
 
     page = Image.new("RGB", (300, 420), "white")
@@ -128,5 +128,5 @@ def test_every_family_runs_in_int8(tiny_models, name):
     else:
         settings = Settings(generator=str(tiny_models / name), quantize="int8", max_new_tokens=4)
         assert isinstance(
-            Generator.load(settings).answer("What?", [PageImage("[a p.1]", page)]), str
+            Answerer.load(settings).answer("What?", [PageImage("[a p.1]", page)]), str
         )

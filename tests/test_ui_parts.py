@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from rag.index import Hit
-from rag.pipeline import Answer
+from rag.asking import Answer
 from rag.view.heatmaps import QueryToken
 from ui.chat import STOPPED, messages
 from ui.collections import ChatTurn
@@ -27,7 +27,9 @@ def turn(text: str, question: str = "Revenue in 2024?", searched: str = "") -> C
         *(QueryToken(3 + i, digit, 11 + i, 12 + i) for i, digit in enumerate("2024")),
     ]
     searched = searched or question
-    answer = Answer(question, HITS, torch.zeros(8, 4), tokens, None, searched)
+    answer = Answer(
+        question, HITS, torch.zeros(8, 4), tokens, reader=None, models=None, searched=searched
+    )
     return ChatTurn(answer, "all documents", text)
 
 

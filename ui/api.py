@@ -18,9 +18,7 @@ from contextlib import closing
 
 import gradio as gr
 
-from rag.chat import from_messages
-from rag.errors import RagError
-from rag.pipeline import Answer
+from rag import Answer, RagError, from_messages
 from ui.chat import split_scope
 from ui.collections import Collections
 from ui.gpu import gpu

@@ -13,7 +13,7 @@ import logging
 
 import gradio as gr
 
-from rag.pipeline import Pipeline
+from rag import Pipeline
 from ui import api, chat, documents
 from ui.collections import Collections
 from ui.markdown import escape_markdown

@@ -13,7 +13,7 @@ from contextlib import closing
 
 import gradio as gr
 
-from rag.errors import RagError
+from rag import RagError
 from ui import pages
 from ui.collections import ChatTurn, Collections, Session
 from ui.gpu import gpu

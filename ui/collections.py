@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
-from rag.chat import Turn
-from rag.pipeline import Answer, Pipeline
+from rag import Answer, Pipeline, Turn
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag.errors import RagError
-from rag.ingest.formats import SUPPORTED
-from rag.progress import PageRate
+from rag import SUPPORTED, PageRate, RagError
 from ui.collections import Collections
 from ui.gpu import gpu
 from ui.markdown import escape_markdown

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from rag import citations
-from rag.errors import DocumentNotFoundError
-from rag.view.overlay import ALPHA, legend_colours
-from rag.view.snippets import Snippet
+from rag import (
+    ALPHA,
+    CITATION_PATTERN,
+    DocumentNotFoundError,
+    Snippet,
+    citation_mark,
+    legend_colours,
+)
 from ui.collections import ChatTurn, Session
 from ui.markdown import escape_markdown
 
@@ -25,7 +29,7 @@ WHOLE_QUERY = "whole question"
 # PageView.settings.
 Look = tuple[str | None, bool, float, bool]
 EMPTY_TITLE = "Pages retrieved for your questions appear here."
-CITATION = re.compile(citations.PATTERN)
+CITATION = re.compile(CITATION_PATTERN)
 
 
 @dataclass
@@ -157,7 +161,7 @@ def snippet_markdown(found: Snippet | None) -> str:
 def page_title(chat: ChatTurn, turn: int, hit: int) -> str:
     found = chat.answer.hits[hit]
     cited = " · cited in the answer" if hit in cited_hits(chat) else ""
-    where = citations.mark("page" if found.unit == "p." else found.unit, found.page_number)
+    where = citation_mark("page" if found.unit == "p." else found.unit, found.page_number)
     return (
         f"**{escape_markdown(found.name)} — {where}**  \n"
         f"question {turn + 1}, retrieved page {hit + 1} of {len(chat.answer.hits)} · "
@@ -177,7 +181,7 @@ def thumbnails_of(chat: ChatTurn) -> list[tuple[str, str]]:
     return [
         (
             str(h.image_path),
-            f"{citations.mark(h.unit, h.page_number)} · {h.score:.3g}"
+            f"{citation_mark(h.unit, h.page_number)} · {h.score:.3g}"
             f"{' · cited' if i in cited else ''} · {h.name}",
         )
         for i, h in enumerate(chat.answer.hits)

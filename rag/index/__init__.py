@@ -5,10 +5,21 @@ from __future__ import annotations
 from rag.config import Settings, parse_index
 from rag.errors import ConfigError
 from rag.index.base import Index
+from rag.index.hybrid import HybridSearch, hybrid_search
 from rag.index.local import LocalIndex
 from rag.index.records import Document, Hit
 
-__all__ = ["Document", "Hit", "Index", "LocalIndex", "open_index", "parse_index"]
+__all__ = [
+    "Document",
+    "Hit",
+    "HybridSearch",
+    "Index",
+    "LocalIndex",
+    "hybrid_search",
+    "open_index",
+    "parse_index",
+    "warm_kernels",
+]
 
 
 def open_index(settings: Settings, device: str = "cpu") -> Index:
@@ -48,3 +59,12 @@ def open_index(settings: Settings, device: str = "cpu") -> Index:
         pooled=settings.pool_factor if mode == "pooled" else 0,
         prefetch=settings.rerank,
     )
+
+
+def warm_kernels(settings: Settings) -> None:
+    """Compile, once per process, what every index of ``settings``' kind shares (binary mode's
+    popcount kernel), before any index is opened: a server whose collections open later."""
+    if settings.index_mode == "binary":
+        from rag.index.binary import warmup
+
+        warmup()

@@ -1,4 +1,8 @@
-"""The storage interface every backend implements, and its typed records."""
+"""The storage interface every backend implements: documents, their page images and words
+(through the document store), and the pages' multi-vectors searched by MaxSim.
+
+The records are ``rag.index.records``'s; searching pictures and words together is
+``rag.index.hybrid``'s, composed over an index rather than inherited by it."""
 
 from __future__ import annotations
 
@@ -6,21 +10,14 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from rag.index.records import Document, Hit
-
-if TYPE_CHECKING:
-    from rag.index.lexical import LexicalIndex, TextHit
-    from rag.index.store import DocumentStore
-
-# Pages each side of a hybrid search brings to the fusion: a page the words rank 40th and the
-# picture 3rd must be seen by both.
-HYBRID_DEPTH = 50
+from rag.index.staged import StagedPages
+from rag.index.store import DocumentStore, load_texts, page_path, save_texts
+from rag.words import PageText
 
 
 class Index(ABC):
@@ -31,9 +28,36 @@ class Index(ABC):
     store: DocumentStore
     _lock: threading.RLock
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the store is read or changed: it serves one thread at a time."""
+        return self._lock
+
     def staging(self) -> AbstractContextManager[Path]:
         """A scratch folder to render a new document's pages into; removed unless committed."""
         return self.store.staging()
+
+    @staticmethod
+    def page_path(staged: Path, page_number: int) -> Path:
+        """Where ``add`` expects the image of page ``page_number`` in a staging folder."""
+        return page_path(staged, page_number)
+
+    @staticmethod
+    def stage_vectors(scratch: Path) -> StagedPages:
+        """An on-disk list for a new document's page vectors as the encoder makes them, in a
+        scratch folder (``staging``): ``add`` reads it back a chunk at a time."""
+        return StagedPages(scratch / "vectors.staged")
+
+    @staticmethod
+    def stage_words(staged: Path, texts: Iterable[PageText]) -> None:
+        """Keep a new document's words with its staged pages: committed with them by ``add``."""
+        save_texts(staged, texts)
+
+    def page_words(self, doc_id: str, page_number: int) -> PageText:
+        """One page's words and their boxes, as stored with the document (none if it has no
+        words, was indexed before words were kept, or is gone)."""
+        texts = load_texts(self.store.folder(doc_id))
+        return next((t for t in texts if t.page_number == page_number), PageText(page_number))
 
     @abstractmethod
     def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
@@ -81,57 +105,6 @@ class Index(ABC):
     ) -> list[list[Hit]]:
         """``search`` for several queries; backends that can batch them override this."""
         return [self.search(query, k, scope) for query in queries]
-
-    def search_hybrid(
-        self,
-        query: torch.Tensor,
-        question: str,
-        k: int,
-        scope: Collection[str] | None = None,
-        *,
-        mode: str = "rrf",
-        weight: float = 0.3,
-    ) -> list[Hit]:
-        """The k best pages by their pictures (``query``) and their words (``question``),
-        fused as ``mode`` says (``rag.index.fusion``; "off": pictures only, "text": words
-        only), each side searched ``HYBRID_DEPTH`` deep within ``scope``."""
-        from rag.index.fusion import fuse
-
-        if mode == "off":
-            return [replace(h, visual_score=h.score) for h in self.search(query, k, scope)]
-        depth = max(k, HYBRID_DEPTH)
-        lexical = self.lexical
-        with self._lock:  # the store is read by one thread at a time
-            lexical.sync()
-        # One after the other: the words take about a millisecond, and run beside the pictures'
-        # search they would slow it more than that (it keeps every core busy).
-        text = lexical.search(question, depth, scope, sync=False)
-        visual = [] if mode == "text" else self.search(query, depth, scope)
-        mode = "rrf" if mode == "text" else mode  # one ranking: its own order
-        return fuse(visual, text, k, self._text_hit, mode=mode, weight=weight)
-
-    def index_words(self) -> None:
-        """Bring the words' index up to date now (after an add), rather than at the next
-        search (a backend that keeps the words with its vectors has nothing to do)."""
-        lexical = self.lexical
-        with self._lock:
-            lexical.sync()
-
-    @property
-    def lexical(self) -> LexicalIndex:
-        """The pages' words (a tantivy index beside the document store), opened on first use."""
-        with self._lock:
-            if getattr(self, "_lexical", None) is None:
-                from rag.index.lexical import LexicalIndex
-
-                self._lexical = LexicalIndex(self.store)
-            return self._lexical
-
-    def _text_hit(self, found: TextHit) -> Hit:
-        document = self.store.known(found.doc_id)  # the words were synced with the store
-        name, unit = (document.name, document.unit) if document else (found.doc_id, "p.")
-        image = self.store.page_image(found.doc_id, found.page_number)
-        return Hit(found.doc_id, name, found.page_number, found.score, image, unit=unit)
 
     @abstractmethod
     def page_embedding(self, doc_id: str, page_number: int) -> torch.Tensor:

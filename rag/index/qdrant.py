@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ import torch
 
 from rag.config import Settings
 from rag.errors import DocumentNotFoundError, IndexMismatchError, RagError
-from rag.index.base import HYBRID_DEPTH, Index
+from rag.index.base import Index
 from rag.index.fusion import RRF_K, fuse
+from rag.index.hybrid import HYBRID_DEPTH, HybridSearch
 from rag.index.lexical import TextHit
 from rag.index.pooling import pool_pages
 from rag.index.records import Document, Hit
@@ -70,7 +71,38 @@ def default_collection(retriever_id: str, store: str) -> str:
     return f"visual-rag-{slug}-{store[:8]}"
 
 
+class QdrantHybridSearch(HybridSearch):
+    """Qdrant's pictures and words searched and fused in one request (``search_native``); a
+    collection made before it kept sparse vectors searches its words in the local word index,
+    as the local backend does."""
+
+    index: QdrantIndex
+
+    def index_words(self) -> None:
+        if not self.index.has_words:
+            super().index_words()
+
+    def search(
+        self,
+        query: torch.Tensor,
+        question: str,
+        k: int,
+        scope: Collection[str] | None = None,
+        *,
+        mode: str = "rrf",
+        weight: float = 0.3,
+    ) -> list[Hit]:
+        if mode == "off" or not self.index.has_words:
+            return super().search(query, question, k, scope, mode=mode, weight=weight)
+        fusion = (mode, weight)
+        return self.index.search_native(
+            query, question, k, scope, fusion=fusion, text_hit=self.text_hit
+        )
+
+
 class QdrantIndex(Index):
+    hybrid = QdrantHybridSearch  # rag.index.hybrid.hybrid_search
+
     def __init__(
         self,
         root: Path,
@@ -354,21 +386,26 @@ class QdrantIndex(Index):
                     return hits[:k]
                 limit *= 4
 
-    def search_hybrid(
+    @property
+    def has_words(self) -> bool:
+        """Whether the collection keeps the pages' words as sparse vectors."""
+        return self._has_text
+
+    def search_native(
         self,
         query: torch.Tensor,
         question: str,
         k: int,
-        scope: Collection[str] | None = None,
+        scope: Collection[str] | None,
         *,
-        mode: str = "rrf",
-        weight: float = 0.3,
+        fusion: tuple[str, float],
+        text_hit: Callable[[TextHit], Hit],
     ) -> list[Hit]:
         """Pictures and words searched in Qdrant: the page multivectors and the sparse BM25
         vectors, fused there (RRF) in the same batch request that brings each side's ranking
-        (whose scores each hit keeps); ``weighted`` fuses those two rankings here."""
-        if mode == "off" or not self._has_text:
-            return super().search_hybrid(query, question, k, scope, mode=mode, weight=weight)
+        (whose scores each hit keeps); ``weighted`` (``fusion``: mode and weight) fuses those
+        two rankings here, ``text_hit`` making the hit of a page only the words found."""
+        mode, weight = fusion
         indices, values = query_vector(question)
         with self._lock, _reported(self.location):
             self.store.refresh()
@@ -393,11 +430,7 @@ class QdrantIndex(Index):
         if mode == "rrf":  # Qdrant's order; each side's scores from its own ranking
             return self._with_sides(fused, pictures, words, k)
         mode = "rrf" if mode == "text" else mode  # one ranking: its own order
-        return fuse(pictures, words, k, self._text_hit, mode=mode, weight=weight)
-
-    def index_words(self) -> None:
-        if not self._has_text:  # an older collection: its words are in the local word index
-            super().index_words()
+        return fuse(pictures, words, k, text_hit, mode=mode, weight=weight)
 
     def _hybrid_batch(self, vector, sparse, depth: int, within: Any) -> list[list[Any]]:
         """One request: the pictures' ranking, the words', and Qdrant's RRF of the two."""

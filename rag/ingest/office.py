@@ -115,6 +115,10 @@ def check_package(path: Path, name: str) -> None:
         raise ConversionError(f"{name}: not {what}: {error}") from None
 
 
+# Bit 0 of a zip entry's flags: the entry is encrypted (ZipCrypto or strong encryption).
+ZIP_ENCRYPTED = 0x1
+
+
 def _check_entries(entries: list[zipfile.ZipInfo], name: str, what: str) -> None:
     if len(entries) > MAX_ENTRIES:
         raise PdfLimitError(f"{name}: {len(entries):,} parts is over the {MAX_ENTRIES:,} limit")
@@ -125,6 +129,11 @@ def _check_entries(entries: list[zipfile.ZipInfo], name: str, what: str) -> None
             raise ConversionError(
                 f"{name}: not {what}: it holds a part named {entry.filename[:80]!r}, "
                 "outside the package"
+            )
+        if entry.flag_bits & ZIP_ENCRYPTED:  # a password-protected zip, renamed
+            raise EncryptedPdfError(
+                f"{name}: its zip package is password-protected, which no office file's own "
+                "password does: remove the password"
             )
         total += entry.file_size
         packed = max(entry.compress_size, 1)

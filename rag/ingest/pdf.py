@@ -83,6 +83,19 @@ class RenderedPage:
     blank: bool = False  # one flat colour: nothing drawn
     complaints: bool = False  # poppler reported errors while rendering this page's chunk
 
+    def open(self) -> Image.Image:
+        """The page image, fully read into memory (no file handle left open)."""
+        with Image.open(self.path) as image:
+            return image.convert("RGB")
+
+
+# Where a rendered page is kept: (folder, page number) -> its path.
+PagePath = Callable[[Path, int], Path]
+
+
+def _page_path(folder: Path, page_number: int) -> Path:
+    return folder / f"page-{page_number}.png"
+
 
 def inspect_pdf(
     path: Path,
@@ -173,9 +186,16 @@ def rendering_notes(info: PdfInfo, blank_pages: int, complaints: bool) -> list[s
 
 
 def render_pages(
-    path: Path, out_dir: Path, settings: Settings, info: PdfInfo | None = None
+    path: Path,
+    out_dir: Path,
+    settings: Settings,
+    info: PdfInfo | None = None,
+    *,
+    page_path: PagePath | None = None,
 ) -> Iterator[RenderedPage]:
-    """Render every page to ``out_dir/page-NNNN.png``, yielding each as soon as it is on disk.
+    """Render every page into ``out_dir`` as a PNG (named by ``page_path(out_dir, number)``:
+    the document store's name for it; by default ``page-N.png``), yielding each as soon as it
+    is on disk.
 
     Each page gets ``settings.dpi`` unless that would exceed ``settings.max_page_pixels``,
     in which case its DPI is lowered to fit, so a poster-sized page cannot exhaust memory. A
@@ -186,7 +206,8 @@ def render_pages(
         info = dataclasses.replace(info, budget=file_budget(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     chunks = list(_render_chunks(info, settings))
-    render = lambda chunk: _render_chunk(Path(path), out_dir, info, chunk)  # noqa: E731
+    name = page_path or _page_path
+    render = lambda chunk: _render_chunk(Path(path), out_dir, info, chunk, name)  # noqa: E731
     workers = page_workers(settings)
     if workers == 1:  # on the caller's thread, one chunk after another
         for chunk in chunks:
@@ -221,8 +242,10 @@ def _render_chunks(info: PdfInfo, settings: Settings) -> Iterator[Chunk]:
         first = last + 1
 
 
-def _render_chunk(path: Path, out_dir: Path, info: PdfInfo, chunk: Chunk) -> list[RenderedPage]:
-    """Pages ``first``..``last`` through one pdftoppm call, kept as ``page-NNNN.png``."""
+def _render_chunk(
+    path: Path, out_dir: Path, info: PdfInfo, chunk: Chunk, page_path: PagePath
+) -> list[RenderedPage]:
+    """Pages ``first``..``last`` through one pdftoppm call, each kept at ``page_path``."""
     first, last, dpi = chunk
     scratch = out_dir / f"render-{first}"
     scratch.mkdir()
@@ -246,16 +269,17 @@ def _render_chunk(path: Path, out_dir: Path, info: PdfInfo, chunk: Chunk) -> lis
         for number in range(first, last + 1):
             if number not in rendered:
                 raise _render_failure(info, number, result)
-            kept.append(_keep(rendered.pop(number), number, out_dir, info.name, complaints))
+            target = page_path(out_dir, number)
+            kept.append(_keep(rendered.pop(number), number, target, info.name, complaints))
         return kept
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # gone before any page is handed out
 
 
 def _keep(
-    image_path: Path, page_number: int, out_dir: Path, name: str, complaints: bool
+    image_path: Path, page_number: int, target: Path, name: str, complaints: bool
 ) -> RenderedPage:
-    """The raw render ``image_path`` read, checked, kept as ``page-NNNN.png`` and deleted."""
+    """The raw render ``image_path`` read, checked, kept as a PNG at ``target`` and deleted."""
     try:
         with Image.open(image_path) as image:
             image.load()
@@ -269,7 +293,6 @@ def _keep(
         raise EmptyPdfError(
             f"{name}: page {page_number} renders to {width}x{height} pixels, too small to read"
         )
-    target = out_dir / f"page-{page_number:04d}.png"
     image.save(target, "PNG", compress_level=PNG_LEVEL)
     return RenderedPage(page_number, target, width, height, _is_blank(image), complaints)
 

@@ -35,13 +35,13 @@ from rag.models.torch_compat import ensure_torchvision
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Generator", "PageImage"]
+__all__ = ["Answerer", "PageImage"]
 
 # A standalone question is one short line: longer replies are cut by rag.chat.standalone.
 REWRITE_TOKENS = 64
 
 
-class Generator:
+class Answerer:
     def __init__(self, model, processor, family: AnswererFamily, settings: Settings) -> None:
         self.model = model.eval()
         row_major_embeddings(model)  # same values, fewer copies (rag.models.row_major)
@@ -54,7 +54,7 @@ class Generator:
         self.page_cache = PageCache(cache_bytes) if cached else None
 
     @classmethod
-    def load(cls, settings: Settings) -> Generator:
+    def load(cls, settings: Settings) -> Answerer:
         ensure_torchvision()
         from transformers import AutoModelForImageTextToText, AutoProcessor
 

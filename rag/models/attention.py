@@ -5,8 +5,8 @@ A page's SigLIP tiles are 1,024 patches that all attend to each other, and atten
 half of a page's encoding on a 2-core CPU: PyTorch's CPU kernel (``scaled_dot_product_attention``)
 runs those shapes at ~175 GFLOP/s in float32 and in bf16 alike, while plain bf16 matmuls run at
 ~900 there. Two bf16 matmuls per head with the softmax between them reach ~400 GFLOP/s, and a
-page is encoded in about 0.6 s less (``python -m benchmarks.latency --attention``; the README's
-"Time to answer" gives the agreement with float32 attention).
+page is encoded in about 0.6 s less (``python -m benchmarks.latency --attention``;
+docs/performance.md, "Time to answer", gives the agreement with float32 attention).
 
 It is registered with transformers' own ``AttentionInterface`` (and the sdpa mask format, so
 masks are built exactly as for ``sdpa``) and takes the place of sdpa wherever transformers chose

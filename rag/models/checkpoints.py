@@ -250,7 +250,7 @@ def quantized(model, quantize: str):
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
     layers = {name: default_dynamic_qconfig for name in _quantizable(model)}
-    with warnings.catch_warnings():  # PyTorch marks its quantized tensors deprecated (README)
+    with warnings.catch_warnings():  # PyTorch marks its quantized tensors deprecated
         warnings.filterwarnings(
             "ignore", message=".*quantized tensor creation", category=UserWarning
         )

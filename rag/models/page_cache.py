@@ -7,7 +7,7 @@ per image and pixel budget, and the encodings of a question's pages are handed t
 ``generate`` together as transformers' ``mm_encoder_outputs``, the form its own
 ``generate`` passes them to ``forward`` in after encoding the pixels itself.
 
-The cache belongs to one loaded model (``Generator``) and is bounded in bytes, least recently
+The cache belongs to one loaded model (``Answerer``) and is bounded in bytes, least recently
 used first out (RAG_ANSWER_CACHE_MB; 0 turns it off).
 """
 

@@ -31,7 +31,7 @@ __all__ = ["PatchGrid", "Retriever"]
 
 class Retriever:
     def __init__(
-        self, model, processor, family: RetrieverFamily, model_id: str, batch_size: int = 4
+        self, model, processor, family: RetrieverFamily, model_id: str, batch_size: int = 1
     ) -> None:
         self.model = model.eval()
         row_major_embeddings(model)  # same values, fewer copies (rag.models.row_major)

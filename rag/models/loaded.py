@@ -1,0 +1,39 @@
+"""The models one app serves every collection with: loaded once, on first use, and taking turns
+on the device.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from rag.config import Settings
+from rag.models.answerer import Answerer
+from rag.models.retriever import Retriever
+
+
+class Models:
+    """The retriever and the answerer: loaded once, on first use, shared by every collection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._retriever: Retriever | None = None
+        self._answerer: Answerer | None = None
+        self._lock = threading.Lock()
+        # Held while a model computes (a batch of pages, a query, an answer), so that uploads,
+        # which render outside it, and questions take turns on the device. A Lock, not an
+        # RLock: a streamed answer may resume, and release it, on another thread.
+        self.busy = threading.Lock()
+
+    @property
+    def retriever(self) -> Retriever:
+        with self._lock:
+            if self._retriever is None:
+                self._retriever = Retriever.load(self.settings)
+            return self._retriever
+
+    @property
+    def answerer(self) -> Answerer:
+        with self._lock:
+            if self._answerer is None:
+                self._answerer = Answerer.load(self.settings)
+            return self._answerer

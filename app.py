@@ -86,6 +86,21 @@ def add_common_options(parser: argparse.ArgumentParser, default: object = None) 
     )
 
 
+def public_default(env: dict[str, str]) -> bool:
+    """RAG_PUBLIC as a flag (1/0, true/false, yes/no, on/off: ``RAG_PUBLIC=0`` is off) when set;
+    else whether the app runs on a Hugging Face Space (SPACE_ID), as `python app.py`: public.
+
+    >>> public_default({"RAG_PUBLIC": "0", "SPACE_ID": "me/app"}), public_default({"SPACE_ID": "x"})
+    (False, True)
+    >>> public_default({"RAG_PUBLIC": "yes"}), public_default({})
+    (True, False)
+    """
+    raw = env.get("RAG_PUBLIC", "").strip().lower()
+    if raw:
+        return raw in ("1", "true", "yes", "on")
+    return bool(env.get("SPACE_ID"))
+
+
 def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
     """serve's options; defaults come from the environment (under `serve`, SUPPRESS keeps a
     value given before the command name)."""
@@ -94,8 +109,7 @@ def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -
     defaults = {
         "host": env.get("RAG_HOST") or env.get("GRADIO_SERVER_NAME") or "127.0.0.1",
         "port": int(port),
-        # On a Hugging Face Space (SPACE_ID is set) the app runs as `python app.py`: public.
-        "public": bool(env.get("RAG_PUBLIC") or env.get("SPACE_ID")),
+        "public": public_default(env),
         "auth": env.get("RAG_AUTH"),
     }
     if suppress:

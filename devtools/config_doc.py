@@ -75,8 +75,9 @@ SERVER = (
         "RAG_PUBLIC",
         "serve --public",
         "unset (set on a Space)",
-        "any non-empty value: public mode, each browser session gets a private, temporary "
-        "collection; on a Hugging Face Space (`SPACE_ID` set) it is on without it",
+        "`1` (or true, yes, on): public mode, each browser session gets a private, "
+        "temporary collection; `0` (false, no, off): library mode; unset: on only on a "
+        "Hugging Face Space (`SPACE_ID` set)",
     ),
     (
         "RAG_AUTH",

@@ -9,11 +9,13 @@ toasts that leave the page as it was, never error badges.
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
+from pathlib import Path
 
 import gradio as gr
 
-from rag import RagError
+from rag import CITATION_PATTERN, RagError
 from ui import pages
 from ui.collections import ChatTurn, Collections, Session
 from ui.gpu import gpu
@@ -29,62 +31,15 @@ EXAMPLES = [
     "Какая рабочая температура датчика?",
 ]
 
-# Turns "[name p.N]" (and "[deck.pptx slide N]", "[book.xlsx sheet N]") in the answers into
-# links that open the page. The answers keep plain
-# citations (so the copy button copies clean text); the browser wraps them, and a click sends
-# "turn|citation|nonce" to the hidden #cite-target box, whose change opens the page.
-CITATION_LINKS = r"""
-<script>
-(() => {
-  const CITATION = /\[[^\[\]]+ (?:p\.|slide |sheet )\d+\]/g;
-  function turnOf(message) {
-    const rows = [...document.querySelectorAll('#chat .message-row')];
-    const at = rows.indexOf(message.closest('.message-row'));
-    return rows.slice(0, at + 1).filter(r => r.classList.contains('user-row')).length - 1;
-  }
-  function linkify(root) {
-    for (const message of root.querySelectorAll('#chat .bot-row [data-testid=bot]')) {
-      const walker = document.createTreeWalker(message, NodeFilter.SHOW_TEXT);
-      const found = [];
-      while (walker.nextNode()) {
-        const node = walker.currentNode;
-        if (!node.parentElement.closest('a') && CITATION.test(node.nodeValue)) found.push(node);
-        CITATION.lastIndex = 0;
-      }
-      for (const node of found) {
-        const parts = node.nodeValue.split(/(\[[^\[\]]+ (?:p\.|slide |sheet )\d+\])/);
-        const fragment = document.createDocumentFragment();
-        for (const part of parts) {
-          if (/^\[[^\[\]]+ (?:p\.|slide |sheet )\d+\]$/.test(part)) {
-            const link = document.createElement('a');
-            link.href = '#';
-            link.className = 'cite';
-            link.textContent = part;
-            fragment.appendChild(link);
-          } else if (part) {
-            fragment.appendChild(document.createTextNode(part));
-          }
-        }
-        node.replaceWith(fragment);
-      }
-    }
-  }
-  document.addEventListener('click', (event) => {
-    const link = event.target.closest && event.target.closest('#chat a.cite');
-    if (!link) return;
-    event.preventDefault();
-    event.stopPropagation();
-    const box = document.querySelector('#cite-target textarea, #cite-target input');
-    if (!box) return;
-    box.value = `${turnOf(link)}|${link.textContent}|${Date.now()}`;
-    box.dispatchEvent(new Event('input', {bubbles: true}));
-  }, true);
-  new MutationObserver(() => linkify(document)).observe(document, {
-    childList: true, subtree: true, characterData: true,
-  });
-})();
-</script>
-"""
+# The browser script that turns citations in the answers into links (ui/citations.js), with
+# the engine's citation pattern put in: the format is written once, in rag.citations.
+CITATION_LINKS = (
+    "<script>\nconst CITATION_PATTERN = "
+    + json.dumps(CITATION_PATTERN)
+    + ";\n"
+    + (Path(__file__).parent / "citations.js").read_text()
+    + "</script>\n"
+)
 
 
 class Handlers:

@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.errors import RagError
+
 _LAUNCHER = (
     "import os, resource, sys\n"
     "memory, cpu, parent = (int(value) for value in sys.argv[1:4])\n"
@@ -64,9 +66,9 @@ PACKAGES = {
 }
 
 
-class ToolMissing(RuntimeError):
-    """An external tool is not installed (a setup problem, not the file's); the message names
-    the tool and the package that brings it."""
+class ToolMissing(RagError):
+    """An external tool is not installed (a setup problem, not the file's, so never a file's
+    refusal); the message names the tool and the package that brings it."""
 
     def __init__(self, tool: str) -> None:
         self.tool = tool

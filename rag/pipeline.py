@@ -11,18 +11,18 @@ load lazily, once, on first use, so listing or deleting documents never loads on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 import shutil
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
 from rag.asking import Answer, Asking
 from rag.chat import Turn
 from rag.config import Settings
 from rag.errors import RagError
-from rag.index import Document, Hit, HybridSearch, Index, hybrid_search, open_index, warm_kernels
-from rag.library import IndexResult, Library, Progress
+from rag.index import Hit, HybridSearch, Index, hybrid_search, open_index, warm_kernels
+from rag.library import IndexResult, Library
 from rag.models.answerer import Answerer
 from rag.models.checkpoints import resolve_device
 from rag.models.loaded import Models
@@ -34,6 +34,17 @@ __all__ = ["Answer", "IndexResult", "Models", "Pipeline"]
 
 # Where collections made by Pipeline.collection live, under the data dir.
 COLLECTIONS = "collections"
+
+
+def _verb(side: str, method: Callable) -> Callable:
+    """A Pipeline verb that is one side's method (``library`` or ``asking``), called on that
+    side as this collection built it; it keeps the method's name, signature and docstring."""
+
+    @functools.wraps(method)
+    def verb(self: Pipeline, *args, **kwargs):
+        return method(getattr(self, side), *args, **kwargs)
+
+    return verb
 
 
 class Pipeline:
@@ -66,6 +77,8 @@ class Pipeline:
         try:
             index.drop()
         finally:
+            if self._search is not None:
+                self._search.close()
             index.close()
             shutil.rmtree(self.settings.data_dir, ignore_errors=True)
 
@@ -143,53 +156,17 @@ class Pipeline:
     def answerer(self) -> Answerer:
         return self.models.answerer
 
-    # -- the library side (rag.library) ----------------------------------------------------
+    # -- the verbs: each side's own, under the same name, signature and docstring ------------
 
-    def add_file(
-        self,
-        path: Path,
-        name: str | None = None,
-        progress: Progress | None = None,
-        password: str | None = None,
-        tags: Iterable[str] = (),
-    ) -> IndexResult:
-        """``Library.add_file``: one file indexed, or refused in one line."""
-        return self.library.add_file(path, name, progress, password, tags)
-
-    def add_images(
-        self,
-        paths: Iterable[Path],
-        name: str,
-        progress: Progress | None = None,
-        tags: Iterable[str] = (),
-    ) -> IndexResult:
-        """``Library.add_images``: several images as one document, a page each."""
-        return self.library.add_images(paths, name, progress, tags)
-
-    def add_paths(self, paths: Iterable[Path], *args, **kwargs) -> Iterator[IndexResult]:
-        """``Library.add_paths``: files and folders, a result each."""
-        return self.library.add_paths(paths, *args, **kwargs)
-
-    def documents(self, tags: Iterable[str] = ()) -> list[Document]:
-        return self.library.documents(tags)
-
-    def find(self, ref: str) -> Document:
-        return self.library.find(ref)
-
-    def delete(self, ref: str) -> Document:
-        return self.library.delete(ref)
-
-    def tag(self, ref: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Document:
-        return self.library.tag(ref, add, remove)
-
-    def scope(self, docs: Iterable[str] = (), tags: Iterable[str] = ()) -> set[str] | None:
-        return self.library.scope(docs, tags)
-
-    # -- the asking side (rag.asking) ------------------------------------------------------
-
-    def ask(self, question: str, *args, **kwargs) -> Answer:
-        """``Asking.ask``: the best pages for ``question``, the answer streaming from them."""
-        return self.asking.ask(question, *args, **kwargs)
+    add_file = _verb("library", Library.add_file)
+    add_images = _verb("library", Library.add_images)
+    add_paths = _verb("library", Library.add_paths)
+    documents = _verb("library", Library.documents)
+    find = _verb("library", Library.find)
+    delete = _verb("library", Library.delete)
+    tag = _verb("library", Library.tag)
+    scope = _verb("library", Library.scope)
+    ask = _verb("asking", Asking.ask)
 
     def search(
         self,

@@ -1,5 +1,6 @@
 # make run  : set up (venv, pinned requirements, poppler, tesseract) and start the web app
 # make test : same set-up plus test tools and a headless browser, then ruff + pytest (offline)
+# make test-fast : the same, without the slow tiers (browser, processes, office, scale): minutes
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 VENV ?= .venv
@@ -11,7 +12,7 @@ APT_UPDATED := /tmp/.visual-rag-apt-updated
 # LibreOffice without its desktop parts: converts office files to PDF (rag/ingest/office.py)
 OFFICE_PKGS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
 
-.PHONY: run test lint format system-deps test-system-deps clean
+.PHONY: run test test-fast lint format system-deps test-system-deps clean
 
 run: $(VENV)/.runtime system-deps
 	$(PY) app.py serve $(ARGS)
@@ -20,6 +21,12 @@ test: $(VENV)/.dev test-system-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest $(PYTEST_ARGS)
+
+# Every test not marked slow (tests/conftest.py marks the slow tiers): under 3 minutes on 2 cores.
+test-fast: $(VENV)/.dev test-system-deps
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .

@@ -15,18 +15,21 @@ def test_items_come_in_order_with_their_prepared_value():
 
 
 def test_the_producer_runs_at_most_depth_items_ahead():
-    produced = []
+    # One consumed, `depth` waiting in the queue, one prepared and blocked on the full queue:
+    # the producer reaches item 4, and goes no further until the consumer takes another.
+    reached = {n: threading.Event() for n in range(50)}
 
     def source():
         for n in range(50):
-            produced.append(n)
+            reached[n].set()
             yield n
 
     iterator = ahead(source(), lambda n: n, depth=3)
     assert next(iterator) == (0, 0)
-    time.sleep(0.3)  # let the producer run as far as it may
-    # one consumed, `depth` waiting in the queue, one prepared and blocked on the full queue
-    assert len(produced) <= 1 + 3 + 1
+    assert reached[1 + 3].wait(timeout=30)  # as far as it may go
+    assert not reached[1 + 3 + 1].wait(timeout=0.3)  # and no further
+    assert next(iterator) == (1, 1)
+    assert reached[1 + 3 + 1].wait(timeout=30)  # one taken: one more produced
     iterator.close()
 
 
@@ -178,17 +181,28 @@ def test_behind_runs_work_in_order_off_the_callers_thread():
 
 
 def test_behind_holds_at_most_depth_waiting_items():
-    release = threading.Event()
-    with Behind(lambda n: release.wait(), depth=2) as writer:
-        writer.submit(0)  # taken by the thread, blocked in work
-        time.sleep(0.3)
+    release, working = threading.Event(), threading.Event()
+
+    def work(n: int) -> None:
+        working.set()
+        release.wait()
+
+    with Behind(work, depth=2) as writer:
+        writer.submit(0)
+        assert working.wait(timeout=30)  # taken by the thread, blocked in work
         writer.submit(1)
         writer.submit(2)  # two waiting: the next submit must block
-        blocked = threading.Thread(target=writer.submit, args=(3,))
+        submitted = threading.Event()
+
+        def submit_third() -> None:
+            writer.submit(3)
+            submitted.set()
+
+        blocked = threading.Thread(target=submit_third)
         blocked.start()
-        blocked.join(0.3)
-        assert blocked.is_alive()
+        assert not submitted.wait(timeout=0.3)
         release.set()
+        assert submitted.wait(timeout=30)  # the work went on: room for it
         blocked.join()
         writer.finish()
 

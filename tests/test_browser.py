@@ -17,7 +17,7 @@ from rag.profiles import PROFILES
 from tests.helpers import ROOT, SAMPLES
 from tests.helpers.servers import app_env, running_app
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.browser]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Keep chromium off the network: this machine has none, and the test needs only localhost.

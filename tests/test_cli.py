@@ -85,6 +85,7 @@ def test_index_then_ask_json(retriever, generator, tiny_models, tmp_path, capsys
     assert scores == sorted(scores, reverse=True)
 
 
+@pytest.mark.processes
 def test_the_whole_contract_in_a_real_process(tiny_models, tmp_path):
     env = {
         "RAG_RETRIEVER": str(tiny_models / "colqwen2"),
@@ -135,6 +136,7 @@ def test_the_whole_contract_in_a_real_process(tiny_models, tmp_path):
     assert missing.returncode == 1 and missing.stderr.startswith("error: no document")
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("offline", ["1", ""], ids=["HF_HUB_OFFLINE", "unreachable-hub"])
 @pytest.mark.parametrize("profile", ["cpu", "gpu"])
 def test_a_missing_model_is_one_clear_line(tmp_path, offline, profile):
@@ -149,6 +151,7 @@ def test_a_missing_model_is_one_clear_line(tmp_path, offline, profile):
     assert not (tmp_path / "index" / "docs").exists()  # nothing half-added
 
 
+@pytest.mark.processes
 def test_asking_an_empty_index_says_so(tmp_path):
     result = run_cli("ask", "anything", env={"RAG_DATA_DIR": str(tmp_path)}, timeout=120)
     assert result.returncode == 1
@@ -185,6 +188,7 @@ def test_index_reports_progress_with_rate_and_time_left(tiny_models, tmp_path, c
     assert all(" left" in line for line in lines[:-1])
 
 
+@pytest.mark.processes
 def test_chat_reads_follow_ups_from_stdin_with_their_history(tiny_models, tmp_path):
     env = {
         "RAG_RETRIEVER": str(tiny_models / "colqwen2"),

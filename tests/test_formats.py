@@ -41,6 +41,7 @@ WORDS = {".docx": ("INV-7731", 1), ".pptx": ("Osprey", 2), ".xlsx": ("Hopper", 2
 ORIGIN = {**{e: e for e in PAGES}, ".docm": ".docx", **officefiles.FROM}
 
 
+@pytest.mark.office
 def test_every_office_type_is_indexed_with_its_words_and_cited_by_page_or_slide(
     pipeline, office_files
 ):
@@ -98,6 +99,7 @@ def page_of(pipeline: Pipeline, name: str, number: int = 1) -> Image.Image:
         return image.convert("RGB")
 
 
+@pytest.mark.office
 def test_a_folder_of_images_is_one_document_only_when_asked(tiny_models, tmp_path, capsys):
     folder = tmp_path / "whiteboard"
     folder.mkdir()
@@ -120,6 +122,7 @@ def test_a_folder_of_images_is_one_document_only_when_asked(tiny_models, tmp_pat
     assert "unsupported type 'exe'" in capsys.readouterr().err
 
 
+@pytest.mark.office
 def test_a_conversion_is_done_once(pipeline, office_files, monkeypatch):
     first = pipeline.add_file(office_files[".pptx"])
     cached = pipeline.settings.data_dir / CACHE / f"{first.doc_id}.pdf"
@@ -155,6 +158,7 @@ def test_without_libreoffice_office_files_are_refused_and_the_rest_still_work(
     assert len(pipeline.documents()) == 2
 
 
+@pytest.mark.office
 def test_two_conversions_at_once_each_in_their_own_profile(pipeline, office_files):
     results = {}
 
@@ -177,6 +181,7 @@ def test_types_and_labels():
     assert label("scan.tiff", 2) == "[scan.tiff p.2]"
 
 
+@pytest.mark.office
 def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(pipeline, tmp_path):
     rows = [[f"row {n}", n] for n in range(400)]  # 400 rows: several printed pages
     long = officefiles.xlsx(tmp_path / "ledger.xlsx", {"Ledger": rows, "Notes": [["Hopper"]]})
@@ -186,6 +191,7 @@ def test_a_workbook_whose_sheets_span_pages_is_cited_by_page(pipeline, tmp_path)
     assert top.citation == f"[ledger.xlsx p.{result.pages}]"
 
 
+@pytest.mark.office
 def test_on_qdrant_a_deck_is_found_by_its_words_and_cited_by_slide(indexing_settings, tmp_path):
     settings = dataclasses.replace(indexing_settings, hybrid="text", index="qdrant::memory:")
     pipeline = Pipeline(settings)

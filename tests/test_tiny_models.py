@@ -16,6 +16,7 @@ def test_every_family_has_a_builder():
 
 
 @pytest.mark.models
+@pytest.mark.processes
 def test_command_builds_loadable_checkpoints(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "devtools.tiny_models", str(tmp_path), "colqwen2", "idefics3"],

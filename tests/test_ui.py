@@ -17,7 +17,7 @@ from tests.helpers import ROOT, SAMPLES, pdfs
 from tests.helpers.files import truncated
 from tests.helpers.servers import app_env, listed, running_app
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.processes]  # app servers
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from rag.index.lexical import LexicalIndex
 from rag.index.local import LocalIndex
 from rag.index.store import load_texts
 
@@ -33,7 +34,10 @@ def assert_consistent(root: Path, retriever: str, word: str = "Northwind") -> li
     for document in documents:
         texts = load_texts(root / "docs" / document.doc_id)
         assert [t.page_number for t in texts] == list(range(1, document.pages + 1))
-    found = {hit.doc_id for hit in index.lexical.search(word, 100)}
+    words = LexicalIndex(index.store)  # the word index, as a hybrid search opens it
+    try:
+        found = {hit.doc_id for hit in words.search(word, 100)}
+    finally:
+        words.close()
     assert found == {document.doc_id for document in documents}
-    index.lexical.close()
     return [document.doc_id for document in documents]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import threading
-import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,29 +68,50 @@ def test_a_hostile_file_is_refused_in_one_line_leaving_nothing(pipeline, tmp_pat
     assert not cache.exists() or not list(cache.iterdir())
 
 
+BARRIER = "/barrier"
+
+
 @pytest.fixture
-def web() -> Iterator[tuple[str, list[str]]]:
-    """A web server on this machine, and the paths asked of it."""
-    asked: list[str] = []
+def web() -> Iterator[tuple[str, Callable[[], list[str]]]]:
+    """A web server on this machine, and ``asked()``: the paths asked of it so far.
+
+    The server answers one connection at a time, in the order they arrived, so ``asked()``
+    sends a request of its own and waits for the answer: every request sent before the call
+    (by a process that has ended since) has been recorded by then, however slow it was.
+    """
+    seen: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = 10  # a connection that never sends its request does not stall the rest
+
         def do_GET(self):
-            asked.append(self.path)
+            seen.append(self.path)
             self.send_response(404)
             self.end_headers()
 
         def log_message(self, *_args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)  # one connection at a time
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
+
+    def asked() -> list[str]:
+        with pytest.raises(urllib.error.HTTPError):  # the 404 of the barrier itself
+            direct.open(url + BARRIER, timeout=30)
+        return [path for path in seen if path != BARRIER]
+
     try:
-        yield f"http://127.0.0.1:{server.server_port}", asked
+        yield url, asked
     finally:
         server.shutdown()
+        server.server_close()
 
 
+@pytest.mark.office
 @pytest.mark.parametrize("namespace", [True, False], ids=["own-network", "profile-only"])
 def test_documents_asking_for_the_network_are_converted_without_it(
     pipeline, tmp_path, web, monkeypatch, namespace
@@ -103,10 +125,10 @@ def test_documents_asking_for_the_network_are_converted_without_it(
     for path in (linked, query):
         result = pipeline.add_file(path)
         assert result.status == "indexed", result.message
-    time.sleep(0.5)  # a request on its way would have arrived
-    assert asked == []
+    assert asked() == []  # not even one still on its way
 
 
+@pytest.mark.office
 def test_limits_are_named_a_long_deck_a_wide_sheet_and_a_slow_conversion(
     indexing_settings, tmp_path
 ):
@@ -130,6 +152,7 @@ def test_limits_are_named_a_long_deck_a_wide_sheet_and_a_slow_conversion(
     assert limited().documents() == []
 
 
+@pytest.mark.office
 def test_a_bad_file_in_a_folder_does_not_stop_the_others(pipeline, tmp_path):
     folder = tmp_path / "batch"
     folder.mkdir()

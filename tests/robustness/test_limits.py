@@ -63,6 +63,7 @@ def wait_for(condition, timeout: float):
     return condition()
 
 
+@pytest.mark.processes
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_poppler_dies_with_the_app_and_carries_its_own_cpu_limit(tmp_path):
     path = pdfs.endless_drawing(tmp_path / "endless.pdf")

@@ -4,7 +4,6 @@ each other's documents through the API with guessed or stolen ids."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.helpers import SAMPLES, pdfs
+from tests.helpers.processes import descendants, wait_until
 from tests.helpers.servers import app_env, listed, running_server
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.processes]  # app servers
 
 TOPICS = [
     "revenue", "costs", "hiring", "risks", "strategy", "customers", "products", "margins",
@@ -105,12 +105,16 @@ def test_public_sessions_cannot_reach_each_other_through_the_api(tiny_models, tm
 def test_questions_are_answered_while_a_costly_file_renders(tiny_models, tmp_path):
     env = {**app_env(tiny_models, tmp_path / "data"), "RAG_RENDER_PAGE_TIMEOUT_S": "10"}
     endless = pdfs.endless_drawing(tmp_path / "endless.pdf")
-    with running_server(env, log=tmp_path / "server.log") as (url, _):
+    with running_server(env, log=tmp_path / "server.log") as (url, server):
         asker, uploader = Client(url, verbose=False), Client(url, verbose=False)
         asker.predict([handle_file(str(SAMPLES / "annual_report.pdf"))], api_name="/index")
         ask(asker, "What was the revenue?")  # models loaded
         upload = uploader.submit([handle_file(str(endless))], api_name="/index")
-        time.sleep(3)  # the upload is rendering
+        wait_until(  # the upload is rendering
+            lambda: any(name == "pdftoppm" for _, name in descendants(server.pid)),
+            "the upload's rendering",
+            limit_s=60,
+        )
         ask(asker, "What were the costs?")
         assert not upload.done(), "the question waited for the rendering"
         status = upload.result(timeout=120)[0]

@@ -39,6 +39,7 @@ def test_a_document_committed_meanwhile_by_another_writer_is_skipped(
     assert [d.doc_id for d in first.documents()] == [outcome.doc_id]
 
 
+@pytest.mark.processes
 def test_two_index_processes_on_one_folder_never_collide(tiny_models, tmp_path):
     inputs = distinct_copies(tmp_path / "inputs", 6)
     retriever = str(tiny_models / "colqwen2")

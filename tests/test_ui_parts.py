@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from rag.index import Hit
 from rag.asking import Answer
+from rag.index import Hit
 from rag.view.heatmaps import QueryToken
 from ui.chat import STOPPED, messages
 from ui.collections import ChatTurn

@@ -55,7 +55,13 @@ def run_cli(
     )
 
 
-@pytest.mark.parametrize(("retriever", "generator"), PAIRS, ids=["-".join(p) for p in PAIRS])
+@pytest.mark.parametrize(
+    ("retriever", "generator"),
+    [
+        pytest.param(*pair, id="-".join(pair), marks=() if pair == PAIRS[0] else pytest.mark.slow)
+        for pair in PAIRS
+    ],
+)  # the fast tier asks through the first pair; make test through all of them
 def test_index_then_ask_json(retriever, generator, tiny_models, tmp_path, capsys, monkeypatch):
     for key, value in FAST.items():
         monkeypatch.setenv(key, value)

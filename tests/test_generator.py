@@ -12,6 +12,7 @@ from devtools.tiny_models import GENERATORS
 from rag.chat import QUESTION_CHARS, Turn
 from rag.config import Settings
 from rag.models.answerer import Answerer, PageImage
+from tests.helpers.tiers import families
 
 pytestmark = pytest.mark.models
 
@@ -37,7 +38,7 @@ def pages() -> list[PageImage]:
     return [PageImage("[report.pdf p.1]", portrait), PageImage("[slides.pdf p.3]", landscape)]
 
 
-@pytest.fixture(scope="module", params=GENERATORS)
+@pytest.fixture(scope="module", params=families(GENERATORS))
 def generator(request, tiny_models) -> Answerer:
     settings = Settings(
         generator=str(tiny_models / request.param),

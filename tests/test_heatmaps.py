@@ -13,11 +13,12 @@ from rag.config import Settings
 from rag.models.retriever import Retriever
 from rag.view.heatmaps import QueryToken, meaningful_tokens, page_maps
 from rag.view.overlay import render_overlay
+from tests.helpers.tiers import families
 
 QUESTION = "What was the revenue in 2024?"
 
 
-@pytest.fixture(scope="module", params=[f for f in RETRIEVERS if f != "colpali_lora"])
+@pytest.fixture(scope="module", params=families(f for f in RETRIEVERS if f != "colpali_lora"))
 def retriever(request, tiny_models) -> Retriever:
     return Retriever.load(Settings(retriever=str(tiny_models / request.param)))
 

@@ -154,16 +154,34 @@ def test_search_terms_handle_codes_accents_and_cjk():
     assert page_terms("x" * 65 + " ok") == ["ok"]  # an unbroken run of garbage is no term
 
 
-@pytest.fixture
-def indexed_corpus(indexing_settings, files, request) -> Pipeline:
-    """A indexed_corpus of the corpus (facts.pdf, scan.pdf) and the annual report, searched by
-    pictures and words, on the local index (or the one the test names)."""
-    index = getattr(request, "param", "local")
-    settings = dataclasses.replace(indexing_settings, top_k=3, hybrid="text", index=index)
-    pipeline = Pipeline(settings)
+def add_corpus(pipeline: Pipeline, files: tuple[Path, Path]) -> Pipeline:
     for path in (*files, SAMPLES / "annual_report.pdf"):
         assert pipeline.add_file(path).status == "indexed"
     return pipeline
+
+
+@pytest.fixture(scope="module")
+def corpus_data(tiny_models, tmp_path_factory, files) -> Path:
+    """A local data folder holding the corpus and the annual report, indexed once for the
+    module (each test works on its own copy: ``indexed_corpus``)."""
+    data = tmp_path_factory.mktemp("corpus-index") / "data"
+    retriever = str(tiny_models / "colqwen2")
+    settings = Settings(data_dir=data, retriever=retriever, dpi=48, top_k=3, hybrid="text")
+    add_corpus(Pipeline(settings), files)
+    return data
+
+
+@pytest.fixture
+def indexed_corpus(indexing_settings, files, corpus_data, request) -> Pipeline:
+    """A library of the corpus (facts.pdf, scan.pdf) and the annual report, searched by
+    pictures and words: a copy of ``corpus_data`` on the local index, or indexed afresh into
+    the index the test names."""
+    index = getattr(request, "param", "local")
+    settings = dataclasses.replace(indexing_settings, top_k=3, hybrid="text", index=index)
+    if index != "local":
+        return add_corpus(Pipeline(settings), files)
+    shutil.copytree(corpus_data, settings.data_dir)
+    return Pipeline(settings)
 
 
 @pytest.mark.parametrize("indexed_corpus", ["local", "qdrant::memory:"], indirect=True)

@@ -14,6 +14,7 @@ from rag.chat import Turn
 from rag.config import Settings
 from rag.models.answerer import Answerer, PageImage
 from rag.models.page_cache import PageCache, image_key
+from tests.helpers.tiers import families
 
 pytestmark = pytest.mark.models
 
@@ -31,7 +32,7 @@ FIRST, SECOND, THIRD = (
 )
 
 
-@pytest.fixture(scope="module", params=GENERATORS)
+@pytest.fixture(scope="module", params=families(GENERATORS))
 def pair(request, tiny_models) -> tuple[Answerer, Answerer]:
     """The same answerer loaded twice: with the page cache, and without it."""
     settings = Settings(

@@ -12,6 +12,7 @@ from devtools.tiny_models import GENERATORS, RETRIEVERS
 from rag.config import DEFAULT_GENERATOR, DEFAULT_RETRIEVER, Settings
 from rag.errors import ConfigError
 from rag.profiles import PROFILES
+from tests.helpers.tiers import families
 
 
 def test_the_cpu_profile_sets_small_models_and_small_pages():
@@ -110,7 +111,7 @@ def test_int8_off_the_cpu_is_refused_before_loading():
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("name", [*RETRIEVERS, *GENERATORS])
+@pytest.mark.parametrize("name", families([*RETRIEVERS, *GENERATORS]))
 def test_every_family_runs_in_int8(tiny_models, name):
     """The cpu profile's int8 layers load and run for every family (an adapter's own layers,
     a head on the meta device and attention-pooling projections stay as they are)."""

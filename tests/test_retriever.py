@@ -12,6 +12,7 @@ from devtools.tiny_models import RETRIEVERS
 from rag.config import Settings
 from rag.errors import ConfigError
 from rag.models.retriever import Retriever
+from tests.helpers.tiers import families
 
 pytestmark = pytest.mark.models
 
@@ -27,7 +28,7 @@ def page(size: tuple[int, int], seed: int) -> Image.Image:
     return image
 
 
-@pytest.fixture(scope="module", params=RETRIEVERS)
+@pytest.fixture(scope="module", params=families(RETRIEVERS))
 def retriever(request, tiny_models) -> Retriever:
     from rag.config import Settings
 

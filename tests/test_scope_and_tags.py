@@ -4,8 +4,11 @@ tag or name refused in one line with nothing changed."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -18,26 +21,40 @@ from tests.helpers import SAMPLES
 pytestmark = pytest.mark.models
 
 
-@pytest.fixture
-def cli(tiny_models, tmp_path, capsys, monkeypatch):
-    """``cli(*args)`` runs app.py in this process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("RAG_DPI", "36")
-    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={tmp_path / 'data'}"]
+def cli_in(data: Path, tiny_models, capsys: pytest.CaptureFixture | None = None):
+    """``run(*args)``: app.py's CLI in this process over ``data``, at 36 DPI: (exit code,
+    stdout, stderr)."""
+    common = [f"--retriever={tiny_models / 'colqwen2'}", f"--data-dir={data}"]
 
     def run(*args: str) -> tuple[int, str, str]:
-        code = app.main([*args, *common])
-        out, err = capsys.readouterr()
-        return code, out, err
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("RAG_DPI", "36")
+            if capsys is not None:
+                code = app.main([*args, *common])
+                out, err = capsys.readouterr()
+                return code, out, err
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = app.main([*args, *common])
+            return code, out.getvalue(), err.getvalue()
 
     return run
 
 
 @pytest.fixture
-def indexed(tmp_path, cli):
-    """The ids of three documents indexed through the CLI: report.pdf (tagged finance and
-    2024), slides.pdf (2024), and another file also named report.pdf (untagged): its name is
-    ambiguous."""
-    folder = tmp_path / "inputs"
+def cli(tiny_models, tmp_path, capsys):
+    """``cli(*args)`` runs app.py in this process over tmp_path/data: (exit code, stdout,
+    stderr)."""
+    return cli_in(tmp_path / "data", tiny_models, capsys)
+
+
+@pytest.fixture(scope="module")
+def three_documents(tiny_models, tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A data folder with three documents indexed through the CLI, once for the module: the
+    folder and their ids (see ``indexed``)."""
+    root = tmp_path_factory.mktemp("three-documents")
+    cli = cli_in(root / "data", tiny_models)
+    folder = root / "inputs"
     (folder / "other").mkdir(parents=True)
     shutil.copy(SAMPLES / "annual_report.pdf", folder / "report.pdf")
     shutil.copy(SAMPLES / "product_slides.pdf", folder / "slides.pdf")
@@ -52,7 +69,17 @@ def indexed(tmp_path, cli):
     slides = json.loads(out)["doc_id"]
     code, out, _ = cli("index", str(same_name), "--json")
     form = json.loads(out)["doc_id"]
-    return {"report": report, "slides": slides, "form": form}
+    return root / "data", {"report": report, "slides": slides, "form": form}
+
+
+@pytest.fixture
+def indexed(tmp_path, three_documents) -> dict[str, str]:
+    """The ids of three documents indexed through the CLI, in this test's own copy of the
+    data folder (``cli`` works on it): report.pdf (tagged finance and 2024), slides.pdf
+    (2024), and another file also named report.pdf (untagged): its name is ambiguous."""
+    data, ids = three_documents
+    shutil.copytree(data, tmp_path / "data")
+    return ids
 
 
 def listed(cli, *options: str) -> dict[str, list[str]]:

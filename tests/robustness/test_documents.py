@@ -46,6 +46,8 @@ HOSTILE = {
     "notes.txt": (lambda p: write(p, b"plain words"), "not a type this app reads"),
 }
 
+CONVERTED = {"noise.rtf"}  # refused by LibreOffice itself; the others before it runs
+
 
 def _photo(path: Path) -> bytes:
     """The bytes of a whole picture of ``path``'s type."""
@@ -55,7 +57,13 @@ def _photo(path: Path) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.office) if name in CONVERTED else name
+        for name in sorted(HOSTILE)
+    ],
+)
 def test_a_hostile_file_is_refused_in_one_line_leaving_nothing(pipeline, tmp_path, name):
     make, said = HOSTILE[name]
     path = make(tmp_path / name)

@@ -178,6 +178,7 @@ def test_rendering_over_the_memory_limit_is_refused(settings, tmp_path):
     assert "RAG_RENDER_MEMORY_MB" in refused(path, big, PdfLimitError)
 
 
+@pytest.mark.slow  # runs to its 20 s render limit
 def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
     path = pdfs.deflate_bomb(tmp_path / "bomb.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=20, render_memory_mb=300)
@@ -282,6 +283,7 @@ def index_json(folder, tiny_models, data, capsys) -> dict[str, dict]:
     return {record["file"]: record for record in records}
 
 
+@pytest.mark.slow  # indexes 16 damaged pages
 def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, tmp_path, capsys):
     folder = tmp_path / "inputs"
     folder.mkdir()

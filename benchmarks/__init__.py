@@ -1,12 +1,13 @@
-"""Benchmarks, each run as ``python -m benchmarks.<name>``; each prints its table and writes it to
-a results file (``--out``)."""
+"""Benchmarks, each run as ``python -m benchmarks.<name>``: each measures into plain data, and its
+reporter turns the data into a Markdown report, printed and written to ``--out`` (by default
+under ``benchmarks/out/``, never over the committed ``benchmarks/results*.md``:
+``benchmarks.report``)."""
 
 from __future__ import annotations
 
 import math
 import os
 import time
-from pathlib import Path
 
 MATMUL_PEAK_SIZE = 2048  # square products that time a CPU's peak matmul rate
 
@@ -18,14 +19,6 @@ def offline() -> None:
     from rag.models.torch_compat import ensure_torchvision
 
     ensure_torchvision()
-
-
-def publish(text: str, out: Path) -> str:
-    """Print the results and write them to ``out``."""
-    print(text)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    return text
 
 
 def cpu_dtype() -> str:

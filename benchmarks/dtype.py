@@ -1,6 +1,6 @@
 """bf16 against fp32 for the models on this machine: ``python -m benchmarks.dtype``.
 
-    python -m benchmarks.dtype [--pages 4] [--new-tokens 32] [--out benchmarks/results-dtype.md]
+    python -m benchmarks.dtype [--pages 4] [--new-tokens 32] [--out FILE]
 
 ``RAG_DTYPE=auto`` computes in bf16 on a CPU with bf16 instructions
 (``rag.models.checkpoints.cpu_has_bf16``) and in fp32 on other CPUs. This measures both
@@ -14,7 +14,8 @@ layers (random weights cost the same compute as trained ones):
   and a question, then writing ``--new-tokens`` tokens greedily (both timed inside one
   ``generate`` call, from the moments its streamer receives the prompt and each token).
 
-Each figure is the median of ``--repeats`` runs after a warm-up.
+Each figure is the median of ``--repeats`` runs after a warm-up. ``run`` measures (a
+``Result``), ``report`` writes it as Markdown.
 """
 
 from __future__ import annotations
@@ -23,39 +24,59 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from PIL import Image
 
-from benchmarks import cpu_dtype, offline, publish
+from benchmarks import cpu_dtype, offline
+from benchmarks.report import header, machine, parser, publish, table
 
 DTYPES = ("float32", "bfloat16")
+RESULTS = "results-dtype.md"
+
+
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    bf16_instructions: bool  # the CPU has them (rag.models.checkpoints.cpu_has_bf16)
+    auto: str  # the dtype RAG_DTYPE=auto picks here
+    encoder: list[tuple[str, float, float]]  # (dtype, seconds per batch, cosine with fp32)
+    answerer: list[tuple[str, float, float]]  # (dtype, prefill seconds, seconds per token)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dtype", description=__doc__)
-    parser.add_argument("--pages", type=int, default=4)
-    parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
+    arguments = parser("dtype", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=4)
+    arguments.add_argument("--new-tokens", type=int, default=32)
+    arguments.add_argument("--repeats", type=int, default=3)
+    arguments.add_argument(
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-dtype.md"))
-    args = parser.parse_args(argv)
+    args = arguments.parse_args(argv)
     if args.new_tokens < 2:
-        parser.error("--new-tokens must be at least 2 (decoding is timed after the first)")
+        arguments.error("--new-tokens must be at least 2 (decoding is timed after the first)")
     return args
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Both models in both dtypes, on the same letter page."""
+    from rag.models.checkpoints import cpu_has_bf16
+
     offline()
     page = Image.new("RGB", (1224, 1584), "white")  # a letter page at 144 DPI
     encoder = retriever_rows(args, page)
     answerer = answerer_rows(args, page)
-    text = report(args, encoder, answerer)
-    return publish(text, args.out)
+    return Result(args, machine(), cpu_has_bf16(), cpu_dtype(), encoder, answerer)
 
 
 def retriever_rows(args: argparse.Namespace, page: Image.Image) -> list[tuple[str, float, float]]:
@@ -135,37 +156,33 @@ def _median(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def report(args: argparse.Namespace, encoder: list, answerer: list) -> str:
-    from benchmarks.search import machine
-    from rag.models.checkpoints import cpu_has_bf16
-
+def report(result: Result) -> str:
+    args, encoder, answerer = result.args, result.encoder, result.answerer
     base = {dtype: seconds for dtype, seconds, _ in encoder}["float32"]
     prefill_base = answerer[0][1]
     token_base = answerer[0][2]
-    auto = cpu_dtype()
-    lines = [
-        "# bf16 against fp32 on this CPU",
-        "",
-        f"- command: `python -m benchmarks.dtype --pages {args.pages} "
+    lines = header(
+        "bf16 against fp32 on this CPU",
+        f"command: `python -m benchmarks.dtype --pages {args.pages} "
         f"--new-tokens {args.new_tokens} --repeats {args.repeats}`",
-        f"- machine: {machine()}; bf16 instructions: {'yes' if cpu_has_bf16() else 'no'}; "
-        f"RAG_DTYPE=auto picks {auto}",
-        f"- median of {args.repeats} runs after a warm-up; x: speed against fp32",
+        f"machine: {result.machine}; bf16 instructions: "
+        f"{'yes' if result.bf16_instructions else 'no'}; RAG_DTYPE=auto picks {result.auto}",
+        f"median of {args.repeats} runs after a warm-up; x: speed against fp32",
+    )
+    encoding = [(d, f"{s:.2f}", f"{base / s:.2f}", f"{a:.5f}") for d, s, a in encoder]
+    answering = [
+        (d, f"{p:.2f}", f"{prefill_base / p:.2f}", f"{t * 1000:.0f}", f"{token_base / t:.2f}")
+        for d, p, t in answerer
+    ]
+    lines += [
         "",
         f"Retriever (mid-size ColQwen2, a batch of {args.pages} letter pages):",
         "",
-        "| dtype | seconds | x | agreement with fp32 |",
-        "|---|---:|---:|---:|",
-        *(f"| {d} | {s:.2f} | {base / s:.2f} | {a:.5f} |" for d, s, a in encoder),
+        *table(encoding, ("dtype", "seconds", "x", "agreement with fp32"), "lrrr"),
         "",
         f"Answerer (mid-size Qwen2-VL, one page and a question, {args.new_tokens} tokens):",
         "",
-        "| dtype | prefill s | x | ms per token | x |",
-        "|---|---:|---:|---:|---:|",
-        *(
-            f"| {d} | {p:.2f} | {prefill_base / p:.2f} | {t * 1000:.0f} | {token_base / t:.2f} |"
-            for d, p, t in answerer
-        ),
+        *table(answering, ("dtype", "prefill s", "x", "ms per token", "x"), "lrrrr"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -24,6 +24,7 @@ square matmuls in the compute dtype, measured in the same run.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import math
@@ -32,6 +33,8 @@ import time
 from dataclasses import dataclass
 
 import torch
+
+from benchmarks.report import header, table
 
 ARCHITECTURES = ("colqwen2", "colpali")  # the indexing benchmark's --full-size models
 # One page each: the test kit's module of each family's ``<family>_at_scale(layers)`` builder.
@@ -44,6 +47,7 @@ AT_SCALE = {
     "colidefics3": "idefics",
 }
 FAMILIES = tuple(AT_SCALE)
+RESULTS = "results-families.md"
 # Dense bf16 tensor-core peaks (FLOP/s) by device-name fragment, most specific first.
 PEAK_BF16 = (
     ("H100 PCIe", 756e12),
@@ -250,20 +254,24 @@ def rate(pages_per_s: float) -> str:
 
 
 def report_rows(measures: list[Measure]) -> list[str]:
-    lines = [
-        "| model | batch | pages/s | GFLOP/page | TFLOP/s | MFU |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    """The encoder's table: pages/s, FLOPs and MFU per model and batch size."""
+    cells = []
     for m in measures:
         if math.isnan(m.pages_per_s):
-            lines.append(f"| {m.model} | {m.batch} | out of memory | - | - | - |")
+            cells.append((m.model, m.batch, "out of memory", "-", "-", "-"))
             continue
-        mfu = "n/a" if m.mfu is None else f"{m.mfu:.0%}"
-        lines.append(
-            f"| {m.model} | {m.batch} | {rate(m.pages_per_s)} | {m.flops_per_page / 1e9:,.1f} | "
-            f"{m.pages_per_s * m.flops_per_page / 1e12:.2f} | {mfu} |"
+        cells.append(
+            (
+                m.model,
+                m.batch,
+                rate(m.pages_per_s),
+                f"{m.flops_per_page / 1e9:,.1f}",
+                f"{m.pages_per_s * m.flops_per_page / 1e12:.2f}",
+                "n/a" if m.mfu is None else f"{m.mfu:.0%}",
+            )
         )
-    return lines
+    columns = ("model", "batch", "pages/s", "GFLOP/page", "TFLOP/s", "MFU")
+    return table(cells, columns, "lrrrrr")
 
 
 # -- one page per family ---------------------------------------------------------------------
@@ -302,51 +310,23 @@ def encode_one_page(name: str, layers: int | None = None) -> dict:
     }
 
 
-def families_report(rows: list[dict], command: str) -> str:
-    from benchmarks.search import machine
+@dataclass
+class Families:
+    """One A4 page per family (``encode_one_page``'s dicts), each from its own process."""
 
-    lines = [
-        "# Full-size retrievers, one A4 page each (random weights, published sizes)",
-        "",
-        f"- command: `{command}`",
-        f"- machine: {machine()}",
-        "- each family in a fresh process, at its checkpoint's size, in the app's compute dtype; "
-        "seconds: one encode of the page after a warm-up; FLOPs: 2 x parameters x tokens "
-        "(vision parameters x patches, the rest x sequence tokens; the vocabulary excluded); "
-        "peak memory: the process's resident peak (model and activations)",
-        "",
-        "| family | parameters | dtype | vectors per page | dim | s per page | TFLOP per page "
-        "| TFLOP/s | peak memory |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['family']} | {row['parameters'] / 1e9:.2f} B | {row['dtype']} | "
-            f"{row['vectors']} | {row['dim']} | {row['seconds']:.1f} | {row['flops'] / 1e12:.2f} | "
-            f"{row['flops'] / row['seconds'] / 1e12:.2f} | {row['peak_gb']:.1f} GB |"
-        )
-    return "\n".join(lines) + "\n"
+    command: str
+    machine: str
+    rows: list[dict]
 
 
-def main(argv: list[str] | None = None) -> str:
-    import argparse
+def families(args) -> Families:
+    """Each of ``--families`` measured in a fresh process (its peak memory is its own)."""
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
-    from benchmarks import offline, publish
+    from benchmarks.report import machine
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.full_size")
-    parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--layers", type=int, help="every layer count (a quick check)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-families.md"))
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
-    args = parser.parse_args(argv)
-    offline()
-    if args.one:
-        print(json.dumps(encode_one_page(args.one, args.layers)))
-        return ""
     rows = []
     for name in args.families.split(","):
         command = [sys.executable, "-m", "benchmarks.full_size", "--one", name]
@@ -355,7 +335,64 @@ def main(argv: list[str] | None = None) -> str:
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     command = f"python -m benchmarks.full_size --families {args.families}"
     command += f" --layers {args.layers}" if args.layers else ""
-    return publish(families_report(rows, command), args.out)
+    return Families(command, machine(), rows)
+
+
+def families_report(result: Families) -> str:
+    lines = header(
+        "Full-size retrievers, one A4 page each (random weights, published sizes)",
+        f"command: `{result.command}`",
+        f"machine: {result.machine}",
+        "each family in a fresh process, at its checkpoint's size, in the app's compute dtype; "
+        "seconds: one encode of the page after a warm-up; FLOPs: 2 x parameters x tokens "
+        "(vision parameters x patches, the rest x sequence tokens; the vocabulary excluded); "
+        "peak memory: the process's resident peak (model and activations)",
+    )
+    cells = [
+        (
+            row["family"],
+            f"{row['parameters'] / 1e9:.2f} B",
+            row["dtype"],
+            row["vectors"],
+            row["dim"],
+            f"{row['seconds']:.1f}",
+            f"{row['flops'] / 1e12:.2f}",
+            f"{row['flops'] / row['seconds'] / 1e12:.2f}",
+            f"{row['peak_gb']:.1f} GB",
+        )
+        for row in result.rows
+    ]
+    columns = (
+        "family", "parameters", "dtype", "vectors per page", "dim", "s per page",
+        "TFLOP per page", "TFLOP/s", "peak memory",
+    )  # fmt: skip
+    return "\n".join([*lines, "", *table(cells, columns, "lrlrrrrrr")]) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from benchmarks.report import parser
+
+    arguments = parser("full_size", __doc__, RESULTS)
+    arguments.add_argument("--families", default=",".join(FAMILIES))
+    arguments.add_argument("--layers", type=int, help="every layer count (a quick check)")
+    arguments.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
+    return arguments.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Families | None:
+    import json
+
+    from benchmarks import offline
+    from benchmarks.report import publish
+
+    args = parse_args(argv)
+    offline()
+    if args.one:
+        print(json.dumps(encode_one_page(args.one, args.layers)))
+        return None
+    result = families(args)
+    publish(families_report(result), args.out, RESULTS)
+    return result
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 alone, on the same index and queries, in one run.
 
     python -m benchmarks.hybrid [--pages 10000,100000] [--shape colqwen] [--dir /big/disk]
-                                [--out benchmarks/results-hybrid.md]
+                                [--out FILE]
 
 For each size a LocalIndex is built through the real ``LocalIndex.add`` (synthetic page vectors
 from ``benchmarks.search.Corpus``, and ``text.json`` of synthetic words: ``--words`` per page
@@ -11,7 +11,8 @@ exact rerank at these sizes) and warmed. Each query is a target page's vectors a
 words; every search runs twice and the second is timed, pictures alone (``search``) and hybrid
 (``search_hybrid``, which also checks that the words' index is up to date, as every search
 does). The build adds each document's words to the full-text index (tantivy) as the app does
-(``index_words`` after each add): its time is in the build's.
+(``index_words`` after each add): its time is in the build's. ``run`` measures (a ``Result``),
+``report`` writes it as Markdown.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks import offline, publish
-from benchmarks.search import Corpus, machine
+from benchmarks import offline
+from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.search import Corpus
 from rag.index.lexical import FOLDER
 from rag.index.local import LocalIndex
 from rag.index.records import Document
@@ -38,25 +41,39 @@ from rag.index.store import TEXT_FILE
 
 RETRIEVER = "benchmark/synthetic"
 VOCABULARY = 50_000
+RESULTS = "results-hybrid.md"
+
+
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    sizes: list[dict]  # per size (``measure``): the search mode, ms per search, build, index size
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hybrid", description=__doc__)
-    parser.add_argument("--pages", default="10000,100000", help="sizes, comma-separated")
-    parser.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
-    parser.add_argument("--pages-per-doc", type=int, default=20)
-    parser.add_argument("--words", type=int, default=300, help="words per page")
-    parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--query-tokens", type=int, default=20)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dir", type=Path, help="where to build (default: a temporary folder)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-hybrid.md"))
-    return parser.parse_args(argv)
+    arguments = parser("hybrid", __doc__, RESULTS)
+    arguments.add_argument("--pages", default="10000,100000", help="sizes, comma-separated")
+    arguments.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
+    arguments.add_argument("--pages-per-doc", type=int, default=20)
+    arguments.add_argument("--words", type=int, default=300, help="words per page")
+    arguments.add_argument("--queries", type=int, default=20)
+    arguments.add_argument("--query-tokens", type=int, default=20)
+    arguments.add_argument("--k", type=int, default=10)
+    arguments.add_argument("--seed", type=int, default=0)
+    arguments.add_argument("--dir", type=Path, help="where to build (default: a temporary folder)")
+    return arguments.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Build an index of each size and time the searches on it."""
     offline()
     rows = []
     for pages in (int(p) for p in args.pages.split(",")):
@@ -65,7 +82,7 @@ def main(argv: list[str] | None = None) -> str:
             rows.append(measure(args, pages, folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    return publish(report(args, rows), args.out)
+    return Result(args, machine(), rows)
 
 
 def words_of(rng: np.random.Generator, n: int) -> list[str]:
@@ -137,29 +154,37 @@ def measure(args: argparse.Namespace, pages: int, folder: Path) -> dict:
     }
 
 
-def report(args: argparse.Namespace, rows: list[dict]) -> str:
-    lines = [
-        "# Hybrid search: pictures + words (RRF) against pictures alone",
-        "",
-        f"- command: `python -m benchmarks.hybrid --pages {args.pages} --shape {args.shape}` "
+def report(result: Result) -> str:
+    args = result.args
+    lines = header(
+        "Hybrid search: pictures + words (RRF) against pictures alone",
+        f"command: `python -m benchmarks.hybrid --pages {args.pages} --shape {args.shape}` "
         f"(k={args.k}, {args.queries} queries of {args.query_tokens} tokens and 8 words, "
         f"{args.words} words a page, seed={args.seed})",
-        f"- machine: {machine()}",
-        "- ms: median per query, the second of two runs (page cache warm)",
-        "",
-        "| pages | picture search runs as | pictures alone, ms | hybrid, ms | extra | words alone, "
-        "ms | words' index | first hybrid search, cold | build (vectors and words) |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        extra = row["hybrid"] / row["pictures"] - 1
-        lines.append(
-            f"| {row['pages']:,} | {row['mode']} | {row['pictures']:.1f} | {row['hybrid']:.1f} | "
-            f"{extra:+.0%} | {row['words']:.1f} | {row['words_mb']:.0f} MiB | "
-            f"{row['first_s']:.1f} s | {row['build_s']:.0f} s |"
+        f"machine: {result.machine}",
+        "ms: median per query, the second of two runs (page cache warm)",
+    )
+    columns = (
+        "pages", "picture search runs as", "pictures alone, ms", "hybrid, ms", "extra",
+        "words alone, ms", "words' index", "first hybrid search, cold",
+        "build (vectors and words)",
+    )  # fmt: skip
+    cells = [
+        (
+            f"{row['pages']:,}",
+            row["mode"],
+            f"{row['pictures']:.1f}",
+            f"{row['hybrid']:.1f}",
+            f"{row['hybrid'] / row['pictures'] - 1:+.0%}",
+            f"{row['words']:.1f}",
+            f"{row['words_mb']:.0f} MiB",
+            f"{row['first_s']:.1f} s",
+            f"{row['build_s']:.0f} s",
         )
-    return "\n".join(lines) + "\n"
+        for row in result.sizes
+    ]
+    return "\n".join([*lines, "", *table(cells, columns, "rlrrrrrrr")]) + "\n"
 
 
 if __name__ == "__main__":
-    print(main())
+    main()

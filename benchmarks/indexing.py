@@ -2,7 +2,7 @@
 
     python -m benchmarks.indexing [--pages 24] [--models tiny,mid] [--batch-size 4]
                                   [--page-workers 0] [--memory 50,500]
-                                  [--out benchmarks/results-indexing.md]
+                                  [--out FILE]
 
 A synthetic PDF of ``--pages`` pages (the sample PDFs' pages, cycled) is indexed twice per
 model, into fresh LocalIndex folders:
@@ -27,6 +27,9 @@ pipeline at the best of them (``benchmarks.full_size``).
 process, and reports its resident memory once the model is loaded and its peak while indexing
 (Linux: the peak is reset after loading): rendering, encoding and writing are streamed (pages
 staged on disk, the index written a chunk at a time), so it should not grow with length.
+
+``run`` (and ``full_size``) measure into a ``Result`` (a ``FullSize``); ``report`` (and
+``full_size_report``) write it as Markdown.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ from pathlib import Path
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
-from benchmarks import cpu_dtype, offline, publish
+from benchmarks import cpu_dtype, offline
+from benchmarks.report import header, machine, parser, publish, table
 from rag.config import Settings, page_workers
 from rag.index.local import LocalIndex
 from rag.index.records import Document
@@ -59,15 +63,24 @@ from rag.pipeline import Models, Pipeline, open_image, prepares_inline
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MODELS = ("tiny", "mid")
 REPEATS = 3
+RESULTS = "results-indexing.md"
+FULL_SIZE_RESULTS = "results-indexing-full-size.md"
 
 
 @dataclass
 class Run:
+    """One way of indexing the PDF: its wall time and the seconds spent in each stage on the
+    encoder's thread (``render``, ``preprocess``, ``encode``, ``write``; a stage run ahead on the
+    page workers is absent)."""
+
     model: str
     mode: str
     pages: int
     wall_s: float
     stages: dict[str, float] = field(default_factory=dict)
+    workers: int = 1  # page workers
+    inline: bool = False  # the pipeline prepared pages on the encoder's thread, between batches
+    skipped: bool = False  # the encoder returned at once
 
     @property
     def pages_per_s(self) -> float:
@@ -80,36 +93,64 @@ class Run:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.indexing", description=__doc__)
-    parser.add_argument("--pages", type=int, default=24)
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: tiny,mid")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--page-workers", type=int, default=0, help="0: auto (half the cores)")
-    parser.add_argument("--dpi", type=int, default=144)
-    parser.add_argument(
+    arguments = parser("indexing", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=24)
+    arguments.add_argument("--models", default=",".join(MODELS), help="comma-separated: tiny,mid")
+    arguments.add_argument("--batch-size", type=int, default=4)
+    arguments.add_argument("--page-workers", type=int, default=0, help="0: auto (half the cores)")
+    arguments.add_argument("--dpi", type=int, default=144)
+    arguments.add_argument(
         "--models-dir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench"
     )
-    parser.add_argument("--memory", default="", help="comma-separated PDF lengths, e.g. 50,500")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-indexing.md"))
-    parser.add_argument("--full-size", action="store_true", help="real-size models, for a GPU")
-    parser.add_argument("--batch-sizes", default="1,4,8,16,32", help="with --full-size")
-    parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)  # full widths, few layers
-    parser.add_argument(
+    arguments.add_argument("--memory", default="", help="comma-separated PDF lengths, e.g. 50,500")
+    arguments.add_argument("--full-size", action="store_true", help="real-size models, for a GPU")
+    arguments.add_argument("--batch-sizes", default="1,4,8,16,32", help="with --full-size")
+    arguments.add_argument("--layers", type=int, help=argparse.SUPPRESS)  # full widths, few layers
+    arguments.add_argument(
         "--repeats", type=int, default=REPEATS, help="timed passes per batch size (--full-size)"
     )
-    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    arguments.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    return arguments.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> str:
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    dtype: str  # the models' compute dtype (RAG_DTYPE=auto)
+    runs: list[Run]  # per model: naive, pipeline, pipeline with the encoder skipped
+    memory: list[dict] = field(default_factory=list)  # per PDF length (``memory_child``)
+
+
+@dataclass
+class FullSize:
+    args: argparse.Namespace
+    machine: str
+    device: str
+    dtype: str
+    measures: list  # benchmarks.full_size.Measure, per model and batch size
+    runs: list[Run]  # per model, at its fastest batch size
+    autos: list[tuple[str, int]]  # (model, auto batch size)
+    attention: list[tuple[str, int, str, float, float]]  # (model, batch, kernel, pages/s, cosine)
+
+
+def main(argv: list[str] | None = None) -> Result | FullSize | None:
     args = parse_args(argv)
     offline()
     if args.memory_child:
         print(json.dumps(memory_child(args)))
-        return ""
+        return None
     if args.full_size:
-        text = full_size(args)
-        return publish(text, args.out)
+        measured = full_size(args)
+        publish(full_size_report(measured), args.out, FULL_SIZE_RESULTS)
+        return measured
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Each model's three runs, then (``--memory``) a fresh process per PDF length."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="indexing-bench-") as scratch:
         pdf = synthetic_pdf(Path(scratch) / "synthetic.pdf", args.pages)
@@ -128,10 +169,8 @@ def main(argv: list[str] | None = None) -> str:
             runs.append(naive(name, pdf, settings, models))
             runs.append(pipelined(name, pdf, settings, models))
             runs.append(pipelined(name, pdf, settings, models, skip_encoder=True))
-    text = report(args, runs)
-    if args.memory:
-        text += memory_report(args, [memory_run(args, int(n)) for n in args.memory.split(",")])
-    return publish(text, args.out)
+    memory = [memory_run(args, int(n)) for n in args.memory.split(",")] if args.memory else []
+    return Result(args, machine(), cpu_dtype(), runs, memory)
 
 
 def build_model(name: str, models_dir: Path) -> Path:
@@ -182,7 +221,8 @@ def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
         mark = time.perf_counter()
         index.add(Document("naive", pdf.name, info.pages, "2026-01-01"), staged, embeddings)
         stages["write"] += time.perf_counter() - mark
-    return Run(model, "naive, 1 page per step", info.pages, time.perf_counter() - started, stages)
+    wall = time.perf_counter() - started
+    return Run(model, "naive, 1 page per step", info.pages, wall, stages)
 
 
 def pipelined(
@@ -220,12 +260,13 @@ def pipelined(
         raise SystemExit(f"the pipeline did not index the PDF: {result.message}")
     workers = page_workers(settings)
     workers_text = f"{workers} page worker{'s' if workers > 1 else ''}"
-    if prepares_inline(workers, retriever.device.type):
+    inline = prepares_inline(workers, retriever.device.type)
+    if inline:
         workers_text += ", inline"
     mode = f"pipeline, batches of {retriever.batch_size}, {workers_text}"
     if skip_encoder:
         mode = f"pipeline, encoder skipped, {workers_text}"
-    return Run(model, mode, result.pages, wall, stages)
+    return Run(model, mode, result.pages, wall, stages, workers, inline, skip_encoder)
 
 
 def _no_encoder(dim: int, inputs) -> list:
@@ -234,7 +275,7 @@ def _no_encoder(dim: int, inputs) -> list:
     return [torch.zeros(1, dim) for _ in range(len(inputs["input_ids"]))]
 
 
-def full_size(args: argparse.Namespace) -> str:
+def full_size(args: argparse.Namespace) -> FullSize:
     """Full-size models: encoder pages/s and MFU per batch size, then the pipeline."""
     import torch
 
@@ -281,79 +322,74 @@ def full_size(args: argparse.Namespace) -> str:
             del model, retriever, models
             if device == "cuda":
                 torch.cuda.empty_cache()
-    return full_size_report(
-        args, device, measures=measures, runs=runs, autos=autos, attention=attention
-    )
+    dtype = str(fs.compute_dtype(device)).removeprefix("torch.")
+    return FullSize(args, machine(), device, dtype, measures, runs, autos, attention)
 
 
-def full_size_report(
-    args: argparse.Namespace,
-    device: str,
-    *,
-    measures: list,
-    runs: list,
-    autos: list,
-    attention: list,
-) -> str:
+def full_size_report(result: FullSize) -> str:
     from benchmarks import full_size as fs
-    from benchmarks.search import machine
 
+    args, device = result.args, result.device
     flags = f" --models {args.models}" if args.models != ",".join(MODELS) else ""
     flags += f" --layers {args.layers}" if args.layers else ""
     flags += f" --repeats {args.repeats}" if args.repeats != REPEATS else ""
-    lines = [
-        f"# Indexing benchmark, full-size models: {args.pages} pages",
-        "",
-        f"- command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
+    lines = header(
+        f"Indexing benchmark, full-size models: {args.pages} pages",
+        f"command: `python -m benchmarks.indexing --full-size --pages {args.pages} "
         f"--batch-sizes {args.batch_sizes}{flags}{_workers_flag(args)}` (DPI {args.dpi})",
-        f"- machine: {machine()}; device {device}, "
-        f"{str(fs.compute_dtype(device)).removeprefix('torch.')}",
-        f"- encoder alone: `Retriever.encode` over every page, median of {args.repeats} "
-        f"pass{'es' if args.repeats > 1 else ''} "
-        "after a warm-up; "
+        f"machine: {result.machine}; device {device}, {result.dtype}",
+        f"encoder alone: `Retriever.encode` over every page, median of {args.repeats} "
+        f"pass{'es' if args.repeats > 1 else ''} after a warm-up; "
         "MFU: model FLOPs (2 x parameters x tokens, see benchmarks/full_size.py) per second "
         + (
             "over the GPU's dense bf16 peak"
             if device.startswith("cuda")
             else "over this CPU's square-matmul rate in that dtype, measured in this run"
         ),
-        "- peak for MFU: " + _peaks(measures),
+        "peak for MFU: " + _peaks(result.measures),
+    )
+    attention = [
+        (name, batch, kernel, "out of memory", "-")
+        if math.isnan(rate)
+        else (name, batch, kernel, fs.rate(rate), f"{cosine:.4f}")
+        for name, batch, kernel, rate, cosine in result.attention
+    ]
+    naive_rate = {run.model: run.pages_per_s for run in result.runs if run.mode.startswith("naive")}
+    runs = [
+        (
+            run.model,
+            run.mode,
+            fs.rate(run.pages_per_s),
+            f"{run.pages_per_s / naive_rate[run.model]:.2f}",
+            "skipped" if run.skipped else f"{run.stages['encode']:.1f}",
+            f"{run.wall_s:.1f}",
+            "-" if run.skipped else f"{run.overhead:.0%}",
+        )
+        for run in result.runs
+    ]
+    lines += [
         "",
-        *fs.report_rows(measures),
+        *fs.report_rows(result.measures),
         "",
         "Auto batch size (`RAG_BATCH_SIZE=0`: on CUDA, probed with one- and two-page batches of "
         "the largest page the renderer gives, to fit 80% of the free memory; "
-        f"{CPU_BATCH} elsewhere): " + ", ".join(f"{name} {size}" for name, size in autos),
+        f"{CPU_BATCH} elsewhere): " + ", ".join(f"{name} {size}" for name, size in result.autos),
         "",
         "Attention kernels at each model's fastest batch size (agreement: mean cosine of the "
         "page vectors to the first kernel's, on one batch):",
         "",
-        "| model | batch | attention | pages/s | agreement |",
-        "|---|---:|---|---:|---:|",
-        *(
-            f"| {name} | {batch} | {kernel} | out of memory | - |"
-            if math.isnan(rate)
-            else f"| {name} | {batch} | {kernel} | {fs.rate(rate)} | {cosine:.4f} |"
-            for name, batch, kernel, rate, cosine in attention
-        ),
+        *table(attention, ("model", "batch", "attention", "pages/s", "agreement"), "lrlrr"),
         "",
         "The naive one-page-at-a-time loop, the pipeline (`Pipeline.add_pdf`) at each model's "
         "fastest batch size, and the pipeline with the encoder skipped (what rendering and "
         "preprocessing alone can feed it):",
         "",
-        "| model | mode | pages/s | x naive | encode s | wall s | overhead |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        *table(
+            runs,
+            ("model", "mode", "pages/s", "x naive", "encode s", "wall s", "overhead"),
+            "llrrrrr",
+        ),
     ]
-    naive_rate = {run.model: run.pages_per_s for run in runs if run.mode.startswith("naive")}
-    for run in runs:
-        skipped = "encoder skipped" in run.mode
-        encode = "skipped" if skipped else f"{run.stages['encode']:.1f}"
-        overhead = "-" if skipped else f"{run.overhead:.0%}"
-        lines.append(
-            f"| {run.model} | {run.mode} | {fs.rate(run.pages_per_s)} | "
-            f"{run.pages_per_s / naive_rate[run.model]:.2f} | {encode} | "
-            f"{run.wall_s:.1f} | {overhead} |"
-        )
     return "\n".join(lines) + "\n"
 
 
@@ -414,58 +450,69 @@ def _status_mb(field: str) -> float:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-def memory_report(args: argparse.Namespace, runs: list[dict]) -> str:
-    lines = [
+def memory_report(runs: list[dict]) -> list[str]:
+    cells = [
+        (
+            run["pages"],
+            f"{run['seconds']:.0f}",
+            f"{run['loaded_mb']:.0f}",
+            f"{run['peak_mb']:.0f}",
+            f"{run['peak_mb'] / runs[0]['peak_mb']:.2f}",
+        )
+        for run in runs
+    ]
+    columns = (
+        "pages", "seconds", "RSS with the model loaded, MB", "peak RSS while indexing, MB",
+        "x shortest",
+    )  # fmt: skip
+    return [
         "",
         f"## Peak memory by PDF length ({runs[0]['model']} model, one fresh process each)",
         "",
-        "| pages | seconds | RSS with the model loaded, MB | peak RSS while indexing, MB | "
-        "x shortest |",
-        "|---:|---:|---:|---:|---:|",
+        *table(cells, columns, "rrrrr"),
     ]
-    for run in runs:
-        lines.append(
-            f"| {run['pages']} | {run['seconds']:.0f} | {run['loaded_mb']:.0f} | "
-            f"{run['peak_mb']:.0f} | {run['peak_mb'] / runs[0]['peak_mb']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
-def report(args: argparse.Namespace, runs: list[Run]) -> str:
-    from benchmarks.search import machine
-
-    lines = [
-        f"# Indexing benchmark: {args.pages} pages",
-        "",
-        f"- command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
+def report(result: Result) -> str:
+    args = result.args
+    lines = header(
+        f"Indexing benchmark: {args.pages} pages",
+        f"command: `python -m benchmarks.indexing --pages {args.pages} --models {args.models} "
         f"--batch-size {args.batch_size}{_workers_flag(args)}"
         f"{' --memory ' + args.memory if args.memory else ''}` (DPI {args.dpi})",
-        f"- machine: {machine()}; models in {cpu_dtype()} (RAG_DTYPE=auto)",
-        "- stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
+        f"machine: {result.machine}; models in {result.dtype} (RAG_DTYPE=auto)",
+        "stages: seconds spent in each, on the encoder's thread for the pipeline (render and "
         "preprocess run ahead on the page workers there, overlapped; or, marked inline, on the "
         "encoder's thread between its batches, within the wall time); overhead: "
         "(wall - encode) / encode; x naive: pages/s against the naive loop on the same model; "
         "encoder skipped: what rendering and preprocessing alone can feed an encoder",
-        "",
-        "| model | mode | pages/s | x naive | render s | preprocess s | encode s | write s "
-        "| wall s | overhead |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    naive_rate = {run.model: run.pages_per_s for run in runs if run.mode.startswith("naive")}
-    for run in runs:
-        inline = "inline" in run.mode
-        cells = [
-            "inline" if inline else _seconds(run.stages.get(stage))
-            for stage in ("render", "preprocess")
-        ]
-        skipped = "encoder skipped" in run.mode
-        encode = "skipped" if skipped else _seconds(run.stages["encode"])
-        cells += [encode, _seconds(run.stages.get("write"))]
-        lines.append(
-            f"| {run.model} | {run.mode} | {run.pages_per_s:.2f} | "
-            f"{run.pages_per_s / naive_rate[run.model]:.2f} | {' | '.join(cells)} | "
-            f"{run.wall_s:.1f} | {'-' if skipped else f'{run.overhead:.0%}'} |"
+    )
+    naive_rate = {run.model: run.pages_per_s for run in result.runs if run.mode.startswith("naive")}
+    cells = []
+    for run in result.runs:
+        cells.append(
+            (
+                run.model,
+                run.mode,
+                f"{run.pages_per_s:.2f}",
+                f"{run.pages_per_s / naive_rate[run.model]:.2f}",
+                *(
+                    "inline" if run.inline else _seconds(run.stages.get(stage))
+                    for stage in ("render", "preprocess")
+                ),
+                "skipped" if run.skipped else _seconds(run.stages["encode"]),
+                _seconds(run.stages.get("write")),
+                f"{run.wall_s:.1f}",
+                "-" if run.skipped else f"{run.overhead:.0%}",
+            )
         )
+    columns = (
+        "model", "mode", "pages/s", "x naive", "render s", "preprocess s", "encode s", "write s",
+        "wall s", "overhead",
+    )  # fmt: skip
+    lines += ["", *table(cells, columns, "llrrrrrrrr")]
+    if result.memory:
+        lines += memory_report(result.memory)
     return "\n".join(lines) + "\n"
 
 

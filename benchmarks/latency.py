@@ -2,6 +2,7 @@
 
     python -m benchmarks.latency [--profiles cpu,gpu] [--pages 10] [--top-k 3] [--tokens 32]
                                  [--levers] [--device cpu] [--layers N] [--out FILE]
+    python -m benchmarks.latency --attention
 
 Each profile (``rag.profiles``) runs in a fresh process, on ``--device``, with its retriever and
 answerer built at their published sizes (``devtools.tiny_models``: random weights cost the same
@@ -25,6 +26,10 @@ measures what each lever gives against the code without it, in the same run: pag
 the page cache, int8 dynamic quantisation, the attention kernel, batch sizes, preparing pages
 ahead of the encoder or on its thread, torch.compile and thread counts. On a GPU,
 ``--device cuda`` records the same table; the README's GPU plan gives what to expect.
+
+``run`` measures (a ``Result``: one dict per profile, from its process) and
+``benchmarks.latency_report`` writes it as Markdown; ``--attention`` measures only the attention
+kernels' rates against large matmuls (an ``Attention``).
 """
 
 from __future__ import annotations
@@ -40,12 +45,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from benchmarks import cpu_matmul_peak, offline, publish
+from benchmarks import cpu_matmul_peak, offline
 from benchmarks.full_size import image_patches
+from benchmarks.latency_report import attention_line, report
+from benchmarks.report import machine, parser, publish
 from rag.models.checkpoints import quantized
 
 QUESTION = "What was the total revenue in 2024, and how did it change?"
@@ -64,6 +72,22 @@ PUBLISHED = {
     "qwen2-vl-2b": "Qwen/Qwen2-VL-2B-Instruct",
 }
 BANDWIDTH_BYTES = 512 * 2**20
+RESULTS = "results-latency.md"
+
+
+@dataclass
+class Result:
+    command: str
+    machine: str
+    profiles: list[dict]  # one per profile (``profile_run``), with its ``levers`` if measured
+
+
+@dataclass
+class Attention:
+    device: str
+    dtype: str  # the compute dtype of the matmuls
+    kernels: list[tuple[str, str, float]]  # (kernel, dtype, FLOP/s)
+    matmul: float  # large matmuls' FLOP/s in the compute dtype
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -783,292 +807,70 @@ def compile_lever(retriever, page) -> dict:
     return {"eager_s": eager_s, "first_s": first_s, "steady_s": steady_s}
 
 
-# -- report -----------------------------------------------------------------------------------
-
-
-def share(bound_s: float, measured_s: float) -> str:
-    return "-" if not measured_s or math.isnan(bound_s) else f"{bound_s / measured_s:.0%}"
-
-
-def seconds(value: float) -> str:
-    return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
-
-
-def profile_rows(row: dict) -> list[str]:
-    peak, bandwidth = row["peak_flops"], row["bandwidth"]
-    page_bound = row["encode_flops"] / peak
-    ttft_bound = (row["image_flops"] + row["prefill_flops"] + row["query_flops"]) / peak
-    decode_bound = bandwidth / row["decode_bytes"]
-    index_rate = 1 / row["index_s"]
-    lines = [
-        f"| index: render, per page | {seconds(row['render_s'])} | | |",
-        f"| index: prepare, per page | {seconds(row['prepare_s'])} | | |",
-        f"| index: encode, per page ({row['vectors']:.0f} vectors) | {seconds(row['encode_s'])} "
-        f"| {seconds(page_bound)} | {share(page_bound, row['encode_s'])} |",
-        f"| **index, whole pipeline** (the faster of 2 runs) | **{index_rate:.2f} pages/s** "
-        f"| {1 / page_bound:.2f} pages/s | {share(page_bound, row['index_s'])} |",
-        f"| query embedding | {seconds(row['query_s'])} | {seconds(row['query_flops'] / peak)} "
-        f"| {share(row['query_flops'] / peak, row['query_s'])} |",
-        f"| search | {seconds(row['search_s'])} | | |",
-        f"| answerer: {row['answer_pages']} pages' encoding ({row['image_tokens']} image tokens) "
-        f"| {seconds(row['image_encode_s'])} | {seconds(row['image_flops'] / peak)} "
-        f"| {share(row['image_flops'] / peak, row['image_encode_s'])} |",
-        f"| answerer: prefill ({row['prompt_tokens']} tokens) | {seconds(row['prefill_s'])} "
-        f"| {seconds(row['prefill_flops'] / peak)} "
-        f"| {share(row['prefill_flops'] / peak, row['prefill_s'])} |",
-        f"| **first token after Ask, cold pages** | **{seconds(row['first_token_s'])}** "
-        f"| {seconds(ttft_bound)} | {share(ttft_bound, row['first_token_s'])} |",
-        f"| **first token, follow-up over the same pages** | **{seconds(row['follow_up_s'])}** "
-        f"| | |",
-        f"| first token, follow-up, without the page cache | "
-        f"{seconds(row['follow_up_uncached_s'])} | | |",
-        f"| **decoding** | **{row['tokens_per_s']:.1f} tokens/s** | {decode_bound:.1f} tokens/s "
-        f"| {row['tokens_per_s'] / decode_bound:.0%} |",
-        f"| **peak memory** | **{row['peak_gb']:.1f} GB** | | |",
-    ]
-    if "gpu_peak_gb" in row:
-        lines.append(f"| peak GPU memory | {row['gpu_peak_gb']:.1f} GB | | |")
-    return lines
-
-
-def levers_rows(levers: dict) -> list[str]:
-    lines = [
-        "",
-        "Retriever page budget (RAG_MAX_VISUAL_TOKENS), one A4 page:",
-        "",
-        "| budget | vectors | encode | TFLOP |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in levers["retriever_budgets"]:
-        budget = row["budget"] or "the checkpoint's (4 x 4 tiles)"
-        lines.append(
-            f"| {budget} | {row['vectors']} | {seconds(row['encode_s'])} "
-            f"| {row['flops'] / 1e12:.2f} |"
-        )
-    lines += [
-        "",
-        "Answerer page budget (RAG_ANSWER_MAX_PIXELS for the best page; "
-        "RAG_ANSWER_REST_MAX_PIXELS for the others), the answer's pages, cold:",
-        "",
-        "| budget | image tokens | pages' encoding | prefill |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in levers["answer_budgets"]:
-        side = math.isqrt(row["budget"])
-        label = f"{side} x {side}"
-        if row["rest"]:
-            rest = math.isqrt(row["rest"])
-            label += f", the others {rest} x {rest}"
-        lines.append(
-            f"| {label} | {row['image_tokens']} | {seconds(row['encode_s'])} "
-            f"| {seconds(row['prefill_s'])} |"
-        )
-    lines += [
-        "",
-        "Small retrievers at the profile's page budget, one A4 page:",
-        "",
-        "| retriever | parameters | vectors | encode |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in levers["retrievers"]:
-        lines.append(
-            f"| {row['model']} | {row['parameters'] / 1e6:.0f}M | {row['vectors']} "
-            f"| {seconds(row['encode_s'])} |"
-        )
-    q = levers["int8"]
-    dtype = "the compute dtype"
-    marks = {"none": "", "int8": ""}
-    marks[q["profile"]] = " (the profile's)"
-    lines += [
-        "",
-        f"int8 dynamic quantisation of the linear layers (RAG_QUANTIZE=int8), against {dtype}:",
-        "",
-        f"| | {dtype}{marks['none']} | int8{marks['int8']} | agreement |",
-        "|---|---:|---:|---|",
-        f"| retriever, one page | {seconds(q['encode_none_s'])} | {seconds(q['encode_int8_s'])} "
-        f"| page vectors' cosine: mean {q['vector_cosine_mean']:.4f}, "
-        f"min {q['vector_cosine_min']:.4f} |",
-        f"| first token after Ask, cold pages | {seconds(q['first_token_none_s'])} "
-        f"| {seconds(q['first_token_int8_s'])} | |",
-        f"| answerer decoding | {q['decode_none']:.1f} tokens/s | {q['decode_int8']:.1f} "
-        f"tokens/s | next-token logits' cosine {q['logit_cosine']:.4f}, same top token at "
-        f"{q['top1_agreement']:.0%} of the prompt's positions |",
-        *kernel_rows(levers.get("kernels")),
-        *batch_rows(levers.get("batches")),
-        *preparation_rows(levers.get("preparation")),
-        "",
-        "Threads (torch.set_num_threads):",
-        "",
-        "| threads | retriever, one page | decoding |",
-        "|---:|---:|---:|",
-    ]
-    for row in levers["threads"]:
-        lines.append(
-            f"| {row['threads']} | {seconds(row['encode_s'])} | "
-            f"{row['tokens_per_s']:.1f} tokens/s |"
-        )
-    if "compile" in levers and "error" in levers["compile"]:
-        c = levers["compile"]
-        lines += ["", f"torch.compile of the retriever failed: {c['error']}"]
-    elif "compile" in levers:
-        c = levers["compile"]
-        lines += [
-            "",
-            f"torch.compile of the retriever: eager {seconds(c['eager_s'])} a page; compiled, "
-            f"the first page {seconds(c['first_s'])} (compiling), then {seconds(c['steady_s'])}.",
-        ]
-    return lines
-
-
-def batch_rows(rows: list[dict] | None) -> list[str]:
-    if not rows:
-        return []
-    lines = [
-        "",
-        "Pages per retriever forward pass (RAG_BATCH_SIZE; auto on a CPU: 1):",
-        "",
-        "| pages a pass | a page |",
-        "|---:|---:|",
-    ]
-    return lines + [f"| {row['batch']} | {seconds(row['page_s'])} |" for row in rows]
-
-
-def preparation_rows(p: dict | None) -> list[str]:
-    if not p:
-        return []
-    chosen = "inline" if p["inline_chosen"] else "ahead"
-    return [
-        "",
-        f"Pages rendered and prepared ahead of the encoder or on its thread, through "
-        f"Pipeline.add_file ({p['workers']} page worker{'s' * (p['workers'] != 1)}; the app's "
-        f"choice here: {chosen}; alternating runs, the faster of 2 each):",
-        "",
-        "| pages prepared | a page | pages/s |",
-        "|---|---:|---:|",
-        f"| ahead, on a page-worker thread | {seconds(p['ahead_s'])} | {1 / p['ahead_s']:.2f} |",
-        f"| inline, on the encoder's thread | {seconds(p['inline_s'])} | {1 / p['inline_s']:.2f} |",
-    ]
-
-
-def kernel_rows(k: dict | None) -> list[str]:
-    if not k:
-        return []
-    lines = [
-        "",
-        "Row-major patch embeddings (rag.models.row_major), then the vision towers' attention "
-        "in bf16 matmuls (RAG_ATTN_IMPLEMENTATION=cpu_bf16, rag.models.attention), against the "
-        "code before them; agreement with the code before:",
-        "",
-        "| | retriever, one page | answerer, the answer's pages | page vectors' cosine "
-        "| next-token logits |",
-        "|---|---:|---:|---|---|",
-    ]
-    names = {
-        "before": "before (PyTorch's sdpa)",
-        "row_major": "row-major embeddings",
-        "bf16": "and bf16 attention (the profile's)",
-    }
-    for label, name in names.items():
-        agreement = (
-            "| (the reference) | |"
-            if label == "before"
-            else f"| mean {k[f'vector_cosine_mean_{label}']:.5f}, min "
-            f"{k[f'vector_cosine_min_{label}']:.5f} | cosine {k[f'logit_cosine_{label}']:.5f}, "
-            f"same top token at {k[f'top1_agreement_{label}']:.0%} of the positions |"
-        )
-        lines.append(
-            f"| {name} | {seconds(k[f'encode_{label}_s'])} | {seconds(k[f'pages_{label}_s'])} "
-            f"{agreement}"
-        )
-    return lines
-
-
-def report(rows: list[dict], command: str) -> str:
-    from benchmarks.search import machine
-
-    lines = [
-        "# Time to answer, end to end (random weights at published sizes)",
-        "",
-        f"- command: `{command}`",
-        f"- machine: {machine()}",
-        "- bound: what the stage would take at the machine's best rate measured in this run "
-        "(large matmuls for FLOP-bound stages, FLOPs counted as 2 x parameters x tokens plus "
-        "attention's own; memory bandwidth for decoding, every weight read once per token); "
-        "share: bound / measured",
-    ]
-    for row in rows:
-        lines += [
-            "",
-            f"## Profile `{row['profile']}`: {row['retriever']} "
-            f"({row['retriever_parameters'] / 1e6:.0f}M) + {row['answerer']} "
-            f"({row['answerer_parameters'] / 1e6:.0f}M), {row['dtype']}",
-            "",
-            f"Matmul rate {row['peak_flops'] / 1e9:.0f} GFLOP/s, memory bandwidth "
-            f"{row['bandwidth'] / 1e9:.1f} GB/s; a {row['pages']}-page PDF, "
-            f"{row['answer_pages']}-page answers.",
-            "",
-            "| stage | measured | bound | share |",
-            "|---|---:|---:|---:|",
-            *profile_rows(row),
-        ]
-        if "levers" in row:
-            lines += levers_rows(row["levers"])
-    return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency")
-    parser.add_argument("--profiles", default="cpu,gpu")
-    parser.add_argument("--pages", type=int, default=10)
-    parser.add_argument("--top-k", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--levers", action="store_true", help="measure each lever (CPU)")
-    parser.add_argument("--compile", action="store_true", help="with --levers: torch.compile")
-    parser.add_argument("--layers", type=int, help="every layer count (a quick check)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-latency.md"))
-    parser.add_argument(
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    arguments = parser("latency", __doc__, RESULTS)
+    arguments.add_argument("--profiles", default="cpu,gpu")
+    arguments.add_argument("--pages", type=int, default=10)
+    arguments.add_argument("--top-k", type=int, default=3)
+    arguments.add_argument("--tokens", type=int, default=32)
+    arguments.add_argument("--device", default="cpu")
+    arguments.add_argument("--levers", action="store_true", help="measure each lever (CPU)")
+    arguments.add_argument("--compile", action="store_true", help="with --levers: torch.compile")
+    arguments.add_argument("--layers", type=int, help="every layer count (a quick check)")
+    arguments.add_argument(
         "--attention", action="store_true", help="only the attention kernel's rate, and matmul's"
     )
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
-    args = parser.parse_args(argv)
+    arguments.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
+    return arguments.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Result | Attention | None:
+    args = parse_args(argv)
     offline()
     if args.attention:
-        from benchmarks.full_size import compute_dtype
-
-        dtype = compute_dtype(args.device)
-        rates = [
-            f"{kernel}, {str(kind).removeprefix('torch.')}: "
-            f"{attention_rate(args.device, kind, kernel) / 1e9:.0f} GFLOP/s"
-            for kernel, kind in ATTENTION_KERNELS
-            if kernel == "sdpa" or args.device == "cpu"
-        ]
-        line = (
-            f"attention on a page's SigLIP tiles: {'; '.join(rates)}; large matmuls "
-            f"({str(dtype).removeprefix('torch.')}): {matmul_peak(args.device, dtype) / 1e9:.0f} "
-            "GFLOP/s"
-        )
-        print(line)
-        return line
+        rates = attention(args.device)
+        print(attention_line(rates))
+        return rates
     if args.one:
         print(json.dumps(profile_run(args)))
-        return ""
+        return None
+    flags = " ".join(argv if argv is not None else sys.argv[1:])
+    result = run(args, f"python -m benchmarks.latency {flags}".strip())
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def attention(device: str) -> Attention:
+    """The attention kernels' rates on a page's SigLIP tiles (the app's bf16 kernel on a CPU
+    only), and large matmuls' in the compute dtype."""
+    from benchmarks.full_size import compute_dtype
+
+    dtype = compute_dtype(device)
+    kernels = [
+        (kernel, str(kind).removeprefix("torch."), attention_rate(device, kind, kernel))
+        for kernel, kind in ATTENTION_KERNELS
+        if kernel == "sdpa" or device == "cpu"
+    ]
+    return Attention(device, str(dtype).removeprefix("torch."), kernels, matmul_peak(device, dtype))
+
+
+def run(args: argparse.Namespace, command: str) -> Result:
+    """Each profile in a fresh process (``--one``), its figures read back as JSON."""
     rows = []
     for profile in args.profiles.split(","):
-        command = [sys.executable, "-m", "benchmarks.latency", "--one", profile]
+        command_line = [sys.executable, "-m", "benchmarks.latency", "--one", profile]
         for flag in ("pages", "top_k", "tokens", "device", "layers"):
             value = getattr(args, flag)
             if value is not None:
-                command.append(f"--{flag.replace('_', '-')}={value}")
-        command += ["--levers"] * (args.levers and profile == "cpu")
-        command += ["--compile"] * args.compile
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+                command_line.append(f"--{flag.replace('_', '-')}={value}")
+        command_line += ["--levers"] * (args.levers and profile == "cpu")
+        command_line += ["--compile"] * args.compile
+        done = subprocess.run(command_line, capture_output=True, text=True, check=False)
         if done.returncode:
             sys.stderr.write(done.stderr[-4000:])
             raise SystemExit(f"profile {profile}: the measuring process failed")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    flags = " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
-    return publish(report(rows, f"python -m benchmarks.latency {flags}".strip()), args.out)
+    return Result(command, machine(), rows)
 
 
 if __name__ == "__main__":

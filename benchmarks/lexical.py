@@ -1,7 +1,7 @@
 """Which full-text engine holds the pages' words: SQLite's FTS5 (Python's standard library)
 against tantivy, on the same pages and questions, in one run.
 
-    python -m benchmarks.lexical [--pages 10000,100000] [--out benchmarks/results-lexical.md]
+    python -m benchmarks.lexical [--pages 10000,100000] [--out FILE]
 
 Pages are ``--words`` words drawn from a Zipf-distributed vocabulary (``benchmarks.hybrid``'s,
 as real text is); each question is 8 words of one page, so most questions hold a few words
@@ -9,7 +9,7 @@ that are on a large share of the pages, as real questions do. Both engines are g
 folded terms and return the top 50 pages by BM25 (the depth a hybrid search asks for); FTS5
 runs as the app ran it before tantivy, once with every term and once without the terms on
 over a fifth of the pages (the pruning it needed to be usable). Each query runs twice and the
-second is timed.
+second is timed. ``run`` measures (a ``Result``), ``report`` writes it as Markdown.
 """
 
 from __future__ import annotations
@@ -22,32 +22,46 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tantivy
 
-from benchmarks import publish
 from benchmarks.hybrid import words_of
-from benchmarks.search import machine
+from benchmarks.report import header, machine, parser, publish, table
 from rag.index.lexical import schema
 
 DEPTH = 50
 COMMON_SHARE = 0.2  # FTS5 left out terms on more than this share of the pages
+RESULTS = "results-lexical.md"
+
+
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    sizes: list[dict]  # per size (``measure``): ms per engine, build seconds, sizes on disk
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.lexical", description=__doc__)
-    parser.add_argument("--pages", default="10000,100000", help="sizes, comma-separated")
-    parser.add_argument("--words", type=int, default=300, help="words per page")
-    parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-lexical.md"))
-    return parser.parse_args(argv)
+    arguments = parser("lexical", __doc__, RESULTS)
+    arguments.add_argument("--pages", default="10000,100000", help="sizes, comma-separated")
+    arguments.add_argument("--words", type=int, default=300, help="words per page")
+    arguments.add_argument("--queries", type=int, default=20)
+    arguments.add_argument("--seed", type=int, default=0)
+    return arguments.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Both engines at each size, each in a fresh folder."""
     rows = []
     for pages in (int(p) for p in args.pages.split(",")):
         folder = Path(tempfile.mkdtemp(prefix="lexical-bench-"))
@@ -55,7 +69,7 @@ def main(argv: list[str] | None = None) -> str:
             rows.append(measure(args, pages, folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-    return publish(report(args, rows), args.out)
+    return Result(args, machine(), rows)
 
 
 def corpus(args: argparse.Namespace, pages: int) -> tuple[list[str], list[list[str]]]:
@@ -141,28 +155,35 @@ def measure(args: argparse.Namespace, pages: int, folder: Path) -> dict:
     }
 
 
-def report(args: argparse.Namespace, rows: list[dict]) -> str:
-    lines = [
-        "# The pages' words: tantivy against SQLite FTS5",
-        "",
-        f"- command: `python -m benchmarks.lexical --pages {args.pages}` ({args.queries} "
+def report(result: Result) -> str:
+    args = result.args
+    lines = header(
+        "The pages' words: tantivy against SQLite FTS5",
+        f"command: `python -m benchmarks.lexical --pages {args.pages}` ({args.queries} "
         f"questions of 8 words of one page, {args.words} Zipf-distributed words a page, top "
         f"{DEPTH} by BM25, seed={args.seed})",
-        f"- machine: {machine()}",
-        "- ms: median per question, the second of two runs",
-        "",
-        "| pages | tantivy, ms | FTS5, every term, ms | FTS5 without terms on >20% of pages, ms "
-        "| tantivy index | FTS5 file | tantivy build | FTS5 build |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['pages']:,} | {row['tantivy']:.2f} | {row['fts5']:.1f} | "
-            f"{row['fts5_pruned']:.1f} | {row['tantivy_mb']:.0f} MiB | {row['fts5_mb']:.0f} MiB | "
-            f"{row['tantivy_build']:.1f} s | {row['fts5_build']:.1f} s |"
+        f"machine: {result.machine}",
+        "ms: median per question, the second of two runs",
+    )
+    columns = (
+        "pages", "tantivy, ms", "FTS5, every term, ms", "FTS5 without terms on >20% of pages, ms",
+        "tantivy index", "FTS5 file", "tantivy build", "FTS5 build",
+    )  # fmt: skip
+    cells = [
+        (
+            f"{row['pages']:,}",
+            f"{row['tantivy']:.2f}",
+            f"{row['fts5']:.1f}",
+            f"{row['fts5_pruned']:.1f}",
+            f"{row['tantivy_mb']:.0f} MiB",
+            f"{row['fts5_mb']:.0f} MiB",
+            f"{row['tantivy_build']:.1f} s",
+            f"{row['fts5_build']:.1f} s",
         )
-    return "\n".join(lines) + "\n"
+        for row in result.sizes
+    ]
+    return "\n".join([*lines, "", *table(cells, columns, "rrrrrrrr")]) + "\n"
 
 
 if __name__ == "__main__":
-    print(main())
+    main()

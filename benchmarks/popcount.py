@@ -4,7 +4,8 @@ Scores one binarised query (20 tokens) against 10,000 ColPali-shaped pages (1030
 sign bits: popcount speed does not depend on the data) with each candidate, checks every
 candidate returns the same scores as ``rag.index.binary.hamming_maxsim``, and prints pages/s (median
 and best of interleaved rounds; the machine may be shared) with the ratio to torch's ±1 bf16
-matmul, which costs what exact bf16 search costs.
+matmul, which costs what exact bf16 search costs. ``run`` measures (a ``Result``), ``report``
+writes it as Markdown (to ``--out``, or ``benchmarks/out/results-popcount.md``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from numba import njit, prange
 
+from benchmarks.report import header, machine, parser, publish, table
 from rag.index.binary import BinaryPages, _popcount, binarize, hamming_maxsim, warmup
 from rag.index.scoring import PackedPages, maxsim_packed
 
 Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+RESULTS = "results-popcount.md"
+REFERENCE = "torch ±1 bf16 matmul (maxsim_packed)"
 
 
 @njit(inline="always")
@@ -146,14 +151,31 @@ def measure(kernels: dict[str, Kernel], args: tuple, n_pages: int, rounds: int) 
     return {name: (n_pages / statistics.median(t), n_pages / min(t)) for name, t in times.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=10_000)
-    parser.add_argument("--tokens", type=int, default=1030)
-    parser.add_argument("--query-tokens", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=5)
-    args = parser.parse_args(argv)
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    rates: dict[str, tuple[float, float]]  # candidate: (median pages/s, best pages/s)
 
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    arguments = parser("popcount", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=10_000)
+    arguments.add_argument("--tokens", type=int, default=1030)
+    arguments.add_argument("--query-tokens", type=int, default=20)
+    arguments.add_argument("--rounds", type=int, default=5)
+    return arguments.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Result:
+    args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Every candidate checked against ``hamming_maxsim``, then timed in interleaved rounds."""
     warmup()
     rng = np.random.default_rng(0)
     n_tokens = args.pages * args.tokens
@@ -168,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         "numba, page tokens in SIMD lanes, bit-trick popcount": numba_page_lanes_swar,
         "numba, scalar loops": numba_scalar,
         "numpy np.bitwise_count": numpy_bitwise_count,
-        "torch ±1 bf16 matmul (maxsim_packed)": torch_signs_bf16(signs),
+        REFERENCE: torch_signs_bf16(signs),
     }
     expected = hamming_maxsim(query, pages, offsets)
     for name, kernel in kernels.items():
@@ -176,15 +198,26 @@ def main(argv: list[str] | None = None) -> None:
         if not np.array_equal(np.asarray(got, np.float32), expected):
             raise AssertionError(f"{name} disagrees with rag.index.binary.hamming_maxsim")
     rates = measure(kernels, (query, pages, offsets), args.pages, args.rounds)
-    reference = rates["torch ±1 bf16 matmul (maxsim_packed)"][0]
-    print(
+    return Result(args, machine(), rates)
+
+
+def report(result: Result) -> str:
+    args = result.args
+    reference = result.rates[REFERENCE][0]
+    cells = [
+        (name, f"{median:,.0f}", f"{best:,.0f}", f"{median / reference:.1f}")
+        for name, (median, best) in result.rates.items()
+    ]
+    lines = header(
+        "Hamming MaxSim kernels",
+        f"command: `python -m benchmarks.popcount --pages {args.pages} --tokens {args.tokens} "
+        f"--query-tokens {args.query_tokens} --rounds {args.rounds}`",
+        f"machine: {result.machine}",
         f"{args.pages:,} pages x {args.tokens} tokens x 128 dims, {args.query_tokens}-token "
-        f"query, torch threads {torch.get_num_threads()}, {args.rounds} rounds"
+        f"query, {args.rounds} interleaved rounds; x torch: median pages/s against {REFERENCE}",
     )
-    print(f"| {'candidate':<54} | {'pages/s median':>14} | {'best':>10} | {'x torch':>7} |")
-    print(f"|{'-' * 56}|{'-' * 16}:|{'-' * 11}:|{'-' * 8}:|")
-    for name, (median, best) in rates.items():
-        print(f"| {name:<54} | {median:>14,.0f} | {best:>10,.0f} | {median / reference:>7.1f} |")
+    columns = ("candidate", "pages/s median", "best", "x torch")
+    return "\n".join([*lines, "", *table(cells, columns, "lrrr")]) + "\n"
 
 
 if __name__ == "__main__":

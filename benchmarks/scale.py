@@ -1,7 +1,7 @@
 """A large index end to end: build a binary-mode LocalIndex, reopen it in a fresh process, query.
 
     python -m benchmarks.scale --pages 100000 [--shape colqwen] [--dir /big/disk/folder]
-                               [--out benchmarks/results-scale.md]
+                               [--out FILE]
 
 Synthetic pages (``benchmarks.search.Corpus``) are added document by document through the real
 ``LocalIndex.add`` (crash-safe writes, bf16 vectors and sign bits on disk); exact fp32 MaxSim of
@@ -13,7 +13,8 @@ its layout fits in half the free memory) and times the same queries, and times t
 within a scope of ``--scope-share`` of the documents: how auto compares with the faster of
 exact and binary, and what a scope saves, both measured in the same run. Needs about
 ``pages x tokens x 256`` bytes of disk (18 GB for 100k ColQwen
-pages, 26 GB for ColPali ones); the folder is deleted afterwards unless ``--keep``.
+pages, 26 GB for ColPali ones); the folder is deleted afterwards unless ``--keep``. ``run``
+measures (a ``Result``), ``report`` writes it as Markdown.
 """
 
 from __future__ import annotations
@@ -29,14 +30,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from benchmarks import offline, publish
-from benchmarks.search import Corpus, machine, overlap, top_rows
+from benchmarks import offline
+from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.search import Corpus, overlap, top_rows
 from rag.config import Settings
 from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, binarize
 from rag.index.local import LocalIndex
@@ -44,38 +47,58 @@ from rag.index.records import Document
 from rag.index.scoring import PackedPages, maxsim_packed_many
 
 RETRIEVER = "benchmark/synthetic"
+RESULTS = "results-scale.md"
+MODES = ("auto", "binary", "exact")
+
+
+@dataclass
+class Result:
+    """The build (``build``), the reopened index's timings (``serve``, with each search mode in
+    ``served["modes"]``) and what the binary stage ran as."""
+
+    args: argparse.Namespace
+    machine: str
+    built: dict
+    served: dict
+    stage: str  # what the binary stage runs at this size, e.g. "128-bit scan of every page"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__)
-    parser.add_argument("--pages", type=int, default=100_000)
-    parser.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
-    parser.add_argument("--pages-per-doc", type=int, default=20)
-    parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--query-tokens", type=int, default=20)
-    parser.add_argument("--rerank", type=int, default=200)
-    parser.add_argument("--prefilter", type=int, default=PREFILTER, help="0: no 64-bit pass")
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dir", type=Path, help="index folder (default: a temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the index folder")
-    parser.add_argument(
+    arguments = parser("scale", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=100_000)
+    arguments.add_argument("--shape", choices=("colpali", "colqwen"), default="colqwen")
+    arguments.add_argument("--pages-per-doc", type=int, default=20)
+    arguments.add_argument("--queries", type=int, default=20)
+    arguments.add_argument("--query-tokens", type=int, default=20)
+    arguments.add_argument("--rerank", type=int, default=200)
+    arguments.add_argument("--prefilter", type=int, default=PREFILTER, help="0: no 64-bit pass")
+    arguments.add_argument("--k", type=int, default=10)
+    arguments.add_argument("--seed", type=int, default=0)
+    arguments.add_argument("--dir", type=Path, help="index folder (default: a temporary folder)")
+    arguments.add_argument("--keep", action="store_true", help="keep the index folder")
+    arguments.add_argument(
         "--cold", action="store_true", help="drop the page cache before reopening (needs root)"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-scale.md"))
-    parser.add_argument(
+    arguments.add_argument(
         "--scope-share", type=float, default=0.01, help="scoped: this share of docs"
     )
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the reopening process
-    return parser.parse_args(argv)
+    arguments.add_argument("--serve", type=Path, help=argparse.SUPPRESS)  # the reopening process
+    return arguments.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> Result | None:
     args = parse_args(argv)
     offline()
     if args.serve:
         print(json.dumps(serve(args.serve, args)))
-        return ""
+        return None
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Build the index, then reopen and query it in a fresh process."""
     folder = args.dir or Path(tempfile.mkdtemp(prefix="scale-bench-"))
     try:
         built = build(args, folder)
@@ -99,8 +122,7 @@ def main(argv: list[str] | None = None) -> str:
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    text = report(args, built, served)
-    return publish(text, args.out)
+    return Result(args, machine(), built, served, _stage(args, served["pages"]))
 
 
 def build(args: argparse.Namespace, folder: Path) -> dict:
@@ -186,7 +208,7 @@ def compare_modes(folder: Path, args: argparse.Namespace, saved: dict, documents
     rows = np.concatenate([_first_row(d.doc_id) + np.arange(d.pages) for d in chosen])
     n_pages = sum(d.pages for d in documents)
     results = {"scope_pages": int(rows.shape[0])}
-    for mode in ("auto", "binary", "exact"):
+    for mode in MODES:
         if mode == "exact" and not _exact_fits(folder, n_pages):
             results[mode] = None
             continue
@@ -240,71 +262,85 @@ def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux: KiB
 
 
-def report(args: argparse.Namespace, built: dict, served: dict) -> str:
+def report(result: Result) -> str:
+    args, built, served = result.args, result.built, result.served
     ms = served["ms"]
     command = f"python -m benchmarks.scale --pages {args.pages} --shape {args.shape}"
     command += " --cold" if args.cold else ""
     first = "page cache dropped, vectors read from disk" if args.cold else "page cache as built"
-    return "\n".join(
-        [
-            f"# Scale benchmark: {served['pages']:,} synthetic {args.shape} pages, binary mode",
-            "",
-            f"- command: `{command}` (k={args.k}, rerank={args.rerank}, "
-            f"prefilter={args.prefilter}, "
-            f"{args.queries} queries of {args.query_tokens} tokens, seed={args.seed})",
-            f"- machine: {machine()}",
-            "",
-            "| step | figure |",
-            "|---|---:|",
-            f"| build (LocalIndex.add, {args.pages_per_doc}-page documents) | "
-            f"{built['seconds']:,.0f} s, {args.pages / built['seconds']:,.0f} pages/s |",
-            f"| on disk (bf16 vectors + sign bits) | {built['disk_bytes'] / 2**30:.1f} GiB |",
-            f"| peak RSS while building | {built['rss_gb']:.1f} GiB |",
-            f"| reopen in a fresh process | {served['open_s']:.1f} s |",
-            f"| warm (lay out pages, compile kernel) | {served['warm_s']:.1f} s |",
-            f"| query, median (first pass: {first}) | {statistics.median(ms):.0f} ms |",
-            f"| query, slowest (first pass: {first}) | {max(ms):.0f} ms |",
-            f"| query, median (same queries again: page cache) | "
-            f"{statistics.median(served['warm_ms']):.0f} ms |",
-            f"| binary stage alone ({_stage(args, served['pages'])}), median | "
-            f"{statistics.median(served['stage_ms']):.0f} ms |",
-            f"| for comparison: 128-bit scan of every page, median | "
-            f"{statistics.median(served['scan_ms']):.0f} ms |",
-            f"| top-{args.k} overlap with exact fp32 | {served['overlap']:.3f} |",
-            f"| peak RSS of the serving process | {served['rss_gb']:.1f} GiB |",
-            "",
-            *modes_table(args, served["modes"]),
-        ]
+    figures = [
+        (
+            f"build (LocalIndex.add, {args.pages_per_doc}-page documents)",
+            f"{built['seconds']:,.0f} s, {args.pages / built['seconds']:,.0f} pages/s",
+        ),
+        ("on disk (bf16 vectors + sign bits)", f"{built['disk_bytes'] / 2**30:.1f} GiB"),
+        ("peak RSS while building", f"{built['rss_gb']:.1f} GiB"),
+        ("reopen in a fresh process", f"{served['open_s']:.1f} s"),
+        ("warm (lay out pages, compile kernel)", f"{served['warm_s']:.1f} s"),
+        (f"query, median (first pass: {first})", f"{statistics.median(ms):.0f} ms"),
+        (f"query, slowest (first pass: {first})", f"{max(ms):.0f} ms"),
+        (
+            "query, median (same queries again: page cache)",
+            f"{statistics.median(served['warm_ms']):.0f} ms",
+        ),
+        (
+            f"binary stage alone ({result.stage}), median",
+            f"{statistics.median(served['stage_ms']):.0f} ms",
+        ),
+        (
+            "for comparison: 128-bit scan of every page, median",
+            f"{statistics.median(served['scan_ms']):.0f} ms",
+        ),
+        (f"top-{args.k} overlap with exact fp32", f"{served['overlap']:.3f}"),
+        ("peak RSS of the serving process", f"{served['rss_gb']:.1f} GiB"),
+    ]
+    lines = header(
+        f"Scale benchmark: {served['pages']:,} synthetic {args.shape} pages, binary mode",
+        f"command: `{command}` (k={args.k}, rerank={args.rerank}, prefilter={args.prefilter}, "
+        f"{args.queries} queries of {args.query_tokens} tokens, seed={args.seed})",
+        f"machine: {result.machine}",
     )
+    lines += ["", *table(figures, ("step", "figure"), "lr"), ""]
+    return "\n".join(lines + modes_table(args, served["modes"]))
 
 
 def modes_table(args: argparse.Namespace, modes: dict) -> list[str]:
     """Each search mode on the same index and queries, over every page and within a scope."""
     timed = [modes[m]["ms"] for m in ("exact", "binary") if modes.get(m)]
     faster = min(timed)
-    lines = [
+    cells = []
+    for mode in MODES:
+        row = modes.get(mode)
+        if row is None:
+            cells.append((mode, *"------", "layout over half the free memory"))
+            continue
+        scoped = row["scoped"]
+        cells.append(
+            (
+                mode,
+                row["runs_as"],
+                f"{row['ms']:.1f}",
+                f"{row['ms'] / faster:.2f}",
+                f"{row['overlap']:.3f}",
+                f"{scoped['ms']:.2f}",
+                f"{row['ms'] / scoped['ms']:.0f}",
+                f"{scoped['overlap']:.3f}",
+            )
+        )
+    columns = (
+        "mode", "runs as", "ms", "x the faster of exact and binary", "top-10 overlap",
+        "ms within the scope", "x faster within the scope", "top-10 overlap within the scope",
+    )  # fmt: skip
+    return [
         f"Search modes on this index (RAG_INDEX_MODE; auto switches to binary from "
         f"{Settings.auto_binary_pages:,} pages), the same {args.queries} queries, page cache "
         f"warm; ms: median per query. Within a scope: the same queries asked within "
         f"{modes['scope_pages']:,} pages ({args.scope_share:.0%} of the documents, chosen at "
         "random); its overlap is with exact fp32 MaxSim restricted to the scope.",
         "",
-        "| mode | runs as | ms | x the faster of exact and binary | top-10 overlap "
-        "| ms within the scope | x faster within the scope | top-10 overlap within the scope |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        *table(cells, columns, "llrrrrrr"),
+        "",
     ]
-    for mode in ("auto", "binary", "exact"):
-        row = modes.get(mode)
-        if row is None:
-            lines.append(f"| {mode} | - | - | - | - | - | - | layout over half the free memory |")
-            continue
-        scoped = row["scoped"]
-        lines.append(
-            f"| {mode} | {row['runs_as']} | {row['ms']:.1f} | {row['ms'] / faster:.2f} | "
-            f"{row['overlap']:.3f} | {scoped['ms']:.2f} | {row['ms'] / scoped['ms']:.0f} | "
-            f"{scoped['overlap']:.3f} |"
-        )
-    return [*lines, ""]
 
 
 def _stage(args: argparse.Namespace, n_pages: int) -> str:

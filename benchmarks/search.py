@@ -1,7 +1,7 @@
 """Search speed and quality per mode on synthetic pages, all in one process.
 
     python -m benchmarks.search --pages 10000 [--shape colpali|colqwen] [--queries 5]
-                                [--out benchmarks/results.md]
+                                [--out FILE]
 
 Pages are clustered like real page embeddings, so binarisation and pooling lose something
 measurable: a shared set of topic centroids, every page a mixture of a few page-specific
@@ -15,15 +15,15 @@ are computed while the pages are generated, chunk by chunk, so the ground truth 
 the whole fp32 corpus in memory. A mode whose data would not fit ``--max-ram-gb`` (or the
 reference beyond ``--reference-max`` pages) runs on the first ``--subset`` pages: its rate is
 that subset's, and its overlap is against exact fp32 restricted to the same subset.
+
+``run`` measures (a ``Result``), ``report`` writes it as Markdown; the report goes to ``--out``
+(by default ``benchmarks/out/results.md``; the README cites ``benchmarks/results.md``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks import MATMUL_PEAK_SIZE, cpu_matmul_peak, offline, publish
+from benchmarks import MATMUL_PEAK_SIZE, cpu_matmul_peak, offline
+from benchmarks.report import header, machine, parser, publish, table
 from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 from rag.index.pooling import pool_page
 from rag.index.scoring import (
@@ -65,6 +66,8 @@ MODES = (
 )
 CUDA_MODE = "exact-bf16-cuda"
 CHUNK_TOKENS = 1 << 18  # pages are generated and stored this many tokens at a time
+RESULTS = "results.md"
+BOUNDS = ("bf16-matmul-only", "bf16-compute-bound", "bf16-read-bound")  # rank nothing
 
 
 # -- synthetic pages --------------------------------------------------------------------------
@@ -265,56 +268,39 @@ class Row:
     note: str = ""
     scanned: int = 0  # the first ``scanned`` pages were searched
     results: list[np.ndarray] = field(default_factory=list)  # top rows per query
+    vs_exact: float = math.nan  # top-k overlap with exact-bf16's, when both searched the same pages
 
 
 # -- the benchmark ----------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__)
-    parser.add_argument("--pages", type=int, default=10_000)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="colpali")
-    parser.add_argument("--queries", type=int, default=5)
-    parser.add_argument("--query-tokens", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3, help="time each query this many times")
-    parser.add_argument(
+    arguments = parser("search", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=10_000)
+    arguments.add_argument("--shape", choices=sorted(SHAPES), default="colpali")
+    arguments.add_argument("--queries", type=int, default=5)
+    arguments.add_argument("--query-tokens", type=int, default=20)
+    arguments.add_argument("--repeats", type=int, default=3, help="time each query this many times")
+    arguments.add_argument(
         "--pages-per-doc", type=int, default=20, help="1: unrelated pages (a flat score tail)"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.md"))
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--rerank", type=int, default=200, help="candidates rescored exactly")
-    parser.add_argument(
+    arguments.add_argument("--k", type=int, default=10)
+    arguments.add_argument("--rerank", type=int, default=200, help="candidates rescored exactly")
+    arguments.add_argument(
         "--prefilter", type=int, default=PREFILTER, help="binary: 64-bit pass keeps this x rerank"
     )
-    parser.add_argument("--pool-factor", type=int, default=3)
-    parser.add_argument(
+    arguments.add_argument("--pool-factor", type=int, default=3)
+    arguments.add_argument(
         "--pool-pages", type=int, default=10_000, help="pool (and search) at most this many pages"
     )
-    parser.add_argument("--subset", type=int, default=1_000)
-    parser.add_argument("--reference-max", type=int, default=10_000)
-    parser.add_argument("--max-ram-gb", type=float, default=16.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
+    arguments.add_argument("--subset", type=int, default=1_000)
+    arguments.add_argument("--reference-max", type=int, default=10_000)
+    arguments.add_argument("--max-ram-gb", type=float, default=16.0)
+    arguments.add_argument("--seed", type=int, default=0)
+    arguments.add_argument(
         "--scope-share", type=float, default=0.01, help="scoped rows: this share of documents"
     )
-    return parser.parse_args(argv)
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import numba
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (
-        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads, numba {numba.__version__} with "
-        f"{numba.get_num_threads()} threads, GPU: {gpu}"
-    )
+    return arguments.parse_args(argv)
 
 
 @dataclass
@@ -345,18 +331,55 @@ class Built:
     seconds: float = 0.0
     pool_note: str = ""
     scoped: list[Scoped] = field(default_factory=list)
+    peak_gflops: float = math.nan  # the bf16 matmul rate measured for the compute bound
 
 
-def main(argv: list[str] | None = None) -> str:
-    """Run the benchmark; print the markdown report, write it to --out and return it."""
-    args = parse_args(argv)
+@dataclass
+class Result:
+    """What one run measured: a Row per mode, the scoped searches, and how the pages were
+    made."""
+
+    args: argparse.Namespace
+    machine: str
+    rows: list[Row]
+    scoped: list[Scoped]
+    corpus: dict  # the synthetic pages' shape (Corpus's parameters) and their tokens
+    seconds: float  # building every store
+    pool_note: str
+    peak_gflops: float
+
+    def row(self, mode: str) -> Row:
+        return next(row for row in self.rows if row.mode == mode)
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Build the synthetic pages and time every mode on them."""
     offline()
     warmup()
     corpus = Corpus(args.pages, args.shape, args.seed, args.pages_per_doc)
     with tempfile.TemporaryDirectory(prefix="search-bench-") as scratch:
         built = build(args, corpus, Path(scratch))
-        text = report(args, run_modes(args, built), corpus, built)
-    return publish(text, args.out)
+        rows = run_modes(args, built)
+    shape = ("pages_per_doc", "doc_topics", "n_centroids", "topics_per_page", "background_share")
+    return Result(
+        args=args,
+        machine=machine(),
+        rows=rows,
+        scoped=built.scoped,
+        corpus={name: getattr(corpus, name) for name in shape}
+        | {"tokens": int(corpus.offsets[-1])},
+        seconds=built.seconds,
+        pool_note=built.pool_note,
+        peak_gflops=built.peak_gflops,
+    )
+
+
+def main(argv: list[str] | None = None) -> Result:
+    """Run the benchmark; print its report and write it to --out (or benchmarks/out/)."""
+    args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
 
 
 def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:
@@ -477,7 +500,7 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         "queries @ pages^T alone, same chunks, no max, no ranking: exact search's ceiling with "
         "this matmul",
     )
-    gflops = cpu_matmul_peak(torch.bfloat16) / 1e9
+    gflops = built.peak_gflops = cpu_matmul_peak(torch.bfloat16) / 1e9
     rows.append(
         Row(
             "bf16-compute-bound",
@@ -547,7 +570,18 @@ def run_modes(args: argparse.Namespace, built: Built) -> list[Row]:
         f"{first}, 128 bits pick {args.rerank}, exact bf16 reranks them: RAG_INDEX_MODE=binary",
     )
     built.scoped = run_scoped(args, built, exact16, binary)
+    exact = next(row for row in rows if row.mode == "exact-bf16")
+    for row in rows:
+        row.vs_exact = agreement(row, exact)
     return rows
+
+
+def agreement(row: Row, exact: Row) -> float:
+    """Mean top-k overlap of ``row`` with ``exact`` (NaN unless both searched the same pages)."""
+    if row.scanned != exact.scanned or not row.results:
+        return math.nan
+    pairs = zip(row.results, exact.results, strict=True)
+    return statistics.mean(overlap(mine, theirs) for mine, theirs in pairs)
 
 
 def scope_rows(args: argparse.Namespace, n_pages: int) -> np.ndarray:
@@ -670,45 +704,52 @@ def _packed_bytes(packed: PackedPages) -> float:
     return packed.nbytes / max(packed.n_pages, 1)
 
 
-def report(args: argparse.Namespace, rows: list[Row], corpus: Corpus, built: Built) -> str:
-    """The markdown table, under a header with the machine and the arguments."""
-    by_mode = {row.mode: row for row in rows}
-    reference = by_mode["reference"].pages_per_s
-    exact = by_mode["exact-bf16"].pages_per_s
+def report(result: Result) -> str:
+    """The modes' table, under a header with the machine and the arguments."""
+    args, corpus = result.args, result.corpus
+    reference = result.row("reference").pages_per_s
+    exact = result.row("exact-bf16").pages_per_s
     command = (
         f"python -m benchmarks.search --pages {args.pages} --shape {args.shape} "
-        f"--queries {args.queries} --pages-per-doc {args.pages_per_doc} --out {args.out}"
+        f"--queries {args.queries} --pages-per-doc {args.pages_per_doc}"
     )
+    command += f" --out {args.out}" if args.out else ""
     low, high = SHAPES[args.shape]
-    n_tokens = int(corpus.offsets[-1])
-    lines = [
-        f"# Search benchmark: {args.pages:,} synthetic {args.shape} pages",
-        "",
-        f"- command: `{command}` (k={args.k}, rerank={args.rerank}, "
+    lines = header(
+        f"Search benchmark: {args.pages:,} synthetic {args.shape} pages",
+        f"command: `{command}` (k={args.k}, rerank={args.rerank}, "
         f"prefilter={args.prefilter}, seed={args.seed}, max RAM {args.max_ram_gb:g} GB)",
-        f"- machine: {machine()}",
-        f"- pages: {low}-{high} x {DIM} tokens per page, {n_tokens:,} tokens; documents of "
-        f"{corpus.pages_per_doc} pages, each with {corpus.doc_topics} of {corpus.n_centroids} "
-        f"shared centroids, {corpus.topics_per_page} per page, {corpus.background_share:.0%} "
-        f"background tokens; {args.queries} queries of {args.query_tokens} tokens from random "
-        f"target pages; built in {built.seconds:.0f} s",
-        f"- pooling: HierarchicalTokenPooler algorithm, factor {args.pool_factor} "
-        f"(rag.index.pooling.pool_page, {built.pool_note})",
-        f"- pages/s: median over queries (each the fastest of {args.repeats} runs) after a "
+        f"machine: {result.machine}",
+        f"pages: {low}-{high} x {DIM} tokens per page, {corpus['tokens']:,} tokens; documents of "
+        f"{corpus['pages_per_doc']} pages, each with {corpus['doc_topics']} of "
+        f"{corpus['n_centroids']} shared centroids, {corpus['topics_per_page']} per page, "
+        f"{corpus['background_share']:.0%} background tokens; {args.queries} queries of "
+        f"{args.query_tokens} tokens from random target pages; built in {result.seconds:.0f} s",
+        f"pooling: HierarchicalTokenPooler algorithm, factor {args.pool_factor} "
+        f"(rag.index.pooling.pool_page, {result.pool_note})",
+        f"pages/s: median over queries (each the fastest of {args.repeats} runs) after a "
         "warm-up query; x: ratios of pages/s in this run; top-10 overlap: mean overlap with "
         "exact fp32 MaxSim (vs exact-bf16: with our exact bf16 search, same pages only)",
-        "",
-        "| mode | pages/s | x reference | x exact-bf16 | bytes/page in RAM | top-10 overlap "
-        "| vs exact-bf16 | notes |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.mode} | {row.pages_per_s:,.0f} | {row.pages_per_s / reference:.1f} | "
-            f"{row.pages_per_s / exact:.2f} | {row.bytes_per_page:,.0f} | {_overlap(row)} | "
-            f"{_agreement(row, by_mode['exact-bf16'])} | {row.note} |"
+    )
+    columns = (
+        "mode", "pages/s", "x reference", "x exact-bf16", "bytes/page in RAM", "top-10 overlap",
+        "vs exact-bf16", "notes",
+    )  # fmt: skip
+    cells = [
+        (
+            row.mode,
+            f"{row.pages_per_s:,.0f}",
+            f"{row.pages_per_s / reference:.1f}",
+            f"{row.pages_per_s / exact:.2f}",
+            f"{row.bytes_per_page:,.0f}",
+            _share(row.overlap),
+            _share(row.vs_exact),
+            row.note,
         )
-    return "\n".join(lines + scoped_table(built.scoped)) + "\n"
+        for row in result.rows
+    ]
+    lines += ["", *table(cells, columns, "lrrrrrrl")]
+    return "\n".join(lines + scoped_table(result.scoped)) + "\n"
 
 
 def scoped_table(scoped: list[Scoped]) -> list[str]:
@@ -716,35 +757,33 @@ def scoped_table(scoped: list[Scoped]) -> list[str]:
     if not scoped:
         return []
     first = scoped[0]
-    lines = [
+    columns = (
+        "mode", "ms, every page", "ms, within the scope", "x faster", "top-10 overlap in scope",
+        "results outside the scope",
+    )  # fmt: skip
+    cells = [
+        (
+            row.mode,
+            f"{row.unscoped_s * 1e3:.1f}",
+            f"{row.scoped_s * 1e3:.2f}",
+            f"{row.unscoped_s / row.scoped_s:.0f}",
+            f"{row.overlap:.3f}",
+            "yes" if row.outside else "none",
+        )
+        for row in scoped
+    ]
+    return [
         "",
         f"Search within documents: {first.scope_pages:,} of {first.pages:,} pages in scope "
         f"({first.scope_pages / first.pages:.1%}; whole documents chosen at random), the same "
         "queries; ms: median per query, each the fastest of its repeats.",
         "",
-        "| mode | ms, every page | ms, within the scope | x faster | top-10 overlap in scope "
-        "| results outside the scope |",
-        "|---|---:|---:|---:|---:|---:|",
+        *table(cells, columns, "lrrrrr"),
     ]
-    for row in scoped:
-        lines.append(
-            f"| {row.mode} | {row.unscoped_s * 1e3:.1f} | {row.scoped_s * 1e3:.2f} | "
-            f"{row.unscoped_s / row.scoped_s:.0f} | {row.overlap:.3f} | "
-            f"{'yes' if row.outside else 'none'} |"
-        )
-    return lines
 
 
-def _overlap(row: Row) -> str:
-    return "-" if math.isnan(row.overlap) else f"{row.overlap:.3f}"
-
-
-def _agreement(row: Row, exact: Row) -> str:
-    """Mean top-10 overlap of ``row`` with ``exact``, when both searched the same pages."""
-    if row.scanned != exact.scanned or not row.results:
-        return "-"
-    pairs = zip(row.results, exact.results, strict=True)
-    return f"{statistics.mean(overlap(mine, theirs) for mine, theirs in pairs):.3f}"
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,13 @@
 """Binary mode's two knobs against each other: RAG_RERANK x RAG_BINARY_PREFILTER.
 
     python -m benchmarks.sweep --pages 100000 [--pages-per-doc 1] [--reranks 200,300,400,600]
-                               [--prefilters 0,10,20] [--out benchmarks/results-sweep.md]
+                               [--prefilters 0,10,20] [--out FILE]
 
 Builds the same synthetic pages as ``benchmarks.search`` (``--pages-per-doc 1``: unrelated
 pages, the hard case for sign bits), then for every pair runs what LocalIndex does in binary
 mode (``BinaryPages.top``, then an exact bf16 rerank, vectors memory-mapped from disk when they
 do not fit ``--max-ram-gb``) and reports the top-10 overlap with exact fp32 MaxSim and the median
-time per query.
+time per query. ``run`` measures (a ``Result``), ``report`` writes it as Markdown.
 """
 
 from __future__ import annotations
@@ -16,28 +16,58 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks import offline, publish, search
+from benchmarks import offline, search
+from benchmarks.report import header, machine, parser, publish, table
 from rag.index.binary import PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
+
+RESULTS = "results-sweep.md"
+
+
+@dataclass
+class Pair:
+    """One (RAG_RERANK, RAG_BINARY_PREFILTER) pair, measured."""
+
+    rerank: int
+    prefilter: int
+    keeps: int | None  # pages the 64-bit pass keeps (None: the pass is off)
+    overlap: float  # mean top-10 overlap with exact fp32 MaxSim
+    ms: float  # median per query, binary stage + exact bf16 rerank
+
+
+@dataclass
+class Result:
+    args: argparse.Namespace
+    machine: str
+    pages: int
+    on_disk: bool  # the rerank's vectors memory-mapped from disk (else in RAM)
+    pairs: list[Pair]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sweep", description=__doc__)
-    parser.add_argument("--pages", type=int, default=100_000)
-    parser.add_argument("--shape", choices=sorted(search.SHAPES), default="colqwen")
-    parser.add_argument("--pages-per-doc", type=int, default=1)
-    parser.add_argument("--queries", type=int, default=20)
-    parser.add_argument("--reranks", default="200,300,400,600")
-    parser.add_argument("--prefilters", default="0,10,20")
-    parser.add_argument("--max-ram-gb", type=float, default=16.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results-sweep.md"))
-    return parser.parse_args(argv)
+    arguments = parser("sweep", __doc__, RESULTS)
+    arguments.add_argument("--pages", type=int, default=100_000)
+    arguments.add_argument("--shape", choices=sorted(search.SHAPES), default="colqwen")
+    arguments.add_argument("--pages-per-doc", type=int, default=1)
+    arguments.add_argument("--queries", type=int, default=20)
+    arguments.add_argument("--reranks", default="200,300,400,600")
+    arguments.add_argument("--prefilters", default="0,10,20")
+    arguments.add_argument("--max-ram-gb", type=float, default=16.0)
+    arguments.add_argument("--seed", type=int, default=0)
+    return arguments.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> str:
+def main(argv: list[str] | None = None) -> Result:
     args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, RESULTS)
+    return result
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Build the pages once, then measure every pair on them."""
     offline()
     warmup()
     setup = search.parse_args(
@@ -50,13 +80,14 @@ def main(argv: list[str] | None = None) -> str:
     corpus = search.Corpus(args.pages, args.shape, args.seed, args.pages_per_doc)
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as scratch:
         built = search.build(setup, corpus, Path(scratch))
-        rows = sweep(args, built)
-    text = report(args, rows, built)
-    return publish(text, args.out)
+        pairs = sweep(args, built)
+        on_disk = built.bf16.on_disk
+    return Result(args, machine(), len(built.offsets) - 1, on_disk, pairs)
 
 
-def sweep(args: argparse.Namespace, built: search.Built) -> list[tuple[int, int, float, float]]:
-    """(rerank, prefilter, mean top-10 overlap, median ms) for every pair."""
+def sweep(args: argparse.Namespace, built: search.Built) -> list[Pair]:
+    """Every pair's top-10 overlap and median ms, on the same queries."""
+    n_pages = len(built.offsets) - 1
     pages = BinaryPages.from_bits(built.bits, built.offsets)
     truths = [search.top_rows(row, 10) for row in built.truth]
     rows = []
@@ -69,33 +100,37 @@ def sweep(args: argparse.Namespace, built: search.Built) -> list[tuple[int, int,
                 found = search.rerank(query, candidates, built.bf16, 10)
                 seconds.append(time.perf_counter() - started)
                 overlaps.append(search.overlap(found, truth))
+            keep = rerank * prefilter
+            keeps = keep if prefilter > 0 and keep <= PREFILTER_MAX_SHARE * n_pages else None
             ms = 1000 * statistics.median(seconds)
-            rows.append((rerank, prefilter, statistics.mean(overlaps), ms))
+            rows.append(Pair(rerank, prefilter, keeps, statistics.mean(overlaps), ms))
     return rows
 
 
-def report(args: argparse.Namespace, rows: list, built: search.Built) -> str:
-    n_pages = len(built.offsets) - 1
-    lines = [
-        f"# Rerank x prefilter sweep: {n_pages:,} synthetic {args.shape} pages, "
+def report(result: Result) -> str:
+    args = result.args
+    lines = header(
+        f"Rerank x prefilter sweep: {result.pages:,} synthetic {args.shape} pages, "
         f"{args.pages_per_doc} per document",
-        "",
-        f"- command: `python -m benchmarks.sweep --pages {args.pages} --pages-per-doc "
+        f"command: `python -m benchmarks.sweep --pages {args.pages} --pages-per-doc "
         f"{args.pages_per_doc} --reranks {args.reranks} --prefilters {args.prefilters}` "
         f"({args.queries} queries, seed {args.seed})",
-        f"- machine: {search.machine()}",
-        f"- vectors for the rerank: {'memory-mapped from disk' if built.bf16.on_disk else 'in RAM'}"
+        f"machine: {result.machine}",
+        f"vectors for the rerank: {'memory-mapped from disk' if result.on_disk else 'in RAM'}"
         "; ms: median per query, binary stage + exact bf16 rerank",
-        "",
-        "| RAG_RERANK | RAG_BINARY_PREFILTER | 64-bit pass | top-10 overlap | ms/query |",
-        "|---:|---:|---|---:|---:|",
+    )
+    cells = [
+        (
+            pair.rerank,
+            pair.prefilter,
+            "off" if pair.keeps is None else f"keeps {pair.keeps:,}",
+            f"{pair.overlap:.3f}",
+            f"{pair.ms:.0f}",
+        )
+        for pair in result.pairs
     ]
-    for rerank, prefilter, overlap, ms in rows:
-        keep = rerank * prefilter
-        runs = prefilter > 0 and keep <= PREFILTER_MAX_SHARE * n_pages
-        pass_note = f"keeps {keep:,}" if runs else "off"
-        lines.append(f"| {rerank} | {prefilter} | {pass_note} | {overlap:.3f} | {ms:.0f} |")
-    return "\n".join(lines) + "\n"
+    columns = ("RAG_RERANK", "RAG_BINARY_PREFILTER", "64-bit pass", "top-10 overlap", "ms/query")
+    return "\n".join([*lines, "", *table(cells, columns, "rrlrr")]) + "\n"
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from rag.index.lexical import FOLDER, OLD_FILE, TextHit
 from rag.index.records import Hit
 from rag.index.store import load_texts
 from rag.ingest import ocr, sandbox
-from rag.ingest.pdf import inspect_pdf, render_pages
 from rag.ingest.text import (
     page_texts,
     parse_bbox_layout,
@@ -30,7 +29,7 @@ from rag.ingest.text import (
 from rag.pipeline import Pipeline
 from rag.terms import page_terms, question_terms
 from rag.words import MAX_WORDS
-from tests.helpers import SAMPLES, corpus
+from tests.helpers import SAMPLES, corpus, pdfs
 
 TESSERACT = shutil.which("tesseract") is not None
 
@@ -86,9 +85,9 @@ def test_garbled_empty_and_huge_text_layers(files):
 
 
 def render(path: Path, folder: Path, settings: Settings) -> tuple:
-    info = inspect_pdf(path, settings)
-    images = {p.page_number: p.path for p in render_pages(path, folder, settings, info)}
-    return info, images
+    """``path``'s info and its page images by page number."""
+    info, pages = pdfs.rendered(path, settings, folder)
+    return info, {page.page_number: page.path for page in pages}
 
 
 @pytest.mark.skipif(not TESSERACT, reason="tesseract-ocr is not installed")

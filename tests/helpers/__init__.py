@@ -7,8 +7,9 @@
 - ``corpus``: pages whose words only one page has, and the questions they answer
 - ``vectors``: page embeddings made up for the index tests, and adding them as a document
 - ``index``: the checks a restarted app's index must pass (whole, searchable documents)
-- ``processes``: the app's CLI as a real process, started and killed
+- ``processes``: the app's CLI as a real process, started and killed; waiting for a condition
 - ``servers``: the real app served on 127.0.0.1, and the gradio_client calls the tests share
+- ``tiers``: which families of a per-family test run in the fast tier
 """
 
 from __future__ import annotations

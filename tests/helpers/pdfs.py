@@ -23,12 +23,22 @@ from pypdf.generic import (
     TextStringObject,
 )
 
+from rag.config import Settings
+from rag.ingest.pdf import PdfInfo, RenderedPage, inspect_pdf, render_pages
 from tests.helpers import SAMPLES
 from tests.helpers.files import truncated, write
 
 SOURCE = SAMPLES / "annual_report.pdf"
 EXPENSE_FORM = SAMPLES / "expense_form.pdf"  # one page
 A4 = (595, 842)
+
+
+def rendered(
+    path: Path, settings: Settings, folder: Path, password: str | None = None
+) -> tuple[PdfInfo, list[RenderedPage]]:
+    """``path`` inspected and its pages rendered into ``folder``, as ingestion does."""
+    info = inspect_pdf(path, settings, password=password)
+    return info, list(render_pages(path, folder, settings, info))
 
 
 def distinct_copies(folder: Path, count: int, source: Path = SOURCE) -> list[Path]:

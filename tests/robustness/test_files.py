@@ -26,11 +26,6 @@ from tests.helpers import pdfs
 from tests.helpers.files import write
 
 
-def render(path, settings, tmp_path, password=None):
-    info = inspect_pdf(path, settings, password=password)
-    return info, list(render_pages(path, tmp_path / "pages", settings, info))
-
-
 def refused(path, settings, error=PdfError, password=None) -> str:
     with pytest.raises(error) as raised:
         inspect = inspect_pdf(path, settings, password=password)
@@ -66,7 +61,7 @@ def test_what_poppler_can_repair_is_rendered(settings, tmp_path):
         pdfs.broken_xref(tmp_path / "xref.pdf"),
         pdfs.junk_before_header(tmp_path / "junk.pdf", 300),
     ):
-        info, pages = render(path, settings, tmp_path / path.stem)
+        info, pages = pdfs.rendered(path, settings, tmp_path / path.stem / "pages")
         assert info.pages == len(pages) == 3
 
 
@@ -76,7 +71,7 @@ def test_what_poppler_reads_is_a_pdf_wherever_its_header_is(settings, tmp_path):
         pdfs.junk_before_header(tmp_path / "junk.pdf", 5000),
         pdfs.without_header(tmp_path / "headless.pdf"),
     ):
-        info, pages = render(path, settings, tmp_path / path.stem)
+        info, pages = pdfs.rendered(path, settings, tmp_path / path.stem / "pages")
         assert info.pages == len(pages) == 3
 
 
@@ -87,7 +82,7 @@ def test_a_user_password_is_required_then_accepted(settings, tmp_path):
     path = pdfs.encrypted(tmp_path / "locked.pdf", "secret", "owner")
     assert "password required" in refused(path, settings, EncryptedPdfError)
     assert "wrong password" in refused(path, settings, EncryptedPdfError, password="guess")
-    info, pages = render(path, settings, tmp_path, password="secret")
+    info, pages = pdfs.rendered(path, settings, tmp_path / "pages", password="secret")
     assert info.pages == len(pages) == 3
 
 
@@ -105,14 +100,14 @@ def test_a_user_password_is_required_then_accepted(settings, tmp_path):
 )
 def test_the_right_non_ascii_password_opens(algorithm, stored, typed, settings, tmp_path):
     path = pdfs.encrypted(tmp_path / "locked.pdf", stored, "owner", algorithm)
-    info, pages = render(path, settings, tmp_path, password=typed)
+    info, pages = pdfs.rendered(path, settings, tmp_path / "pages", password=typed)
     assert info.pages == len(pages) == 3
     assert "wrong password" in refused(path, settings, EncryptedPdfError, password="cafe")
 
 
 def test_a_pdf_with_only_an_owner_password_opens(settings, tmp_path):
     path = pdfs.encrypted(tmp_path / "restricted.pdf", "", "owner")
-    info, pages = render(path, settings, tmp_path)
+    info, pages = pdfs.rendered(path, settings, tmp_path / "pages")
     assert info.pages == len(pages) == 3
 
 
@@ -133,7 +128,7 @@ def test_a_page_too_small_to_read_refuses_the_file(size, settings, tmp_path):
 def test_a_page_tree_that_lies_about_its_count_is_refused_or_rendered_whole(settings, tmp_path):
     path = pdfs.lying_page_count(tmp_path / "lying.pdf")
     try:
-        info, pages = render(path, settings, tmp_path)
+        info, pages = pdfs.rendered(path, settings, tmp_path / "pages")
     except PdfError as error:
         # poppler draws the missing pages as 1x1 images, or fails on them: refused either way
         assert any(words in str(error) for words in ("could not be rendered", "too small"))
@@ -148,7 +143,7 @@ def test_absurd_page_sizes_render_within_the_pixel_cap(size, settings, tmp_path)
     settings = dataclasses.replace(settings, max_page_pixels=2_000_000)
     path = pdfs.blank_pages(tmp_path / "big.pdf", [size])
     try:
-        _, (page,) = render(path, settings, tmp_path)
+        _, (page,) = pdfs.rendered(path, settings, tmp_path / "pages")
     except EmptyPdfError as error:  # a strip so thin it is below the readable minimum
         assert "too small to read" in str(error)
     else:
@@ -157,7 +152,7 @@ def test_absurd_page_sizes_render_within_the_pixel_cap(size, settings, tmp_path)
 
 def test_rotated_and_mixed_pages_keep_their_orientation(settings, tmp_path):
     path = pdfs.blank_pages(tmp_path / "mixed.pdf", [(595, 842), (792, 612)], rotate=90)
-    _, (first, second) = render(path, settings, tmp_path)
+    _, (first, second) = pdfs.rendered(path, settings, tmp_path / "pages")
     assert first.width > first.height  # portrait turned a quarter: landscape
     assert second.width < second.height
 
@@ -183,7 +178,7 @@ def test_a_deflate_bomb_costs_at_most_the_limits(settings, tmp_path):
     path = pdfs.deflate_bomb(tmp_path / "bomb.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=20, render_memory_mb=300)
     try:
-        info, pages = render(path, settings, tmp_path)
+        info, pages = pdfs.rendered(path, settings, tmp_path / "pages")
     except PdfLimitError:
         pass  # refused for time or memory
     else:
@@ -194,7 +189,7 @@ def test_deeply_nested_objects_are_rendered_or_refused_within_the_limits(setting
     path = pdfs.deeply_nested(tmp_path / "nested.pdf")
     settings = dataclasses.replace(settings, render_timeout_s=20)
     try:
-        info, pages = render(path, settings, tmp_path)
+        info, pages = pdfs.rendered(path, settings, tmp_path / "pages")
     except PdfError as error:  # e.g. poppler giving up on the page tree
         assert "\n" not in str(error)
     else:

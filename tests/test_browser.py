@@ -9,12 +9,12 @@ image on the page must have loaded. Screenshots are saved in ``test-artifacts/``
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 
 from rag.profiles import PROFILES
 from tests.helpers import ROOT, SAMPLES
+from tests.helpers.processes import wait_until
 from tests.helpers.servers import app_env, running_app
 
 pytestmark = [pytest.mark.models, pytest.mark.browser]
@@ -376,11 +376,8 @@ def test_a_public_session_is_deleted_when_its_tab_closes(browser, tiny_models, t
         (session,) = sessions.iterdir()
         assert list((session / "index" / "docs").iterdir())
         page.close()
-        for _ in range(120):  # the server notices the closed tab within a few seconds
-            if not session.exists():
-                break
-            time.sleep(0.5)
-        assert not session.exists()
+        # the server notices the closed tab within a few seconds
+        wait_until(lambda: not session.exists(), "the closed tab's session deleted", limit_s=60)
 
 
 def test_a_deck_and_a_photo_are_added_and_the_page_view_says_slide(browser, tiny_models, tmp_path):

@@ -4,7 +4,6 @@ writer's documents, and nothing crashes."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -19,10 +18,8 @@ from tests.helpers.processes import start
 pytestmark = pytest.mark.models
 
 
-def test_a_document_committed_meanwhile_by_another_writer_is_skipped(
-    tiny_models, settings, sample_pdf
-):
-    settings = dataclasses.replace(settings, retriever=str(tiny_models / "colqwen2"))
+def test_a_document_committed_meanwhile_by_another_writer_is_skipped(indexing_settings, sample_pdf):
+    settings = indexing_settings
     first = Pipeline(settings)
     second = Pipeline(settings, models=first.models)  # its own index object, as another process
     results = []

@@ -6,35 +6,33 @@ byte-fallback BPE Gemma tokenizer. Everything is built offline in a few seconds.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from devtools.tiny_models.common import is_built, randomize_bias, save, seed
+from devtools.tiny_models.common import (
+    QUESTION_WORDS,
+    SIGLIP,
+    TALK_WORDS,
+    TEXT,
+    builder,
+    generation_config,
+    is_built,
+    randomize_bias,
+    seed,
+)
 
 IMAGE_SIZE = 112  # square input; patch 14 -> an 8 x 8 patch grid = 64 image tokens
 PATCH_SIZE = 14
 IMAGE_SEQ_LENGTH = (IMAGE_SIZE // PATCH_SIZE) ** 2
-TEXT_HIDDEN = 64
+TEXT_HIDDEN = TEXT["hidden_size"]
 
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]  # ids 0..4, as in Gemma
 IMAGE_TOKEN = "<image>"
 
 # Whole-word pieces (each gets a "▁" prefix and a chain of BPE merges building it left to right).
-_WORD_TEXT = """
-a an the of in on at to for from by with and or not no yes is are was were be been has have
-had do does did it its this that these those there here what which who whom whose when where
-why how much many more most less all any each some other than then so as if but about into
-over under per between after before during up down out new old first last next total page
-pages figure table chart graph report annual year years quarter month date time revenue
-revenues income profit loss sales cost costs price growth rate share shares market company
-companies business net gross operating margin cash flow assets liabilities equity debt tax
-value number percent amount average increase decrease million billion thousand document
-section summary results data source note notes answer question image text title describe
-en english can could will would should may might one two three four five six seven
-eight nine ten i you we they he she my your our their me us them
-"""
-WORDS = list(dict.fromkeys(_WORD_TEXT.split()))
+WORDS = [*QUESTION_WORDS, "en", "english", *TALK_WORDS]
 
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
@@ -81,15 +79,18 @@ def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return vocab, merges
 
 
-def build_tokenizer():
-    """A tiny Gemma tokenizer: byte fallback, ▁ word pieces, Gemma's specials and ``<image>``."""
+def build_tokenizer(extra_special_tokens: dict | None = None, added: list[str] = ()):
+    """A tiny Gemma tokenizer: byte fallback, ▁ word pieces, Gemma's specials and ``<image>``
+    (or the ``extra_special_tokens`` given), then the ``added`` tokens in the vocabulary."""
     from transformers import GemmaTokenizer
 
     vocab, merges = _vocab_and_merges()
+    for token in added:
+        vocab.setdefault(token, len(vocab))
     return GemmaTokenizer(
         vocab=vocab,
         merges=merges,
-        extra_special_tokens={"image_token": IMAGE_TOKEN},
+        extra_special_tokens=extra_special_tokens or {"image_token": IMAGE_TOKEN},
     )
 
 
@@ -108,15 +109,8 @@ def _processor(processor_class, image_size: int = IMAGE_SIZE):
     return processor_class(image_processor=image_processor, tokenizer=build_tokenizer())
 
 
-TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
-TINY_TEXT = dict(
-    hidden_size=TEXT_HIDDEN,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    num_key_value_heads=1,
-    head_dim=32,
-)
+TINY_VISION = SIGLIP
+TINY_TEXT = TEXT | dict(num_key_value_heads=1, head_dim=32)
 # PaliGemma-3B at 448 px, as vidore/colpali-v1.3's base: SigLIP so400m (27 layers, 1152 wide, 16
 # heads, MLP 4304) and Gemma-2B (18 layers, 2048 wide, 8 heads of 256, 1 KV head, MLP 16384).
 FULL_VISION = dict(
@@ -145,20 +139,19 @@ def _config(
     from transformers import Gemma2Config, GemmaConfig, PaliGemmaConfig, SiglipVisionConfig
 
     vocab_size = len(tokenizer)
+    ids = dict(
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     vision = SiglipVisionConfig(
         **vision_sizes,
         image_size=image_size,
         patch_size=PATCH_SIZE,
         vision_use_head=False,
     )
-    text = (Gemma2Config if gemma2 else GemmaConfig)(
-        vocab_size=vocab_size,
-        **text_sizes,
-        max_position_embeddings=2048,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    text_class = Gemma2Config if gemma2 else GemmaConfig
+    text = text_class(vocab_size=vocab_size, **text_sizes, max_position_embeddings=2048, **ids)
     return PaliGemmaConfig(
         vision_config=vision.to_dict(),
         text_config=text.to_dict(),
@@ -166,24 +159,12 @@ def _config(
         vocab_size=vocab_size,
         projection_dim=text_sizes["hidden_size"],
         hidden_size=text_sizes["hidden_size"],
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        **ids,
     )
 
 
-def build_colpali(out_root: Path) -> Path:
-    """A tiny ``ColPali`` (PaliGemma backbone + 128-d projection) and its ``ColPaliProcessor``."""
-    folder = Path(out_root) / "colpali"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColPali, ColPaliProcessor
-
-    seed(0)
-    processor = _processor(ColPaliProcessor)
-    model = ColPali(_config(processor.tokenizer)).eval()
-    randomize_bias(model.custom_text_proj)
-    return save(folder, processor, model)
+# ColPali: a PaliGemma backbone + 128-d projection.
+build_colpali = builder("colpali", 0, "ColPali", "ColPaliProcessor", _processor, _config)
 
 
 def colpali_at_scale(vision_layers: int | None = None, text_layers: int | None = None):
@@ -239,44 +220,35 @@ def build_colpali_lora(out_root: Path) -> Path:
     return folder
 
 
-def _answer_in_words(model, tokenizer) -> None:
-    """Make greedy decoding emit readable words.
+def only_words(weight: torch.Tensor, tokenizer) -> None:
+    """Zero the rows of ``weight`` (a token embedding table or head) of every token but the
+    "▁word" pieces, so that greedy decoding emits readable words.
 
-    With tied, random embeddings the model echoes its last input token (here "\n") forever, so a
-    streamed answer is blank. Zeroing the (tied) embedding rows of every token but the "▁word"
-    pieces gives those tokens logit 0 while some word always scores higher: answers are a few
-    words (no <eos>, so generation runs to max_new_tokens), never <loc>/<seg>/byte tokens.
+    A random model echoes its last input token (here "\\n") forever, so a streamed answer is
+    blank. With the other rows zero those tokens score logit 0 while some word always scores
+    higher: answers are a few words (no <eos>, so generation runs to max_new_tokens), never
+    <loc>/<seg>/byte tokens.
     """
     keep = {tokenizer.convert_tokens_to_ids("▁" + word) for word in WORDS}
     drop = torch.tensor([index not in keep for index in range(len(tokenizer))])
     with torch.no_grad():
-        model.get_input_embeddings().weight[drop] = 0.0
+        weight[drop] = 0.0
 
 
-def build_paligemma(out_root: Path) -> Path:
-    """A tiny ``PaliGemmaForConditionalGeneration`` ("mix"-style answerer) + its processor."""
-    return _build_paligemma(Path(out_root) / "paligemma", gemma2=False, seed_value=2)
-
-
-def build_paligemma2(out_root: Path) -> Path:
-    """A tiny PaliGemma 2 answerer: the same classes over a Gemma 2 text model."""
-    return _build_paligemma(Path(out_root) / "paligemma2", gemma2=True, seed_value=3)
-
-
-def _build_paligemma(folder: Path, gemma2: bool, seed_value: int) -> Path:
-    if is_built(folder):
-        return folder
-    from transformers import GenerationConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
-
-    seed(seed_value)
-    processor = _processor(PaliGemmaProcessor)
-    tokenizer = processor.tokenizer
-    model = PaliGemmaForConditionalGeneration(_config(tokenizer, gemma2=gemma2)).eval()
-    _answer_in_words(model, tokenizer)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        max_new_tokens=16,
+def _answer_in_words(model, tokenizer) -> None:
+    only_words(model.get_input_embeddings().weight, tokenizer)  # tied: the head's rows too
+    model.generation_config = generation_config(
+        tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
     )
-    return save(folder, processor, model)
+
+
+# PaliGemma ("mix"-style answerer); PaliGemma 2: the same classes over a Gemma 2 text model.
+paligemma = partial(
+    builder,
+    model_class="PaliGemmaForConditionalGeneration",
+    processor_class="PaliGemmaProcessor",
+    processor=_processor,
+    answerer=_answer_in_words,
+)
+build_paligemma = paligemma("paligemma", 2, config=partial(_config, gemma2=False))
+build_paligemma2 = paligemma("paligemma2", 3, config=partial(_config, gemma2=True))

@@ -10,12 +10,11 @@ patches of 14 px, pooled 2 x 2 into a 4 x 4 grid of 16 image tokens (the real mo
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import partial
 
-import torch
-
-from devtools.tiny_models.common import is_built, randomize_bias, save, seed
-from devtools.tiny_models.gemma import TEXT_HIDDEN, WORDS, _vocab_and_merges
+from devtools.tiny_models.common import SIGLIP, builder, generation_config, randomize_bias, scaled
+from devtools.tiny_models.gemma import TINY_TEXT, only_words
+from devtools.tiny_models.gemma import build_tokenizer as gemma_tokenizer
 
 IMAGE_SIZE = 112
 PATCH_SIZE = 14
@@ -41,12 +40,7 @@ CHAT_TEMPLATE = (
 
 
 def build_tokenizer():
-    from transformers import GemmaTokenizer
-
-    vocab, merges = _vocab_and_merges()
-    for token in [*TURN_TOKENS, *TOKENS.values()]:
-        vocab.setdefault(token, len(vocab))
-    tokenizer = GemmaTokenizer(vocab=vocab, merges=merges, extra_special_tokens=dict(TOKENS))
+    tokenizer = gemma_tokenizer(dict(TOKENS), [*TURN_TOKENS, *TOKENS.values()])
     tokenizer.add_special_tokens({"additional_special_tokens": TURN_TOKENS})
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
@@ -73,14 +67,8 @@ def gemma3_config(tokenizer, tie_word_embeddings: bool = True):
     from transformers import Gemma3Config
 
     ids = tokenizer.convert_tokens_to_ids
-    text = dict(
+    text = TINY_TEXT | dict(
         vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
         query_pre_attn_scalar=32,
         sliding_window=64,
         layer_types=["sliding_attention", "full_attention"],
@@ -89,15 +77,7 @@ def gemma3_config(tokenizer, tie_word_embeddings: bool = True):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    vision = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=IMAGE_SIZE,
-        patch_size=PATCH_SIZE,
-        vision_use_head=False,
-    )
+    vision = SIGLIP | dict(image_size=IMAGE_SIZE, patch_size=PATCH_SIZE, vision_use_head=False)
     return Gemma3Config(
         text_config=text,
         vision_config=vision,
@@ -109,43 +89,27 @@ def gemma3_config(tokenizer, tie_word_embeddings: bool = True):
     )
 
 
-def build_colgemma3(out_root: Path) -> Path:
-    """A tiny ``ColGemma3`` (Gemma 3 backbone + 128-d projection) + ``ColGemmaProcessor3``."""
-    folder = Path(out_root) / "colgemma3"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColGemma3, ColGemmaProcessor3
-
-    seed(30)
-    processor = _processor(ColGemmaProcessor3)
-    model = ColGemma3(gemma3_config(processor.tokenizer)).eval()
-    randomize_bias(model.custom_text_proj)
-    return save(folder, processor, model)
-
-
-def build_gemma3(out_root: Path) -> Path:
-    """A tiny ``Gemma3ForConditionalGeneration`` answerer + ``Gemma3Processor``."""
-    folder = Path(out_root) / "gemma3"
-    if is_built(folder):
-        return folder
-    from transformers import Gemma3ForConditionalGeneration, Gemma3Processor, GenerationConfig
-
-    seed(31)
-    processor = _processor(Gemma3Processor)
-    tokenizer = processor.tokenizer
-    model = Gemma3ForConditionalGeneration(
-        gemma3_config(tokenizer, tie_word_embeddings=False)
-    ).eval()
-    keep = {tokenizer.convert_tokens_to_ids("▁" + word) for word in WORDS}
-    with torch.no_grad():  # readable greedy answers: only "▁word" pieces can win
-        model.lm_head.weight[[i not in keep for i in range(len(tokenizer))]] = 0.0
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=[tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")],
-        pad_token_id=tokenizer.pad_token_id,
-        max_new_tokens=16,
+def _answer_in_words(model, tokenizer) -> None:
+    only_words(model.lm_head.weight, tokenizer)  # untied: readable greedy answers
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    model.generation_config = generation_config(
+        tokenizer.bos_token_id, [tokenizer.eos_token_id, end_of_turn], tokenizer.pad_token_id
     )
-    return save(folder, processor, model)
+
+
+# ColGemma3: a Gemma 3 backbone + 128-d projection.
+build_colgemma3 = builder(
+    "colgemma3", 30, "ColGemma3", "ColGemmaProcessor3", _processor, gemma3_config
+)
+build_gemma3 = builder(
+    "gemma3",
+    31,
+    "Gemma3ForConditionalGeneration",
+    "Gemma3Processor",
+    _processor,
+    partial(gemma3_config, tie_word_embeddings=False),
+    _answer_in_words,
+)
 
 
 # gemma-3-4b-it (the base of ColGemma3 checkpoints such as Cognitive-Lab/ColNetraEmbed), from its
@@ -187,19 +151,19 @@ def colgemma3_at_scale(layers: int | None = None):
     from transformers import Gemma3Config
 
     processor = _processor(ColGemmaProcessor3, AT_SCALE_VISION["image_size"], AT_SCALE_MM_TOKENS)
-    tiny = gemma3_config(processor.tokenizer)
-    text = tiny.text_config.to_dict() | AT_SCALE_TEXT
-    text.pop("layer_types", None)  # derived again: 5 sliding-window layers, then 1 global
-    vision = tiny.vision_config.to_dict() | AT_SCALE_VISION
-    if layers:
-        text["num_hidden_layers"], vision["num_hidden_layers"] = layers, layers
+    tiny = scaled(
+        gemma3_config(processor.tokenizer),
+        layers,
+        text_config=AT_SCALE_TEXT,
+        vision_config=AT_SCALE_VISION,
+    )
     config = Gemma3Config(
-        text_config=text,
-        vision_config=vision,
+        text_config=tiny["text_config"],
+        vision_config=tiny["vision_config"],
         mm_tokens_per_image=AT_SCALE_MM_TOKENS,
-        boi_token_index=tiny.boi_token_index,
-        eoi_token_index=tiny.eoi_token_index,
-        image_token_index=tiny.image_token_index,
+        boi_token_index=tiny["boi_token_index"],
+        eoi_token_index=tiny["eoi_token_index"],
+        image_token_index=tiny["image_token_index"],
         tie_word_embeddings=True,
     )
     model = ColGemma3(config).eval()

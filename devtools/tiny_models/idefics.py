@@ -14,11 +14,20 @@ stretched up to multiples of 64 px and cut into 64 x 64 tiles (1..3 x 1..3), plu
 
 from __future__ import annotations
 
-from pathlib import Path
+from functools import partial
 
 import torch
 
-from devtools.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
+from devtools.tiny_models.common import (
+    SIGLIP,
+    TEXT,
+    builder,
+    byte_level_bpe,
+    generation_config,
+    load,
+    randomize_bias,
+    scaled,
+)
 
 TILE_SIZE = 64  # image processor max_image_size["longest_edge"] == vision_config.image_size
 PAGE_LONGEST_EDGE = 3 * TILE_SIZE  # image processor size["longest_edge"]: at most 3 x 3 tiles
@@ -26,10 +35,6 @@ PATCH_SIZE = 8
 SCALE_FACTOR = 2
 TOKENS_PER_TILE_SIDE = TILE_SIZE // PATCH_SIZE // SCALE_FACTOR  # 4
 IMAGE_SEQ_LEN = TOKENS_PER_TILE_SIDE**2  # 16 <image> tokens per tile
-
-TEXT_HIDDEN = 64
-TEXT_HEADS = 2
-VISION_HIDDEN = 32
 
 # Start of the real SmolVLM vocabulary (ids 0, 1, 2 there).
 LEADING_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -97,56 +102,37 @@ def build_tokenizer():
     return tokenizer
 
 
-def _image_processor():
-    from transformers import Idefics3ImageProcessor
-
-    return Idefics3ImageProcessor(
-        do_image_splitting=True,
-        size={"longest_edge": PAGE_LONGEST_EDGE},
-        max_image_size={"longest_edge": TILE_SIZE},
-    )
-
-
-def _processor(processor_class):
+def _processor(
+    processor_class,
+    tile: int = TILE_SIZE,
+    tiles: int = PAGE_LONGEST_EDGE // TILE_SIZE,
+    image_seq_len: int = IMAGE_SEQ_LEN,
+    *,
+    image_processor: str = "Idefics3ImageProcessor",
+    video_processor: str | None = None,
+    tokenizer=None,
+    chat_template: str | None = CHAT_TEMPLATE,
+):
+    """An Idefics3-style processor: pages in ``tile``-px tiles, up to ``tiles`` x ``tiles`` plus
+    a global one, ``image_seq_len`` tokens a tile; SmolVLM's tokenizer unless ``tokenizer``."""
+    sizes = dict(size={"longest_edge": tiles * tile}, max_image_size={"longest_edge": tile})
+    video = {"video_processor": load(video_processor)(**sizes)} if video_processor else {}
     return processor_class(
-        image_processor=_image_processor(),
-        tokenizer=build_tokenizer(),
-        image_seq_len=IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATE,
+        image_processor=load(image_processor)(do_image_splitting=True, **sizes),
+        tokenizer=tokenizer or build_tokenizer(),
+        **video,
+        image_seq_len=image_seq_len,
+        chat_template=chat_template,
     )
 
 
-def _smolvlm_processor():
-    """SmolVLM2's processor: SmolVLM's image and video processors (same tiling as Idefics3)."""
-    from transformers import SmolVLMImageProcessor, SmolVLMProcessor, SmolVLMVideoProcessor
-
-    sizes = dict(
-        size={"longest_edge": PAGE_LONGEST_EDGE}, max_image_size={"longest_edge": TILE_SIZE}
-    )
-    return SmolVLMProcessor(
-        image_processor=SmolVLMImageProcessor(do_image_splitting=True, **sizes),
-        tokenizer=build_tokenizer(),
-        video_processor=SmolVLMVideoProcessor(**sizes),
-        image_seq_len=IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATE,
-    )
-
-
-def _config(tokenizer, tie_word_embeddings: bool, config_class=None):
-    from transformers import Idefics3Config
-
-    config_class = config_class or Idefics3Config
-
+def _config(tokenizer, tie_word_embeddings: bool, config_class: str = "Idefics3Config"):
     ids = tokenizer.convert_tokens_to_ids
-    text = dict(
+    text = TEXT | dict(
         model_type="llama",
         vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=TEXT_HEADS,
         num_key_value_heads=1,
-        head_dim=TEXT_HIDDEN // TEXT_HEADS,
+        head_dim=TEXT["hidden_size"] // TEXT["num_attention_heads"],
         max_position_embeddings=8192,
         rms_norm_eps=1e-5,
         rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
@@ -155,18 +141,9 @@ def _config(tokenizer, tie_word_embeddings: bool, config_class=None):
         pad_token_id=ids("<|im_end|>"),
         tie_word_embeddings=tie_word_embeddings,
     )
-    vision = dict(
-        hidden_size=VISION_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_channels=3,
-        image_size=TILE_SIZE,
-        patch_size=PATCH_SIZE,
-    )
-    return config_class(
+    return load(config_class)(
         text_config=text,
-        vision_config=vision,
+        vision_config=SIGLIP | dict(num_channels=3, image_size=TILE_SIZE, patch_size=PATCH_SIZE),
         scale_factor=SCALE_FACTOR,
         image_token_id=ids("<image>"),
         pad_token_id=ids("<|im_end|>"),
@@ -174,66 +151,52 @@ def _config(tokenizer, tie_word_embeddings: bool, config_class=None):
     )
 
 
-def build_colidefics3(out_root: Path) -> Path:
-    """A tiny ``ColIdefics3`` (Idefics3 backbone + 128-d projection) + ``ColIdefics3Processor``."""
-    folder = Path(out_root) / "colidefics3"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColIdefics3, ColIdefics3Processor
-
-    seed(20)
-    processor = _processor(ColIdefics3Processor)
-    model = ColIdefics3(_config(processor.tokenizer, tie_word_embeddings=False)).eval()
-    randomize_bias(model.linear)
-    return save(folder, processor, model)
-
-
-def build_idefics3(out_root: Path) -> Path:
-    """A tiny ``Idefics3ForConditionalGeneration`` answerer + ``Idefics3Processor``."""
-    folder = Path(out_root) / "idefics3"
-    if is_built(folder):
-        return folder
-    from transformers import Idefics3ForConditionalGeneration, Idefics3Processor
-
-    seed(21)
-    processor = _processor(Idefics3Processor)
-    model = Idefics3ForConditionalGeneration(
-        _config(processor.tokenizer, tie_word_embeddings=False)
-    ).eval()
-    return _save_answerer(folder, processor, model)
-
-
-def build_smolvlm2(out_root: Path) -> Path:
-    """A tiny ``SmolVLMForConditionalGeneration`` (SmolVLM2) answerer + ``SmolVLMProcessor``."""
-    folder = Path(out_root) / "smolvlm2"
-    if is_built(folder):
-        return folder
-    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
-
-    seed(22)
-    processor = _smolvlm_processor()
-    config = _config(processor.tokenizer, tie_word_embeddings=False, config_class=SmolVLMConfig)
-    return _save_answerer(folder, processor, SmolVLMForConditionalGeneration(config).eval())
-
-
-def _save_answerer(folder: Path, processor, model) -> Path:
+def _answer_in_words(model, tokenizer) -> None:
     """Untied head, unit-scale token embeddings: with the default 0.02-scale ones the random
     model greedily repeats one word forever; with these it writes varied words (and some stray
     bytes)."""
-    from transformers import GenerationConfig
-
-    ids = processor.tokenizer.convert_tokens_to_ids
+    ids = tokenizer.convert_tokens_to_ids
     with torch.no_grad():
         embeddings = model.get_input_embeddings().weight
         embeddings.normal_(0.0, 1.0)
         embeddings[ids("<|im_end|>")] = 0.0  # the padding row stays zero, as initialised
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids("<|im_start|>"),
-        eos_token_id=[ids("<end_of_utterance>"), ids("<|im_end|>")],
-        pad_token_id=ids("<|im_end|>"),
-        max_new_tokens=16,
+    model.generation_config = generation_config(
+        ids("<|im_start|>"), [ids("<end_of_utterance>"), ids("<|im_end|>")], ids("<|im_end|>")
     )
-    return save(folder, processor, model)
+
+
+untied = partial(_config, tie_word_embeddings=False)
+# ColIdefics3 (ColSmol): an Idefics3 backbone + 128-d projection, named ``linear`` there.
+build_colidefics3 = builder(
+    "colidefics3",
+    20,
+    "ColIdefics3",
+    "ColIdefics3Processor",
+    _processor,
+    untied,
+    projection="linear",
+)
+build_idefics3 = builder(
+    "idefics3",
+    21,
+    "Idefics3ForConditionalGeneration",
+    "Idefics3Processor",
+    _processor,
+    untied,
+    _answer_in_words,
+)
+# SmolVLM2: SmolVLM's image and video processors (the same tiling as Idefics3).
+build_smolvlm2 = builder(
+    "smolvlm2",
+    22,
+    "SmolVLMForConditionalGeneration",
+    "SmolVLMProcessor",
+    partial(
+        _processor, image_processor="SmolVLMImageProcessor", video_processor="SmolVLMVideoProcessor"
+    ),
+    partial(untied, config_class="SmolVLMConfig"),
+    _answer_in_words,
+)
 
 
 # -- at the published sizes (benchmarks.latency) ---------------------------------------------
@@ -271,36 +234,20 @@ AT_SCALE_TILE, AT_SCALE_TILES = 512, 4
 
 
 def _at_scale_processor(processor_class):
-    from transformers import Idefics3ImageProcessor
-
-    image_processor = Idefics3ImageProcessor(
-        do_image_splitting=True,
-        size={"longest_edge": AT_SCALE_TILES * AT_SCALE_TILE},
-        max_image_size={"longest_edge": AT_SCALE_TILE},
-    )
-    return processor_class(
-        image_processor=image_processor,
-        tokenizer=build_tokenizer(),
-        image_seq_len=64,
-        chat_template=CHAT_TEMPLATE,
-    )
+    return _processor(processor_class, AT_SCALE_TILE, AT_SCALE_TILES, 64)
 
 
 def _at_scale_config(tokenizer, size: str, layers: int | None):
     from transformers import Idefics3Config
 
-    config = _config(tokenizer, tie_word_embeddings=False).to_dict()
-    text = config["text_config"] | AT_SCALE_TEXT[size] | {"head_dim": 64}
-    text["vocab_size"] = AT_SCALE_VOCAB
-    vision = config["vision_config"] | AT_SCALE_VISION
-    if layers:
-        text["num_hidden_layers"] = vision["num_hidden_layers"] = layers
+    text = AT_SCALE_TEXT[size] | {"head_dim": 64, "vocab_size": AT_SCALE_VOCAB}
+    config = scaled(untied(tokenizer), layers, text_config=text, vision_config=AT_SCALE_VISION)
     return Idefics3Config(
-        text_config=text,
-        vision_config=vision,
+        text_config=config["text_config"],
+        vision_config=config["vision_config"],
         scale_factor=4,
         image_token_id=config["image_token_id"],
-        pad_token_id=text["pad_token_id"],
+        pad_token_id=config["text_config"]["pad_token_id"],
         tie_word_embeddings=False,  # an untied head: 256M parameters in all, as published
     )
 

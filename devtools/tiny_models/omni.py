@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devtools.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
+from devtools.tiny_models.common import builder, randomize_bias, scaled
 from devtools.tiny_models.qwen import (
     MERGE_SIZE,
     PATCH_SIZE,
     RETRIEVER_MAX_VISUAL_TOKENS,
-    TEMPORAL_PATCH_SIZE,
     TEXT_HIDDEN,
-    TOKEN_PIXELS,
-    WORDS,
+    TOWER,
     _text_config,
+    processor,
+    qwen2_tokenizer,
+    vision,
 )
 
 # The Omni tokenizer's named tokens (attribute -> token), as Qwen2.5-Omni's.
@@ -47,39 +48,18 @@ CHAT_TEMPLATE = (
 
 
 def build_tokenizer():
-    from transformers import Qwen2Tokenizer
-
-    vocab, merges = byte_level_bpe(WORDS, after=[*TURNS, *NAMED.values()])
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=merges,
-        unk_token=None,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        extra_special_tokens={**NAMED},
-        errors="replace",
-        split_special_tokens=False,
-    )
+    tokenizer = qwen2_tokenizer([*TURNS, *NAMED.values()], {**NAMED})
     tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>"]})
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
 
-def _processor():
-    from colpali_engine.models import ColQwen2_5OmniProcessor
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor, WhisperFeatureExtractor
+def _processor(processor_class, max_tokens: int = RETRIEVER_MAX_VISUAL_TOKENS):
+    from transformers import WhisperFeatureExtractor
 
-    sizes = dict(
-        patch_size=PATCH_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        merge_size=MERGE_SIZE,
-        min_pixels=TOKEN_PIXELS * 4,
-        max_pixels=RETRIEVER_MAX_VISUAL_TOKENS * TOKEN_PIXELS,
-    )
-    return ColQwen2_5OmniProcessor(
-        image_processor=Qwen2VLImageProcessor(**sizes),
-        video_processor=Qwen2VLVideoProcessor(**sizes),
+    return processor(
+        processor_class,
+        max_tokens,
         feature_extractor=WhisperFeatureExtractor(feature_size=8),
         tokenizer=build_tokenizer(),
         chat_template=CHAT_TEMPLATE,
@@ -90,20 +70,6 @@ def thinker_config(tokenizer):
     from transformers import Qwen2_5OmniThinkerConfig
 
     ids = tokenizer.convert_tokens_to_ids
-    text = _text_config(tokenizer)
-    vision = dict(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
-        num_heads=2,
-        in_channels=3,
-        patch_size=PATCH_SIZE,
-        spatial_merge_size=MERGE_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        window_size=112,
-        out_hidden_size=TEXT_HIDDEN,
-        fullatt_block_indexes=[1],
-    )
     audio = dict(
         num_mel_bins=8,
         encoder_layers=1,
@@ -116,8 +82,8 @@ def thinker_config(tokenizer):
     )
     return Qwen2_5OmniThinkerConfig(
         audio_config=audio,
-        vision_config=vision,
-        text_config=text,
+        vision_config=vision(**TOWER, window_size=112, fullatt_block_indexes=[1]),
+        text_config=_text_config(tokenizer),
         image_token_index=ids(NAMED["image_token"]),
         video_token_index=ids(NAMED["video_token"]),
         audio_token_index=ids(NAMED["audio_token"]),
@@ -129,21 +95,21 @@ def thinker_config(tokenizer):
     )
 
 
-def build_colqwen2_5_omni(out_root: Path) -> Path:
-    """A tiny ``ColQwen2_5Omni`` and its ``ColQwen2_5OmniProcessor``."""
-    folder = Path(out_root) / "colqwen2_5_omni"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColQwen2_5Omni
-
+def _prepare() -> None:
     from rag.models.families import named
 
     named("colqwen2_5_omni").prepare()  # colpali-engine's class on transformers 5
-    seed(50)
-    processor = _processor()
-    model = ColQwen2_5Omni(thinker_config(processor.tokenizer)).eval()
-    randomize_bias(model.custom_text_proj)
-    return save(folder, processor, model)
+
+
+_build = builder(
+    "colqwen2_5_omni", 50, "ColQwen2_5Omni", "ColQwen2_5OmniProcessor", _processor, thinker_config
+)
+
+
+def build_colqwen2_5_omni(out_root: Path) -> Path:
+    """A tiny ``ColQwen2_5Omni`` and its ``ColQwen2_5OmniProcessor``."""
+    _prepare()
+    return _build(out_root)
 
 
 def colqwen2_5_omni_at_scale(layers: int | None = None):
@@ -152,48 +118,41 @@ def colqwen2_5_omni_at_scale(layers: int | None = None):
     with 2 KV heads, MLP 11008; Qwen2.5-VL's vision tower (1280 wide, 32 blocks, 16 heads, MLP
     3420, full attention every 8th block); a Whisper-large audio encoder (1280 wide, 32
     layers), idle for pages. ``layers`` overrides every layer count; pages up to 768 cells."""
-    from colpali_engine.models import ColQwen2_5Omni
-
-    from rag.models.families import named
-
-    named("colqwen2_5_omni").prepare()
-    processor = _processor()
-    processor.image_processor.max_pixels = 768 * TOKEN_PIXELS
-    config = thinker_config(processor.tokenizer).to_dict()
-    depth = layers or 32
-    text = config["text_config"] | dict(
-        hidden_size=2048,
-        intermediate_size=11008,
-        num_hidden_layers=layers or 36,
-        num_attention_heads=16,
-        num_key_value_heads=2,
-    )
-    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": [16, 24, 24]}
-    text.pop("layer_types", None)
-    vision = config["vision_config"] | dict(
-        depth=depth,
-        hidden_size=1280,
-        intermediate_size=3420,
-        num_heads=16,
-        out_hidden_size=2048,
-        fullatt_block_indexes=[i for i in range(7, depth, 8)] or [0],
-    )
-    audio = config["audio_config"] | dict(
-        d_model=1280,
-        encoder_layers=layers or 32,
-        encoder_attention_heads=20,
-        encoder_ffn_dim=5120,
-        num_mel_bins=128,
-        output_dim=2048,
-        max_source_positions=1500,
-        n_window=100,
-    )
-    keep = {key: config[key] for key in config if key.endswith(("_id", "_index"))}
+    from colpali_engine.models import ColQwen2_5Omni, ColQwen2_5OmniProcessor
     from transformers import Qwen2_5OmniThinkerConfig
 
-    model_config = Qwen2_5OmniThinkerConfig(
-        audio_config=audio, vision_config=vision, text_config=text, **keep
+    _prepare()
+    made = _processor(ColQwen2_5OmniProcessor)
+    made.image_processor.max_pixels = 768 * (PATCH_SIZE * MERGE_SIZE) ** 2
+    depth = layers or 32
+    text = dict(hidden_size=2048, intermediate_size=11008, num_hidden_layers=layers or 36)
+    text |= dict(num_attention_heads=16, num_key_value_heads=2)
+    settings = scaled(
+        thinker_config(made.tokenizer),
+        text_config=text,
+        vision_config=dict(
+            depth=depth,
+            hidden_size=1280,
+            intermediate_size=3420,
+            num_heads=16,
+            out_hidden_size=2048,
+            fullatt_block_indexes=[i for i in range(7, depth, 8)] or [0],
+        ),
+        audio_config=dict(
+            d_model=1280,
+            encoder_layers=layers or 32,
+            encoder_attention_heads=20,
+            encoder_ffn_dim=5120,
+            num_mel_bins=128,
+            output_dim=2048,
+            max_source_positions=1500,
+            n_window=100,
+        ),
     )
-    model = ColQwen2_5Omni(model_config).eval()
+    rope = settings["text_config"]["rope_parameters"]
+    settings["text_config"]["rope_parameters"] = {**rope, "mrope_section": [16, 24, 24]}
+    keep = {key: settings[key] for key in settings if key.endswith(("_id", "_index"))}
+    towers = {key: settings[key] for key in ("audio_config", "vision_config", "text_config")}
+    model = ColQwen2_5Omni(Qwen2_5OmniThinkerConfig(**towers, **keep)).eval()
     randomize_bias(model.custom_text_proj)
-    return model, processor
+    return model, made

@@ -3,27 +3,38 @@
 Real architectures (Qwen2-VL / Qwen2.5-VL vision towers with 14 px patches and 2 x 2 patch merging,
 M-RoPE text models), random seeded weights, a small GPT-2 byte-level BPE tokenizer carrying the real
 Qwen special tokens and the real Qwen2-VL chat template. Everything is built offline in seconds.
+The processor, configs and family rows here serve ``qwen3`` and ``omni`` too.
 """
 
 from __future__ import annotations
 
+import copy
+from functools import partial
 from pathlib import Path
 
-from devtools.tiny_models.common import byte_level_bpe, is_built, randomize_bias, save, seed
+from devtools.tiny_models.common import (
+    QUESTION_WORDS,
+    TALK_WORDS,
+    TEXT,
+    builder,
+    byte_level_bpe,
+    is_built,
+    load,
+    randomize_bias,
+    save,
+    seed,
+)
+from devtools.tiny_models.common import generation_config as greedy
 
 PATCH_SIZE = 14  # as the real models: one merged visual token covers 28 x 28 pixels
 MERGE_SIZE = 2
 TEMPORAL_PATCH_SIZE = 2
-TOKEN_PIXELS = (PATCH_SIZE * MERGE_SIZE) ** 2
+# Visual tokens an image: ColQwen pages up to 80 (an A4 page becomes a 7 x 10 grid, portrait),
+# answerer images 4 to 64.
+MIN_VISUAL_TOKENS, RETRIEVER_MAX_VISUAL_TOKENS, GENERATOR_MAX_VISUAL_TOKENS = 4, 80, 64
 
-# ColQwen page budget: 80 merged tokens -> an A4 page becomes a 7 x 10 grid (portrait).
-RETRIEVER_MAX_VISUAL_TOKENS = 80
-# Answerer image budget (per image): between 4 and 64 merged tokens.
-GENERATOR_MIN_PIXELS = 4 * TOKEN_PIXELS
-GENERATOR_MAX_PIXELS = 64 * TOKEN_PIXELS
-
-TEXT_HIDDEN = 64
-TEXT_HEADS = 2
+TEXT_HIDDEN = TEXT["hidden_size"]
+TEXT_HEADS = TEXT["num_attention_heads"]
 HEAD_DIM = TEXT_HIDDEN // TEXT_HEADS
 # M-RoPE (temporal, height, width) split; sums to HEAD_DIM // 2 (real: [16, 24, 24] for 128).
 MROPE_SECTION = [4, 6, 6]
@@ -45,6 +56,9 @@ SPECIAL_TOKENS = [
     "<|vision_pad|>",
     "<|image_pad|>",
     "<|video_pad|>",
+]
+# Added (never split) but not special in the real tokenizer: decoded as text.
+NON_SPECIAL = [
     "<tool_call>",
     "</tool_call>",
     "<|fim_prefix|>",
@@ -54,17 +68,6 @@ SPECIAL_TOKENS = [
     "<|repo_name|>",
     "<|file_sep|>",
 ]
-# Not special in the real tokenizer (plain added tokens there too, but decoded as text).
-NON_SPECIAL = {
-    "<tool_call>",
-    "</tool_call>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-}
 
 # The real Qwen2-VL / Qwen2.5-VL chat template (chat_template.json of Qwen/Qwen2-VL-*-Instruct).
 CHAT_TEMPLATE = (
@@ -86,111 +89,77 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# Whole-word pieces: each gets a "Ġ"-prefixed (leading space) chain of merges built left to right.
-_WORDS_TEXT = """
-a an the of in on at to for from by with and or not no yes is are was were be been has have
-had do does did it its this that these those there here what which who whom whose when where
-why how much many more most less all any each some other than then so as if but about into
-over under per between after before during up down out new old first last next total page
-pages figure table chart graph report annual year years quarter month date time revenue
-revenues income profit loss sales cost costs price growth rate share shares market company
-companies business net gross operating margin cash flow assets liabilities equity debt tax
-value number percent amount average increase decrease million billion thousand document
-section summary results data source note notes answer question image text title describe
-can could will would should may might one two three four five six seven eight nine ten
-i you we they he she my your our their me us them user assistant system helpful
-"""
-WORDS = _WORDS_TEXT.split()
+WORDS = [*QUESTION_WORDS, *TALK_WORDS, "user", "assistant", "system", "helpful"]
 
 
-def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Byte-level BPE as Qwen's: 256 byte symbols first, then merged word pieces, then specials."""
-    return byte_level_bpe(WORDS, after=SPECIAL_TOKENS)
-
-
-def build_tokenizer():
-    """A tiny ``Qwen2Tokenizer`` with the real special tokens and chat template."""
-    from tokenizers import AddedToken
+def qwen2_tokenizer(after: list[str], extra_special_tokens, **options):
+    """A tiny ``Qwen2Tokenizer``: byte-level BPE as Qwen's (256 byte symbols, merged word pieces,
+    then ``after``), turns ending at <|im_end|>, padding with <|endoftext|>."""
     from transformers import Qwen2Tokenizer
 
-    vocab, merges = _vocab_and_merges()
-    tokenizer = Qwen2Tokenizer(
+    vocab, merges = byte_level_bpe(WORDS, after=after)
+    return Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
         unk_token=None,
         bos_token=None,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens=[
-            token
-            for token in SPECIAL_TOKENS
-            if token not in NON_SPECIAL and token not in ("<|endoftext|>", "<|im_end|>")
-        ],
+        extra_special_tokens=extra_special_tokens,
         errors="replace",
-        model_max_length=32768,
         split_special_tokens=False,
+        **options,
     )
-    # The real tokenizer also has these as added (never split) but non-special tokens.
+
+
+def build_tokenizer():
+    """A tiny ``Qwen2Tokenizer`` with the real special tokens and chat template."""
+    from tokenizers import AddedToken
+
+    tokenizer = qwen2_tokenizer(
+        [*SPECIAL_TOKENS, *NON_SPECIAL],
+        [token for token in SPECIAL_TOKENS if token not in ("<|endoftext|>", "<|im_end|>")],
+        model_max_length=32768,
+    )
     tokenizer.add_tokens(
-        [
-            AddedToken(token, special=False, normalized=False)
-            for token in SPECIAL_TOKENS
-            if token in NON_SPECIAL
-        ]
+        [AddedToken(token, special=False, normalized=False) for token in NON_SPECIAL]
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 
 
-def _image_processor(min_pixels: int, max_pixels: int):
+def processor(
+    processor_class,
+    max_tokens: int,
+    *,
+    patch_size: int = PATCH_SIZE,
+    video_processor: str = "Qwen2VLVideoProcessor",
+    image_options: dict | None = None,
+    tokenizer=None,
+    chat_template: str = CHAT_TEMPLATE,
+    **parts,
+):
+    """A Qwen-VL processor: images (and video) in ``patch_size`` patches merged 2 x 2, from 4 to
+    ``max_tokens`` merged tokens an image; the Qwen tokenizer unless ``tokenizer`` is given."""
     from transformers import Qwen2VLImageProcessor
 
-    return Qwen2VLImageProcessor(
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        patch_size=PATCH_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        merge_size=MERGE_SIZE,
-    )
-
-
-def _video_processor(min_pixels: int, max_pixels: int):
-    from transformers import Qwen2VLVideoProcessor
-
-    return Qwen2VLVideoProcessor(
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        patch_size=PATCH_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        merge_size=MERGE_SIZE,
-    )
-
-
-def _processor(processor_class, min_pixels: int, max_pixels: int):
+    token_pixels = (patch_size * MERGE_SIZE) ** 2
+    geometry = dict(patch_size=patch_size, temporal_patch_size=TEMPORAL_PATCH_SIZE)
+    pixels = dict(min_pixels=MIN_VISUAL_TOKENS * token_pixels, max_pixels=max_tokens * token_pixels)
+    sizes = geometry | pixels | {"merge_size": MERGE_SIZE}
     return processor_class(
-        image_processor=_image_processor(min_pixels, max_pixels),
-        tokenizer=build_tokenizer(),
-        video_processor=_video_processor(min_pixels, max_pixels),
-        chat_template=CHAT_TEMPLATE,
+        image_processor=Qwen2VLImageProcessor(**sizes, **(image_options or {})),
+        tokenizer=tokenizer or build_tokenizer(),
+        video_processor=load(video_processor)(**sizes),
+        chat_template=chat_template,
+        **parts,
     )
-
-
-def _retriever_processor(processor_class):
-    return _processor(processor_class, TOKEN_PIXELS * 4, RETRIEVER_MAX_VISUAL_TOKENS * TOKEN_PIXELS)
-
-
-def _generator_processor(processor_class):
-    return _processor(processor_class, GENERATOR_MIN_PIXELS, GENERATOR_MAX_PIXELS)
 
 
 def _text_config(tokenizer) -> dict:
     endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    return dict(
+    return TEXT | dict(
         vocab_size=len(tokenizer),
-        hidden_size=TEXT_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=TEXT_HEADS,
         num_key_value_heads=1,
         max_position_embeddings=4096,
         rms_norm_eps=1e-6,
@@ -215,132 +184,87 @@ def _token_ids(tokenizer) -> dict:
     )
 
 
-def _qwen2_vl_config(tokenizer, tie_word_embeddings: bool = True):
-    from transformers import Qwen2VLConfig
+def vision(patch_size: int = PATCH_SIZE, **settings) -> dict:
+    """A tiny Qwen vision tower: 2 blocks of 2 heads over ``patch_size`` patches, merged 2 x 2."""
+    tower = dict(depth=2, num_heads=2, in_channels=3, patch_size=patch_size)
+    tower |= dict(spatial_merge_size=MERGE_SIZE, temporal_patch_size=TEMPORAL_PATCH_SIZE)
+    return tower | settings
 
-    vision = dict(
-        depth=2,
-        embed_dim=32,
-        hidden_size=TEXT_HIDDEN,  # merger output = text hidden size
-        mlp_ratio=2,
-        num_heads=2,
-        in_channels=3,
-        patch_size=PATCH_SIZE,
-        spatial_merge_size=MERGE_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-    )
-    return Qwen2VLConfig(
-        text_config=_text_config(tokenizer),
-        vision_config=vision,
-        tie_word_embeddings=tie_word_embeddings,
+
+# Qwen2.5-VL's, Omni's and Qwen3-VL's towers: 32 wide, merged into text-width tokens.
+TOWER = dict(hidden_size=32, intermediate_size=64, out_hidden_size=TEXT_HIDDEN)
+
+
+def vl_config(config_class: str, tokenizer, *, vision: dict, text: dict | None = None, **options):
+    """A Qwen-VL config: the tiny text model (updated by ``text``), ``vision``, Qwen's token ids.
+    Copies, since the settings tables here are shared by every build of a process."""
+    return load(config_class)(
+        text_config=_text_config(tokenizer) | copy.deepcopy(text or {}),
+        vision_config=copy.deepcopy(vision),
         **_token_ids(tokenizer),
+        **options,
     )
 
 
-def _qwen2_5_vl_config(tokenizer, tie_word_embeddings: bool = True):
-    from transformers import Qwen2_5_VLConfig
-
-    vision = dict(
-        depth=2,
-        hidden_size=32,
-        intermediate_size=64,
+qwen2_vl_config = partial(
+    vl_config,
+    "Qwen2VLConfig",
+    vision=vision(embed_dim=32, hidden_size=TEXT_HIDDEN, mlp_ratio=2),  # merged to the text width
+)
+qwen2_5_vl_config = partial(
+    vl_config,
+    "Qwen2_5_VLConfig",
+    vision=vision(
+        **TOWER,
         hidden_act="silu",
-        num_heads=2,
-        in_channels=3,
-        patch_size=PATCH_SIZE,
-        spatial_merge_size=MERGE_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
         window_size=112,  # 8 x 8 patch windows, as the real model
         fullatt_block_indexes=[1],  # block 0 windowed, block 1 full attention
-        out_hidden_size=TEXT_HIDDEN,
         tokens_per_second=2,
-    )
-    return Qwen2_5_VLConfig(
-        text_config=_text_config(tokenizer),
-        vision_config=vision,
-        tie_word_embeddings=tie_word_embeddings,
-        **_token_ids(tokenizer),
-    )
-
-
-def _build_retriever(
-    folder: Path, model_class, processor_class, config_fn, seed_value: int
-) -> Path:
-    seed(seed_value)
-    processor = _retriever_processor(processor_class)
-    model = model_class(config_fn(processor.tokenizer)).eval()
-    randomize_bias(model.custom_text_proj)
-    return save(folder, processor, model)
-
-
-def _build_generator(
-    folder: Path, model_class, processor_class, config_fn, seed_value: int
-) -> Path:
-    seed(seed_value)
-    processor = _generator_processor(processor_class)
-    tokenizer = processor.tokenizer
-    # Untied head (as Qwen2-VL-7B): a tied random head just echoes the last prompt token ("\n")
-    # forever, an untied one greedily writes varied words.
-    model = model_class(config_fn(tokenizer, tie_word_embeddings=False)).eval()
-    model.generation_config = generation_config(tokenizer)
-    return save(folder, processor, model)
+    ),
+)
 
 
 def generation_config(tokenizer):
     """Greedy decoding that stops at the end of the assistant's turn, as Qwen's answerers do."""
-    from transformers import GenerationConfig
+    endoftext, end = tokenizer.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>"])
+    return greedy(endoftext, [end, endoftext], endoftext)
 
-    endoftext = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    return GenerationConfig(
-        bos_token_id=endoftext,
-        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), endoftext],
-        pad_token_id=endoftext,
-        max_new_tokens=16,
+
+def _answer(model, tokenizer) -> None:
+    model.generation_config = generation_config(tokenizer)
+
+
+def family(name, seed_value, model_class, processor_class, config, answers=False, make=processor):
+    """``build_<name>``: a ColQwen retriever (pages of up to 80 visual tokens) or, ``answers``, an
+    answerer (images of 4 to 64) with an untied head (as Qwen2-VL-7B): a tied random head just
+    echoes the last prompt token ("\\n") forever, an untied one greedily writes varied words.
+    ``make`` is the processor function (``processor`` with the family's geometry)."""
+    tokens = GENERATOR_MAX_VISUAL_TOKENS if answers else RETRIEVER_MAX_VISUAL_TOKENS
+    return builder(
+        name,
+        seed_value,
+        model_class,
+        processor_class,
+        partial(make, max_tokens=tokens),
+        partial(config, tie_word_embeddings=not answers),
+        _answer if answers else None,
     )
 
 
-def build_colqwen2(out_root: Path) -> Path:
-    """A tiny ``ColQwen2`` (Qwen2-VL backbone + 128-d projection) and its ``ColQwen2Processor``."""
-    folder = Path(out_root) / "colqwen2"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColQwen2, ColQwen2Processor
-
-    return _build_retriever(folder, ColQwen2, ColQwen2Processor, _qwen2_vl_config, 10)
-
-
-def build_colqwen2_5(out_root: Path) -> Path:
-    """A tiny ``ColQwen2_5`` (Qwen2.5-VL backbone + 128-d projection) + ``ColQwen2_5_Processor``."""
-    folder = Path(out_root) / "colqwen2_5"
-    if is_built(folder):
-        return folder
-    from colpali_engine.models import ColQwen2_5, ColQwen2_5_Processor
-
-    return _build_retriever(folder, ColQwen2_5, ColQwen2_5_Processor, _qwen2_5_vl_config, 11)
-
-
-def build_qwen2_vl(out_root: Path) -> Path:
-    """A tiny ``Qwen2VLForConditionalGeneration`` answerer + ``Qwen2VLProcessor``."""
-    folder = Path(out_root) / "qwen2_vl"
-    if is_built(folder):
-        return folder
-    from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
-
-    return _build_generator(
-        folder, Qwen2VLForConditionalGeneration, Qwen2VLProcessor, _qwen2_vl_config, 12
-    )
-
-
-def build_qwen2_5_vl(out_root: Path) -> Path:
-    """A tiny ``Qwen2_5_VLForConditionalGeneration`` answerer + ``Qwen2_5_VLProcessor``."""
-    folder = Path(out_root) / "qwen2_5_vl"
-    if is_built(folder):
-        return folder
-    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
-
-    return _build_generator(
-        folder, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, _qwen2_5_vl_config, 13
-    )
+# ColQwen2 / ColQwen2.5: a Qwen2-VL / Qwen2.5-VL backbone + a 128-d projection.
+build_colqwen2 = family("colqwen2", 10, "ColQwen2", "ColQwen2Processor", qwen2_vl_config)
+build_colqwen2_5 = family("colqwen2_5", 11, "ColQwen2_5", "ColQwen2_5_Processor", qwen2_5_vl_config)
+build_qwen2_vl = family(
+    "qwen2_vl", 12, "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor", qwen2_vl_config, True
+)
+build_qwen2_5_vl = family(
+    "qwen2_5_vl",
+    13,
+    "Qwen2_5_VLForConditionalGeneration",
+    "Qwen2_5_VLProcessor",
+    qwen2_5_vl_config,
+    True,
+)
 
 
 # Qwen2-VL-2B's widths (text: 1536 wide, 12 heads of 128, 2 KV heads, MLP 8960; vision: 1280
@@ -368,11 +292,10 @@ def colqwen2_at_scale(
     a lookup: no compute per page). Weights are random, on the default device and dtype."""
     from colpali_engine.models import ColQwen2, ColQwen2Processor
 
-    processor = _processor(ColQwen2Processor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
-    config = _config_at_scale(processor.tokenizer, text_layers, vision_depth)
-    model = ColQwen2(config).eval()
+    made = processor(ColQwen2Processor, visual_tokens)
+    model = ColQwen2(_config_at_scale(made.tokenizer, text_layers, vision_depth)).eval()
     randomize_bias(model.custom_text_proj)
-    return model, processor
+    return model, made
 
 
 def qwen2_vl_at_scale(
@@ -384,29 +307,19 @@ def qwen2_vl_at_scale(
     and the head, e.g. the real 151,936 for timing decoding): (model, processor)."""
     from transformers import Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
-    processor = _processor(Qwen2VLProcessor, TOKEN_PIXELS * 4, visual_tokens * TOKEN_PIXELS)
-    config = _config_at_scale(
-        processor.tokenizer, text_layers, vision_depth, tie_word_embeddings=False
-    )
+    made = processor(Qwen2VLProcessor, visual_tokens)
+    config = _config_at_scale(made.tokenizer, text_layers, vision_depth, tie_word_embeddings=False)
     if vocab_size:
         config.text_config.vocab_size = config.vocab_size = vocab_size
-    return Qwen2VLForConditionalGeneration(config).eval(), processor
+    return Qwen2VLForConditionalGeneration(config).eval(), made
 
 
 def _config_at_scale(tokenizer, text_layers: int, vision_depth: int, **options):
-    from transformers import Qwen2VLConfig
-
-    text = _text_config(tokenizer) | MID_TEXT | {"num_hidden_layers": text_layers}
-    text["rope_parameters"] = {**text["rope_parameters"], "mrope_section": MID_MROPE_SECTION}
-    vision = MID_VISION | dict(
-        depth=vision_depth,
-        in_channels=3,
-        patch_size=PATCH_SIZE,
-        spatial_merge_size=MERGE_SIZE,
-        temporal_patch_size=TEMPORAL_PATCH_SIZE,
-    )
-    tokens = _token_ids(tokenizer)
-    return Qwen2VLConfig(text_config=text, vision_config=vision, **tokens, **options)
+    text = MID_TEXT | {"num_hidden_layers": text_layers}
+    text["rope_parameters"] = _text_config(tokenizer)["rope_parameters"]
+    text["rope_parameters"]["mrope_section"] = MID_MROPE_SECTION
+    scaled = vision() | MID_VISION | {"depth": vision_depth}
+    return vl_config("Qwen2VLConfig", tokenizer, text=text, vision=scaled, **options)
 
 
 def build_colqwen2_mid(
@@ -417,5 +330,5 @@ def build_colqwen2_mid(
     if is_built(folder):
         return folder
     seed(12)
-    model, processor = colqwen2_at_scale(text_layers, vision_depth, visual_tokens)
-    return save(folder, processor, model)
+    model, made = colqwen2_at_scale(text_layers, vision_depth, visual_tokens)
+    return save(folder, made, model)

@@ -136,8 +136,8 @@ def test_the_chat_endpoint_takes_history_and_scope(app_url, tiny_models, tmp_pat
     env = app_env(tiny_models, tmp_path)  # the same models, in this process
     settings = Settings.from_env(retriever=env["RAG_RETRIEVER"], generator=env["RAG_GENERATOR"])
     turns = [Turn("What was the revenue in 2024?", "63.8 million euros [annual_report.pdf p.1].")]
-    generator = Pipeline(settings).generator
-    assert result["searched"] == generator.rewrite("And in 2023?", turns)
+    answerer = Pipeline(settings).answerer
+    assert result["searched"] == answerer.rewrite("And in 2023?", turns)
     assert result["searched"] and len(result["searched"]) <= 300
 
     literal = client.predict("And in 2023?", scope, history, 3, 16, False, api_name="/ask")

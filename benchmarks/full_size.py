@@ -11,7 +11,7 @@ Each architecture is instantiated at its real size (Qwen2-VL-2B / PaliGemma-3B-4
 layer counts, from ``devtools.tiny_models``) directly on the device, in the dtype ``RAG_DTYPE=auto``
 gives it (bf16 on CUDA and on CPUs with bf16 instructions), with random weights: they cost the
 same compute as trained ones. Pages come from the synthetic PDF, rendered and preprocessed once;
-each batch size then times ``Retriever.encode`` alone over the pages, then ``Pipeline.add_pdf``
+each batch size then times ``Retriever.encode`` alone over the pages, then ``Pipeline.add_file``
 runs at the best batch size.
 
 Model FLOPs per page count the matmuls: 2 x (vision parameters x vision tokens + other

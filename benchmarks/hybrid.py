@@ -9,9 +9,9 @@ from ``benchmarks.search.Corpus``, and ``text.json`` of synthetic words: ``--wor
 drawn from a Zipf-distributed vocabulary, as real text is), then opened in auto mode (binary +
 exact rerank at these sizes) and warmed. Each query is a target page's vectors and eight of its
 words; every search runs twice and the second is timed, pictures alone (``search``) and hybrid
-(``search_hybrid``, which also checks that the words' index is up to date, as every search
-does). The build adds each document's words to the full-text index (tantivy) as the app does
-(``index_words`` after each add): its time is in the build's. ``run`` measures (a ``Result``),
+(``rag.index.hybrid_search``, which also checks that the words' index is up to date, as every
+search does). The build adds each document's words to the full-text index (tantivy) as the app
+does (``index_words`` after each add): its time is in the build's. ``run`` measures (a ``Result``),
 ``report`` writes it as Markdown.
 """
 
@@ -34,6 +34,7 @@ from PIL import Image
 from benchmarks import offline
 from benchmarks.report import header, machine, parser, publish, table
 from benchmarks.search import Corpus
+from rag.index import hybrid_search
 from rag.index.lexical import FOLDER
 from rag.index.local import LocalIndex
 from rag.index.records import Document
@@ -99,6 +100,7 @@ def build(args: argparse.Namespace, pages: int, folder: Path) -> tuple[list, lis
     Image.new("RGB", (1, 1), "white").save(image, format="PNG")
     blank = image.getvalue()
     index = LocalIndex(folder / "index", RETRIEVER, mode="auto")
+    search = hybrid_search(index)
     queries, questions = [], []
     started = time.perf_counter()
     for first in range(0, pages, args.pages_per_doc):
@@ -116,10 +118,11 @@ def build(args: argparse.Namespace, pages: int, folder: Path) -> tuple[list, lis
                 questions.append(" ".join(rng.choice(words, 8, replace=False)))
         with index.staging() as staged:
             for number in range(1, len(vectors) + 1):
-                (staged / f"page-{number:04d}.png").write_bytes(blank)
+                index.page_path(staged, number).write_bytes(blank)
             (staged / TEXT_FILE).write_text(json.dumps({"pages": records}))
             index.add(document, staged, vectors)
-        index.index_words()  # as Pipeline.add_pdf does after each document
+        search.index_words()  # as the app does after each document
+    search.close()
     index.close()
     return queries, questions, time.perf_counter() - started
 
@@ -127,16 +130,17 @@ def build(args: argparse.Namespace, pages: int, folder: Path) -> tuple[list, lis
 def measure(args: argparse.Namespace, pages: int, folder: Path) -> dict:
     queries, questions, build_s = build(args, pages, folder)
     index = LocalIndex(folder / "index", RETRIEVER, mode="auto")
+    search = hybrid_search(index)
     index.warm()
     started = time.perf_counter()
-    index.search_hybrid(queries[0], questions[0], args.k)
+    search.search(queries[0], questions[0], args.k)
     first_s = time.perf_counter() - started
     timings: dict[str, list[float]] = {"pictures": [], "hybrid": [], "words": []}
     for query, question in zip(queries, questions, strict=True):
         for name, run in (
             ("pictures", lambda q=query: index.search(q, args.k)),
-            ("hybrid", lambda q=query, t=question: index.search_hybrid(q, t, args.k)),
-            ("words", lambda t=question: index.lexical.search(t, args.k)),
+            ("hybrid", lambda q=query, t=question: search.search(q, t, args.k)),
+            ("words", lambda t=question: search.lexical.search(t, args.k)),
         ):
             run()
             start = time.perf_counter()

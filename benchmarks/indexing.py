@@ -9,7 +9,7 @@ model, into fresh LocalIndex folders:
 
 - naive: render one page (one poppler call), decode and preprocess it, encode it alone, append;
   write the document at the end. Every stage waits for the one before.
-- pipeline: ``Pipeline.add_pdf`` with ``--batch-size`` pages per forward pass, poppler and the
+- pipeline: ``Pipeline.add_file`` with ``--batch-size`` pages per forward pass, poppler and the
   processor working batches ahead of the encoder on ``--page-workers`` threads each (0: auto).
 - pipeline, encoder skipped: the same with an encoder that returns at once, i.e. how many pages
   per second rendering and preprocessing can feed an encoder (what a GPU would be waiting on).
@@ -57,8 +57,9 @@ from rag.index.local import LocalIndex
 from rag.index.records import Document
 from rag.ingest.pdf import inspect_pdf, render_pages
 from rag.models.batching import CPU_BATCH
+from rag.models.encoding import prepares_inline
 from rag.models.families import named
-from rag.pipeline import Models, Pipeline, open_image, prepares_inline
+from rag.pipeline import Models, Pipeline
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 MODELS = ("tiny", "mid")
@@ -207,13 +208,13 @@ def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
     info = inspect_pdf(pdf, settings)
     embeddings = []
     with index.staging() as staged:
-        pages = render_pages(pdf, staged, settings, info)
+        pages = render_pages(pdf, staged, settings, info, page_path=index.page_path)
         for _ in range(info.pages):
             mark = time.perf_counter()
             page = next(pages)
             stages["render"] += time.perf_counter() - mark
             mark = time.perf_counter()
-            inputs = retriever.preprocess([open_image(page.path)])
+            inputs = retriever.preprocess([page.open()])
             stages["preprocess"] += time.perf_counter() - mark
             mark = time.perf_counter()
             embeddings += retriever.encode(inputs)
@@ -228,7 +229,7 @@ def naive(model: str, pdf: Path, settings: Settings, models: Models) -> Run:
 def pipelined(
     model: str, pdf: Path, settings: Settings, models: Models, skip_encoder: bool = False
 ) -> Run:
-    """``Pipeline.add_pdf``, with the encoder's and the index's time measured inside it; with
+    """``Pipeline.add_file``, with the encoder's and the index's time measured inside it; with
     ``skip_encoder``, the encoder returns one zero vector per page at once."""
     folder = "fed" if skip_encoder else "pipeline"
     settings = replace(settings, data_dir=settings.data_dir / folder)
@@ -252,7 +253,7 @@ def pipelined(
     retriever.encode, index.add = timed("encode", encode), timed("write", add)
     try:
         started = time.perf_counter()
-        result = pipeline.add_pdf(pdf)
+        result = pipeline.add_file(pdf)
         wall = time.perf_counter() - started
     finally:
         del retriever.encode
@@ -293,7 +294,7 @@ def full_size(args: argparse.Namespace) -> FullSize:
         )
         info = inspect_pdf(pdf, settings)
         with LocalIndex(Path(scratch) / "pages", "full-size").staging() as staged:
-            images = [open_image(p.path) for p in render_pages(pdf, staged, settings, info)]
+            images = [page.open() for page in render_pages(pdf, staged, settings, info)]
         for name in names:
             model, processor = fs.build(name, device, args.layers)
             family = named(name)
@@ -380,7 +381,7 @@ def full_size_report(result: FullSize) -> str:
         "",
         *table(attention, ("model", "batch", "attention", "pages/s", "agreement"), "lrlrr"),
         "",
-        "The naive one-page-at-a-time loop, the pipeline (`Pipeline.add_pdf`) at each model's "
+        "The naive one-page-at-a-time loop, the pipeline (`Pipeline.add_file`) at each model's "
         "fastest batch size, and the pipeline with the encoder skipped (what rendering and "
         "preprocessing alone can feed it):",
         "",
@@ -429,7 +430,7 @@ def memory_child(args: argparse.Namespace) -> dict:
         loaded = _status_mb("VmRSS")
         Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from here
         started = time.perf_counter()
-        result = Pipeline(settings, models=models).add_pdf(pdf)
+        result = Pipeline(settings, models=models).add_file(pdf)
         seconds = time.perf_counter() - started
     if result.status != "indexed":
         raise SystemExit(f"the pipeline did not index the PDF: {result.message}")

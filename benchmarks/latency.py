@@ -7,7 +7,7 @@
 Each profile (``rag.profiles``) runs in a fresh process, on ``--device``, with its retriever and
 answerer built at their published sizes (``devtools.tiny_models``: random weights cost the same
 compute as trained ones) in the app's compute dtype, and with the profile's page budgets. Through
-the app's own ``Pipeline`` and ``Generator`` it:
+the app's own ``Pipeline`` and ``Answerer`` it:
 
 - indexes a ``--pages``-page PDF (the sample PDFs' pages): poppler's render, the processor's
   preparation and the encoder, each timed alone, then ``Pipeline.add_file`` as the app runs it;
@@ -115,7 +115,7 @@ def build_retriever(name: str, settings, layers: int | None):
 def build_answerer(name: str, settings, layers: int | None):
     from benchmarks.full_size import _default, compute_dtype
     from devtools.tiny_models.common import seed
-    from rag.models.answerer import Generator
+    from rag.models.answerer import Answerer
     from rag.models.families import named
 
     seed(1)
@@ -140,7 +140,7 @@ def build_answerer(name: str, settings, layers: int | None):
             )
             family = named("qwen_vl")
     model = attending(quantized(model, settings.quantize), settings)
-    return Generator(model, processor, family, settings)
+    return Answerer(model, processor, family, settings)
 
 
 def attending(model, settings):
@@ -331,13 +331,12 @@ def timed(function, *args, repeats: int = 1, **kwargs) -> tuple[float, object]:
 def index_stages(pipeline, pdf: Path) -> dict:
     """Render, prepare and encode the PDF's pages, each stage alone (one page at a time)."""
     from rag.ingest.pdf import inspect_pdf, render_pages
-    from rag.pipeline import open_image
 
     settings, retriever = pipeline.settings, pipeline.retriever
     scratch = Path(tempfile.mkdtemp(dir=settings.data_dir))
     info = inspect_pdf(pdf, settings)
     render_s, pages = timed(lambda: list(render_pages(pdf, scratch, settings, info)))
-    images = [open_image(page.path) for page in pages]
+    images = [page.open() for page in pages]
     prepare_s, inputs = timed(lambda: [retriever.preprocess([image]) for image in images])
     retriever.encode(inputs[0])  # warm-up
     encode_s, _ = timed(lambda: [retriever.encode(one) for one in inputs])
@@ -412,7 +411,7 @@ def profile_run(args) -> dict:
     retriever = build_retriever(retriever_name, settings, args.layers)
     generator = build_answerer(answerer_name, settings, args.layers)
     models = Models(settings)
-    models._retriever, models._generator = retriever, generator
+    models._retriever, models._answerer = retriever, generator
     pipeline = Pipeline(settings, models=models)
     dtype = compute_dtype(args.device)
     row = {
@@ -446,7 +445,7 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
     query_s, query = timed(retriever.embed_query, QUESTION, repeats=3)
     k, settings = pipeline.settings.top_k, pipeline.settings
     search_s, hits = timed(
-        pipeline.index.search_hybrid,
+        pipeline.search_index.search,
         query,
         QUESTION,
         k,
@@ -629,17 +628,17 @@ def int8_lever(pipeline, page, tokens: int, names: tuple[str, str], layers) -> d
     other = dataclasses.replace(pipeline.settings, quantize="none" if own == "int8" else "int8")
     models = Models(other)
     models._retriever = build_retriever(names[0], other, layers)
-    models._generator = build_answerer(names[1], other, layers)
+    models._answerer = build_answerer(names[1], other, layers)
     pipelines = {
         own: pipeline,
         other.quantize: Pipeline(other, index=pipeline.index, models=models),
     }
     inputs = pipeline.retriever.preprocess([page])
-    pages = pipeline.generator._budgeted(pipeline.ask(QUESTION).pages())  # the same for both
+    pages = pipeline.answerer._budgeted(pipeline.ask(QUESTION).pages())  # the same for both
     out, vectors, logits = {}, {}, {}
     for label in ("none", "int8"):
         each = pipelines[label]
-        encoder, generator = each.retriever, each.generator
+        encoder, generator = each.retriever, each.answerer
         encoder.encode(inputs)  # warm-up
         out[f"encode_{label}_s"], (vectors[label],) = timed(encoder.encode, inputs, repeats=2)
         cold = cold_first_token(each, generator, tokens)
@@ -755,21 +754,22 @@ def preparation_lever(pipeline, n_pages: int, runs: int = 2) -> dict:
     indexed one; it is deleted after each run."""
     from unittest import mock
 
-    import rag.pipeline
+    from rag.config import page_workers
+    from rag.models import encoding
 
     pdf = distinct_pdf(pipeline.settings.data_dir / "preparation.pdf", n_pages + 1)
     best = {"ahead": math.inf, "inline": math.inf}
     for run in range(runs):
         for mode in ("ahead", "inline") if run % 2 == 0 else ("inline", "ahead"):
             chosen = lambda *_, mode=mode: mode == "inline"  # noqa: E731
-            with mock.patch.object(rag.pipeline, "prepares_inline", chosen):
+            with mock.patch.object(encoding, "prepares_inline", chosen):
                 seconds, result = timed(pipeline.add_file, pdf)
             pipeline.delete(result.doc_id)
             best[mode] = min(best[mode], seconds / result.pages)
-    workers = rag.pipeline.page_workers(pipeline.settings)
+    workers = page_workers(pipeline.settings)
     return {
         "workers": workers,
-        "inline_chosen": rag.pipeline.prepares_inline(workers, pipeline.retriever.device.type),
+        "inline_chosen": encoding.prepares_inline(workers, pipeline.retriever.device.type),
         "ahead_s": best["ahead"],
         "inline_s": best["inline"],
     }

@@ -147,7 +147,7 @@ def build(args: argparse.Namespace, folder: Path) -> dict:
         document = Document(f"doc{first:08d}", f"doc{first:08d}.pdf", len(pages), "2026-01-01")
         with index.staging() as staged:
             for number in range(1, len(pages) + 1):
-                (staged / f"page-{number:04d}.png").write_bytes(blank)
+                index.page_path(staged, number).write_bytes(blank)
             index.add(document, staged, pages)
     seconds = time.perf_counter() - started
     torch.save({"queries": queries, "truth": truth}, folder / "queries.pt")

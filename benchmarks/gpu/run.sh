@@ -28,7 +28,7 @@ tests)
     # Settings' device "auto" picks CUDA, so these run the retriever, the answerer, the auto
     # batch probe, heatmaps and exact search on the GPU, in bf16.
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-    "$python" -c "from rag.torch_compat import ensure_torchvision; ensure_torchvision()
+    "$python" -c "from rag.models.torch_compat import ensure_torchvision; ensure_torchvision()
 from importlib.metadata import version
 import torch
 print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers',

@@ -31,7 +31,7 @@ from pathlib import Path
 from PIL import Image
 
 from benchmarks import cpu_dtype, offline
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 
 DTYPES = ("float32", "bfloat16")
 RESULTS = "results-dtype.md"
@@ -62,10 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def run(args: argparse.Namespace) -> Result:

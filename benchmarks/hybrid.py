@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from benchmarks import offline
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 from benchmarks.search import Corpus
 from rag.index import hybrid_search
 from rag.index.lexical import FOLDER
@@ -67,10 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def run(args: argparse.Namespace) -> Result:

@@ -29,7 +29,7 @@ import numpy as np
 import tantivy
 
 from benchmarks.hybrid import words_of
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 from rag.index.lexical import schema
 
 DEPTH = 50
@@ -54,10 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def run(args: argparse.Namespace) -> Result:

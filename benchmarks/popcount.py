@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 from rag.index.binary import BinaryPages, _popcount, binarize, hamming_maxsim, warmup
 from rag.index.scoring import PackedPages, maxsim_packed
 
@@ -168,10 +168,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def run(args: argparse.Namespace) -> Result:

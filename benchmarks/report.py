@@ -15,8 +15,9 @@ import contextlib
 import os
 import platform
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).resolve().parent / "out"  # where reports go without --out (git-ignored)
 
@@ -36,6 +37,21 @@ def parser(name: str, doc: str | None, results: str) -> argparse.ArgumentParser:
         f"benchmarks/{results} to replace the committed results)",
     )
     return arguments
+
+
+def run_and_publish(
+    argv: list[str] | None,
+    parse_args: Callable[[list[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace], Any],
+    report: Callable[[Any], str],
+    results: str,
+) -> Any:
+    """A benchmark's ``main``: its arguments parsed, ``run`` measured, ``report`` published
+    (``publish``); the measured data is returned."""
+    args = parse_args(argv)
+    result = run(args)
+    publish(report(result), args.out, results)
+    return result
 
 
 def publish(text: str, out: Path | None, results: str) -> Path:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from benchmarks import MATMUL_PEAK_SIZE, cpu_matmul_peak, offline
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 from rag.index.binary import PREFILTER, PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 from rag.index.pooling import pool_page
 from rag.index.scoring import (
@@ -376,10 +376,7 @@ def run(args: argparse.Namespace) -> Result:
 
 def main(argv: list[str] | None = None) -> Result:
     """Run the benchmark; print its report and write it to --out (or benchmarks/out/)."""
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def build(args: argparse.Namespace, corpus: Corpus, scratch: Path) -> Built:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import offline, search
-from benchmarks.report import header, machine, parser, publish, table
+from benchmarks.report import header, machine, parser, run_and_publish, table
 from rag.index.binary import PREFILTER_MAX_SHARE, BinaryPages, binarize, warmup
 
 RESULTS = "results-sweep.md"
@@ -60,10 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> Result:
-    args = parse_args(argv)
-    result = run(args)
-    publish(report(result), args.out, RESULTS)
-    return result
+    return run_and_publish(argv, parse_args, run, report, RESULTS)
 
 
 def run(args: argparse.Namespace) -> Result:

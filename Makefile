@@ -11,6 +11,8 @@ PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || tru
 APT_UPDATED := /tmp/.visual-rag-apt-updated
 # LibreOffice without its desktop parts: converts office files to PDF (rag/ingest/office.py)
 OFFICE_PKGS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
+# Pango and fonts: WeasyPrint draws text files and e-mails as pages (rag/ingest/webpage.py)
+TEXT_PKGS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
 
 .PHONY: run test test-fast lint format system-deps test-system-deps clean
 
@@ -47,11 +49,13 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(PIP_QUIET)
 	touch $@
 
-# poppler renders PDFs and reads their text; Tesseract reads the pages that have no text (scans).
+# poppler renders PDFs and reads their text; Tesseract reads the pages that have no text (scans);
+# LibreOffice converts office files; Pango draws text files and e-mails.
 system-deps:
 	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null && command -v pdftotext >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory apt PKGS="tesseract-ocr"
 	@command -v soffice >/dev/null || $(MAKE) --no-print-directory apt PKGS="$(OFFICE_PKGS)"
+	@{ /sbin/ldconfig -p | grep -q libpangoft2-1.0.so.0 && [ -d /usr/share/fonts/truetype/dejavu ]; } || $(MAKE) --no-print-directory apt PKGS="$(TEXT_PKGS)"
 
 # The browser tests drive Debian's chromium (never a downloaded browser).
 test-system-deps: system-deps

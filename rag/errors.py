@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class RagError(Exception):
     """Base of every error the app reports to a user as one line."""
@@ -81,3 +83,19 @@ class TagError(RagError):
 
 class EmptyIndexError(RagError):
     pass
+
+
+_PATH = re.compile(r"""(?<![\w.:/])(?:~|/)(?:[^\s'"/]+/)+([^\s'"/]+)""")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its last part, so that no message a user
+    reads names a folder of the server (a library's own message often quotes the path it was
+    given).
+
+    >>> without_paths("cannot identify image file '/srv/data/files/broken.png'")
+    "cannot identify image file 'broken.png'"
+    >>> without_paths("1/2 of pages; see https://example.org/a/b")
+    '1/2 of pages; see https://example.org/a/b'
+    """
+    return _PATH.sub(r"\1", message)

@@ -25,6 +25,7 @@ from rag.errors import (
     PdfError,
     RagError,
     TagError,
+    without_paths,
 )
 from rag.index import Document, HybridSearch, Index
 from rag.ingest import SUPPORTED, display_name, find_documents, kind
@@ -150,7 +151,7 @@ class Library:
         try:
             result = self._add(sources, name, progress, password, tags)
         except PdfError as error:
-            return IndexResult(name, "refused", error=str(error))
+            return IndexResult(name, "refused", error=without_paths(str(error)))
         except RagError:
             raise  # not the file's: a missing model, a mismatched index, a missing tool
         except Exception as error:
@@ -199,7 +200,8 @@ class Library:
             if not self.index.add(document, staged, vectors):  # another process was first
                 return IndexResult(name, "skipped", doc_id, total)
         logger.info("indexed %s (%d pages) as %s", name, total, doc_id)
-        return IndexResult(name, "indexed", doc_id, total, warnings=prepared.notes(rendered))
+        notes = tuple(without_paths(note) for note in prepared.notes(rendered))
+        return IndexResult(name, "indexed", doc_id, total, warnings=notes)
 
     # -- documents --------------------------------------------------------------------------
 
@@ -256,7 +258,7 @@ def unexpected(name: str, error: Exception) -> str:
     """
     first = (str(error).strip().splitlines() or [""])[0][:200]
     detail = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return f"{name}: could not be read ({detail})"
+    return without_paths(f"{name}: could not be read ({detail})")
 
 
 def plural(count: int, noun: str) -> str:

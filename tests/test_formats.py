@@ -175,8 +175,9 @@ def test_two_conversions_at_once_each_in_their_own_profile(pipeline, office_file
 
 def test_types_and_labels():
     assert described("PDF,docx, .png") == (".pdf", ".docx", ".png")
-    with pytest.raises(ValueError, match="unsupported type 'txt'"):
-        described("pdf,txt")
+    assert described("md,eml,xlsm") == (".md", ".eml", ".xlsm")
+    with pytest.raises(ValueError, match="unsupported type 'exe'"):
+        described("pdf,exe")
     assert label("Deck.PPTX", 4, "slide") == "[Deck.PPTX slide 4]"
     assert label("scan.tiff", 2) == "[scan.tiff p.2]"
 

@@ -58,6 +58,8 @@ class Prepared:
     info: PdfInfo
     unit: str
     settings: Settings
+    converted: bool = False  # made from another kind of file: a blank page is what it holds
+    remarks: tuple[str, ...] = ()  # what converting it left out (an attachment, remote images)
 
     @property
     def pages(self) -> int:
@@ -77,11 +79,12 @@ class Prepared:
         )
 
     def notes(self, rendered: Sequence[RenderedPage]) -> tuple[str, ...]:
-        """What the user should know of a file indexed from these pages (blank pages that
-        poppler complained about, an XFA form)."""
-        blank = sum(page.blank for page in rendered)
+        """What the user should know of a file indexed from these pages: what converting it
+        left out, its blank pages (damaged only when poppler complained), an XFA form."""
+        blank = [page.page_number for page in rendered if page.blank]
         complaints = any(page.complaints for page in rendered)
-        return tuple(rendering_notes(self.info, blank, complaints))
+        notes = rendering_notes(self.info, blank, complaints, converted=self.converted)
+        return (*self.remarks, *notes)
 
 
 def check(sources: Sequence[Path], settings: Settings, name: str) -> None:
@@ -114,7 +117,7 @@ def prepare(
     indexed, or a ``PdfError`` naming what is wrong. Converting (images, office files),
     inspecting, rendering and reading words share the file's one budget."""
     budget = file_budget(settings)
-    pdf = as_pdf(list(sources), name, doc_id, settings, budget)
-    info = inspect_pdf(pdf, settings, password=password, name=name, budget=budget)
-    unit = unit_of(name, pdf, info.pages, info.budget)
-    return Prepared(name, pdf, info, unit, settings)
+    made = as_pdf(list(sources), name, doc_id, settings, budget)
+    info = inspect_pdf(made.pdf, settings, password=password, name=name, budget=budget)
+    unit = unit_of(name, made.pdf, info.pages, info.budget)
+    return Prepared(name, made.pdf, info, unit, settings, made.converted, made.notes)

@@ -1,10 +1,12 @@
 """Any supported file -> the PDF that is indexed (``rag.ingest.formats`` says which kinds).
 
-A PDF is used as it is. Images (``rag.ingest.imaging``) and office files (``rag.ingest.office``) are
-converted, within the file's budget, and the PDF is kept in ``<data-dir>/converted/`` under
-the document's id (a hash of its bytes), so indexing the same file again (after a delete, or in
-another collection's folder) does not convert it again. The cache holds at most
-``CACHE_BYTES``; the least recently used conversions go first.
+A PDF is used as it is. Images (``rag.ingest.imaging``), office files (``rag.ingest.office``),
+text files (``rag.ingest.markup``) and e-mails (``rag.ingest.mail``) are checked, then converted
+within the file's budget, and the PDF is kept in ``<data-dir>/converted/`` under the document's
+id (a hash of its bytes), with what the user should know of the conversion beside it (an
+attachment left out, remote images not loaded), so indexing the same file again (after a
+delete, or in another collection's folder) does not convert it again and says the same. The
+cache holds at most ``CACHE_BYTES``; the least recently used conversions go first.
 """
 
 from __future__ import annotations
@@ -12,16 +14,28 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import Settings
 from rag.errors import UnsupportedFileError
-from rag.ingest import imaging, office, sandbox
-from rag.ingest.formats import SHEETS, SLIDES, kind, suffix, supported_list
+from rag.ingest import imaging, mail, markup, office, sandbox
+from rag.ingest.formats import format_of, kind, supported_summary
 from rag.ingest.sources import looks_like_pdf
 
 CACHE = "converted"
 CACHE_BYTES = 2 * 2**30
+NOTES = ".notes"  # beside a cached PDF: its conversion's notes, one per line
+
+
+@dataclass(frozen=True)
+class Converted:
+    """The PDF to index, whether it was made from another kind of file (then its blank pages
+    are what the file holds, not damage), and what the conversion left out."""
+
+    pdf: Path
+    converted: bool = False
+    notes: tuple[str, ...] = ()
 
 
 def as_pdf(
@@ -30,35 +44,72 @@ def as_pdf(
     doc_id: str,
     settings: Settings,
     budget: sandbox.Budget,
-) -> Path:
+) -> Converted:
     """The PDF to index for ``sources`` (one file; several only for images made one
     document), shown as ``name``; raises a PdfError (one line) for a file that is refused."""
     first = sources[0]
     found = kind(name)
     found = kind(first) if found == "unknown" else found
     if len(sources) == 1 and (found == "pdf" or (found == "unknown" and looks_like_pdf(first))):
-        return first
+        return Converted(first)
     if found == "unknown":
-        raise UnsupportedFileError(f"{name}: not a type this app reads ({supported_list()})")
+        raise UnsupportedFileError(f"{name}: not a type this app reads ({supported_summary()})")
     folder = settings.data_dir / CACHE
     cached = folder / f"{doc_id}.pdf"
     if cached.is_file():
         os.utime(cached)  # recently used
-        return cached
-    if found == "office":
-        office.check(first, name)
+        return Converted(cached, True, _read_notes(cached))
+    _check(found, first, name, settings)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{doc_id}-{uuid.uuid4().hex}.part"  # not *.pdf: never pruned
     try:
-        if found == "office":
-            office.to_pdf(first, partial, name, budget)
-        else:
-            imaging.to_pdf(sources, partial, name, budget, settings)
+        notes = _convert(found, sources, partial, name, budget=budget, settings=settings)
+        _write_notes(cached, notes)
         os.replace(partial, cached)
     finally:
         partial.unlink(missing_ok=True)
     _prune(folder, keep=cached)
-    return cached
+    return Converted(cached, True, notes)
+
+
+def _check(found: str, source: Path, name: str, settings: Settings) -> None:
+    """Refuse, before converting, a file whose content is not what its name says."""
+    if found == "office":
+        office.check(source, name)
+    elif found == "text":
+        markup.check(source, name, settings)
+    elif found == "email":
+        mail.check(source, name, settings)
+
+
+def _convert(
+    found: str, sources: list[Path], target: Path, name: str, *, budget, settings: Settings
+) -> tuple[str, ...]:
+    """Write ``sources`` as the PDF ``target``; what the user should know of it."""
+    if found == "image":
+        imaging.to_pdf(sources, target, name, budget, settings)
+        return ()
+    if found == "office":
+        office.to_pdf(sources[0], target, name, budget)
+        return ()
+    family = markup if found == "text" else mail
+    return family.to_pdf(sources[0], target, name, budget, settings)
+
+
+def _write_notes(cached: Path, notes: tuple[str, ...]) -> None:
+    path = cached.with_suffix(NOTES)
+    if notes:
+        path.write_text("\n".join(notes) + "\n", encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _read_notes(cached: Path) -> tuple[str, ...]:
+    try:
+        text = cached.with_suffix(NOTES).read_text(encoding="utf-8")
+    except OSError:
+        return ()
+    return tuple(line for line in text.splitlines() if line)
 
 
 def _prune(folder: Path, keep: Path) -> None:
@@ -74,6 +125,7 @@ def _prune(folder: Path, keep: Path) -> None:
             break
         if entry != keep:
             entry.unlink(missing_ok=True)
+            entry.with_suffix(NOTES).unlink(missing_ok=True)
             total -= size
 
 
@@ -81,9 +133,7 @@ def unit_of(name: str, pdf: Path, pages: int, budget: sandbox.Budget) -> str:
     """What the pages of the document ``name`` (made into ``pdf``, of ``pages`` pages) are
     called in citations: slides for a presentation; for a workbook, sheets when each sheet
     printed on one page (LibreOffice's outline says where each starts), else pages."""
-    ending = suffix(name)
-    if ending in SLIDES:
-        return "slide"
-    if ending in SHEETS and office.sheet_starts(pdf, budget) == list(range(1, pages + 1)):
-        return "sheet"
-    return "p."
+    unit = format_of(name).unit if format_of(name) else "p."
+    if unit == "sheet" and office.sheet_starts(pdf, budget) != list(range(1, pages + 1)):
+        return "p."
+    return unit

@@ -1,52 +1,109 @@
 """The kinds of file the app indexes, told apart by extension and checked by content.
 
-Every kind becomes a PDF before indexing (``rag.ingest.convert``): a PDF as it is, images through
-Pillow (``rag.ingest.imaging``), office files through LibreOffice (``rag.ingest.office``). A file's
-extension says what it claims to be; its first bytes must agree (a ``.docx`` that is HTML, or random
-bytes, is refused before any converter sees it: LibreOffice would otherwise guess a format
-from the content, and an HTML page can ask for remote images).
+``FORMATS`` is the one list: every other list of types (the upload box, ``--types``, folders,
+the README's and docs/formats-and-limits.md's tables) is made from it. Each format names its
+family, which decides how it becomes a PDF (``rag.ingest.convert``): a PDF as it is, images
+through Pillow (``rag.ingest.imaging``), office files through LibreOffice (``rag.ingest.office``),
+text files through an HTML page rendered offline (``rag.ingest.markup``, ``rag.ingest.webpage``)
+and e-mails as their message page followed by their attachments (``rag.ingest.mail``).
+
+A file's extension says what it claims to be; its first bytes must agree (a ``.docx`` that is
+HTML, or random bytes, is refused before any converter sees it: LibreOffice would otherwise
+guess a format from the content, and an HTML page can ask for remote images).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-PDF = ".pdf"
-IMAGES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
-# OOXML and ODF are zip packages; the older binary formats are OLE compound files.
-ZIPPED = (".docx", ".docm", ".pptx", ".xlsx", ".odt", ".odp", ".ods")
-COMPOUND = (".doc", ".ppt", ".xls")
-OFFICE = (*ZIPPED, *COMPOUND, ".rtf")
-SUPPORTED = (PDF, *IMAGES, *OFFICE)
-# A presentation's pages are slides, and a workbook's are its sheets when each sheet prints on
-# one page: citations say so.
-SLIDES = (".pptx", ".ppt", ".odp")
-SHEETS = (".xlsx", ".xls", ".ods")
-# What each type's content starts with (RTF: "{\rtf"; zip: "PK\x03\x04"; OLE: its magic).
-_ZIP_MAGIC = b"PK\x03\x04"
+# What each container starts with.
+ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_PDF_MAGIC = b"%PDF-"
 _IMAGE_MAGIC = {
-    ".png": (b"\x89PNG\r\n\x1a\n",),
-    ".jpg": (b"\xff\xd8\xff",),
-    ".jpeg": (b"\xff\xd8\xff",),
-    ".tif": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-    ".tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
-    ".bmp": (b"BM",),
-    ".gif": (b"GIF87a", b"GIF89a"),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "tiff": (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"),
+    "bmp": (b"BM",),
+    "gif": (b"GIF87a", b"GIF89a"),
 }
-KIND_NAMES = {
-    ".docx": "a Word document",
-    ".docm": "a Word document",
-    ".doc": "a Word document",
-    ".pptx": "a PowerPoint presentation",
-    ".ppt": "a PowerPoint presentation",
-    ".xlsx": "an Excel workbook",
-    ".xls": "an Excel workbook",
-    ".odt": "an OpenDocument text",
-    ".odp": "an OpenDocument presentation",
-    ".ods": "an OpenDocument spreadsheet",
-    ".rtf": "an RTF document",
-}
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+HEAD = 4096  # bytes read to tell what a file holds
+
+
+@dataclass(frozen=True)
+class Format:
+    """One extension the app reads: its family (how it becomes a PDF), what it is called in
+    messages, what its content must start as (``container``), and what citations call its
+    pages (``slide`` for decks; ``sheet`` for workbooks whose every sheet prints on one page)."""
+
+    ending: str
+    family: str  # pdf, image, office, text or email
+    name: str  # "a Word template"
+    container: str  # pdf, png, jpeg, ..., zip, ole, rtf, flat-xml, text
+    unit: str = "p."
+
+
+def _formats(family: str, container: str, name: str, endings: str, unit: str = "p."):
+    return [Format("." + e, family, name, container, unit) for e in endings.split()]
+
+
+# fmt: off
+FORMATS: tuple[Format, ...] = tuple([
+    Format(".pdf", "pdf", "a PDF", "pdf"),
+    *_formats("image", "png", "a PNG image", "png"),
+    *_formats("image", "jpeg", "a JPEG image", "jpg jpeg"),
+    *_formats("image", "tiff", "a TIFF image", "tif tiff"),
+    *_formats("image", "webp", "a WebP image", "webp"),
+    *_formats("image", "bmp", "a BMP image", "bmp"),
+    *_formats("image", "gif", "a GIF image", "gif"),
+    # Word, Excel and PowerPoint: OOXML zip packages (.xlsb too: binary parts in a zip), and
+    # the older binary formats in OLE compound files; documents, macro-enabled, templates, shows.
+    *_formats("office", "zip", "a Word document", "docx docm"),
+    *_formats("office", "zip", "a Word template", "dotx dotm"),
+    *_formats("office", "ole", "a Word document", "doc"),
+    *_formats("office", "ole", "a Word template", "dot"),
+    *_formats("office", "rtf", "an RTF document", "rtf"),
+    *_formats("office", "zip", "an Excel workbook", "xlsx xlsm xlsb", "sheet"),
+    *_formats("office", "zip", "an Excel template", "xltx xltm", "sheet"),
+    *_formats("office", "ole", "an Excel workbook", "xls", "sheet"),
+    *_formats("office", "ole", "an Excel template", "xlt", "sheet"),
+    *_formats("office", "zip", "a PowerPoint presentation", "pptx pptm", "slide"),
+    *_formats("office", "zip", "a PowerPoint slide show", "ppsx ppsm", "slide"),
+    *_formats("office", "zip", "a PowerPoint template", "potx potm", "slide"),
+    *_formats("office", "ole", "a PowerPoint presentation", "ppt", "slide"),
+    *_formats("office", "ole", "a PowerPoint slide show", "pps", "slide"),
+    *_formats("office", "ole", "a PowerPoint template", "pot", "slide"),
+    # OpenDocument: zip packages, their templates, and the flat (single XML file) variants.
+    *_formats("office", "zip", "an OpenDocument text", "odt ott"),
+    *_formats("office", "zip", "an OpenDocument spreadsheet", "ods ots", "sheet"),
+    *_formats("office", "zip", "an OpenDocument presentation", "odp otp", "slide"),
+    *_formats("office", "zip", "an OpenDocument drawing", "odg otg"),
+    *_formats("office", "flat-xml", "a flat OpenDocument text", "fodt"),
+    *_formats("office", "flat-xml", "a flat OpenDocument spreadsheet", "fods", "sheet"),
+    *_formats("office", "flat-xml", "a flat OpenDocument presentation", "fodp", "slide"),
+    *_formats("office", "flat-xml", "a flat OpenDocument drawing", "fodg"),
+    # Text, drawn as a person reads it; its words are the source's own.
+    *_formats("text", "text", "a text file", "txt text log"),
+    *_formats("text", "text", "a Markdown file", "md markdown"),
+    *_formats("text", "text", "an HTML page", "html htm xhtml"),
+    *_formats("text", "text", "a CSV table", "csv"),
+    *_formats("text", "text", "a TSV table", "tsv tab"),
+    *_formats("text", "text", "a JSON file", "json"),
+    *_formats("text", "text", "an XML file", "xml"),
+    # E-mail: the message, then its attachments (rag.ingest.mail).
+    *_formats("email", "text", "an e-mail message", "eml"),
+    *_formats("email", "ole", "an Outlook message", "msg"),
+])
+# fmt: on
+BY_ENDING = {f.ending: f for f in FORMATS}
+SUPPORTED = tuple(BY_ENDING)
+FAMILIES = ("pdf", "image", "office", "text", "email")
+PDF = ".pdf"
+IMAGES = tuple(f.ending for f in FORMATS if f.family == "image")
+OFFICE = tuple(f.ending for f in FORMATS if f.family == "office")
+ZIPPED = tuple(f.ending for f in FORMATS if f.container == "zip")
 
 
 def suffix(name: str | Path) -> str:
@@ -54,33 +111,115 @@ def suffix(name: str | Path) -> str:
     return Path(name).suffix.lower()
 
 
+def format_of(name: str | Path) -> Format | None:
+    """The format a file's extension names, if the app reads it."""
+    return BY_ENDING.get(suffix(name))
+
+
 def kind(name: str | Path) -> str:
-    """``pdf``, ``image``, ``office`` or ``unknown``, by extension.
+    """The family of a file, by extension: ``pdf``, ``image``, ``office``, ``text``,
+    ``email`` or ``unknown``.
 
     >>> kind("Deck.PPTX"), kind("scan.tiff"), kind("report.pdf"), kind("notes.txt")
-    ('office', 'image', 'pdf', 'unknown')
+    ('office', 'image', 'pdf', 'text')
+    >>> kind("mail.eml"), kind("setup.exe")
+    ('email', 'unknown')
     """
-    ending = suffix(name)
-    if ending == PDF:
-        return "pdf"
-    if ending in IMAGES:
-        return "image"
-    return "office" if ending in OFFICE else "unknown"
+    found = format_of(name)
+    return found.family if found else "unknown"
+
+
+def describe(name: str | Path) -> str:
+    """What a file of this name is called in messages (``a Word template``)."""
+    found = format_of(name)
+    return found.name if found else "a supported file"
+
+
+def head(path: Path) -> bytes:
+    with Path(path).open("rb") as handle:
+        return handle.read(HEAD)
 
 
 def content_matches(path: Path, ending: str) -> bool:
     """Whether ``path``'s first bytes are what a file ending in ``ending`` holds."""
-    with Path(path).open("rb") as handle:
-        head = handle.read(16)
-    if ending in ZIPPED:
-        return head.startswith(_ZIP_MAGIC)
-    if ending in COMPOUND:
-        return head.startswith(OLE_MAGIC)
-    if ending == ".rtf":
-        return head.startswith(b"{\\rtf")
-    if ending == ".webp":
-        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    return head.startswith(_IMAGE_MAGIC.get(ending, (b"",)))
+    return _matches(head(path), BY_ENDING[ending].container)
+
+
+_CONTAINERS = {
+    "zip": lambda start: start.startswith(ZIP_MAGIC),
+    "ole": lambda start: start.startswith(OLE_MAGIC),
+    "rtf": lambda start: start.startswith(b"{\\rtf"),
+    "pdf": lambda start: _PDF_MAGIC in start[:1024],
+    "webp": lambda start: start[:4] == b"RIFF" and start[8:12] == b"WEBP",
+    "flat-xml": lambda start: (
+        start.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml") and b"office:document" in start
+    ),
+    **{
+        name: (lambda start, magics=magics: start.startswith(magics))
+        for name, magics in _IMAGE_MAGIC.items()
+    },
+}
+
+
+def _matches(start: bytes, container: str) -> bool:
+    return _CONTAINERS[container](start)
+
+
+def is_text(start: bytes) -> bool:
+    """Whether a file's first bytes are text in some encoding: no NUL byte (none in UTF-8 or
+    any 8-bit code page), unless a byte-order mark or the pattern of UTF-16 says otherwise, and
+    not a known binary container."""
+    if start.startswith(_BOMS) or _utf16_without_bom(start):
+        return True
+    return b"\x00" not in start and what_it_is(start) in ("text", "")
+
+
+_CONTAINERS["text"] = is_text
+
+
+def _utf16_without_bom(start: bytes) -> bool:
+    """Mostly ASCII text in UTF-16: every other byte is NUL, the rest are not."""
+    sample = start[: len(start) // 2 * 2]
+    if len(sample) < 8:
+        return False
+    evens, odds = sample[0::2], sample[1::2]
+    for zeros, text in ((evens, odds), (odds, evens)):
+        if zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.1 * len(text):
+            return True
+    return False
+
+
+_SEEN_AS = (  # (container, what it is called), most telling first
+    ("zip", "a zip archive"),
+    ("ole", "an OLE compound file (a Word, Excel, PowerPoint or Outlook file)"),
+    ("pdf", "a PDF"),
+    ("rtf", "an RTF document"),
+    *((name, "an image") for name in (*_IMAGE_MAGIC, "webp")),
+)
+
+
+def what_it_is(start: bytes) -> str:
+    """What a file's first bytes show it to be, for messages: ``a zip archive``, ``a PDF``,
+    ``an image``, ... ``text``, or ``""`` when they say nothing recognisable.
+
+    >>> what_it_is(b"PK\\x03\\x04..."), what_it_is(b"%PDF-1.7"), what_it_is(b"<!DOCTYPE html>")
+    ('a zip archive', 'a PDF', 'an HTML page')
+    """
+    seen = next((said for container, said in _SEEN_AS if _CONTAINERS[container](start)), None)
+    if seen is None and start[:512].lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        seen = "an HTML page"
+    if seen is None and (b"\x00" in start or sum(b < 9 for b in start[:512]) > 4):
+        seen = ""
+    return "text" if seen is None else seen
+
+
+def mismatch(name: str, path: Path) -> str:
+    """The one line refusing ``name`` whose content is not what its extension says."""
+    said = what_it_is(head(path))
+    content = f"its content is {said}" if said else "its content is not one"
+    if said == "text":
+        content = "its content is plain text"
+    return f"{name}: named as {describe(name)}, but {content}"
 
 
 def described(types: str) -> tuple[str, ...]:
@@ -100,3 +239,17 @@ def described(types: str) -> tuple[str, ...]:
 def supported_list() -> str:
     """The supported extensions, for messages: ``pdf, png, jpg, ...``."""
     return ", ".join(e[1:] for e in SUPPORTED)
+
+
+def families() -> dict[str, tuple[str, ...]]:
+    """Each family's extensions, in ``FORMATS`` order (for the type tables and the upload
+    box's legend)."""
+    return {family: tuple(f.ending for f in FORMATS if f.family == family) for family in FAMILIES}
+
+
+def supported_summary() -> str:
+    """The supported kinds in words, for a message refusing another one."""
+    return (
+        "it reads PDF, images, Word, Excel, PowerPoint, OpenDocument, RTF, text, Markdown, "
+        "HTML, CSV, JSON, XML and e-mail files"
+    )

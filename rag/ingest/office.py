@@ -38,7 +38,15 @@ from rag.errors import (
     UnsupportedFileError,
 )
 from rag.ingest import sandbox
-from rag.ingest.formats import KIND_NAMES, OLE_MAGIC, ZIPPED, content_matches, suffix
+from rag.ingest.formats import (
+    OLE_MAGIC,
+    ZIPPED,
+    content_matches,
+    describe,
+    format_of,
+    mismatch,
+    suffix,
+)
 
 PACKAGES = "libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"
 MAX_UNPACKED = 2 * 2**30  # bytes a zip package may unpack to
@@ -81,15 +89,17 @@ def check(path: Path, name: str) -> None:
     if ending in ZIPPED and head == OLE_MAGIC:
         raise EncryptedPdfError(f"{name}: the file is password-protected (remove the password)")
     if not content_matches(path, ending):
-        raise UnsupportedFileError(f"{name}: not {KIND_NAMES[ending]} (its content is not)")
+        raise UnsupportedFileError(mismatch(name, path))
     if ending in ZIPPED:
         check_package(path, name)
+    elif format_of(name).container == "flat-xml":
+        check_flat(path, name)
 
 
 def check_package(path: Path, name: str) -> None:
     """A zip package's directory and parts, read without unpacking more than each XML part's
     first ``XML_HEAD`` bytes."""
-    what = KIND_NAMES.get(suffix(name), "an office file")
+    what = describe(name)
     try:
         with zipfile.ZipFile(path) as package:
             entries = package.infolist()
@@ -98,11 +108,7 @@ def check_package(path: Path, name: str) -> None:
                 if entry.filename.endswith((".xml", ".rels")):
                     with package.open(entry) as part:
                         head = part.read(XML_HEAD)
-                    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                        raise ConversionError(
-                            f"{name}: its part {entry.filename[:80]} declares XML entities, "
-                            "which no genuine office file does (entity expansion)"
-                        )
+                    _check_xml_head(head, name, f"its part {entry.filename[:80]}")
                 if entry.filename == "META-INF/manifest.xml":
                     with package.open(entry) as part:
                         if b"encryption-data" in part.read(1 << 20):
@@ -113,6 +119,20 @@ def check_package(path: Path, name: str) -> None:
         raise ConversionError(f"{name}: not {what}: its zip package is damaged ({error})") from None
     except NotImplementedError as error:  # a compression method zipfile cannot read
         raise ConversionError(f"{name}: not {what}: {error}") from None
+
+
+def check_flat(path: Path, name: str) -> None:
+    """A flat OpenDocument file (one XML document) that declares no entities."""
+    with Path(path).open("rb") as handle:
+        _check_xml_head(handle.read(XML_HEAD), name, "it")
+
+
+def _check_xml_head(head: bytes, name: str, what: str) -> None:
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        raise ConversionError(
+            f"{name}: {what} declares XML entities, which no genuine office file does "
+            "(entity expansion)"
+        )
 
 
 # Bit 0 of a zip entry's flags: the entry is encrypted (ZipCrypto or strong encryption).
@@ -204,7 +224,7 @@ def _failure(name: str, result: sandbox.Result) -> Exception:
     reason = f" ({said[:200]})" if said else ""
     return ConversionError(
         f"{name}: LibreOffice could not read it: damaged, password-protected or not "
-        f"{KIND_NAMES.get(suffix(name), 'an office file')}{reason}"
+        f"{describe(name)}{reason}"
     )
 
 

@@ -163,26 +163,54 @@ def _read_info(
     raise _classify(name, result.stderr, password)
 
 
-def rendering_notes(info: PdfInfo, blank_pages: int, complaints: bool) -> list[str]:
-    """What a user should know about a file that was indexed but may not show what it holds:
-    blank pages that poppler complained about (or most of the file blank), an XFA form.
-    A deliberately empty page in a healthy file says nothing.
+def rendering_notes(
+    info: PdfInfo, blank: list[int], complaints: bool, *, converted: bool = False
+) -> list[str]:
+    """What a user should know about a file that was indexed but may not show what it holds.
+
+    Blank pages (numbers in ``blank``) are damage only when poppler reported errors; otherwise
+    they are what the file holds, said plainly: always for a file converted from another kind
+    (an empty Word document, a transparent image), and for a PDF when most of it is blank (a
+    deliberately empty page in a healthy PDF says nothing). And an XFA form.
 
     >>> info = PdfInfo(16, ((612.0, 792.0),) * 16)
-    >>> rendering_notes(info, 14, complaints=True)
-    ['14 render blank: the file may be damaged']
-    >>> rendering_notes(info, 1, complaints=False), rendering_notes(info, 9, complaints=False)
-    ([], ['9 render blank: the file may be damaged'])
+    >>> rendering_notes(info, [2, 3], complaints=True)
+    ['2 blank pages with rendering errors: the file may be damaged']
+    >>> rendering_notes(info, [4], False), rendering_notes(info, [1], False, converted=True)
+    ([], ['page 1 is blank'])
+    >>> rendering_notes(info, list(range(1, 10)), complaints=False)
+    ['pages 1, 2, 3, 4, 5 and 4 more are blank']
     """
     notes = []
-    if blank_pages and (complaints or info.complaints or 2 * blank_pages > info.pages):
-        notes.append(f"{blank_pages} render blank: the file may be damaged")
+    if blank and (complaints or info.complaints):
+        pages = "1 blank page" if len(blank) == 1 else f"{len(blank)} blank pages"
+        notes.append(f"{pages} with rendering errors: the file may be damaged")
+    elif blank and (converted or 2 * len(blank) > info.pages):
+        notes.append(blank_pages(blank))
     if info.form == "XFA":
         notes.append(
             "an XFA form: only what its pages hold could be rendered, not the form's own "
             "content (often just a 'Please wait...' page)"
         )
     return notes
+
+
+def blank_pages(numbers: list[int], shown: int = 5) -> str:
+    """``page 3 is blank``, ``pages 2 and 5 are blank``, ``pages 1, 2, 3, 4, 5 and 4 more``.
+
+    >>> blank_pages([3]), blank_pages([2, 5])
+    ('page 3 is blank', 'pages 2 and 5 are blank')
+    """
+    if len(numbers) == 1:
+        return f"page {numbers[0]} is blank"
+    named = [str(n) for n in numbers[:shown]]
+    rest = len(numbers) - len(named)
+    listed = (
+        f"{', '.join(named)} and {rest} more"
+        if rest
+        else f"{', '.join(named[:-1])} and {named[-1]}"
+    )
+    return f"pages {listed} are blank"
 
 
 def render_pages(

@@ -289,12 +289,14 @@ def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, t
     assert {record["status"] for record in records.values()} == {"indexed"}
     fuzzed = records["fuzzed.pdf"]
     assert fuzzed["pages"] == 16
-    assert fuzzed["warnings"] == ["14 render blank: the file may be damaged"]
+    assert fuzzed["warnings"] == ["14 blank pages with rendering errors: the file may be damaged"]
     assert records["healthy.pdf"]["warnings"] == []  # a deliberately empty page 2: quiet
     (xfa,) = records["form.pdf"]["warnings"]
     assert "XFA form" in xfa and "Please wait" in xfa
     message = IndexResult(**{**fuzzed, "warnings": tuple(fuzzed["warnings"])}).message
-    assert message == ("fuzzed.pdf: indexed, 16 pages (14 render blank: the file may be damaged)")
+    assert message == (
+        "fuzzed.pdf: indexed, 16 pages (14 blank pages with rendering errors: the file may be damaged)"
+    )
 
 
 def test_folders_find_documents_by_extension_and_pdfs_by_content(tiny_models, tmp_path, capsys):
@@ -304,12 +306,12 @@ def test_folders_find_documents_by_extension_and_pdfs_by_content(tiny_models, tm
     write(folder / "REPORT.PDF", data + b"\n% upper case\n")
     write(folder / "sub" / "scan-0001", data + b"\n% no extension\n")
     write(folder / ".hidden.pdf", data + b"\n% hidden\n")
-    write(folder / "readme.txt", b"not a pdf")
+    write(folder / "setup.exe", b"MZ not a document")
     pdfs.image_named_pdf(folder / "photo.png")
     records = index_json(folder, tiny_models, tmp_path / "data", capsys)
     assert sorted(records) == ["REPORT.PDF", "photo.png", "scan-0001"]  # an image is a page
     assert {record["status"] for record in records.values()} == {"indexed"}
     # what was passed over is said, on stderr (stdout stays one line per file)
     said = index_folder(folder, tiny_models, tmp_path / "data", capsys)
-    assert f"{folder}: not of the types indexed, skipped: readme.txt" in said.err
+    assert f"{folder}: not of the types indexed, skipped: setup.exe" in said.err
     assert "already indexed" in said.out and ".hidden" not in said.out + said.err

@@ -1,0 +1,186 @@
+"""An HTML page -> PDF, drawn by WeasyPrint in a child process under the file's time budget and
+memory cap (``rag.ingest.sandbox``'s launcher), fetching nothing.
+
+Text files (``rag.ingest.markup``) and e-mails (``rag.ingest.mail``) become one HTML page each,
+and this draws it as a person would read it: headings, lists, tables, code. WeasyPrint runs no
+script, and every resource the page names goes through one fetcher that reads only what the
+page carries itself: ``data:`` URLs and, for an e-mail, its own inline parts (``cid:``). Nothing
+is fetched from the network or read from the server's disk (``http:``, ``https:``, ``file:``,
+relative paths); those images, styles and fonts are left out, and the user is told how many.
+
+The PDF keeps the page's words as its text layer, so they are read exactly (never by OCR), with
+the boxes where they are drawn. A page that draws to more pages than a file may have is refused
+before the PDF is written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from rag.errors import ConversionError, PdfLimitError, PdfTooLargeError
+from rag.ingest import sandbox
+
+REFUSED = 3  # the child's exit status for a page it refuses; its message is on stderr
+TOO_LONG = 4  # ... for a page over the page limit
+_CHILD = (
+    "import sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "from rag.ingest.webpage import main\n"
+    "sys.exit(main(sys.argv[2:]))\n"
+)
+# Drawn under the page's own styles (which win): A4, readable type, tables with rules, code
+# that wraps instead of running off the page, images no wider than the page.
+STYLE = """
+@page { size: A4; margin: 16mm 14mm; }
+html { font-family: "DejaVu Sans", "Liberation Sans", sans-serif; font-size: 10pt;
+       line-height: 1.35; color: #111; }
+h1 { font-size: 18pt; } h2 { font-size: 15pt; } h3 { font-size: 12.5pt; }
+h1, h2, h3, h4 { margin: 0.8em 0 0.35em; line-height: 1.2; }
+pre, code { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 8.5pt; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f5f5f5;
+      padding: 4pt 6pt; border-radius: 3pt; }
+pre.source { background: none; padding: 0; }
+p, li, td, th { overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 0.5em 0; max-width: 100%; }
+th, td { border: 0.5pt solid #999; padding: 2pt 4pt; vertical-align: top; text-align: left; }
+th { background: #eee; }
+thead { display: table-header-group; }
+tr { break-inside: avoid; }
+img, svg { max-width: 100%; }
+blockquote { margin-left: 0; padding-left: 8pt; border-left: 2pt solid #ccc; color: #444; }
+"""
+
+
+def to_pdf(
+    page: str,
+    target: Path,
+    name: str,
+    budget: sandbox.Budget,
+    max_pages: int,
+    *,
+    parts: dict[str, Path] | None = None,
+    style: str = "",
+) -> int:
+    """Draw the HTML ``page`` as the PDF ``target`` within ``budget``; ``parts``: what
+    ``cid:`` URLs may name (an e-mail's inline images); ``style``: more CSS under the page's
+    own. Returns how many resources the page named that were not loaded (remote, or on disk).
+    """
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    with tempfile.TemporaryDirectory(prefix="webpage-") as scratch:
+        work = Path(scratch)
+        source, report = work / "page.html", work / "report.json"
+        source.write_text(page, encoding="utf-8")
+        named = {cid: sandbox.absolute(path) for cid, path in (parts or {}).items()}
+        (work / "parts.json").write_text(json.dumps(named))
+        (work / "style.css").write_text(STYLE + style, encoding="utf-8")
+        arguments = ["-c", _CHILD, root, str(max_pages), str(work), sandbox.absolute(target)]
+        try:
+            result = sandbox.run(sys.executable, arguments, budget)
+        except sandbox.OverTime:
+            raise PdfLimitError(
+                f"{name}: drawing its pages took longer than the {budget.seconds:g} s allowed per "
+                "file (RAG_RENDER_TIMEOUT_S)"
+            ) from None
+        said = _last_line(result.stderr)
+        if result.returncode == TOO_LONG:
+            raise PdfTooLargeError(f"{name}: {said}")
+        if result.returncode == REFUSED:
+            raise ConversionError(f"{name}: {said}")
+        if result.returncode != 0 or not report.is_file():
+            if result.killed or "MemoryError" in result.stderr:
+                raise PdfLimitError(
+                    f"{name}: drawing its pages needed more than the memory allowed per file "
+                    "(RAG_RENDER_MEMORY_MB)"
+                )
+            raise ConversionError(f"{name}: its pages could not be drawn ({said or 'no reason'})")
+        return int(json.loads(report.read_text())["not_loaded"])
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def not_loaded_note(count: int) -> tuple[str, ...]:
+    """The note for a page whose remote or local resources were left out."""
+    if not count:
+        return ()
+    things = "resource was" if count == 1 else "resources were"
+    return (f"{count} remote or local {things} not loaded (images, styles, fonts): never fetched",)
+
+
+# -- in the child ---------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """A page the child will not draw; its message is the reason, for people."""
+
+
+def main(argv: list[str]) -> int:
+    max_pages, work, target = int(argv[0]), Path(argv[1]), Path(argv[2])
+    try:
+        not_loaded = draw(work, target, max_pages)
+    except TooLong as refusal:
+        print(refusal, file=sys.stderr)
+        return TOO_LONG
+    except (Refused, RecursionError) as refusal:
+        print(refusal if isinstance(refusal, Refused) else "nested too deeply", file=sys.stderr)
+        return REFUSED
+    (work / "report.json").write_text(json.dumps({"not_loaded": not_loaded}))
+    return 0
+
+
+class TooLong(Refused):
+    pass
+
+
+def draw(work: Path, target: Path, max_pages: int) -> int:
+    import logging
+
+    import weasyprint
+
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)  # one line per refused URL otherwise
+    parts = json.loads((work / "parts.json").read_text())
+    fetcher = offline_fetcher(parts)
+    page = weasyprint.HTML(
+        string=(work / "page.html").read_text(encoding="utf-8"), base_url=None, url_fetcher=fetcher
+    )
+    style = weasyprint.CSS(string=(work / "style.css").read_text(encoding="utf-8"))
+    document = page.render(stylesheets=[style])
+    if len(document.pages) > max_pages:
+        raise TooLong(f"it draws to {len(document.pages):,} pages, over the {max_pages}-page limit")
+    if not document.pages:
+        raise Refused("it draws to no page")
+    document.write_pdf(target)
+    return fetcher.refused
+
+
+def _fetcher_class():
+    import weasyprint
+
+    class Offline(weasyprint.URLFetcher):
+        """Reads ``data:`` URLs and the ``cid:`` parts it was given; refuses every other URL
+        (WeasyPrint then leaves that resource out)."""
+
+        def __init__(self, parts: dict[str, str]) -> None:
+            super().__init__(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
+            self.parts, self.refused = parts, 0
+
+        def fetch(self, url: str, headers=None):
+            scheme = url.partition(":")[0].lower()
+            if scheme == "cid" and url[4:].strip("<>") in self.parts:
+                path = Path(self.parts[url[4:].strip("<>")])
+                return weasyprint.urls.URLFetcherResponse(url, path.read_bytes())
+            if scheme != "data":
+                self.refused += 1
+                raise ValueError("not fetched: the app reads nothing from the network or disk")
+            return super().fetch(url, headers)
+
+    return Offline
+
+
+def offline_fetcher(parts: dict[str, str]):
+    return _fetcher_class()(parts)

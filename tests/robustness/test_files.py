@@ -295,7 +295,8 @@ def test_blank_pages_of_a_damaged_file_and_xfa_forms_are_reported(tiny_models, t
     assert "XFA form" in xfa and "Please wait" in xfa
     message = IndexResult(**{**fuzzed, "warnings": tuple(fuzzed["warnings"])}).message
     assert message == (
-        "fuzzed.pdf: indexed, 16 pages (14 blank pages with rendering errors: the file may be damaged)"
+        "fuzzed.pdf: indexed, 16 pages "
+        "(14 blank pages with rendering errors: the file may be damaged)"
     )
 
 

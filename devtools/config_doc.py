@@ -28,6 +28,8 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools.generated import SourceError, splice, write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "rag" / "config.py"
 PROFILES = ROOT / "rag" / "profiles.py"
@@ -106,10 +108,6 @@ class Field:
 class Row:
     fields: list[Field]
     comment: list[str] = field(default_factory=list)
-
-
-class SourceError(Exception):
-    """rag/config.py (or profiles.py, app.py) no longer has the shape this generator reads."""
 
 
 def _module_constants(tree: ast.Module) -> dict[str, ast.expr]:
@@ -318,36 +316,20 @@ def tables(config_source: str, profiles_source: str, app_source: str) -> str:
 
 def render(document: str) -> str:
     """``document`` with the part between the markers generated afresh."""
-    if BEGIN not in document or END not in document:
-        raise SourceError(f"{DOC.relative_to(ROOT)} lacks the markers {BEGIN!r} and {END!r}")
-    head, rest = document.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
     generated = tables(CONFIG.read_text(), PROFILES.read_text(), APP.read_text())
-    return f"{head}{BEGIN}\n{generated}{END}{tail}"
+    return splice(document, BEGIN, END, generated, DOC)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.config_doc", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     args = parser.parse_args(argv)
-    current = DOC.read_text()
     try:
-        wanted = render(current)
+        wanted = render(DOC.read_text())
     except SourceError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if args.check:
-        if wanted != current:
-            print(
-                f"{DOC.relative_to(ROOT)} is out of date: run python -m devtools.config_doc",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    if wanted != current:
-        DOC.write_text(wanted)
-        print(f"rewrote {DOC.relative_to(ROOT)}")
-    return 0
+    return write_or_check(DOC, wanted, args.check, "python -m devtools.config_doc")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools import config_doc
+from devtools import config_doc, types_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 README_MAX_LINES = 400
@@ -67,6 +67,13 @@ def test_the_layout_names_nothing_that_is_not_there():
 def test_the_configuration_tables_are_current():
     document = (ROOT / "docs" / "configuration.md").read_text()
     assert config_doc.render(document) == document, "run: python -m devtools.config_doc"
+
+
+def test_the_lists_of_types_are_the_table_of_formats():
+    assert types_doc.main(["--check"]) == 0, "run: python -m devtools.types_doc"
+    readme = (ROOT / "README.md").read_text()
+    for ending in types_doc.FORMATS:
+        assert re.search(rf"\b{ending.ending[1:]}\b", readme), ending  # none left out
 
 
 def test_every_variable_the_app_reads_is_in_the_configuration_tables():

@@ -283,10 +283,10 @@ def test_the_upload_takes_office_files_and_images_and_refuses_other_types(app_ur
     status, _ = client.predict([handle_file(str(deck)), handle_file(str(photo))], api_name="/index")
     assert "roadmap.pptx: indexed, 3 pages" in status
     assert "whiteboard.jpg: indexed, 1 page" in status
-    notes = tmp_path / "notes.txt"
-    notes.write_text("plain words")
+    program = tmp_path / "setup.exe"
+    program.write_bytes(b"MZ a program")
     with pytest.raises(Exception, match="Invalid file type"):  # gradio checks the type itself
-        client.predict([handle_file(str(notes))], api_name="/index")
-    assert "notes.txt" not in listed(client)
+        client.predict([handle_file(str(program))], api_name="/index")
+    assert "setup.exe" not in listed(client)
     hits = client.predict("Osprey budget", top_k=3, max_new_tokens=4, api_name="/ask")
     assert "[roadmap.pptx slide" in str(hits)

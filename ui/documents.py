@@ -10,7 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from rag import SUPPORTED, PageRate, RagError
+from rag import SUPPORTED, PageRate, RagError, types_legend
 from ui.collections import Collections
 from ui.gpu import gpu
 from ui.markdown import escape_markdown
@@ -18,12 +18,6 @@ from ui.markdown import escape_markdown
 # When each document was added is in /list and the CLI's list; the panel is too narrow for it.
 HEADERS = ["Document", "Pages", "Tags", "ID"]
 WIDTHS = ["38%", "16%", "20%", "26%"]
-TYPES = (
-    "PDF; Word, PowerPoint and Excel (also older and OpenDocument files, RTF); images (PNG, "
-    "JPEG, TIFF, WebP, BMP, GIF). Each file is one document; a TIFF's frames are its pages."
-)
-
-
 @dataclass
 class DocumentsPanel:
     table: gr.Dataframe
@@ -144,7 +138,7 @@ def render(collections: Collections) -> DocumentsPanel:
         elem_id="files",
         height=120,
     )
-    gr.Markdown(TYPES, elem_id="types")
+    gr.Markdown(types_legend(), elem_id="types")
     if limits:
         gr.Markdown(limits, elem_id="limits")
     status = gr.Markdown(label="status", elem_id="index-status")

@@ -43,60 +43,63 @@ class Format:
     name: str  # "a Word template"
     container: str  # pdf, png, jpeg, ..., zip, ole, rtf, flat-xml, text
     unit: str = "p."
-
-
-def _formats(family: str, container: str, name: str, endings: str, unit: str = "p."):
-    return [Format("." + e, family, name, container, unit) for e in endings.split()]
+    group: str = "PDF"  # what people call its kind, in the lists of types: Word, images, ...
 
 
 # fmt: off
-FORMATS: tuple[Format, ...] = tuple([
-    Format(".pdf", "pdf", "a PDF", "pdf"),
-    *_formats("image", "png", "a PNG image", "png"),
-    *_formats("image", "jpeg", "a JPEG image", "jpg jpeg"),
-    *_formats("image", "tiff", "a TIFF image", "tif tiff"),
-    *_formats("image", "webp", "a WebP image", "webp"),
-    *_formats("image", "bmp", "a BMP image", "bmp"),
-    *_formats("image", "gif", "a GIF image", "gif"),
+# (group, family, container, name, citation unit, extensions)
+_TABLE = (
+    ("PDF", "pdf", "pdf", "a PDF", "p.", "pdf"),
+    ("images", "image", "png", "a PNG image", "p.", "png"),
+    ("images", "image", "jpeg", "a JPEG image", "p.", "jpg jpeg"),
+    ("images", "image", "tiff", "a TIFF image", "p.", "tif tiff"),
+    ("images", "image", "webp", "a WebP image", "p.", "webp"),
+    ("images", "image", "bmp", "a BMP image", "p.", "bmp"),
+    ("images", "image", "gif", "a GIF image", "p.", "gif"),
     # Word, Excel and PowerPoint: OOXML zip packages (.xlsb too: binary parts in a zip), and
     # the older binary formats in OLE compound files; documents, macro-enabled, templates, shows.
-    *_formats("office", "zip", "a Word document", "docx docm"),
-    *_formats("office", "zip", "a Word template", "dotx dotm"),
-    *_formats("office", "ole", "a Word document", "doc"),
-    *_formats("office", "ole", "a Word template", "dot"),
-    *_formats("office", "rtf", "an RTF document", "rtf"),
-    *_formats("office", "zip", "an Excel workbook", "xlsx xlsm xlsb", "sheet"),
-    *_formats("office", "zip", "an Excel template", "xltx xltm", "sheet"),
-    *_formats("office", "ole", "an Excel workbook", "xls", "sheet"),
-    *_formats("office", "ole", "an Excel template", "xlt", "sheet"),
-    *_formats("office", "zip", "a PowerPoint presentation", "pptx pptm", "slide"),
-    *_formats("office", "zip", "a PowerPoint slide show", "ppsx ppsm", "slide"),
-    *_formats("office", "zip", "a PowerPoint template", "potx potm", "slide"),
-    *_formats("office", "ole", "a PowerPoint presentation", "ppt", "slide"),
-    *_formats("office", "ole", "a PowerPoint slide show", "pps", "slide"),
-    *_formats("office", "ole", "a PowerPoint template", "pot", "slide"),
+    ("Word", "office", "zip", "a Word document", "p.", "docx docm"),
+    ("Word", "office", "zip", "a Word template", "p.", "dotx dotm"),
+    ("Word", "office", "ole", "a Word document", "p.", "doc"),
+    ("Word", "office", "ole", "a Word template", "p.", "dot"),
+    ("Word", "office", "rtf", "an RTF document", "p.", "rtf"),
+    ("Excel", "office", "zip", "an Excel workbook", "sheet", "xlsx xlsm xlsb"),
+    ("Excel", "office", "zip", "an Excel template", "sheet", "xltx xltm"),
+    ("Excel", "office", "ole", "an Excel workbook", "sheet", "xls"),
+    ("Excel", "office", "ole", "an Excel template", "sheet", "xlt"),
+    ("PowerPoint", "office", "zip", "a PowerPoint presentation", "slide", "pptx pptm"),
+    ("PowerPoint", "office", "zip", "a PowerPoint slide show", "slide", "ppsx ppsm"),
+    ("PowerPoint", "office", "zip", "a PowerPoint template", "slide", "potx potm"),
+    ("PowerPoint", "office", "ole", "a PowerPoint presentation", "slide", "ppt"),
+    ("PowerPoint", "office", "ole", "a PowerPoint slide show", "slide", "pps"),
+    ("PowerPoint", "office", "ole", "a PowerPoint template", "slide", "pot"),
     # OpenDocument: zip packages, their templates, and the flat (single XML file) variants.
-    *_formats("office", "zip", "an OpenDocument text", "odt ott"),
-    *_formats("office", "zip", "an OpenDocument spreadsheet", "ods ots", "sheet"),
-    *_formats("office", "zip", "an OpenDocument presentation", "odp otp", "slide"),
-    *_formats("office", "zip", "an OpenDocument drawing", "odg otg"),
-    *_formats("office", "flat-xml", "a flat OpenDocument text", "fodt"),
-    *_formats("office", "flat-xml", "a flat OpenDocument spreadsheet", "fods", "sheet"),
-    *_formats("office", "flat-xml", "a flat OpenDocument presentation", "fodp", "slide"),
-    *_formats("office", "flat-xml", "a flat OpenDocument drawing", "fodg"),
+    ("OpenDocument", "office", "zip", "an OpenDocument text", "p.", "odt ott"),
+    ("OpenDocument", "office", "zip", "an OpenDocument spreadsheet", "sheet", "ods ots"),
+    ("OpenDocument", "office", "zip", "an OpenDocument presentation", "slide", "odp otp"),
+    ("OpenDocument", "office", "zip", "an OpenDocument drawing", "p.", "odg otg"),
+    ("OpenDocument", "office", "flat-xml", "a flat OpenDocument text", "p.", "fodt"),
+    ("OpenDocument", "office", "flat-xml", "a flat OpenDocument spreadsheet", "sheet", "fods"),
+    ("OpenDocument", "office", "flat-xml", "a flat OpenDocument presentation", "slide", "fodp"),
+    ("OpenDocument", "office", "flat-xml", "a flat OpenDocument drawing", "p.", "fodg"),
     # Text, drawn as a person reads it; its words are the source's own.
-    *_formats("text", "text", "a text file", "txt text log"),
-    *_formats("text", "text", "a Markdown file", "md markdown"),
-    *_formats("text", "text", "an HTML page", "html htm xhtml"),
-    *_formats("text", "text", "a CSV table", "csv"),
-    *_formats("text", "text", "a TSV table", "tsv tab"),
-    *_formats("text", "text", "a JSON file", "json"),
-    *_formats("text", "text", "an XML file", "xml"),
+    ("text", "text", "text", "a text file", "p.", "txt text log"),
+    ("Markdown", "text", "text", "a Markdown file", "p.", "md markdown"),
+    ("HTML", "text", "text", "an HTML page", "p.", "html htm xhtml"),
+    ("tables", "text", "text", "a CSV table", "p.", "csv"),
+    ("tables", "text", "text", "a TSV table", "p.", "tsv tab"),
+    ("text", "text", "text", "a JSON file", "p.", "json"),
+    ("text", "text", "text", "an XML file", "p.", "xml"),
     # E-mail: the message, then its attachments (rag.ingest.mail).
-    *_formats("email", "text", "an e-mail message", "eml"),
-    *_formats("email", "ole", "an Outlook message", "msg"),
-])
+    ("e-mail", "email", "text", "an e-mail message", "p.", "eml"),
+    ("e-mail", "email", "ole", "an Outlook message", "p.", "msg"),
+)
 # fmt: on
+FORMATS: tuple[Format, ...] = tuple(
+    Format("." + ending, family, name, container, unit, group)
+    for group, family, container, name, unit, endings in _TABLE
+    for ending in endings.split()
+)
 BY_ENDING = {f.ending: f for f in FORMATS}
 SUPPORTED = tuple(BY_ENDING)
 FAMILIES = ("pdf", "image", "office", "text", "email")
@@ -247,9 +250,37 @@ def families() -> dict[str, tuple[str, ...]]:
     return {family: tuple(f.ending for f in FORMATS if f.family == family) for family in FAMILIES}
 
 
+def groups() -> dict[str, tuple[str, ...]]:
+    """The extensions of each kind people name (``Word``, ``images``, ...), in table order."""
+    named: dict[str, list[str]] = {}
+    for found in FORMATS:
+        named.setdefault(found.group, []).append(found.ending)
+    return {group: tuple(endings) for group, endings in named.items()}
+
+
 def supported_summary() -> str:
-    """The supported kinds in words, for a message refusing another one."""
+    """The supported kinds in words, for a message refusing another one.
+
+    >>> supported_summary()[-33:]
+    'Markdown, HTML, tables and e-mail'
+    """
+    *named, last = groups()
+    return f"it reads {', '.join(named)} and {last}"
+
+
+def types_legend() -> str:
+    """The upload box's list of what it takes, one line (Markdown).
+
+    >>> types_legend().startswith("PDF; images (png jpg jpeg")
+    True
+    """
+    parts = ["PDF"] + [
+        f"{group} ({' '.join(e[1:] for e in endings)})"
+        for group, endings in groups().items()
+        if group != "PDF"
+    ]
     return (
-        "it reads PDF, images, Word, Excel, PowerPoint, OpenDocument, RTF, text, Markdown, "
-        "HTML, CSV, JSON, XML and e-mail files"
+        "; ".join(parts)
+        + ". Each file is one document: a TIFF's frames are its pages, an e-mail's attachments "
+        "follow its message."
     )

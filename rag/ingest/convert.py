@@ -92,8 +92,23 @@ def _convert(
     if found == "office":
         office.to_pdf(sources[0], target, name, budget)
         return ()
-    family = markup if found == "text" else mail
-    return family.to_pdf(sources[0], target, name, budget, settings)
+    if found == "email":
+        return mail.to_pdf(sources[0], target, name, budget, settings, convert=convert_file)
+    return markup.to_pdf(sources[0], target, name, budget, settings)
+
+
+def convert_file(
+    source: Path, target: Path, name: str, budget: sandbox.Budget, settings: Settings
+) -> tuple[str, ...]:
+    """Check ``source`` (an image, office or text file, by ``name``) and write it as the PDF
+    ``target``: what an e-mail does with each attachment (``rag.ingest.mail``, which gets this
+    function from here, since importing this module would make a circle). Raises a PdfError
+    (one line) for a file that is refused; returns what the user should know of it."""
+    found = kind(name)
+    if found not in ("image", "office", "text"):
+        raise UnsupportedFileError(f"{name}: not a type this app reads")
+    _check(found, source, name, settings)
+    return _convert(found, [source], target, name, budget=budget, settings=settings)
 
 
 def _write_notes(cached: Path, notes: tuple[str, ...]) -> None:

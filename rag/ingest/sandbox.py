@@ -60,6 +60,8 @@ PACKAGES = {
     "pdftoppm": "poppler-utils",
     "pdftotext": "poppler-utils",
     "pdftohtml": "poppler-utils",
+    "pdfunite": "poppler-utils",
+    "pdftocairo": "poppler-utils",
     "tesseract": "tesseract-ocr",
     "soffice": "libreoffice-writer-nogui",
     "libreoffice": "libreoffice-writer-nogui",

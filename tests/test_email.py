@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ConversionError, PdfTooLargeError, UnsupportedFileError
-from rag.ingest import mail, mailtree, sandbox
+from rag.ingest import mail, mailtree, markup, sandbox
 from rag.ingest.convert import CACHE
 from rag.ingest.mailtree import Attachment, Message
 from rag.pipeline import Pipeline
@@ -95,6 +95,22 @@ def test_an_outlook_message_with_a_docx_and_an_embedded_message(pipeline, tmp_pa
     ):
         assert line in listed
     assert "expenses.pdf — from page 8" in page_text(pipeline, doc, 7)
+
+
+@pytest.mark.skipif(
+    (markup.__doc__ or "").startswith("Placeholder"), reason="text files are not read yet"
+)
+def test_text_attachments_are_drawn_as_text_files_are(pipeline, tmp_path):
+    page = b"<h1>Webby Albatrossity</h1><img src='http://127.0.0.1:9/tracker.png'>"
+    attachments = {"notes.txt": b"Plain text attachment, Cormorantine.\n", "page.html": page}
+    result = pipeline.add_file(mailfiles.eml(tmp_path / "texts.eml", attachments))
+    assert result.status == "indexed" and result.pages == 3, result.message
+    assert found_on(pipeline, "Cormorantine", result.doc_id) == "[texts.eml p.2]"
+    assert found_on(pipeline, "Albatrossity", result.doc_id) == "[texts.eml p.3]"
+    assert result.warnings == (
+        "page.html: 1 remote or local resource was not loaded (images, styles, fonts): never "
+        "fetched",
+    )
 
 
 def test_an_html_mail_shows_its_inline_image_and_fetches_nothing(pipeline, tmp_path):

@@ -11,8 +11,8 @@ PIP_QUIET := { grep -v "is ignored: it is neither a file nor a directory" || tru
 APT_UPDATED := /tmp/.visual-rag-apt-updated
 # LibreOffice without its desktop parts: converts office files to PDF (rag/ingest/office.py)
 OFFICE_PKGS := libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui
-# Pango and fonts: WeasyPrint draws text files and e-mails as pages (rag/ingest/webpage.py)
-TEXT_PKGS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+# Pango and fonts (Latin, and CJK by the Droid fallback): WeasyPrint draws text files and e-mails
+TEXT_PKGS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core fonts-droid-fallback
 
 .PHONY: run test test-fast lint format system-deps test-system-deps clean
 
@@ -55,7 +55,7 @@ system-deps:
 	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null && command -v pdftotext >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory apt PKGS="tesseract-ocr"
 	@command -v soffice >/dev/null || $(MAKE) --no-print-directory apt PKGS="$(OFFICE_PKGS)"
-	@{ /sbin/ldconfig -p | grep -q libpangoft2-1.0.so.0 && [ -d /usr/share/fonts/truetype/dejavu ]; } || $(MAKE) --no-print-directory apt PKGS="$(TEXT_PKGS)"
+	@{ /sbin/ldconfig -p | grep -q libpangoft2-1.0.so.0 && [ -d /usr/share/fonts/truetype/dejavu ] && [ -d /usr/share/fonts/truetype/droid ]; } || $(MAKE) --no-print-directory apt PKGS="$(TEXT_PKGS)"
 
 # The browser tests drive Debian's chromium (never a downloaded browser).
 test-system-deps: system-deps

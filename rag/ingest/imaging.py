@@ -32,7 +32,7 @@ _CHILD = (
 
 def to_pdf(sources: list[Path], target: Path, name: str, budget: sandbox.Budget, settings) -> None:
     """Write the images ``sources`` (in order) as the PDF ``target``, within ``budget``."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent.parent)  # the repository
     limits = [str(settings.dpi), str(settings.max_page_pixels), str(settings.max_pages)]
     files = [sandbox.absolute(source) for source in sources]
     arguments = ["-c", _CHILD, root, *limits, sandbox.absolute(target), *files]

@@ -3,7 +3,9 @@
 A file is checked before LibreOffice sees it, and refused in one line when it is not what its
 extension says (``rag.ingest.formats``), when its zip package is damaged, holds a path that leaves
 the package (``../``), unpacks to more than ``MAX_UNPACKED`` (a zip bomb), carries an XML document
-type declaration (entity expansion: no Office or OpenDocument part has one) or is encrypted.
+type declaration (entity expansion: no Office or OpenDocument part has one) or is encrypted. The
+same checks hold for every variant: templates, macro-enabled files, shows, .xlsb (binary parts in
+the same zip package) and flat OpenDocument files (one XML document, checked as a part is).
 
 Then ``soffice --headless --convert-to pdf`` runs like poppler (``rag.ingest.sandbox``): a child
 process under the file's time budget and memory cap, killed with the app. Each conversion gets
@@ -27,8 +29,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import xml.parsers.expat
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from rag.errors import (
     ConversionError,
@@ -36,6 +41,7 @@ from rag.errors import (
     OfficeUnavailableError,
     PdfLimitError,
     UnsupportedFileError,
+    without_paths,
 )
 from rag.ingest import sandbox
 from rag.ingest.formats import (
@@ -53,7 +59,8 @@ MAX_UNPACKED = 2 * 2**30  # bytes a zip package may unpack to
 MAX_ENTRIES = 20_000  # files in a zip package
 MAX_RATIO = 200  # a part this many times smaller packed than unpacked, over BOMB_FLOOR: a bomb
 BOMB_FLOOR = 50 * 2**20
-XML_HEAD = 4096  # a document type declaration must come before the root element
+XML_CHUNK = 4096  # bytes of an XML part read at a time, up to its root element
+MAX_PROLOG = 2**20  # bytes before an XML part's root element: a genuine one has a few hundred
 _OUTLINE_PAGE = re.compile(r'<item page="(\d+)"')
 # fmt: off
 _PROFILE = {  # (path, property): value, in LibreOffice's configuration
@@ -97,8 +104,8 @@ def check(path: Path, name: str) -> None:
 
 
 def check_package(path: Path, name: str) -> None:
-    """A zip package's directory and parts, read without unpacking more than each XML part's
-    first ``XML_HEAD`` bytes."""
+    """A zip package's directory and parts, read without unpacking more of each XML part
+    than what comes before its root element."""
     what = describe(name)
     try:
         with zipfile.ZipFile(path) as package:
@@ -107,15 +114,21 @@ def check_package(path: Path, name: str) -> None:
             for entry in entries:
                 if entry.filename.endswith((".xml", ".rels")):
                     with package.open(entry) as part:
-                        head = part.read(XML_HEAD)
-                    _check_xml_head(head, name, f"its part {entry.filename[:80]}")
+                        _check_prolog(part, name, f"its part {entry.filename[:80]}")
                 if entry.filename == "META-INF/manifest.xml":
                     with package.open(entry) as part:
                         if b"encryption-data" in part.read(1 << 20):
                             raise EncryptedPdfError(
                                 f"{name}: the file is password-protected (remove the password)"
                             )
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        zlib.error,
+        EOFError,
+        ValueError,
+        OSError,
+    ) as error:
         raise ConversionError(f"{name}: not {what}: its zip package is damaged ({error})") from None
     except NotImplementedError as error:  # a compression method zipfile cannot read
         raise ConversionError(f"{name}: not {what}: {error}") from None
@@ -124,15 +137,73 @@ def check_package(path: Path, name: str) -> None:
 def check_flat(path: Path, name: str) -> None:
     """A flat OpenDocument file (one XML document) that declares no entities."""
     with Path(path).open("rb") as handle:
-        _check_xml_head(handle.read(XML_HEAD), name, "it")
+        _check_prolog(handle, name, "it")
 
 
-def _check_xml_head(head: bytes, name: str, what: str) -> None:
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+def _check_prolog(stream: IO[bytes], name: str, what: str) -> None:
+    """Refuse an XML document (read from ``stream``) that declares a document type, where
+    entities are declared, in whatever encoding it is written."""
+    ending, first = _prolog(stream)
+    # A document expat cannot read is LibreOffice's to judge, unless its declaration shows.
+    shown = any(mark in first.replace(b"\x00", b"") for mark in (b"<!DOCTYPE", b"<!ENTITY"))
+    if ending == "doctype" or (ending == "malformed" and shown):
+        raise _declares(name, what)
+    if ending == "encoding":  # Office and OpenDocument parts are UTF-8 or UTF-16
+        raise ConversionError(f"{name}: {what} is written in an encoding no office file uses")
+    if ending == "long":
         raise ConversionError(
-            f"{name}: {what} declares XML entities, which no genuine office file does "
-            "(entity expansion)"
+            f"{name}: {what} holds over {MAX_PROLOG // 2**20} MB before its first element, "
+            "which no genuine office file does"
         )
+
+
+class _Ended(Exception):
+    """The prolog ended: at a document type declaration, or at the root element."""
+
+
+def _prolog(stream: IO[bytes]) -> tuple[str, bytes]:
+    """How an XML document's prolog ends, and its first bytes: ``doctype`` (a document type
+    declaration), ``root`` (its root element), ``long`` (neither in ``MAX_PROLOG`` bytes),
+    ``encoding`` (declared in one expat cannot read) or ``malformed``. Expat reads the
+    encoding as LibreOffice's parser does (the byte-order mark, the XML declaration), and
+    reading stops at the root element."""
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _ended("doctype")
+    parser.StartElementHandler = _ended("root")
+    first, read = b"", 0
+    try:
+        while chunk := stream.read(XML_CHUNK):
+            first, read = first or chunk, read + len(chunk)
+            parser.Parse(chunk, False)
+            if read >= MAX_PROLOG:
+                return "long", first
+        parser.Parse(b"", True)  # no element at all: an error
+    except _Ended as ended:
+        return str(ended), first
+    except xml.parsers.expat.ExpatError as error:
+        return ("encoding" if error.code == _UNKNOWN_ENCODING else "malformed"), first
+    except ValueError:  # pyexpat: "multi-byte encodings are not supported"
+        return "encoding", first
+    return "malformed", first
+
+
+def _ended(how: str):
+    def handler(*_args) -> None:
+        raise _Ended(how)
+
+    return handler
+
+
+_UNKNOWN_ENCODING = xml.parsers.expat.errors.codes[
+    xml.parsers.expat.errors.XML_ERROR_UNKNOWN_ENCODING
+]
+
+
+def _declares(name: str, what: str) -> ConversionError:
+    return ConversionError(
+        f"{name}: {what} declares XML entities, which no genuine office file does "
+        "(entity expansion)"
+    )
 
 
 # Bit 0 of a zip entry's flags: the entry is encrypted (ZipCrypto or strong encryption).
@@ -198,7 +269,7 @@ def to_pdf(path: Path, target: Path, name: str, budget: sandbox.Budget) -> None:
             ) from None
         converted = work / "out" / "document.pdf"
         if not converted.is_file() or converted.stat().st_size == 0:
-            raise _failure(name, result)
+            raise _failure(name, result, work, source.name)
         shutil.move(str(converted), target)
 
 
@@ -214,13 +285,18 @@ def sheet_starts(pdf: Path, budget: sandbox.Budget) -> list[int]:
     return [int(page) for page in _OUTLINE_PAGE.findall(outline)]
 
 
-def _failure(name: str, result: sandbox.Result) -> Exception:
+def _failure(name: str, result: sandbox.Result, work: Path, copy: str) -> Exception:
+    """The one line refusing ``name``, which LibreOffice (reading it as ``copy`` in the
+    scratch folder ``work``) could not convert: its own error, with no path of the server."""
     if result.killed:
         return PdfLimitError(
             f"{name}: converting it needed more than the memory allowed per file "
             "(RAG_RENDER_MEMORY_MB)"
         )
     said = " ".join(line.strip() for line in result.stderr.splitlines() if line.startswith("Error"))
+    for folder in (work.as_uri(), str(work)):
+        said = said.replace(f"{folder}/", "")
+    said = without_paths(said.replace(copy, name))
     reason = f" ({said[:200]})" if said else ""
     return ConversionError(
         f"{name}: LibreOffice could not read it: damaged, password-protected or not "

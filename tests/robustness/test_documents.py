@@ -36,14 +36,14 @@ HOSTILE = {
     "cut.docx": (officefiles.damaged_zip, "its zip package is damaged"),
     "locked.docx": (officefiles.encrypted_docx, "password-protected"),
     "locked.odt": (officefiles.encrypted_odf, "password-protected"),
-    "page.docx": (lambda p: write(p, HTML), "not a Word document"),
-    "noise.pptx": (lambda p: write(p, bytes(range(256)) * 40), "not a PowerPoint"),
-    "noise.xls": (lambda p: write(p, b"PK\x03\x04" + bytes(500)), "not an Excel workbook"),
+    "page.docx": (lambda p: write(p, HTML), "named as a Word document, but its content is an HTML"),
+    "noise.pptx": (lambda p: write(p, bytes(range(256)) * 40), "named as a PowerPoint"),
+    "noise.xls": (lambda p: write(p, b"PK\x03\x04" + bytes(500)), "its content is a zip archive"),
     "noise.rtf": (lambda p: write(p, b"{\\rtf1 " + bytes(range(256)) * 8), "LibreOffice could"),
     "bomb.png": (images.decompression_bomb, "100-megapixel limit"),
     "cut.png": (lambda p: truncated(p, _photo(p)), "damaged (truncated)"),
     "noise.jpg": (lambda p: write(p, b"\xff\xd8\xff" + bytes(300)), "not a readable image"),
-    "notes.txt": (lambda p: write(p, b"plain words"), "not a type this app reads"),
+    "setup.exe": (lambda p: write(p, b"MZ a program"), "not a type this app reads"),
 }
 
 CONVERTED = {"noise.rtf"}  # refused by LibreOffice itself; the others before it runs

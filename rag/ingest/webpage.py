@@ -15,7 +15,9 @@ before the PDF is written.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +44,7 @@ h1, h2, h3, h4 { margin: 0.8em 0 0.35em; line-height: 1.2; }
 pre, code { font-family: "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 8.5pt; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f5f5f5;
       padding: 4pt 6pt; border-radius: 3pt; }
-pre.source { background: none; padding: 0; }
+pre.source { background: none; padding: 0; margin: 0; }
 p, li, td, th { overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 0.5em 0; max-width: 100%; }
 th, td { border: 0.5pt solid #999; padding: 2pt 4pt; vertical-align: top; text-align: left; }
@@ -52,6 +54,13 @@ tr { break-inside: avoid; }
 img, svg { max-width: 100%; }
 blockquote { margin-left: 0; padding-left: 8pt; border-left: 2pt solid #ccc; color: #444; }
 """
+# WeasyPrint breaks a run of characters without a space in time quadratic in its length (a run
+# of 100,000 took two minutes): a run longer than LONG_RUN gets a break opportunity every
+# BREAK_EVERY characters, a zero-width space, which the text layer leaves out.
+LONG_RUN = 32
+BREAK_EVERY = 16
+_RUN = re.compile(rf"\S{{{LONG_RUN + 1},}}")
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def to_pdf(
@@ -63,15 +72,19 @@ def to_pdf(
     *,
     parts: dict[str, Path] | None = None,
     style: str = "",
+    markdown: bool = False,
 ) -> int:
     """Draw the HTML ``page`` as the PDF ``target`` within ``budget``; ``parts``: what
     ``cid:`` URLs may name (an e-mail's inline images); ``style``: more CSS under the page's
-    own. Returns how many resources the page named that were not loaded (remote, or on disk).
+    own; ``markdown``: ``page`` is Markdown, rendered in the child (``markdown_html``), since
+    markdown-it takes minutes on some hostile pages of a few MB. Returns how many resources
+    the page named that were not loaded (remote, or on disk).
     """
     root = str(Path(__file__).resolve().parent.parent.parent)
     with tempfile.TemporaryDirectory(prefix="webpage-") as scratch:
         work = Path(scratch)
-        source, report = work / "page.html", work / "report.json"
+        source = work / ("page.md" if markdown else "page.html")
+        report = work / "report.json"
         source.write_text(page, encoding="utf-8")
         named = {cid: sandbox.absolute(path) for cid, path in (parts or {}).items()}
         (work / "parts.json").write_text(json.dumps(named))
@@ -97,6 +110,22 @@ def to_pdf(
                 )
             raise ConversionError(f"{name}: its pages could not be drawn ({said or 'no reason'})")
         return int(json.loads(report.read_text())["not_loaded"])
+
+
+def escape(text: str) -> str:
+    """``text`` as HTML (``&``, ``<``, ``>`` and quotes escaped), its long runs breakable.
+
+    >>> escape("a<b " + "x" * 40)
+    'a&lt;b xxxxxxxxxxxxxxxx\u200bxxxxxxxxxxxxxxxx\u200bxxxxxxxx'
+    """
+    return html.escape(_RUN.sub(_breakable, text))
+
+
+def _breakable(run: re.Match) -> str:
+    text = run.group()
+    return _ZERO_WIDTH_SPACE.join(
+        text[i : i + BREAK_EVERY] for i in range(0, len(text), BREAK_EVERY)
+    )
 
 
 def _last_line(text: str) -> str:
@@ -145,9 +174,11 @@ def draw(work: Path, target: Path, max_pages: int) -> int:
     logging.getLogger("weasyprint").setLevel(logging.ERROR)  # one line per refused URL otherwise
     parts = json.loads((work / "parts.json").read_text())
     fetcher = offline_fetcher(parts)
-    page = weasyprint.HTML(
-        string=(work / "page.html").read_text(encoding="utf-8"), base_url=None, url_fetcher=fetcher
-    )
+    if (work / "page.md").is_file():
+        html = markdown_html((work / "page.md").read_text(encoding="utf-8"))
+    else:
+        html = (work / "page.html").read_text(encoding="utf-8")
+    page = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
     style = weasyprint.CSS(string=(work / "style.css").read_text(encoding="utf-8"))
     document = page.render(stylesheets=[style])
     if len(document.pages) > max_pages:
@@ -156,6 +187,38 @@ def draw(work: Path, target: Path, max_pages: int) -> int:
         raise Refused("it draws to no page")
     document.write_pdf(target)
     return fetcher.refused
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (CommonMark, with tables and strikethrough) as HTML, its text ``escape``d
+    (long runs breakable); raw HTML in it is kept, drawn as a page's own.
+
+    >>> page = markdown_html("# Title\\n\\n| a |\\n|---|\\n| ~~b~~ |")
+    >>> page.split()[:5], "<td><s>b</s></td>" in page
+    (['<h1>Title</h1>', '<table>', '<thead>', '<tr>', '<th>a</th>'], True)
+    """
+    from markdown_it import MarkdownIt
+
+    renderer = MarkdownIt("commonmark").enable("table").enable("strikethrough")
+    for rule, (before, after) in _MARKDOWN_TEXT.items():
+        renderer.add_render_rule(rule, _text_rule(before, after))
+    return renderer.render(text)
+
+
+# Markdown's text, drawn with long runs breakable: what holds each kind.
+_MARKDOWN_TEXT = {
+    "text": ("", ""),
+    "code_inline": ("<code>", "</code>"),
+    "code_block": ("<pre><code>", "</code></pre>\n"),
+    "fence": ("<pre><code>", "</code></pre>\n"),
+}
+
+
+def _text_rule(before: str, after: str):
+    def render(_renderer, tokens, index, _options, _env) -> str:
+        return before + escape(tokens[index].content) + after
+
+    return render
 
 
 def _fetcher_class():

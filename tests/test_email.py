@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ConversionError, PdfTooLargeError, UnsupportedFileError
-from rag.ingest import mail, mailtree, markup, sandbox
+from rag.ingest import mail, mailtree, sandbox
 from rag.ingest.convert import CACHE
 from rag.ingest.mailtree import Attachment, Message
 from rag.pipeline import Pipeline
@@ -97,9 +97,6 @@ def test_an_outlook_message_with_a_docx_and_an_embedded_message(pipeline, tmp_pa
     assert "expenses.pdf — from page 8" in page_text(pipeline, doc, 7)
 
 
-@pytest.mark.skipif(
-    (markup.__doc__ or "").startswith("Placeholder"), reason="text files are not read yet"
-)
 def test_text_attachments_are_drawn_as_text_files_are(pipeline, tmp_path):
     page = b"<h1>Webby Albatrossity</h1><img src='http://127.0.0.1:9/tracker.png'>"
     attachments = {"notes.txt": b"Plain text attachment, Cormorantine.\n", "page.html": page}

@@ -169,12 +169,16 @@ def _matches(start: bytes, container: str) -> bool:
 
 
 def is_text(start: bytes) -> bool:
-    """Whether a file's first bytes are text in some encoding: no NUL byte (none in UTF-8 or
-    any 8-bit code page), unless a byte-order mark or the pattern of UTF-16 says otherwise, and
-    not a known binary container."""
+    """Whether a file's first bytes are text in some encoding (an HTML page included): no NUL
+    byte (none in UTF-8 or any 8-bit code page), unless a byte-order mark or the pattern of
+    UTF-16 says otherwise, and not a known binary container.
+
+    >>> is_text(b"<!DOCTYPE html><p>x</p>"), is_text(b"caf\\xe9"), is_text(b"PK\\x03\\x04")
+    (True, True, False)
+    """
     if start.startswith(_BOMS) or _utf16_without_bom(start):
         return True
-    return b"\x00" not in start and what_it_is(start) in ("text", "")
+    return b"\x00" not in start and what_it_is(start) in ("text", "an HTML page")
 
 
 _CONTAINERS["text"] = is_text

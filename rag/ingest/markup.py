@@ -65,20 +65,13 @@ def check(path: Path, name: str, settings: Settings) -> None:
             f"{name}: {size_mb:,.0f} MB of text, over the {MAX_TEXT_MB} MB limit for a text file "
             f"(it would draw to thousands of pages)"
         )
-    if not _is_text(path, _ending(path, name)):
+    if not formats.content_matches(path, _ending(path, name)):
         raise UnsupportedFileError(formats.mismatch(name, path))
 
 
 def _ending(path: Path, name: str) -> str:
     found = formats.format_of(name) or formats.format_of(path)
     return found.ending if found else ".txt"
-
-
-def _is_text(path: Path, ending: str) -> bool:
-    # An HTML page is text too (formats.is_text tells it apart for an office file named wrongly).
-    return formats.content_matches(path, ending) or (
-        formats.what_it_is(formats.head(path)) == "an HTML page"
-    )
 
 
 def to_pdf(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import PdfTooLargeError
-from rag.ingest import markup, sandbox, tables, webpage
+from rag.ingest import formats, markup, sandbox, tables, webpage
 from rag.ingest.decoding import decode
 from rag.pipeline import Pipeline
 from tests.helpers import textfiles
@@ -30,7 +30,17 @@ WORDS = {  # a word only page 2 of each made file holds
     ".tsv": "Gannet3317",
     ".json": "Merlin9184",
     ".xml": "Puffin6045",
+    ".text": "Sanderling1208",
+    ".log": "Whimbrel7731",
+    ".markdown": "Godwit4402",
+    ".htm": "Bittern6623",
+    ".xhtml": "Smew2019",
+    ".tab": "Garganey8857",
 }
+
+
+def test_every_text_type_is_made_and_tested():
+    assert set(WORDS) == set(textfiles.MAKERS) == set(formats.families()["text"])
 
 
 @pytest.fixture

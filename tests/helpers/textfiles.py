@@ -91,6 +91,9 @@ MAKERS: dict[str, Callable[[Path, str], Path]] = {
     ".json": json_file,
     ".xml": xml_file,
 }
+# The other names of the same kinds, made the same way.
+MAKERS |= {".text": plain, ".log": plain, ".markdown": markdown, ".htm": html_page}
+MAKERS |= {".xhtml": html_page, ".tab": MAKERS[".tsv"]}
 
 
 def wide_table(path: Path, columns: int = 40, rows: int = 20, delimiter: str = ";") -> Path:

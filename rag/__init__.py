@@ -38,6 +38,8 @@ _FACE = {
     "ALPHA": "rag.view.overlay",
     "legend_colours": "rag.view.overlay",
     "Snippet": "rag.view.snippets",
+    "WordChoices": "rag.view.choices",
+    "QueryWord": "rag.view.heatmaps",
     "citation_mark": "rag.citations",
     "CITATION_PATTERN": "rag.citations",
 }
@@ -64,6 +66,8 @@ __all__ = [  # noqa: RUF022 (grouped by module, as _FACE)
     "ALPHA",
     "legend_colours",
     "Snippet",
+    "WordChoices",
+    "QueryWord",
     "citation_mark",
     "CITATION_PATTERN",
 ]

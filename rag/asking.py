@@ -24,6 +24,7 @@ from rag.index import Hit, HybridSearch, Index
 from rag.library import Library
 from rag.models.answerer import PageImage
 from rag.models.loaded import Models
+from rag.view.choices import SHOWN, WordChoices, choose_words
 from rag.view.heatmaps import (
     PageMaps,
     QueryToken,
@@ -95,8 +96,16 @@ class Answer:
 
     @property
     def words(self) -> list[QueryWord]:
-        """The searched text's words (tokens of one word merged): the heatmap choices."""
+        """The searched text's words, in order, repeats and stop words included (tokens of one
+        word merged; each Chinese or Japanese character a word, ``words_of``)."""
         return words_of(self.tokens, self.searched)
+
+    def word_choices(self, hit: Hit, limit: int = SHOWN) -> WordChoices:
+        """The words a person picks from for ``hit``'s heatmap: the searched text's content
+        words (no stop word, no punctuation, a repeated word once), those matching this page
+        most first; ``limit`` of them ``shown``, the ``rest`` for a "more" control. Each is a
+        ``word`` for ``view`` and ``heatmap_image``. Reuses the page's maps (``heatmaps``)."""
+        return choose_words(self.words, self.heatmaps(hit), max(limit, 0))
 
     @property
     def rewritten(self) -> bool:
@@ -141,7 +150,7 @@ class Answer:
     def view(
         self,
         hit: Hit,
-        word: int | None = None,
+        word: int | QueryWord | None = None,
         opacity: float = ALPHA,
         heatmap: bool = True,
         boxes: bool = True,
@@ -174,12 +183,15 @@ class Answer:
         return self._maps[key]
 
     def heatmap_image(
-        self, hit: Hit, word: int | None = None, opacity: float = ALPHA
+        self, hit: Hit, word: int | QueryWord | None = None, opacity: float = ALPHA
     ) -> Image.Image:
-        """The page with the whole-query map (``word`` None) or the map of ``words[word]``
-        drawn over it, at ``opacity`` (0: the page alone)."""
+        """The page with the whole-query map (``word`` None) or the map of one word (one of
+        ``word_choices``, or ``words[word]``) drawn over it, at ``opacity`` (0: the page
+        alone)."""
         maps = self.heatmaps(hit)
-        grid = maps.query if word is None else word_grid(maps, self.words[word])
+        if isinstance(word, int):
+            word = self.words[word]
+        grid = maps.query if word is None else word_grid(maps, word)
         return render_overlay(self.page_image(hit), grid, opacity=opacity)
 
 

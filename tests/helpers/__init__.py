@@ -3,6 +3,9 @@
 - ``files``: bytes on disk (``write``, ``truncated``: any file cut short)
 - ``pdfs``: PDFs, healthy, unusual and hostile, built from the samples with pypdf and zlib
 - ``officefiles``: office files (python-docx, python-pptx, openpyxl, LibreOffice) and hostile ones
+- ``xlsb``: a minimal binary Excel workbook, written record by record ([MS-XLSB])
+- ``textfiles``: text, Markdown, HTML, CSV/TSV, JSON and XML files, in any encoding, and hostile ones
+- ``mailfiles``: e-mails (.eml by the stdlib, Outlook .msg by aspose-email-foss) and hostile ones
 - ``images``: pictures: EXIF orientation, 16-bit, palettes, frames, decompression bombs
 - ``corpus``: pages whose words only one page has, and the questions they answer
 - ``vectors``: page embeddings made up for the index tests, and adding them as a document

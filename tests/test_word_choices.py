@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
 from rag.asking import Answer
 from rag.index import Hit
@@ -18,8 +19,10 @@ from rag.view.heatmaps import (
     QueryWord,
     TokenMap,
     meaningful_tokens,
+    word_grid,
     words_of,
 )
+from rag.view.overlay import render_overlay
 
 # colqwen2: Qwen2's byte-level BPE; colpali: Gemma's SentencePiece with byte fallback.
 TOKENIZERS = ["colqwen2", "colpali"]
@@ -156,3 +159,29 @@ def test_a_5000_character_question_offers_at_most_the_limit_and_the_rest_on_dema
     assert texts[:3] == ["term39", "term38", "term37"]  # the most matched first
     assert len(choices.all[0].indices) == len([t for t in tokens if t.text == "term39"])
     assert len(answer.word_choices(hit, limit=50).shown) == 40
+
+
+class OnePage:
+    """A page reader for an answer whose maps are already computed: the page image only."""
+
+    def image(self, hit: Hit) -> Image.Image:
+        return Image.new("RGB", (300, 200), "white")
+
+
+def test_a_chosen_word_draws_the_map_of_all_its_occurrences():
+    tokens = [
+        QueryToken(0, "total", 0, 5),
+        QueryToken(1, "and", 6, 9),
+        QueryToken(2, "Total", 10, 15),
+    ]
+    hit = Hit("a1", "report.pdf", 1, 1.0, None)
+    answer = Answer("total and Total", [hit], torch.zeros(3, 4), tokens, OnePage(), None)
+    maps = maps_of({0: peak_at(0, 1.0), 1: peak_at(1, 1.0), 2: peak_at(5, 1.0)})
+    answer._maps[(hit.doc_id, hit.page_number)] = maps
+
+    (total,) = answer.word_choices(hit).shown  # "and" is a stop word, "Total" a repeat
+    assert total.indices == (0, 2)
+    drawn = answer.heatmap_image(hit, total)
+    expected = render_overlay(OnePage().image(hit), word_grid(maps, total))
+    assert drawn.tobytes() == expected.tobytes()  # both cells of "total", not "and"'s
+    assert answer.heatmap_image(hit, 0).tobytes() != drawn.tobytes()  # words[0]: the first only

@@ -185,3 +185,19 @@ def test_a_chosen_word_draws_the_map_of_all_its_occurrences():
     expected = render_overlay(OnePage().image(hit), word_grid(maps, total))
     assert drawn.tobytes() == expected.tobytes()  # both cells of "total", not "and"'s
     assert answer.heatmap_image(hit, 0).tobytes() != drawn.tobytes()  # words[0]: the first only
+
+
+def test_characters_sharing_a_token_are_one_word():
+    # as a full-size vocabulary reads 売上 (one token) and 、ど (a mark and a kana in one)
+    tokens = [
+        QueryToken(0, "東", 0, 1),
+        QueryToken(1, "売上", 1, 3),
+        QueryToken(2, "、ど", 3, 5),
+        QueryToken(3, "う", 5, 6),
+    ]
+    words = words_of(tokens, "東売上、どう")
+    assert [(w.text, w.indices) for w in words] == [
+        ("東", (0,)),
+        ("売上", (1,)),
+        ("どう", (2, 3)),
+    ]

@@ -17,40 +17,19 @@ import sys
 import warnings
 from pathlib import Path
 
-from rag.errors import ConversionError, PdfLimitError
+from rag.errors import ConversionError
 from rag.ingest import sandbox
 
 MAX_IMAGE_PIXELS = 100_000_000  # declared by the file, before decoding
-REFUSED = 3  # the child's exit status for a file it refuses; its message is on stderr
-_CHILD = (
-    "import sys\n"
-    "sys.path.insert(0, sys.argv[1])\n"
-    "from rag.ingest.imaging import main\n"
-    "sys.exit(main(sys.argv[2:]))\n"
-)
 
 
 def to_pdf(sources: list[Path], target: Path, name: str, budget: sandbox.Budget, settings) -> None:
     """Write the images ``sources`` (in order) as the PDF ``target``, within ``budget``."""
-    root = str(Path(__file__).resolve().parent.parent.parent)  # the repository
     limits = [str(settings.dpi), str(settings.max_page_pixels), str(settings.max_pages)]
     files = [sandbox.absolute(source) for source in sources]
-    arguments = ["-c", _CHILD, root, *limits, sandbox.absolute(target), *files]
-    try:
-        result = sandbox.run(sys.executable, arguments, budget)
-    except sandbox.OverTime:
-        raise PdfLimitError(
-            f"{name}: reading the image took longer than the {budget.seconds:g} s allowed per file "
-            "(RAG_RENDER_TIMEOUT_S)"
-        ) from None
-    if result.returncode == REFUSED:
-        raise ConversionError(f"{name}: {result.stderr.strip().splitlines()[-1]}")
+    arguments = [*limits, sandbox.absolute(target), *files]
+    result = sandbox.run_python(__name__, arguments, budget, name, "reading the image")
     if result.returncode != 0:
-        if result.killed or "MemoryError" in result.stderr:
-            raise PdfLimitError(
-                f"{name}: reading the image needed more than the memory allowed per file "
-                "(RAG_RENDER_MEMORY_MB)"
-            )
         raise ConversionError(f"{name}: not a readable image")
 
 
@@ -68,7 +47,7 @@ def main(argv: list[str]) -> int:
         convert(sources, target, dpi, max_pixels, max_pages)
     except Refused as refusal:
         print(refusal, file=sys.stderr)
-        return REFUSED
+        return sandbox.REFUSED
     return 0
 
 

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.errors import ConversionError, PdfLimitError, PdfTooLargeError
+from rag.errors import ConversionError
 from rag.ingest import sandbox
 from rag.ingest.formats import content_matches, describe, kind, suffix
 from rag.ingest.names import display_name
@@ -36,18 +36,10 @@ MAX_ATTACHMENTS = 50  # in one message: a mail of hundreds is an archive, not a 
 MAX_PARTS = 500  # MIME parts (or Outlook attachments) in all, nested messages included
 MAX_NESTING = 5  # messages within messages (a forward of a forward ...)
 MAX_PART_DEPTH = 20  # multiparts within multiparts, in one message
-REFUSED = 3  # the child's exit status for a file it cannot read; its message is on stderr
-OVER_LIMIT = 4  # ... for a file over a limit
 TREE = "tree.json"
 HEADERS = ("From", "To", "Cc", "Bcc", "Date", "Subject")
 _CID = re.compile(r"""cid:([^\s"'<>)]+)""", re.IGNORECASE)
 _CHARSET = re.compile(rb"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
-_CHILD = (
-    "import sys\n"
-    "sys.path.insert(0, sys.argv[1])\n"
-    "from rag.ingest.mailtree import main\n"
-    "sys.exit(main(sys.argv[2:]))\n"
-)
 
 
 @dataclass
@@ -113,34 +105,13 @@ class Message:
 def read(path: Path, name: str, work: Path, budget: sandbox.Budget) -> Message:
     """The e-mail ``path`` (shown as ``name``) read into ``work`` by a child process; raises a
     PdfError (one line) when it cannot be read or is over a limit."""
-    root = str(Path(__file__).resolve().parent.parent.parent)
     work.mkdir(parents=True, exist_ok=True)
-    arguments = ["-c", _CHILD, root, suffix(name), sandbox.absolute(path), sandbox.absolute(work)]
-    try:
-        result = sandbox.run(sys.executable, arguments, budget)
-    except sandbox.OverTime:
-        raise PdfLimitError(
-            f"{name}: reading the message took longer than the {budget.seconds:g} s allowed per "
-            "file (RAG_RENDER_TIMEOUT_S)"
-        ) from None
-    said = _last_line(result.stderr)
-    if result.returncode == OVER_LIMIT:
-        raise PdfTooLargeError(f"{name}: {said}")
-    if result.returncode == REFUSED:
-        raise ConversionError(f"{name}: {said}")
+    arguments = [suffix(name), sandbox.absolute(path), sandbox.absolute(work)]
+    result = sandbox.run_python(__name__, arguments, budget, name, "reading the message")
     if result.returncode != 0 or not (work / TREE).is_file():
-        if result.killed or "MemoryError" in result.stderr:
-            raise PdfLimitError(
-                f"{name}: reading the message needed more than the memory allowed per file "
-                "(RAG_RENDER_MEMORY_MB)"
-            )
-        raise ConversionError(f"{name}: not {describe(name)} that can be read ({said or '?'})")
+        said = sandbox.last_line(result.stderr) or "?"
+        raise ConversionError(f"{name}: not {describe(name)} that can be read ({said})")
     return Message.from_json(json.loads((work / TREE).read_text(encoding="utf-8")))
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 # -- in the child ---------------------------------------------------------------------------
@@ -164,17 +135,17 @@ def main(argv: list[str]) -> int:
         message = reader.eml(source.read_bytes(), 0) if ending == ".eml" else reader.msg(source, 0)
     except OverLimit as refusal:
         print(refusal, file=sys.stderr)
-        return OVER_LIMIT
+        return sandbox.OVER_LIMIT
     except RecursionError:
         print(
             f"its parts are nested too deeply to read (the limits: messages {MAX_NESTING} deep, "
             f"MIME parts {MAX_PART_DEPTH} deep)",
             file=sys.stderr,
         )
-        return OVER_LIMIT
+        return sandbox.OVER_LIMIT
     except Refused as refusal:
         print(refusal, file=sys.stderr)
-        return REFUSED
+        return sandbox.REFUSED
     (work / TREE).write_text(json.dumps(message.to_json()), encoding="utf-8")
     return 0
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import RagError
+from rag.errors import ConversionError, PdfLimitError, PdfTooLargeError, RagError
 
 _LAUNCHER = (
     "import os, resource, sys\n"
@@ -185,3 +185,49 @@ def _kill_group(child: subprocess.Popen) -> None:
 
 def absolute(path: Path) -> str:
     return str(Path(path).resolve())
+
+
+# A Python child's exit status for a file it refuses, and for a file over a limit; either way
+# its last line on stderr is the reason, for people.
+REFUSED = 3
+OVER_LIMIT = 4
+_PYTHON_CHILD = (
+    "import importlib, sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "sys.exit(importlib.import_module(sys.argv[2]).main(sys.argv[3:]))\n"
+)
+_REPOSITORY = str(Path(__file__).resolve().parent.parent.parent)
+
+
+def run_python(
+    module: str, arguments: Sequence[str], budget: Budget, name: str, doing: str
+) -> Result:
+    """Run ``module.main(arguments)`` of this repository in a Python child under ``budget``
+    (what reads untrusted content with a Python library: Pillow, WeasyPrint, e-mail parsers).
+    Raises the file's one-line PdfError for the ways every such child fails: over time, over
+    memory, refused (``REFUSED``), over a limit (``OVER_LIMIT``), ``doing`` (``reading the
+    image``) saying what took too long; returns the Result otherwise."""
+    command = ["-c", _PYTHON_CHILD, _REPOSITORY, module, *arguments]
+    try:
+        result = run(sys.executable, command, budget)
+    except OverTime:
+        raise PdfLimitError(
+            f"{name}: {doing} took longer than the {budget.seconds:g} s allowed per file "
+            "(RAG_RENDER_TIMEOUT_S)"
+        ) from None
+    said = last_line(result.stderr)
+    if result.returncode == OVER_LIMIT:
+        raise PdfTooLargeError(f"{name}: {said}")
+    if result.returncode == REFUSED:
+        raise ConversionError(f"{name}: {said}")
+    if result.returncode != 0 and (result.killed or "MemoryError" in result.stderr):
+        raise PdfLimitError(
+            f"{name}: {doing} needed more than the memory allowed per file (RAG_RENDER_MEMORY_MB)"
+        )
+    return result
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a child's output, for a message (at most 300 characters)."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

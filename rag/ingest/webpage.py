@@ -22,17 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rag.errors import ConversionError, PdfLimitError, PdfTooLargeError
+from rag.errors import ConversionError
 from rag.ingest import sandbox
 
-REFUSED = 3  # the child's exit status for a page it refuses; its message is on stderr
-TOO_LONG = 4  # ... for a page over the page limit
-_CHILD = (
-    "import sys\n"
-    "sys.path.insert(0, sys.argv[1])\n"
-    "from rag.ingest.webpage import main\n"
-    "sys.exit(main(sys.argv[2:]))\n"
-)
 # Drawn under the page's own styles (which win): A4, readable type, tables with rules, code
 # that wraps instead of running off the page, images no wider than the page.
 STYLE = """
@@ -80,7 +72,6 @@ def to_pdf(
     markdown-it takes minutes on some hostile pages of a few MB. Returns how many resources
     the page named that were not loaded (remote, or on disk).
     """
-    root = str(Path(__file__).resolve().parent.parent.parent)
     with tempfile.TemporaryDirectory(prefix="webpage-") as scratch:
         work = Path(scratch)
         source = work / ("page.md" if markdown else "page.html")
@@ -89,26 +80,11 @@ def to_pdf(
         named = {cid: sandbox.absolute(path) for cid, path in (parts or {}).items()}
         (work / "parts.json").write_text(json.dumps(named))
         (work / "style.css").write_text(STYLE + style, encoding="utf-8")
-        arguments = ["-c", _CHILD, root, str(max_pages), str(work), sandbox.absolute(target)]
-        try:
-            result = sandbox.run(sys.executable, arguments, budget)
-        except sandbox.OverTime:
-            raise PdfLimitError(
-                f"{name}: drawing its pages took longer than the {budget.seconds:g} s allowed per "
-                "file (RAG_RENDER_TIMEOUT_S)"
-            ) from None
-        said = _last_line(result.stderr)
-        if result.returncode == TOO_LONG:
-            raise PdfTooLargeError(f"{name}: {said}")
-        if result.returncode == REFUSED:
-            raise ConversionError(f"{name}: {said}")
+        arguments = [str(max_pages), str(work), sandbox.absolute(target)]
+        result = sandbox.run_python(__name__, arguments, budget, name, "drawing its pages")
         if result.returncode != 0 or not report.is_file():
-            if result.killed or "MemoryError" in result.stderr:
-                raise PdfLimitError(
-                    f"{name}: drawing its pages needed more than the memory allowed per file "
-                    "(RAG_RENDER_MEMORY_MB)"
-                )
-            raise ConversionError(f"{name}: its pages could not be drawn ({said or 'no reason'})")
+            said = sandbox.last_line(result.stderr) or "no reason"
+            raise ConversionError(f"{name}: its pages could not be drawn ({said})")
         return int(json.loads(report.read_text())["not_loaded"])
 
 
@@ -126,11 +102,6 @@ def _breakable(run: re.Match) -> str:
     return _ZERO_WIDTH_SPACE.join(
         text[i : i + BREAK_EVERY] for i in range(0, len(text), BREAK_EVERY)
     )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 def not_loaded_note(count: int) -> tuple[str, ...]:
@@ -154,10 +125,10 @@ def main(argv: list[str]) -> int:
         not_loaded = draw(work, target, max_pages)
     except TooLong as refusal:
         print(refusal, file=sys.stderr)
-        return TOO_LONG
+        return sandbox.OVER_LIMIT
     except (Refused, RecursionError) as refusal:
         print(refusal if isinstance(refusal, Refused) else "nested too deeply", file=sys.stderr)
-        return REFUSED
+        return sandbox.REFUSED
     (work / "report.json").write_text(json.dumps({"not_loaded": not_loaded}))
     return 0
 

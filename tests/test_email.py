@@ -10,9 +10,7 @@ counterpart ``tests.helpers.officefiles`` (``office`` tests convert them with Li
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from rag.ingest.convert import CACHE
 from rag.ingest.mailtree import Attachment, Message
 from rag.pipeline import Pipeline
 from tests.helpers import SAMPLES, mailfiles, officefiles, pdfs
+from tests.helpers.web import recording_server
 
 REPORT = (SAMPLES / "annual_report.pdf").read_bytes()  # 3 pages: Gdansk on 1, Controllers on 3
 EXPENSES = (SAMPLES / "expense_form.pdf").read_bytes()  # 1 page: Ribeiro
@@ -173,25 +172,8 @@ def test_headers_and_bodies_in_any_charset(pipeline, tmp_path):
 
 @pytest.fixture
 def web() -> Iterator[tuple[str, Callable[[], list[str]]]]:
-    """A web server on 127.0.0.1 and ``asked()``: the paths asked of it so far."""
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *_args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", lambda: list(seen)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with recording_server() as served:
+        yield served
 
 
 def test_a_hostile_batch_refuses_each_bad_mail_in_one_line(pipeline, tmp_path, web):

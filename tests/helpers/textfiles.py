@@ -8,12 +8,9 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from PIL import Image
@@ -170,29 +167,3 @@ body {{ background: url("{url}/background.png"); font-family: Far, sans-serif; }
 <svg width="10" height="10"><image href="{url}/svg.png" width="10" height="10"/></svg>
 </body></html>"""
     return write(path, page.encode())
-
-
-@contextmanager
-def recording_server() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server on 127.0.0.1 (a free port) that answers every GET and notes its
-    path: yields (its URL, the paths asked for)."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_args) -> None:  # quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", asked
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -7,10 +7,6 @@ The files are built by ``tests.helpers``; LibreOffice is the real one.
 from __future__ import annotations
 
 import dataclasses
-import http.server
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +17,7 @@ from rag.ingest.convert import CACHE
 from rag.pipeline import Pipeline
 from tests.helpers import images, officefiles
 from tests.helpers.files import truncated, write
+from tests.helpers.web import recording_server
 
 
 @pytest.fixture
@@ -76,47 +73,10 @@ def test_a_hostile_file_is_refused_in_one_line_leaving_nothing(pipeline, tmp_pat
     assert not cache.exists() or not list(cache.iterdir())
 
 
-BARRIER = "/barrier"
-
-
 @pytest.fixture
 def web() -> Iterator[tuple[str, Callable[[], list[str]]]]:
-    """A web server on this machine, and ``asked()``: the paths asked of it so far.
-
-    The server answers one connection at a time, in the order they arrived, so ``asked()``
-    sends a request of its own and waits for the answer: every request sent before the call
-    (by a process that has ended since) has been recorded by then, however slow it was.
-    """
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        timeout = 10  # a connection that never sends its request does not stall the rest
-
-        def do_GET(self):
-            seen.append(self.path)
-            self.send_response(404)
-            self.end_headers()
-
-        def log_message(self, *_args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)  # one connection at a time
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
-
-    def asked() -> list[str]:
-        with pytest.raises(urllib.error.HTTPError):  # the 404 of the barrier itself
-            direct.open(url + BARRIER, timeout=30)
-        return [path for path in seen if path != BARRIER]
-
-    try:
-        yield url, asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    with recording_server() as served:
+        yield served
 
 
 @pytest.mark.office

@@ -54,6 +54,7 @@ from benchmarks import cpu_matmul_peak, offline
 from benchmarks.full_size import image_patches
 from benchmarks.latency_report import attention_line, report
 from benchmarks.report import machine, parser, publish
+from rag.models.answerer import budgeted
 from rag.models.checkpoints import quantized
 
 QUESTION = "What was the total revenue in 2024, and how did it change?"
@@ -459,12 +460,12 @@ def answer_run(pipeline, generator, tokens: int) -> dict:
     # The vision tower on the pages (warm-up first), then the prefill over encoded pages.
     generator.build_inputs(QUESTION, pages)
     generator.page_cache.clear()
-    budgeted = generator._budgeted(pages)  # each page at its own budget, as the answer sees it
-    encode_s, _ = timed(lambda: [generator._encoded(page) for page in budgeted])
+    sized = budgeted(pages, generator.settings)  # each page at its own budget, as answers see it
+    encode_s, _ = timed(lambda: [generator._encoded(page) for page in sized])
     inputs = generator.build_inputs(QUESTION, pages)
     with torch.inference_mode():
         prefill_s, _ = timed(lambda: generator.model(**inputs, logits_to_keep=1), repeats=2)
-    plain = generator._family_inputs(QUESTION, budgeted, ())
+    plain = generator._family_inputs(QUESTION, sized, ())
     counts = parameter_counts(generator.model)
     head, tied = head_parameters(generator.model)
     body = counts["text"] - (0 if tied else head)  # the head runs on the last position only
@@ -634,7 +635,7 @@ def int8_lever(pipeline, page, tokens: int, names: tuple[str, str], layers) -> d
         other.quantize: Pipeline(other, index=pipeline.index, models=models),
     }
     inputs = pipeline.retriever.preprocess([page])
-    pages = pipeline.answerer._budgeted(pipeline.ask(QUESTION).pages())  # the same for both
+    pages = budgeted(pipeline.ask(QUESTION).pages(), pipeline.settings)  # the same for both
     out, vectors, logits = {}, {}, {}
     for label in ("none", "int8"):
         each = pipelines[label]
@@ -672,8 +673,8 @@ def kernel_lever(retriever, generator, page, pages) -> dict:
     encoding by the retriever, the answer's pages' encoding by the answerer, and how far the
     page vectors and next-token logits move (the layout moves nothing)."""
     inputs = retriever.preprocess([page])
-    budgeted = generator._budgeted(pages)
-    plain = generator._family_inputs(QUESTION, budgeted, ())
+    sized = budgeted(pages, generator.settings)
+    plain = generator._family_inputs(QUESTION, sized, ())
     out, vectors, logits = {}, {}, {}
     for label, (implementation, row_major) in KERNEL_STEPS.items():
         with kernels((retriever.model, generator.model), implementation, row_major):
@@ -681,7 +682,7 @@ def kernel_lever(retriever, generator, page, pages) -> dict:
             out[f"encode_{label}_s"], (vectors[label],) = timed(retriever.encode, inputs, repeats=2)
             generator.page_cache.clear()
             out[f"pages_{label}_s"], _ = timed(
-                lambda: [generator._encoded(one) for one in budgeted], repeats=2
+                lambda: [generator._encoded(one) for one in sized], repeats=2
             )
             generator.page_cache.clear()
             with torch.inference_mode():

@@ -45,7 +45,10 @@ LINES = {
     "data_dir": "folder holding the index (`<dir>/index`) and converted files (`<dir>/converted`)",
     "retriever": "the page embedder: a hub id or a local folder",
     "generator": "the answerer (the vision-language model that writes answers): a hub id or a "
-    "local folder",
+    "local folder, or `openai:MODEL` for MODEL on a model server "
+    "([models](models.md#answers-on-a-model-server))",
+    "generator_url": "with `RAG_GENERATOR=openai:MODEL`: the model server's OpenAI API base",
+    "generator_key": "the model server's API key (sent as a bearer token);",
     "device": "`auto` (cuda, then mps, then cpu), `cuda`, `mps` or `cpu`",
     "max_pages": "pages per file; a longer file is refused",
     "max_file_mb": "size per file in MB; a larger file is refused",

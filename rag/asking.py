@@ -114,13 +114,13 @@ class Answer:
     def stream(self, max_new_tokens: int | None = None) -> Iterator[str]:
         pages = self.pages()
         answerer = self.models.answerer
-        with self.models.busy:
+        with self.models.answering():
             yield from answerer.stream(self.question, pages, max_new_tokens, self.history)
 
     def text(self, max_new_tokens: int | None = None) -> str:
         pages = self.pages()
         answerer = self.models.answerer
-        with self.models.busy:
+        with self.models.answering():
             return answerer.answer(self.question, pages, max_new_tokens, self.history)
 
     def pages(self) -> list[PageImage]:
@@ -261,7 +261,7 @@ class Asking:
 
     def _standalone(self, question: str, history: tuple[Turn, ...]) -> str:
         answerer = self.models.answerer
-        with self.models.busy:
+        with self.models.answering():
             searched = answerer.rewrite(question, history)
         logger.info("follow-up %r searched as %r", question, searched)
         return searched

@@ -18,6 +18,8 @@ Hybrid = Literal["rrf", "weighted", "off", "text"]
 DEFAULT_RETRIEVER = "vidore/colqwen2-v1.0"  # MIT adapter, Apache-2.0 base; ViDoRe 89.3
 DEFAULT_GENERATOR = "Qwen/Qwen2-VL-2B-Instruct"  # Apache-2.0, fits a 16 GB GPU
 AUTO_BINARY_PAGES = 500  # measured: see Settings.auto_binary_pages
+# RAG_GENERATOR=openai:MODEL: the answerer is MODEL on a model server (rag.models.remote).
+REMOTE_GENERATOR = "openai:"
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,14 @@ class Settings:
     data_dir: Path = Path("data")
     retriever: str = DEFAULT_RETRIEVER
     generator: str = DEFAULT_GENERATOR
+    # (vLLM, Ollama, llama.cpp's server, this app's own /v1, a hosted API), e.g.
+    # http://localhost:8000/v1.
+    generator_url: str = ""
+    generator_key: str = dataclasses.field(default="", repr=False)  # a secret: never printed
+    # What a model server may take: seconds without a byte (connecting, before the first token,
+    # between two), and tries again after a refused connection, a 429 or a 5xx (with back-off).
+    generator_timeout_s: int = 120
+    generator_retries: int = 2
     device: Device = "auto"
     # "auto": bf16 on CUDA and on CPUs with bf16 instructions (2x fp32's speed there); fp32 on
     # MPS and other CPUs. Never fp16 compute on CPU (~3000x slower than bf16).
@@ -152,13 +162,20 @@ class Settings:
         for name in POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"RAG_{name.upper()} must be positive")
-        zero_or_more = ("batch_size", "binary_prefilter", "page_workers", "answer_cache_mb")
+        zero_or_more = (
+            "batch_size",
+            "binary_prefilter",
+            "page_workers",
+            "answer_cache_mb",
+            "generator_retries",
+        )
         for name in (*zero_or_more, "answer_rest_max_pixels"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"RAG_{name.upper()} must be 0 or positive")
         if self.max_visual_tokens < 0:
             raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
         parse_index(self.index)  # a bad RAG_INDEX fails here, in one line
+        check_generator(self.generator, self.generator_url)
         if not 0 <= self.hybrid_weight <= 1:
             raise ConfigError("RAG_HYBRID_WEIGHT must be between 0 and 1")
         if self.answer_max_pixels < self.answer_min_pixels:
@@ -182,6 +199,7 @@ POSITIVE = (
     "pool_factor",
     "auto_binary_pages",
     "text_timeout_s",
+    "generator_timeout_s",
 )
 HYBRID_MODES = ("rrf", "weighted", "off", "text")
 PROFILE_NAMES = ("auto", "cpu", "gpu")
@@ -212,6 +230,30 @@ def parse_index(spec: str) -> tuple[str, str | None]:
     if spec.startswith("qdrant:") and spec != "qdrant:":
         return "qdrant", spec[len("qdrant:") :]  # ":memory:", an http(s) URL or a folder
     raise ConfigError(f"RAG_INDEX: unsupported value {spec!r} (expected {INDEX_FORMS})")
+
+
+def check_generator(generator: str, url: str) -> None:
+    """Refuse, in one line, a remote answerer without its server, or a server without one.
+
+    >>> check_generator("openai:qwen2-vl", "http://localhost:8000/v1")
+    >>> check_generator("Qwen/Qwen2-VL-2B-Instruct", "")
+    """
+    if not generator.startswith(REMOTE_GENERATOR):
+        if url:
+            raise ConfigError(
+                f"RAG_GENERATOR_URL is set but RAG_GENERATOR ({generator!r}) is a local model: "
+                f"set RAG_GENERATOR={REMOTE_GENERATOR}MODEL to answer on the model server"
+            )
+        return
+    if not generator[len(REMOTE_GENERATOR) :].strip():
+        raise ConfigError(f"RAG_GENERATOR: {generator!r} names no model ({REMOTE_GENERATOR}MODEL)")
+    if not url:
+        raise ConfigError(
+            f"RAG_GENERATOR={generator} needs RAG_GENERATOR_URL, the model server's OpenAI API "
+            "(e.g. http://localhost:8000/v1)"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"RAG_GENERATOR_URL: {url!r} is not an http:// or https:// address")
 
 
 def page_workers(settings: Settings) -> int:

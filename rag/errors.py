@@ -65,6 +65,11 @@ class UnsupportedModelError(RagError):
     """A checkpoint whose architecture is not one the app supports."""
 
 
+class ModelServerError(RagError):
+    """A model server (RAG_GENERATOR=openai:MODEL) that could not answer: not reachable, too
+    slow, a refused key, an unknown model, a model without image input, pages over its context."""
+
+
 class IndexMismatchError(RagError):
     """An index folder built by another retriever, dimension or format version."""
 

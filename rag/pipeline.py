@@ -26,6 +26,7 @@ from rag.library import IndexResult, Library
 from rag.models.answerer import Answerer
 from rag.models.checkpoints import resolve_device
 from rag.models.loaded import Models
+from rag.models.remote import RemoteAnswerer
 from rag.models.retriever import Retriever
 
 logger = logging.getLogger(__name__)
@@ -95,21 +96,23 @@ class Pipeline:
 
     def model_problems(self) -> list[str]:
         """Why the retriever or the answerer could not load, found without loading either (their
-        configs are read, not their weights): one line each, naming the model and the fix; empty
-        when both are found and supported."""
+        configs are read, not their weights; a model server is asked for its models): one line
+        each, naming the model and the fix; empty when both are found and supported."""
         from rag.models.checkpoints import locate
         from rag.models.families import answerer_family, retriever_family
+        from rag.models.remote import remote_model
 
-        checks = (
-            (self.settings.retriever, "RAG_RETRIEVER", retriever_family),
-            (self.settings.generator, "RAG_GENERATOR", answerer_family),
-        )
+        checks = [(self.settings.retriever, "RAG_RETRIEVER", retriever_family)]
+        if remote_model(self.settings.generator) is None:
+            checks.append((self.settings.generator, "RAG_GENERATOR", answerer_family))
         problems = []
         for model_id, setting, family_of in checks:
             try:
                 family_of(locate(model_id, setting))
             except RagError as error:
                 problems.append(str(error))
+        if remote_model(self.settings.generator) is not None:
+            problems += filter(None, [self.models.answerer.problem()])
         return problems
 
     def warm(self, search: bool = True) -> None:
@@ -153,7 +156,7 @@ class Pipeline:
         return self.models.retriever
 
     @property
-    def answerer(self) -> Answerer:
+    def answerer(self) -> Answerer | RemoteAnswerer:
         return self.models.answerer
 
     # -- the verbs: each side's own, under the same name, signature and docstring ------------

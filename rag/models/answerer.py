@@ -159,7 +159,7 @@ class Answerer:
         encoded for an earlier question is not encoded again."""
         if not pages:
             raise ValueError("no pages to answer from")
-        pages = self._budgeted(pages)
+        pages = budgeted(pages, self.settings)
         inputs = self._family_inputs(question, pages, history)
         if self.page_cache is None:
             return inputs
@@ -168,14 +168,6 @@ class Answerer:
             del inputs[name]
         inputs["mm_encoder_outputs"] = {"image": encoded}
         return inputs
-
-    def _budgeted(self, pages: list[PageImage]) -> list[PageImage]:
-        """The pages with their pixel budgets: the best page (the first) the answerer's, the
-        others RAG_ANSWER_REST_MAX_PIXELS where set (never more than the best page's)."""
-        rest = min(self.settings.answer_rest_max_pixels, self.settings.answer_max_pixels)
-        if not rest:
-            return pages
-        return [pages[0], *(replace(page, max_pixels=rest) for page in pages[1:])]
 
     def _family_inputs(self, question: str, pages: list[PageImage], history: Sequence[Turn]):
         """Tokenised prompt + pixel values for this family, on the model's device."""
@@ -211,6 +203,15 @@ class Answerer:
 
     def _clean(self, text: str) -> str:
         return self.family.clean(text)
+
+
+def budgeted(pages: list[PageImage], settings: Settings) -> list[PageImage]:
+    """The pages with their pixel budgets: the best page (the first) the answerer's, the
+    others RAG_ANSWER_REST_MAX_PIXELS where set (never more than the best page's)."""
+    rest = min(settings.answer_rest_max_pixels, settings.answer_max_pixels)
+    if not rest:
+        return pages
+    return [pages[0], *(replace(page, max_pixels=rest) for page in pages[1:])]
 
 
 class _StopWhen:

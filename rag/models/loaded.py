@@ -5,9 +5,11 @@ on the device.
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, nullcontext
 
 from rag.config import Settings
 from rag.models.answerer import Answerer
+from rag.models.remote import RemoteAnswerer, remote_model
 from rag.models.retriever import Retriever
 
 
@@ -17,7 +19,7 @@ class Models:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._retriever: Retriever | None = None
-        self._answerer: Answerer | None = None
+        self._answerer: Answerer | RemoteAnswerer | None = None
         self._lock = threading.Lock()
         # Held while a model computes (a batch of pages, a query, an answer), so that uploads,
         # which render outside it, and questions take turns on the device. A Lock, not an
@@ -32,8 +34,17 @@ class Models:
             return self._retriever
 
     @property
-    def answerer(self) -> Answerer:
+    def answerer(self) -> Answerer | RemoteAnswerer:
+        """The in-process answerer, or one on a model server (RAG_GENERATOR=openai:MODEL),
+        which loads nothing."""
         with self._lock:
             if self._answerer is None:
-                self._answerer = Answerer.load(self.settings)
+                remote = remote_model(self.settings.generator) is not None
+                kind = RemoteAnswerer if remote else Answerer
+                self._answerer = kind.load(self.settings)
             return self._answerer
+
+    def answering(self) -> AbstractContextManager:
+        """What an answer holds while it is written: the device (``busy``) for the in-process
+        answerer; nothing for one on a model server, whose own queue orders its requests."""
+        return self.busy if getattr(self.answerer, "on_device", True) else nullcontext()

@@ -95,10 +95,8 @@ def public_default(env: dict[str, str]) -> bool:
     >>> public_default({"RAG_PUBLIC": "yes"}), public_default({})
     (True, False)
     """
-    raw = env.get("RAG_PUBLIC", "").strip().lower()
-    if raw:
-        return raw in ("1", "true", "yes", "on")
-    return bool(env.get("SPACE_ID"))
+    chosen = flag(env.get("RAG_PUBLIC"))
+    return bool(env.get("SPACE_ID")) if chosen is None else chosen
 
 
 def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
@@ -111,6 +109,7 @@ def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -
         "port": int(port),
         "public": public_default(env),
         "auth": env.get("RAG_AUTH"),
+        "mcp": flag(env.get("RAG_MCP")),
     }
     if suppress:
         defaults = dict.fromkeys(defaults, argparse.SUPPRESS)
@@ -125,6 +124,23 @@ def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -
     parser.add_argument(
         "--auth", default=defaults["auth"], help="user:pass[,user2:pass2] login (env RAG_AUTH)"
     )
+    parser.add_argument(
+        "--mcp",
+        action=argparse.BooleanOptionalAction,
+        default=defaults["mcp"],
+        help="serve the MCP tools at /gradio_api/mcp (env RAG_MCP; default: on in library mode "
+        "when gradio[mcp] is installed)",
+    )
+
+
+def flag(value: str | None) -> bool | None:
+    """An on/off variable: None when unset or blank.
+
+    >>> flag("0"), flag("yes"), flag("")
+    (False, True, None)
+    """
+    raw = (value or "").strip().lower()
+    return raw in ("1", "true", "yes", "on") if raw else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,6 +406,8 @@ def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     from ui.app import build_demo, launch, parse_auth
+    from ui.gate import is_loopback, parse_keys
+    from ui.serving import mcp_available, surfaces
 
     try:
         auth = parse_auth(args.auth)
@@ -397,7 +415,20 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
         raise ConfigError(str(error)) from None
     if auth and args.public:
         raise ConfigError("--auth is for library mode; public mode has no shared collection")
+    if args.mcp and args.public:
+        raise ConfigError("--mcp is for library mode; public mode has no shared collection")
+    if args.mcp and not mcp_available():
+        raise ConfigError('--mcp needs Gradio\'s MCP extra: pip install "gradio[mcp]==6.31.0"')
     demo = build_demo(pipeline, public=args.public)
+    served = {}
+    if not args.public:  # /v1 and MCP serve the library; public mode has none to offer
+        served = surfaces(
+            demo,
+            pipeline,
+            mcp=mcp_available() if args.mcp is None else args.mcp,
+            keys=parse_keys(os.environ.get("RAG_API_KEYS")),
+            keys_required=bool(auth) or not is_loopback(args.host),
+        )
     pipeline.warm(search=not args.public)  # public sessions open their own indexes later
     settings = pipeline.settings
     # Oversized uploads are cut off by the server before they reach the disk.
@@ -409,6 +440,7 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
         auth=auth,
         show_error=True,
         max_file_size=f"{max_mb}mb",
+        **served,
     )
     return 0
 

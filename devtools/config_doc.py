@@ -91,6 +91,20 @@ SERVER = (
         "`user:pass[,user2:pass2]`: a login for library mode (refused with public mode)",
     ),
     (
+        "RAG_MCP",
+        "serve --mcp / --no-mcp",
+        "on in library mode when `gradio[mcp]` is installed",
+        "the MCP tools at `/gradio_api/mcp` ([integrations.md](integrations.md)); `1` with "
+        "public mode is refused",
+    ),
+    (
+        "RAG_API_KEYS",
+        "",
+        "unset",
+        "`key1[,key2]`: bearer keys for `/v1` and MCP, checked when set; required when the app "
+        "listens beyond loopback or has a login (without them those answer 401)",
+    ),
+    (
         "RAG_PDF_PASSWORD",
         "index --password",
         "unset",
@@ -312,7 +326,7 @@ def tables(config_source: str, profiles_source: str, app_source: str) -> str:
         "| --- | --- | --- | --- |",
     ]
     for variable, flag, default, meaning in SERVER:
-        cells = (f"`{variable}`", f"`{flag}`", default, meaning)
+        cells = (f"`{variable}`", f"`{flag}`" if flag else "(environment only)", default, meaning)
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
+from PIL import Image
+
 from rag import ingest
 from rag.config import Settings, page_workers
 from rag.errors import (
@@ -224,6 +226,21 @@ class Library:
         if not named:
             raise DocumentNotFoundError(f"no document with the id or name {ref!r}")
         return named[0]
+
+    def page_image(self, ref: str, page_number: int) -> Image.Image:
+        """Page ``page_number`` (1-based) of the document ``ref`` (an id or an exact name) as
+        it was indexed; RagError naming the pages it has for one out of range."""
+        document = self.find(ref)
+        if not 1 <= page_number <= document.pages:
+            raise RagError(
+                f"page {page_number} is out of range: {document.name} has {document.pages} "
+                f"pages (1 to {document.pages})"
+            )
+        try:
+            with Image.open(self.index.page_image(document.doc_id, page_number)) as image:
+                return image.convert("RGB")
+        except FileNotFoundError:  # deleted meanwhile
+            raise DocumentNotFoundError(f"{document.name} has been deleted") from None
 
     def delete(self, ref: str) -> Document:
         """Delete the document ``ref`` (an id or an exact name)."""

@@ -13,6 +13,7 @@
 - ``processes``: the app's CLI as a real process, started and killed; waiting for a condition
 - ``web``: a web server that notes every path asked of it (proof that nothing was fetched)
 - ``servers``: the real app served on 127.0.0.1, and the gradio_client calls the tests share
+- ``library``: a served library of two indexed samples behind an API key (/v1 and MCP tests)
 - ``chatserver``: an OpenAI chat API server in a thread, answering as a test scripts it
 - ``tiers``: which families of a per-family test run in the fast tier
 """

@@ -166,6 +166,7 @@ class Pipeline:
     add_paths = _verb("library", Library.add_paths)
     documents = _verb("library", Library.documents)
     find = _verb("library", Library.find)
+    page_image = _verb("library", Library.page_image)
     delete = _verb("library", Library.delete)
     tag = _verb("library", Library.tag)
     scope = _verb("library", Library.scope)

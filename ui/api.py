@@ -96,12 +96,7 @@ class Api:
 
     def list(self, request: gr.Request = None) -> list[dict]:
         """Every document: id, name, pages, when it was added, tags."""
-        documents = self.collections.session(request).pipeline.documents()
-        return [
-            {"doc_id": d.doc_id, "name": d.name, "pages": d.pages, "added": d.added}
-            | {"tags": list(d.tags)}
-            for d in documents
-        ]
+        return listing(self.collections.session(request).pipeline.documents())
 
     def delete(self, doc: str, request: gr.Request = None) -> str:
         """Delete the document ``doc`` (an id or an exact name)."""
@@ -127,6 +122,15 @@ class Api:
         except RagError as error:
             raise gr.Error(str(error)) from None
         return list(document.tags)
+
+
+def listing(documents: list) -> list[dict]:
+    """Documents as /list and the list_documents tool return them."""
+    return [
+        {"doc_id": d.doc_id, "name": d.name, "pages": d.pages, "added": d.added}
+        | {"tags": list(d.tags)}
+        for d in documents
+    ]
 
 
 def describe(answer: Answer) -> dict:

@@ -20,7 +20,7 @@ import json
 import gradio as gr
 
 from rag import Pipeline, RagError, from_messages
-from ui.api import describe
+from ui.api import describe, listing
 from ui.gate import Busy, Gate, check_question
 
 NAMES = ("search_documents", "ask_documents", "list_documents", "get_page")
@@ -112,13 +112,7 @@ class Tools:
         documents = self.pipeline.documents([tag] if tag.strip() else [])
         if tag.strip() and not documents:
             raise ToolError(f"no document is tagged {tag.strip()!r}")
-        return as_json(
-            [
-                {"doc_id": d.doc_id, "name": d.name, "pages": d.pages, "added": d.added}
-                | {"tags": list(d.tags)}
-                for d in documents
-            ]
-        )
+        return as_json(listing(documents))
 
     def get_page(self, document: str, page: float, question: str = ""):
         """Get one page of a document as an image, to read it or show it. With a question, the
@@ -140,11 +134,9 @@ class Tools:
         with self._held():
             try:
                 found = self.pipeline.find(document)
-                check_page(found.name, found.pages, number)
+                image = self.pipeline.page_image(found.doc_id, number)  # the range checked
                 if not question.strip():
-                    return self.pipeline.library.page_image(found.doc_id, number), caption(
-                        found.name, number
-                    )
+                    return image, caption(found.name, number)
                 question = checked(question)
                 answer = self.pipeline.ask(question, found.pages, [found.doc_id], rewrite=False)
                 hit = next((h for h in answer.hits if h.page_number == number), None)
@@ -217,11 +209,6 @@ def valid_history(history: object) -> bool:
     return isinstance(history, list) and all(
         isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") for m in history
     )
-
-
-def check_page(name: str, pages: int, number: int) -> None:
-    if not 1 <= number <= pages:
-        raise ToolError(f"page {number} is out of range: {name} has {pages} pages (1 to {pages})")
 
 
 def caption(name: str, number: int, score: float | None = None) -> str:

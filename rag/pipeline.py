@@ -15,7 +15,7 @@ import functools
 import logging
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from rag.asking import Answer, Asking
 from rag.chat import Turn
@@ -26,7 +26,7 @@ from rag.library import IndexResult, Library
 from rag.models.answerer import Answerer
 from rag.models.checkpoints import resolve_device
 from rag.models.loaded import Models
-from rag.models.remote import RemoteAnswerer
+from rag.models.remote import PagesRequest, RemoteAnswerer
 from rag.models.retriever import Retriever
 
 logger = logging.getLogger(__name__)
@@ -183,3 +183,15 @@ class Pipeline:
     ) -> list[Hit]:
         """The best pages for ``question`` alone (no answer is written)."""
         return self.asking.ask(question, top_k, docs, tags, history=history).hits
+
+    def answer_pages(
+        self, request: PagesRequest, max_new_tokens: int | None = None
+    ) -> Iterator[str]:
+        """The answer to a request that brings its own pages (``rag.models.remote``'s, read
+        back by ``pages_request``): the answerer alone, no search, as it streams; what this
+        app's ``/v1`` writes when another copy of the app uses it as its model server."""
+        answerer = self.models.answerer
+        with self.models.answering():
+            yield from answerer.stream(
+                request.question, request.pages, max_new_tokens, request.history
+            )

@@ -141,7 +141,9 @@ class Settings:
             raise ConfigError(f"RAG_PROFILE: unsupported value {profile!r} (auto, cpu or gpu)")
         from rag.profiles import defaults
 
-        chosen, preset = defaults(profile, str(values.get("device", cls.device)), environ)
+        remote = str(values.get("generator", "")).startswith(REMOTE_GENERATOR)
+        device = str(values.get("device", cls.device))
+        chosen, preset = defaults(profile, device, environ, remote)
         return cls(**{**preset, **values, "profile": chosen}).validated()
 
     def validated(self) -> Settings:

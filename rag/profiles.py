@@ -34,6 +34,10 @@ PROFILES: dict[str, dict[str, object]] = {
         "quantize": "int8",
     },
 }
+# With answers on a model server (RAG_GENERATOR=openai:MODEL) the cpu profile keeps its retrieval
+# and leaves the answer's page budgets at the defaults: those were cut for a small answerer on
+# this CPU, and the server's hardware pays for the pages now.
+REMOTE_KEEPS_DEFAULTS = ("generator", "answer_max_pixels", "answer_rest_max_pixels")
 # The cpu profile's attention where the CPU has bf16 instructions (rag.models.attention: a page's
 # encoding a quarter sooner); elsewhere bf16 matmuls are emulated, and PyTorch's kernel stays.
 CPU_BF16_ATTENTION = {"attn_implementation": "cpu_bf16"}
@@ -55,13 +59,16 @@ def resolve(profile: str, device: str, environ: Mapping[str, str] | None = None)
 
 
 def defaults(
-    profile: str, device: str, environ: Mapping[str, str] | None = None
+    profile: str, device: str, environ: Mapping[str, str] | None = None, remote: bool = False
 ) -> tuple[str, dict[str, object]]:
-    """(the profile chosen, the Settings values it sets)."""
+    """(the profile chosen, the Settings values it sets); ``remote``: the answers are written
+    on a model server (``REMOTE_KEEPS_DEFAULTS``)."""
     from rag.models.checkpoints import cpu_has_bf16
 
     chosen = resolve(profile, device, environ)
     preset = dict(PROFILES[chosen])
+    if remote:
+        preset = {k: v for k, v in preset.items() if k not in REMOTE_KEEPS_DEFAULTS}
     if chosen == "cpu" and cpu_has_bf16():
         preset |= CPU_BF16_ATTENTION
     return chosen, preset

@@ -92,6 +92,24 @@ def test_a_remote_answerer_without_its_server_is_refused_in_one_line(environ, sa
     assert "\n" not in str(caught.value)
 
 
+def test_the_cpu_profile_with_a_remote_answerer_keeps_its_retrieval_and_the_default_pages():
+    remote = {"RAG_GENERATOR": "openai:m", "RAG_GENERATOR_URL": "http://h:8000/v1"}
+    local = Settings.from_env({"RAG_PROFILE": "cpu"})
+    settings = Settings.from_env({"RAG_PROFILE": "cpu", **remote})
+    assert (settings.retriever, settings.max_visual_tokens) == (
+        local.retriever,
+        local.max_visual_tokens,
+    )
+    assert settings.quantize == local.quantize == "int8"  # the retriever's linear layers
+    assert settings.generator == "openai:m"
+    assert settings.answer_max_pixels == Settings.answer_max_pixels  # not the cpu cut
+    assert settings.answer_rest_max_pixels == 0 < local.answer_rest_max_pixels
+    flagged = Settings.from_env(
+        {"RAG_PROFILE": "cpu"}, generator="openai:m", generator_url="http://h"
+    )
+    assert flagged.answer_rest_max_pixels == 0  # --generator too
+
+
 # -- the request ------------------------------------------------------------------------------
 
 

@@ -28,8 +28,8 @@ scale = pytest.mark.scale
 BENCHMARKS = Path(search.__file__).parent
 # Every benchmark with a command line, and its report's file name under benchmarks/out/.
 COMMANDS = (
-    "dtype", "full_size", "hybrid", "indexing", "latency", "lexical", "popcount", "scale",
-    "search", "sweep",
+    "dtype", "full_size", "hybrid", "indexing", "latency", "lexical", "popcount", "remote",
+    "scale", "search", "sweep",
 )  # fmt: skip
 
 
@@ -250,6 +250,22 @@ def test_hybrid_benchmark_times_pictures_words_and_both_on_one_index(tmp_path):
 
 
 @scale
+def test_remote_benchmark_times_the_first_token_against_a_local_server(tmp_path):
+    from benchmarks import remote
+
+    out = tmp_path / "remote.md"
+    result = remote.main(["--top-k", "2", "--repeats", "1", "--out", str(out)])
+    assert [row.what.strip("*").split(",")[0] for row in result.rows] == [
+        "pages encoded (PNG",
+        "pages encoded",
+        "first token",
+        "first token",
+    ]
+    assert all(row.median_ms > 0 for row in result.rows)
+    assert 0 < result.request_mb < 5
+    assert "first token, local server answering at once" in published(remote, out, result)
+
+
 def test_popcount_benchmark_checks_and_times_every_kernel(tmp_path):
     from benchmarks import popcount
 

@@ -272,7 +272,7 @@ def test_concurrent_streams_are_held_to_the_queue_limit(client):
     for _ in range(QUEUE + 1):  # each dropped after its first chunk: none may keep its place
         with ask(client, "What was the revenue?", stream=True) as dropped:
             next(iter(dropped))
-    wait_until(lambda: answered(client), "the line of requests free again", limit_s=30)
+        wait_until(lambda: answered(client), "the line of requests free again", limit_s=30)
 
 
 def answered(client: openai.OpenAI) -> bool:

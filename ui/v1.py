@@ -22,15 +22,16 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute
 
-from rag import Answer, Pipeline, RagError, from_messages
+from rag import Answer, Pipeline, RagError, from_messages, pages_request
 from ui.api import describe
 from ui.gate import (
     KINDS,
@@ -98,22 +99,32 @@ class Routes:
 
     async def chat(self, request: Request):
         try:
-            call = parse(await read_body(request), self.pipeline.settings.max_new_tokens)
+            body = await read_body(request)
+            given = given_pages(body)  # another copy of this app, using it as its model server
+            limit = self.pipeline.settings.max_new_tokens
+            call = parse(body, limit) if given is None else parse_head(body, limit)
             await anyio.to_thread.run_sync(self.check_scope, call)
             try:
                 self.gate.enter()
             except Busy as error:
                 raise ApiError(429, str(error), "queue_full") from None
             try:
-                answer = await anyio.to_thread.run_sync(self.retrieve, call)
+                if given is None:
+                    answer = await anyio.to_thread.run_sync(self.retrieve, call)
+                    found = await anyio.to_thread.run_sync(describe, answer)
+                    pieces = answer.stream(call.max_tokens)
+                else:
+                    found = {"hits": [], "searched": given.question}
+                    pieces = self.pipeline.answer_pages(given, call.max_tokens)
                 if call.stream:
-                    return Streamed(self.chunks(call, answer), on_close=self.gate.leave)
-                text = await anyio.to_thread.run_sync(answer.text, call.max_tokens)
+                    chunks = self.chunks(call, pieces, found)
+                    return Streamed(chunks, on_close=self.gate.leave)
+                text = await anyio.to_thread.run_sync(joined, pieces)
             except BaseException:
                 self.gate.leave()
                 raise
             self.gate.leave()
-            return JSONResponse(completion(call, answer, text))
+            return JSONResponse(completion(call, found, text))
         except ApiError as error:
             return error.response()
         except Exception:
@@ -144,7 +155,7 @@ class Routes:
         except RagError as error:
             raise ApiError(400, str(error)) from None
 
-    async def chunks(self, call: Call, answer: Answer) -> AsyncIterator[str]:
+    async def chunks(self, call: Call, pieces: Iterator[str], found: dict) -> AsyncIterator[str]:
         ident, created = completion_id(), int(time.time())
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> str:
@@ -153,11 +164,9 @@ class Routes:
             body |= {"model": call.model, "choices": [choice], **extra}
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-        found = describe(answer)
         yield chunk(
             {"role": "assistant", "content": ""}, pages=found["hits"], searched=found["searched"]
         )
-        pieces = answer.stream(call.max_tokens)
         try:
             while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
                 if piece:
@@ -227,8 +236,28 @@ def too_big(size: int) -> str:
     return f"the request body is {size:,} bytes; at most {MAX_BODY_BYTES:,} are accepted"
 
 
+def given_pages(body: object):
+    """The question, pages and history of a request this app's remote answerer wrote
+    (``rag.models.remote``: the pages as images), None for any other request."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return pages_request(messages) if isinstance(messages, list) else None
+
+
+def joined(pieces: Iterator[str]) -> str:
+    with closing(pieces):
+        return "".join(pieces)
+
+
 def parse(body: object, max_new_tokens: int) -> Call:
     """A chat completion request -> Call; ApiError (400, 413) naming what is wrong."""
+    head = parse_head(body, max_new_tokens)
+    question, history = parse_messages(body.get("messages"))
+    docs, tags = parse_metadata(body.get("metadata"))
+    return replace(head, question=question, history=history, docs=docs, tags=tags)
+
+
+def parse_head(body: object, max_new_tokens: int) -> Call:
+    """A request's model, stream and token limit (its messages read elsewhere)."""
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object")
     model = body.get("model")
@@ -239,11 +268,8 @@ def parse(body: object, max_new_tokens: int) -> Call:
         raise ApiError(400, "stream: must be true or false", param="stream")
     if body.get("n", 1) != 1:
         raise ApiError(400, "n: only one choice is written", param="n")
-    question, history = parse_messages(body.get("messages"))
-    docs, tags = parse_metadata(body.get("metadata"))
-    return Call(
-        model.strip(), question, history, docs, tags, stream, parse_tokens(body, max_new_tokens)
-    )
+    tokens = parse_tokens(body, max_new_tokens)
+    return Call(model.strip(), "", [], stream=stream, max_tokens=tokens)
 
 
 def parse_messages(messages: object) -> tuple[str, list[dict]]:
@@ -348,8 +374,7 @@ def scope_of(model: str) -> tuple[list[str], list[str]]:
     )
 
 
-def completion(call: Call, answer: Answer, text: str) -> dict:
-    found = describe(answer)
+def completion(call: Call, found: dict, text: str) -> dict:
     message = {"role": "assistant", "content": text}
     return {
         "id": completion_id(),

@@ -237,7 +237,7 @@ class Asking:
         if mode not in HYBRID_MODES:
             raise ConfigError(f"hybrid: {mode!r} is not one of {', '.join(HYBRID_MODES)}")
         history = recent(history)
-        searched = self._standalone(question, history) if history and rewrite else question
+        searched = self.standalone(question, history) if history and rewrite else question
         retriever = self.models.retriever
         with self.models.busy:
             query = retriever.embed_query(searched)
@@ -259,7 +259,9 @@ class Asking:
             with_text=self.settings.answer_with_text,
         )
 
-    def _standalone(self, question: str, history: tuple[Turn, ...]) -> str:
+    def standalone(self, question: str, history: tuple[Turn, ...]) -> str:
+        """``question`` rewritten by the answerer to stand without the conversation
+        ``history``: what a follow-up searches."""
         answerer = self.models.answerer
         with self.models.answering():
             searched = answerer.rewrite(question, history)

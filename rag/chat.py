@@ -77,6 +77,36 @@ def rewrite_prompt(question: str, history: Sequence[Turn]) -> str:
     return REWRITE.format(conversation="\n".join(lines), question=question.strip())
 
 
+_REWRITE_HEAD, _, _REWRITE_TAIL = REWRITE.partition("{conversation}")
+_SPEAKER = re.compile(r"^(User|Assistant): ", re.MULTILINE)
+
+
+def rewrite_request(prompt: str) -> tuple[str, tuple[Turn, ...]] | None:
+    """The question and conversation a ``rewrite_prompt`` was written from (what a server
+    answering this app's remote answerer reads back); None for any other text.
+
+    >>> turns = [Turn("Revenue in 2024?", " 3 M€\\n"), Turn("Costs?", "")]
+    >>> rewrite_request(rewrite_prompt("and in 2023?", turns)) == ("and in 2023?", tuple(turns))
+    True
+    """
+    ending = _REWRITE_TAIL.partition("{question}")
+    if not (prompt.startswith(_REWRITE_HEAD) and prompt.endswith(ending[2])):
+        return None
+    body = prompt[len(_REWRITE_HEAD) : len(prompt) - len(ending[2])]
+    conversation, found, question = body.rpartition(ending[0])
+    if not found:
+        return None
+    turns: list[Turn] = []
+    parts = _SPEAKER.split(conversation)  # ["", "User", text, "Assistant", text, ...]
+    texts = [text.removesuffix("\n") for text in parts[2:-1:2]] + parts[-1:]  # the joins
+    for speaker, text in zip(parts[1::2], texts, strict=True):
+        if speaker == "User":
+            turns.append(Turn(text, ""))
+        elif turns:
+            turns[-1] = Turn(turns[-1].question, text)
+    return question, tuple(turns)
+
+
 def standalone(reply: str, question: str) -> str:
     """The answerer's ``reply`` to the rewrite prompt as a search query: its first non-empty
     line, without a leading label or quotes, at most ``QUESTION_CHARS`` long; ``question``

@@ -171,6 +171,7 @@ class Pipeline:
     tag = _verb("library", Library.tag)
     scope = _verb("library", Library.scope)
     ask = _verb("asking", Asking.ask)
+    standalone = _verb("asking", Asking.standalone)
 
     def search(
         self,

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rag.chat import Turn
+from rag.chat import Turn, recent, rewrite_prompt, rewrite_request
 from rag.config import Settings
 from rag.errors import ModelServerError
 from rag.models.answerer import Answerer
 from rag.models.families.base import PageImage
 from rag.models.remote import RemoteAnswerer, fitted
+from rag.pipeline import Pipeline
+from tests.helpers import SAMPLES
 from tests.helpers.servers import app_env, running_app
 
 pytestmark = pytest.mark.models
@@ -83,6 +85,37 @@ def test_an_answer_through_the_apps_v1_equals_the_in_process_answer(app_v1, tiny
     streamed = "".join(through.stream(QUESTION, pages(), history=HISTORY))
     assert streamed == through.answer(QUESTION, pages(), history=HISTORY)
     assert streamed == in_process(tiny_models).answer(QUESTION, as_sent(pages()), None, HISTORY)
+
+
+@pytest.mark.processes
+def test_the_app_asks_and_follows_up_with_a_model_server_writing(app_v1, tiny_models, tmp_path):
+    """The whole chat over the wire: search here, the answer and the follow-up's rewrite
+    written by another copy of the app, each equal to what the in-process answerer writes."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        retriever=str(tiny_models / "colqwen2"),
+        dpi=48,
+        generator="openai:docs",
+        generator_url=app_v1,
+        answer_min_pixels=MIN_PIXELS,
+        answer_max_pixels=MAX_PIXELS,
+        max_new_tokens=16,
+    )
+    pipeline = Pipeline(settings.validated())
+    assert pipeline.add_file(SAMPLES / "annual_report.pdf").status == "indexed"
+    answer = pipeline.ask(QUESTION, 1)
+    streamed = "".join(answer.stream())
+    local = in_process(tiny_models)
+    assert streamed == local.answer(QUESTION, as_sent(answer.pages()), None, ())
+    history = (Turn(QUESTION, streamed),)
+    follow_up = pipeline.ask("And in 2023?", 1, history=history)
+    # The server reads back exactly the conversation the prompt was written from, and its
+    # model writes the rewrite. (Its 64 greedy tokens are not compared with this process's: on
+    # random weights, near-tied logits part ways between two processes after a few dozen.)
+    sent = rewrite_prompt("And in 2023?", recent(history))
+    assert rewrite_request(sent) == ("And in 2023?", recent(history))
+    assert follow_up.searched != "And in 2023?"
+    assert follow_up.searched == remote(app_v1, "docs").rewrite("And in 2023?", recent(history))
 
 
 # -- vLLM (CPU build), opt-in ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute
 
-from rag import Answer, Pipeline, RagError, from_messages, pages_request
+from rag import Answer, Pipeline, RagError, from_messages, pages_request, rewrite_request
 from ui.api import describe
 from ui.gate import (
     KINDS,
@@ -113,6 +113,10 @@ class Routes:
                     answer = await anyio.to_thread.run_sync(self.retrieve, call)
                     found = await anyio.to_thread.run_sync(describe, answer)
                     pieces = answer.stream(call.max_tokens)
+                elif isinstance(given, tuple):  # a follow-up to rewrite, as its answerer would
+                    found = {"hits": [], "searched": given[0]}
+                    rewritten = await anyio.to_thread.run_sync(self.pipeline.standalone, *given)
+                    pieces = (piece for piece in [rewritten])  # closable, as a stream is
                 else:
                     found = {"hits": [], "searched": given.question}
                     pieces = self.pipeline.answer_pages(given, call.max_tokens)
@@ -237,10 +241,16 @@ def too_big(size: int) -> str:
 
 
 def given_pages(body: object):
-    """The question, pages and history of a request this app's remote answerer wrote
-    (``rag.models.remote``: the pages as images), None for any other request."""
+    """What this app's remote answerer (``rag.models.remote``) asks when it uses this app as
+    its model server: the question, pages (as images) and history to answer from, or the
+    (question, history) of a follow-up to rewrite; None for any other request."""
     messages = body.get("messages") if isinstance(body, dict) else None
-    return pages_request(messages) if isinstance(messages, list) else None
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        return None
+    content = messages[-1].get("content")
+    if len(messages) == 1 and isinstance(content, str) and rewrite_request(content):
+        return rewrite_request(content)
+    return pages_request(messages)
 
 
 def joined(pieces: Iterator[str]) -> str:

@@ -821,6 +821,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     arguments.add_argument(
         "--attention", action="store_true", help="only the attention kernel's rate, and matmul's"
     )
+    arguments.add_argument(
+        "--remote",
+        action="store_true",
+        help="also the first token with answers on a model server (benchmarks.remote's row)",
+    )
     arguments.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
     return arguments.parse_args(argv)
 
@@ -837,7 +842,12 @@ def main(argv: list[str] | None = None) -> Result | Attention | None:
         return None
     flags = " ".join(argv if argv is not None else sys.argv[1:])
     result = run(args, f"python -m benchmarks.latency {flags}".strip())
-    publish(report(result), args.out, RESULTS)
+    text = report(result)
+    if args.remote:  # the remote answerer: the app's side of its first token, in the same run
+        from benchmarks import remote
+
+        text += "\n" + remote.report(remote.run(remote.parse_args(["--top-k", str(args.top_k)])))
+    publish(text, args.out, RESULTS)
     return result
 
 

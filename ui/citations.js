@@ -1,7 +1,8 @@
 // Turns "[name p.N]" (and "[deck.pptx slide N]", "[book.xlsx sheet N]") in the answers into
 // links that open the page. The answers keep plain citations (so the copy button copies clean
 // text); the browser wraps them, and a click sends "turn|citation|nonce" to the hidden
-// #cite-target box, whose change opens the page.
+// #cite-target box, whose change opens the page. The chat's messages are labelled for screen
+// readers with their Markdown source: its escapes (ui.markdown) are taken out of the labels.
 (() => {
   // CITATION_PATTERN: rag.citations.PATTERN, put in by ui/chat.py as the page is served
   const CITATION = new RegExp(CITATION_PATTERN, 'g');
@@ -39,6 +40,14 @@
       }
     }
   }
+  const ESCAPED = /\\([\\`*_\[\]<>&~|])/g;  // ui.markdown's escapes
+  function unescapeLabels(root) {
+    for (const message of root.querySelectorAll('#chat [data-testid=bot], #chat [data-testid=user]')) {
+      const label = message.getAttribute('aria-label') || '';
+      const plain = label.replace(ESCAPED, '$1');
+      if (plain !== label) message.setAttribute('aria-label', plain);  // (no loop: unchanged)
+    }
+  }
   document.addEventListener('click', (event) => {
     const link = event.target.closest && event.target.closest('#chat a.cite');
     if (!link) return;
@@ -49,7 +58,8 @@
     box.value = `${turnOf(link)}|${link.textContent}|${Date.now()}`;
     box.dispatchEvent(new Event('input', {bubbles: true}));
   }, true);
-  new MutationObserver(() => linkify(document)).observe(document, {
+  new MutationObserver(() => { linkify(document); unescapeLabels(document); }).observe(document, {
     childList: true, subtree: true, characterData: true,
+    attributes: true, attributeFilter: ['aria-label'],
   });
 })();

@@ -14,3 +14,14 @@ def escape_markdown(text: str) -> str:
     \\<img src=x\\>!\\[a\\](b)_c.pdf
     """
     return re.sub(r"([\\`\[\]<>&])", r"\\\1", text)
+
+
+def literal_markdown(text: str) -> str:
+    """``text`` shown exactly as written, within a line of Markdown rendered for people only
+    (the chat): every character that could start inline markup escaped, ``_`` and ``*`` of
+    emphasis too, so two ``pdfjs__tracemonkey.pdf`` on a line keep their underscores.
+
+    >>> print(literal_markdown("[a__b.pdf p.1], *c* ~~d~~"))
+    \\[a\\_\\_b.pdf p.1\\], \\*c\\* \\~\\~d\\~\\~
+    """
+    return re.sub(r"([\\`*_\[\]<>&~|])", r"\\\1", text)

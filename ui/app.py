@@ -1,10 +1,11 @@
-"""The Gradio app: the conversation and the page view beside the documents panel, built from
-a pipeline.
+"""The Gradio app: the conversation, the page view and the documents panel side by side, built
+from a pipeline.
 
 Library mode: one shared, persistent collection (optionally behind a login). Public mode: a
 private temporary collection per browser session. Chats are per browser session in both. Model
 work runs one request at a time in a bounded queue, so many users share one GPU safely and see
-their place in line. On a phone the columns stack, the conversation first.
+their place in line. On a phone the columns stack: the conversation, the page view, the
+documents.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import gradio as gr
 
 from rag import Pipeline
-from ui import api, chat, documents
+from ui import api, chat, documents, pages
 from ui.collections import Collections
 from ui.markdown import escape_markdown
 
@@ -31,6 +32,33 @@ CSS = """
 #legend .legend-bar { flex: 1; height: 12px; border-radius: 6px; }
 #chat a.cite { cursor: pointer; text-decoration: underline; }
 #documents th, #documents th * { white-space: nowrap; word-break: keep-all; }
+/* Names wrap after their separators (ui.documents.breakable), a long run anywhere. */
+#documents [role=gridcell], #documents [role=gridcell] * { word-break: normal;
+                                                       overflow-wrap: anywhere; }
+/* The page view: word chips, the page, its thumbnails and compact controls on one screen. */
+#tokens .wrap { gap: 4px 6px; }
+#tokens label { position: relative; padding: 1px 10px; border-radius: 999px;
+                font-size: var(--text-sm); }
+#tokens label input { position: absolute; opacity: 0; width: 1px; height: 1px; }
+#tokens label.selected { background: var(--color-accent); border-color: var(--color-accent);
+                         color: white; }
+#tokens label span { margin-left: 0; }
+/* Thumbnails: the page, then its caption under it (never over it, never cut); only the page
+   shown has the accent border (hovering, or a refused click, only darkens one). */
+#pages .grid-wrap { min-height: 0; overflow-y: auto; }
+#pages .grid-container { grid-auto-rows: auto; }
+#pages .thumbnail-item { aspect-ratio: auto; height: auto; display: flex; flex-direction: column; }
+#pages .thumbnail-lg > img { height: 96px; flex: none; }
+#pages .caption-label { position: static; max-width: none; border: 0; border-radius: 0;
+                        white-space: pre-line; overflow-wrap: anywhere; line-height: 1.25; }
+#pages .thumbnail-item:not(.selected):hover, #pages .thumbnail-item:not(.selected):focus {
+  --ring-color: transparent; border-color: var(--neutral-500); }
+#page-controls { align-items: center; }
+@media (max-width: 640px) {
+  #heatmap { height: 360px !important; }
+  #pages .thumbnail-lg > img { height: 64px; }
+  #pages .caption-label { font-size: 11px; }
+}
 """
 
 
@@ -41,15 +69,30 @@ def build_demo(pipeline: Pipeline, public: bool = False) -> gr.Blocks:
         logger.warning("%s", problem)
     with gr.Blocks(title="Ask your documents", fill_width=True) as demo:
         api.render(collections)  # first, so that its endpoints own their plain names
-        gr.Markdown(f"# Ask your documents\n{INTRO}")
+        gr.Markdown(f"# Ask your documents\n{INTRO}", elem_id="intro")
         gr.Markdown(banner(problems), visible=bool(problems), elem_id="banner")
-        with gr.Row():
+        with gr.Row(elem_id="main"):
             # First in the page, so on a phone the question box is on the first screen.
-            with gr.Column(scale=5, min_width=340):
-                chat.render(collections)
-            with gr.Column(scale=2, min_width=340), gr.Accordion("Documents", elem_id="docs"):
+            with gr.Column(scale=4, min_width=340, elem_id="conversation"):
+                conversation = chat.render(collections)
+            # Beside the answers: a cited page opens where it is seen.
+            with gr.Column(scale=4, min_width=340, elem_id="page-view"):
+                view = pages.render(collections)
+            with gr.Column(scale=2, min_width=300), gr.Accordion("Documents", elem_id="docs"):
                 panel = documents.render(collections)
-        demo.load(panel.list_documents, None, [panel.table, panel.choice], api_visibility="private")
+        chat.wire(conversation, view)
+        for changed in panel.changed:  # a deleted document leaves the scope box at once
+            changed.then(
+                conversation.handlers.library_changed,
+                conversation.scope,
+                conversation.library_outputs,
+                api_visibility="private",
+            )
+        # The documents are listed once the tab's session is known (after a reload in public
+        # mode: the session it had).
+        chat.wire_load(demo, conversation, view).then(
+            panel.list_documents, None, [panel.table, panel.choice], api_visibility="private"
+        )
         demo.unload(collections.close)
     demo.queue(max_size=pipeline.settings.max_queue, default_concurrency_limit=1)
     return demo

@@ -4,13 +4,15 @@ A turn shows the question, a note of what was searched (the follow-up rewritten 
 alone, and within which documents), then the answer as it streams. Citations in the answers
 are links (made in the browser by ``CITATION_LINKS``) that open that turn's page in the page
 view. Problems a user can fix (an empty question, no documents yet, a deleted document) are
-toasts that leave the page as it was, never error badges.
+toasts that leave the page as it was, never error badges. A reload of the tab keeps the
+conversation (``Collections.resume``).
 """
 
 from __future__ import annotations
 
 import json
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -19,17 +21,27 @@ from rag import CITATION_PATTERN, RagError
 from ui import pages
 from ui.collections import ChatTurn, Collections, Session
 from ui.gpu import gpu
-from ui.markdown import escape_markdown
+from ui.markdown import literal_markdown
 
 DOC, TAG = "doc:", "tag:"  # scope values: "doc:ID" (or a bare id or name) and "tag:T"
 STOPPED = " *(stopped)*"
-EXAMPLES = [
-    "What was the revenue in 2024?",
-    "Which product line grew fastest?",
-    "Who approved the travel expense claim?",
-    "When is general availability of Project Falcon planned?",
-    "Какая рабочая температура датчика?",
-]
+# Questions about the sample PDFs (samples/), offered while their document is indexed.
+EXAMPLES = {
+    "What was the revenue in 2024?": "annual_report.pdf",
+    "Which product line grew fastest?": "annual_report.pdf",
+    "Who approved the travel expense claim?": "expense_form.pdf",
+    "When is general availability of Project Falcon planned?": "product_slides.pdf",
+    "Какая рабочая температура датчика?": "multilingual.pdf",
+}
+EMPTY_LIBRARY = (
+    "Add documents in the Documents panel (beside this; further down on a phone), then ask "
+    "about them. Follow-up questions are understood in context."
+)
+READY = (
+    "Ask about your documents ({count} indexed). Follow-up questions are understood in "
+    "context; the cited pages open in the page view."
+)
+KEY_STORE = "rag-chat-key"  # the tab's key in sessionStorage (ui.collections)
 
 # The browser script that turns citations in the answers into links (ui/citations.js), with
 # the engine's citation pattern put in: the format is written once, in rag.citations.
@@ -40,6 +52,27 @@ CITATION_LINKS = (
     + (Path(__file__).parent / "citations.js").read_text()
     + "</script>\n"
 )
+
+
+@dataclass
+class Conversation:
+    chat: gr.Chatbot
+    question: gr.Textbox
+    submit: gr.Button
+    stop: gr.Button
+    scope: gr.Dropdown
+    new_chat: gr.Button
+    examples: gr.Dataset
+    top_k: gr.Slider
+    max_new_tokens: gr.Slider
+    rewrite: gr.Checkbox
+    key: gr.Textbox  # the tab's key, kept in sessionStorage
+    handlers: Handlers
+
+    @property
+    def library_outputs(self) -> list:
+        """What changes with the library (``Handlers.library_changed``)."""
+        return [self.scope, self.chat, self.examples]
 
 
 class Handlers:
@@ -62,43 +95,81 @@ class Handlers:
         boxes: bool,
         request: gr.Request,
     ):
-        """Outputs: chat, question box, then the page view's outputs."""
+        """Outputs: chat, question box, scope, stop button, then the page view's outputs."""
         look = (word, overlay, opacity, boxes)
         session = self.collections.session(request)
-        keep = pages.UNCHANGED
+        keep = (gr.skip(),) * 2 + pages.UNCHANGED
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question first.")
             yield gr.skip(), gr.skip(), *keep
             return
+        stale = stale_scope(session, scope or [])
+        if stale:  # deleted since it was chosen (here or by another user): it leaves the box
+            gr.Warning(stale_message(session, stale, scope or []))
+            yield gr.skip(), gr.skip(), self._scope(session, scope), *keep[1:]
+            return
+        session.asking, session.stop_asked = True, False
+        options = (int(top_k), int(max_new_tokens), rewrite)
+        try:
+            yield from self._answer(session, question, scope or [], options, look)
+        finally:
+            session.asking = False
+
+    def _answer(
+        self,
+        session: Session,
+        question: str,
+        scope: list[str],
+        options: tuple[int, int, bool],
+        look: pages.Look,
+    ):
+        """``ask`` once the question is fine: ``options`` are (top_k, max_new_tokens,
+        rewrite)."""
+        top_k, max_new_tokens, rewrite = options
+        idle = gr.update(interactive=False)
         pending = {"role": "assistant", "content": "", "metadata": {"title": "Searching…"}}
         pending["metadata"]["status"] = "pending"
         asked = {"role": "user", "content": question}
-        yield [*messages(session.turns), asked, pending], "", *keep
+        busy = gr.update(interactive=True)
+        yield [*messages(session.turns), asked, pending], "", gr.skip(), busy, *pages.UNCHANGED
         try:
-            turn = self._retrieve(session, question, scope or [], int(top_k), rewrite)
+            turn = self._retrieve(session, question, scope, top_k, rewrite)
         except RagError as error:  # nothing to search, an unknown document, a missing model
             gr.Warning(str(error))
-            yield messages(session.turns), question, *keep
+            yield messages(session.turns), question, gr.skip(), idle, *pages.UNCHANGED
             return
         index = len(session.turns) - 1
-        view = pages.show(session, index, 0, look) if turn.answer.hits else keep
-        yield messages(session.turns), gr.skip(), *view
+        view = pages.show(session, index, 0, look) if turn.answer.hits else pages.UNCHANGED
+        yield messages(session.turns), gr.skip(), gr.skip(), gr.skip(), *view
         try:
-            with closing(turn.answer.stream(int(max_new_tokens))) as pieces:
+            for _ in self._write(session, turn, max_new_tokens):
+                yield messages(session.turns), gr.skip(), gr.skip(), gr.skip(), *pages.UNCHANGED
+        finally:
+            turn.done = True
+        # The thumbnails' "cited" marks are known now (and the title's, for the page shown).
+        view = pages.UNCHANGED
+        if turn.answer.hits and session.view[0] == index and turn in session.turns:
+            view = pages.show(session, index, session.view[1], look)
+        yield messages(session.turns), gr.skip(), gr.skip(), idle, *view
+
+    def _write(self, session: Session, turn: ChatTurn, max_new_tokens: int):
+        """The answer into ``turn``, a piece at a time (yielding after each), until it ends or
+        stop is pressed (not one more piece then, even in flight)."""
+        if session.stop_asked:  # pressed while the pages were searched
+            turn.stopped = True
+            return
+        try:
+            with closing(turn.answer.stream(max_new_tokens)) as pieces:
                 for piece in pieces:
-                    if turn.stopped:  # stop was pressed: not one more piece, even in flight
-                        break
+                    if session.stop_asked or turn.stopped:
+                        turn.stopped = True
+                        return
                     turn.text += piece
-                    yield messages(session.turns), gr.skip(), *keep
+                    yield
         except RagError as error:  # a retrieved document was deleted before the answer began
             gr.Warning(str(error))
             turn.stopped = True
-        # The thumbnails' "cited" marks are known now (and the title's, for the page shown).
-        view = keep
-        if turn.answer.hits and session.view[0] == index:
-            view = pages.show(session, index, session.view[1], look)
-        yield messages(session.turns), gr.skip(), *view
 
     def _retrieve(
         self, session: Session, question: str, scope: list[str], top_k: int, rewrite: bool
@@ -112,87 +183,97 @@ class Handlers:
         return turn
 
     def stop(self, request: gr.Request):
-        """The stop button: the answer being written ends where it is (the event that streams
-        it is cancelled, which closes its generator and frees the model)."""
+        """The stop button: the answer being written ends where it is (at its next piece,
+        which frees the model); a finished answer is never touched. Outputs: chat, stop."""
         session = self.collections.session(request)
-        if session.turns and not session.turns[-1].stopped:
-            session.turns[-1].stopped = True
-        return messages(session.turns)
+        if session.asking:
+            session.stop_asked = True
+            if session.turns and not session.turns[-1].done:
+                session.turns[-1].stopped = True
+        return messages(session.turns), gr.update(interactive=False)
 
     def new_chat(self, request: gr.Request):
+        """Outputs: chat, stop, then the page view's. The question being typed stays."""
         session = self.collections.session(request)
+        session.leave()  # an answer being written stops
         session.turns.clear()
         session.view = (0, 0)
-        empty = gr.update(value=[], selected_index=None)
-        words = gr.update(choices=[pages.WHOLE_QUERY], value=pages.WHOLE_QUERY)
-        return [], "", pages.EMPTY_TITLE, None, words, empty, "", None
+        return [], gr.update(interactive=False), *pages.cleared()
 
     def scope_choices(self, chosen: list[str] | None, request: gr.Request):
         """What can be searched within, read afresh whenever the selector is opened: each
         document, then each tag."""
-        documents = self.collections.session(request).pipeline.documents()
+        return self._scope(self.collections.session(request), chosen)
+
+    def library_changed(self, chosen: list[str] | None, request: gr.Request):
+        """After an upload, a tag or a delete: the scope's choices (a deleted document leaves
+        them, and the chosen ones), the empty chat's hint and the examples, read afresh."""
+        session = self.collections.session(request)
+        documents = session.pipeline.documents()
+        return (
+            self._scope(session, chosen, documents),
+            gr.update(placeholder=placeholder(documents)),
+            examples_update(documents),
+        )
+
+    def restore(self, key: str | None, chosen: list[str] | None, request: gr.Request):
+        """The tab (re)opened: its key, its conversation if a reload kept it, the library's
+        state (``library_outputs``), then the page view as it was."""
+        session = self.collections.resume(request, key)
+        view = pages.cleared()
+        if session.turns:
+            turn, hit = session.view
+            view = pages.show(session, turn, hit, (None, True, pages.ALPHA, True))
+        documents = session.pipeline.documents()
+        chat = gr.update(value=messages(session.turns), placeholder=placeholder(documents))
+        scope = self._scope(session, chosen, documents)
+        return session.key, scope, chat, examples_update(documents), *view
+
+    def _scope(self, session: Session, chosen: list[str] | None, documents=None):
+        documents = session.pipeline.documents() if documents is None else documents
         choices = [(f"{d.name} ({d.pages} p.)", f"{DOC}{d.doc_id}") for d in documents]
         tags = sorted({tag for d in documents for tag in d.tags})
         choices += [(f"tag: {tag}", f"{TAG}{tag}") for tag in tags]
+        session.names.update({value: label.rsplit(" (", 1)[0] for label, value in choices})
         known = {value for _, value in choices}
-        return gr.update(choices=choices, value=[v for v in chosen or [] if v in known])
+        kept = [v for v in chosen or [] if v in known or not v.startswith((DOC, TAG))]
+        return gr.update(choices=choices, value=kept)
 
-    # -- the page view ----------------------------------------------------------------------
 
-    @gpu
-    def open_citation(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
-        self, target: str, word, overlay, opacity, boxes, request: gr.Request
-    ):
-        """A citation link was clicked: ``target`` is "turn|[name p.N]|nonce"."""
-        session = self.collections.session(request)
-        turn, _, rest = (target or "").partition("|")
-        label = rest.rpartition("|")[0]
-        if not turn.isdigit() or int(turn) >= len(session.turns):
-            return pages.UNCHANGED
-        hits = session.turns[int(turn)].answer.hits
-        index = next((i for i, h in enumerate(hits) if h.citation == label), None)
-        if index is None:  # a citation the answerer made up: not one of the turn's pages
-            gr.Warning(f"{label} is not one of the pages retrieved for that question.")
-            return pages.UNCHANGED
-        return pages.show(session, int(turn), index, (word, overlay, opacity, boxes))
+def stale_scope(session: Session, scope: list[str]) -> list[str]:
+    """The chosen scope values whose document was deleted (or whose tag no document has any
+    more) since they were offered. A bare name or id typed in is left to the engine."""
+    chosen = [v for v in scope if v.startswith((DOC, TAG))]
+    if not chosen:
+        return []
+    documents = session.pipeline.documents()
+    known = {f"{DOC}{d.doc_id}" for d in documents}
+    known |= {f"{TAG}{tag}" for d in documents for tag in d.tags}
+    return [v for v in chosen if v not in known]
 
-    @gpu
-    def select_page(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
-        self, word, overlay, opacity, boxes, event: gr.SelectData, request: gr.Request
-    ):
-        session = self.collections.session(request)
-        turn, _ = session.view
-        if turn >= len(session.turns):
-            return pages.UNCHANGED
-        look = (word, overlay, opacity, boxes)
-        return pages.show(session, turn, event.index, look, gallery=False)
 
-    def previous_page(self, word, overlay, opacity, boxes, request: gr.Request):
-        return self._step(-1, (word, overlay, opacity, boxes), request)
+def stale_message(session: Session, stale: list[str], scope: list[str]) -> str:
+    """Why the question waits, naming what left the scope (never by its id).
 
-    def next_page(self, word, overlay, opacity, boxes, request: gr.Request):
-        return self._step(1, (word, overlay, opacity, boxes), request)
+    >>> s = Session(None, names={"doc:3f2a": "report.pdf"})
+    >>> stale_message(s, ["doc:3f2a"], ["doc:3f2a", "tag:legal"])
+    'report.pdf left Search within: deleted since you chose it. Ask again to search the rest.'
+    """
+    names = ", ".join(session.names.get(v, "a document deleted since") for v in stale)
+    rest = "the rest" if len(stale) < len(scope) else "all documents"
+    return f"{names} left Search within: deleted since you chose it. Ask again to search {rest}."
 
-    @gpu
-    def _step(self, delta: int, look: pages.Look, request: gr.Request):
-        """The turn's previous or next retrieved page (round the end)."""
-        session = self.collections.session(request)
-        turn, hit = session.view
-        if turn >= len(session.turns):
-            return pages.UNCHANGED
-        count = len(session.turns[turn].answer.hits)
-        return pages.show(session, turn, (hit + delta) % count, look)
 
-    @gpu
-    def redraw(self, word, overlay, opacity, boxes, request: gr.Request):
-        """The word, the heatmap switch, its opacity or the word frames changed: the same page,
-        drawn again."""
-        session = self.collections.session(request)
-        turn, hit = session.view
-        if turn >= len(session.turns):
-            return pages.UNCHANGED
-        look = (word, overlay, opacity, boxes)
-        return pages.show(session, turn, hit, look, gallery=False)
+def placeholder(documents) -> str:
+    """The empty chat's hint: add documents, or ask about those there are."""
+    return READY.format(count=len(documents)) if documents else EMPTY_LIBRARY
+
+
+def examples_update(documents) -> dict:
+    """The examples whose sample document is indexed (none: the examples are hidden)."""
+    names = {d.name for d in documents}
+    shown = [[question] for question, sample in EXAMPLES.items() if sample in names]
+    return gr.update(samples=shown, visible=bool(shown))
 
 
 def messages(turns: list[ChatTurn]) -> list[dict]:
@@ -203,7 +284,7 @@ def messages(turns: list[ChatTurn]) -> list[dict]:
         answer = turn.answer
         searched = f"searched for: {answer.searched}" if answer.rewritten else "searched"
         found = ", ".join(hit.citation for hit in answer.hits) or "no pages"
-        note = f"Within {escape_markdown(turn.scope)}: {escape_markdown(found)}"
+        note = f"Within {literal_markdown(turn.scope)}: {literal_markdown(found)}"
         title = f"{searched} · within {turn.scope}"
         shown.append({"role": "user", "content": answer.question})
         shown.append(
@@ -234,20 +315,17 @@ def split_scope(values: list[str]) -> tuple[list[str], list[str]]:
     return docs, [v.removeprefix(TAG) for v in values if v.startswith(TAG)]
 
 
-def render(collections: Collections) -> None:
+def render(collections: Collections) -> Conversation:
+    """The conversation's components (events: ``wire``, once the page view exists)."""
     settings = collections.pipeline.settings
-    handlers = Handlers(collections)
-
-    # -- layout -----------------------------------------------------------------------------
     chat = gr.Chatbot(
         label="Conversation",
         elem_id="chat",
-        height=460,
+        height=520,
         buttons=["copy", "copy_all"],
         feedback_options=None,
         group_consecutive_messages=False,  # one copy button per answer, for the answer alone
-        placeholder="Add documents in the Documents panel (beside this; below it on a phone), then "
-        "ask about them. Follow-up questions are understood in context.",
+        placeholder=EMPTY_LIBRARY,
     )
     with gr.Row(equal_height=True):
         question = gr.Textbox(
@@ -260,7 +338,9 @@ def render(collections: Collections) -> None:
             submit_btn=False,
         )
         submit = gr.Button("Ask", variant="primary", scale=1, min_width=60, elem_id="ask")
-        stop = gr.Button("Stop", variant="stop", scale=1, min_width=60, elem_id="stop")
+        stop = gr.Button(
+            "Stop", variant="stop", scale=1, min_width=60, elem_id="stop", interactive=False
+        )
     with gr.Row(equal_height=True):
         scope = gr.Dropdown(
             label="Search within (documents and tags; empty: everything)",
@@ -282,38 +362,62 @@ def render(collections: Collections) -> None:
             label="Search for follow-ups rewritten as standalone questions",
             elem_id="rewrite",
         )
-    gr.Examples(EXAMPLES, question, label="Try (with the sample PDFs)")
-    view = pages.render()
-    cite = gr.Textbox(visible="hidden", elem_id="cite-target")
+    examples = gr.Examples([[q] for q in EXAMPLES], question, label="Try", elem_id="examples")
+    examples.dataset.visible = False  # until the library says a sample is there
+    key = gr.Textbox(visible="hidden", elem_id="chat-key")
+    return Conversation(
+        chat,
+        question,
+        submit,
+        stop,
+        scope,
+        new_chat,
+        examples.dataset,
+        top_k,
+        max_new_tokens,
+        rewrite,
+        key,
+        Handlers(collections),
+    )
 
-    # -- events -----------------------------------------------------------------------------
+
+def wire(conversation: Conversation, view: pages.PageView) -> None:
+    """The conversation's events: asking shows the turn's pages in ``view``."""
+    c, handlers = conversation, conversation.handlers
     private = {"api_visibility": "private"}
-    gpu_event = {"concurrency_id": "gpu", "concurrency_limit": 1, **private}
-    # Drawing a page needs no model (the vectors are stored): it does not wait for answers.
-    view_event = {"concurrency_id": "view", "concurrency_limit": 4, **private}
-    inputs = [question, scope, top_k, max_new_tokens, rewrite, *view.settings]
-    outputs = [chat, question, *view.outputs]
+    inputs = [c.question, c.scope, c.top_k, c.max_new_tokens, c.rewrite, *view.settings]
+    outputs = [c.chat, c.question, c.scope, c.stop, *view.outputs]
+    asking = {"concurrency_id": "gpu", "concurrency_limit": 1, "show_progress": "hidden"}
     asked = [
-        submit.click(handlers.ask, inputs, outputs, show_progress="hidden", **gpu_event),
-        question.submit(handlers.ask, inputs, outputs, show_progress="hidden", **gpu_event),
+        c.submit.click(handlers.ask, inputs, outputs, **asking, **private),
+        c.question.submit(handlers.ask, inputs, outputs, **asking, **private),
     ]
-    stop.click(handlers.stop, None, chat, cancels=asked, queue=False, **private)
-    for start_over in (new_chat.click, chat.clear):  # the button, or the chat's bin icon
+    # Stop asks the answer to end; the answer's own event writes its last words and
+    # "(stopped)", so nothing it sends can arrive after the stop and undo it.
+    c.stop.click(handlers.stop, None, [c.chat, c.stop], queue=False, **private)
+    for start_over in (c.new_chat.click, c.chat.clear):  # the button, or the chat's bin icon
         start_over(
             handlers.new_chat,
             None,
-            [chat, question, *view.outputs],
+            [c.chat, c.stop, *view.outputs],
             cancels=asked,
             queue=False,
             **private,
         )
-    scope.focus(handlers.scope_choices, scope, scope, **private)
-    settings_in = view.settings
-    cite.change(handlers.open_citation, [cite, *settings_in], view.outputs, **view_event)
-    view.gallery.select(handlers.select_page, settings_in, view.outputs, **view_event)
-    view.previous.click(handlers.previous_page, settings_in, view.outputs, **view_event)
-    view.next.click(handlers.next_page, settings_in, view.outputs, **view_event)
-    view.words.input(handlers.redraw, settings_in, view.outputs, **view_event)
-    view.overlay.input(handlers.redraw, settings_in, view.outputs, **view_event)
-    view.boxes.input(handlers.redraw, settings_in, view.outputs, **view_event)
-    view.opacity.release(handlers.redraw, settings_in, view.outputs, **view_event)
+    c.scope.focus(handlers.scope_choices, c.scope, c.scope, **private)
+
+
+def wire_load(demo: gr.Blocks, conversation: Conversation, view: pages.PageView):
+    """On opening the tab: its key read from sessionStorage, the session resumed (after a
+    reload: the conversation as it was), and the key stored again. Returns the event, for
+    what must wait for the session (``.then``)."""
+    c = conversation
+    read = f"(key, scope) => [sessionStorage.getItem({json.dumps(KEY_STORE)}) || '', scope]"
+    store = f"(key) => {{ sessionStorage.setItem({json.dumps(KEY_STORE)}, key); return []; }}"
+    return demo.load(
+        c.handlers.restore,
+        [c.key, c.scope],
+        [c.key, *c.library_outputs, *view.outputs],
+        js=read,
+        api_visibility="private",
+    ).then(None, c.key, None, js=store, api_visibility="private")

@@ -55,7 +55,7 @@ system-deps:
 	@command -v pdftoppm >/dev/null && command -v pdfinfo >/dev/null && command -v pdftotext >/dev/null || $(MAKE) --no-print-directory apt PKGS="poppler-utils"
 	@command -v tesseract >/dev/null || $(MAKE) --no-print-directory apt PKGS="tesseract-ocr"
 	@command -v soffice >/dev/null || $(MAKE) --no-print-directory apt PKGS="$(OFFICE_PKGS)"
-	@{ /sbin/ldconfig -p | grep -q libpangoft2-1.0.so.0 && [ -d /usr/share/fonts/truetype/dejavu ] && [ -d /usr/share/fonts/truetype/droid ]; } || $(MAKE) --no-print-directory apt PKGS="$(TEXT_PKGS)"
+	@{ /sbin/ldconfig -p | grep libpangoft2-1.0.so.0 >/dev/null && [ -d /usr/share/fonts/truetype/dejavu ] && [ -d /usr/share/fonts/truetype/droid ]; } || $(MAKE) --no-print-directory apt PKGS="$(TEXT_PKGS)"
 
 # The browser tests drive Debian's chromium (never a downloaded browser).
 test-system-deps: system-deps

@@ -53,12 +53,14 @@ def progress_units(job) -> list:
 
 
 ENDPOINTS = {"/index", "/ask", "/page", "/list", "/delete", "/tag"}
+# The MCP tools (ui/tools.py) are API endpoints too: only they are offered to agents.
+TOOLS = {"/search_documents", "/ask_documents", "/list_documents", "/get_page"}
 
 
 def test_upload_with_progress_then_ask_stream_pages_and_delete(app_url, tmp_path):
     client = Client(app_url, verbose=False)
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(api) == ENDPOINTS  # the page's own events are not part of the API
+    assert set(api) == ENDPOINTS | TOOLS  # the page's own events are not part of the API
     described = client.view_api(print_info=False, return_format="str")
     assert "value_" not in described and "Literal[]" not in described
     (doc,) = api["/delete"]["parameters"]

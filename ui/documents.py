@@ -197,7 +197,9 @@ def render(collections: Collections) -> DocumentsPanel:
     gr.Markdown(types_legend(), elem_id="types")
     if limits:
         gr.Markdown(limits, elem_id="limits")
-    status = gr.Markdown(elem_id="index-status")
+    # Its label names the API's output (never "status": an id of Gradio's own translations,
+    # which warns in the browser's console on every load).
+    status = gr.Markdown(label="indexed", show_label=False, elem_id="index-status")
     table = gr.Dataframe(
         headers=HEADERS,
         interactive=False,

@@ -49,6 +49,7 @@ class Result:
     pages: str
     request_mb: float
     rows: list[Row]
+    reference_ms: float = 0.0  # the same server's round trip for a request of a few bytes
 
 
 def sample_pages(n: int) -> list[PageImage]:
@@ -89,6 +90,18 @@ class Instant(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+def round_trip_s(url: str) -> float:
+    """The reference, measured in the same run: a few-byte chat request to the same server,
+    its first event back (the machine's own cost of a request, without pages)."""
+    import httpx
+
+    body = {"model": "instant", "messages": [{"role": "user", "content": "?"}], "stream": True}
+    start = time.perf_counter()
+    with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as response:
+        next(response.iter_lines())
+    return time.perf_counter() - start
+
+
 def first_token_s(answerer: RemoteAnswerer, pages: list[PageImage]) -> float:
     start = time.perf_counter()
     stream = answerer.stream(QUESTION, pages, 1)
@@ -122,6 +135,7 @@ def run(args) -> Result:
     cached = [_timed(lambda: warm.messages(QUESTION, pages)) for _ in range(args.repeats)]
     cold = [first_token_s(fresh(), pages) for _ in range(args.repeats)]
     follow = [first_token_s(warm, pages) for _ in range(args.repeats)]
+    reference = [round_trip_s(local) for _ in range(args.repeats)]
     body = json.dumps({"messages": warm.messages(QUESTION, pages)})
     rows = [
         measured(f"pages encoded (PNG, base64), {len(pages)} pages", encode),
@@ -137,7 +151,8 @@ def run(args) -> Result:
     httpd.shutdown()
     sizes = ", ".join(f"{p.image.width}x{p.image.height}" for p in pages)
     command = f"python -m benchmarks.remote --top-k {args.top_k} --repeats {args.repeats}"
-    return Result(command, machine(), sizes, len(body) / 2**20, rows)
+    reference_ms = 1000 * statistics.median(reference)
+    return Result(command, machine(), sizes, len(body) / 2**20, rows, reference_ms)
 
 
 def _timed(function) -> float:
@@ -153,8 +168,14 @@ def report(result: Result) -> str:
         f"machine: {result.machine}",
         f"pages as rendered (144 DPI): {result.pages}; the request: {result.request_mb:.2f} MB",
     )
-    cells = [(r.what, f"{r.median_ms:.1f} ms", f"{r.low_ms:.1f} ms") for r in result.rows]
-    return "\n".join([*lines, "", *table(cells, ["stage", "median", "fastest"], "lrr"), ""])
+    base = result.reference_ms or float("nan")
+    cells = [
+        (r.what, f"{r.median_ms:.1f} ms", f"{r.low_ms:.1f} ms", f"{r.median_ms / base:.1f}x")
+        for r in result.rows
+    ]
+    columns = ["stage", "median", "fastest", "x the bare round trip"]
+    reference = f"reference, same run: a few-byte request's round trip, {base:.1f} ms (median)"
+    return "\n".join([*lines, reference, "", *table(cells, columns, "lrrr"), ""])
 
 
 def parse_args(argv):

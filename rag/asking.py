@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
+from rag.access import Caller, may_read
 from rag.chat import Turn, recent
 from rag.config import HYBRID_MODES, Settings
 from rag.errors import ConfigError, DocumentNotFoundError, EmptyIndexError, RagError
@@ -43,13 +44,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PageReader:
-    """What a hit points at, read from the index: the page's image, words and vectors. A page
-    whose document has been deleted since raises DocumentNotFoundError naming it."""
+    """What a hit points at, read from the index for ``caller``: the page's image, words and
+    vectors. A page whose document has been deleted since, or that the caller may no longer
+    read (made private meanwhile), raises DocumentNotFoundError naming it: checked at every
+    read, so an answer on screen stops showing a page the moment it is taken away."""
 
     index: Index
+    caller: Caller
+
+    def check(self, hit: Hit) -> None:
+        document = self.index.get(hit.doc_id)
+        if document is None or not may_read(self.caller, document.owner, document.visibility):
+            raise gone(hit)
 
     def image(self, hit: Hit) -> Image.Image:
         """The page image as it was indexed, fully read into memory."""
+        self.check(hit)
         try:
             with Image.open(hit.image_path) as image:
                 return image.convert("RGB")
@@ -58,12 +68,12 @@ class PageReader:
 
     def words(self, hit: Hit) -> PageText:
         """The page's words and boxes (none if it has none)."""
+        self.check(hit)
         return self.index.page_words(hit.doc_id, hit.page_number)
 
     def embedding(self, hit: Hit) -> torch.Tensor:
         """The page's stored (n, dim) multi-vector."""
-        if self.index.get(hit.doc_id) is None:
-            raise gone(hit)
+        self.check(hit)
         try:
             return self.index.page_embedding(hit.doc_id, hit.page_number)
         except DocumentNotFoundError:  # deleted in between
@@ -165,6 +175,7 @@ class Answer:
     def page_words(self, hit: Hit) -> PageText:
         """The retrieved page's words and boxes (read once: every redraw of the page, its
         snippet and its frames use them)."""
+        self.reader.check(hit)  # cached, but never past the caller's right to read it
         key = (hit.doc_id, hit.page_number)
         if key not in self._words:
             self._words[key] = self.reader.words(hit)
@@ -174,6 +185,7 @@ class Answer:
         """Per-token and whole-query similarity maps of one retrieved page (computed once,
         then cached); a page whose document has been deleted since raises
         DocumentNotFoundError naming it."""
+        self.reader.check(hit)
         key = (hit.doc_id, hit.page_number)
         if key not in self._maps:
             page = self.reader.embedding(hit)
@@ -206,7 +218,6 @@ class Asking:
         self.models = models
         self.library = library
         self.search = search
-        self.reader = PageReader(library.index)
 
     def ask(
         self,
@@ -218,6 +229,7 @@ class Asking:
         history: Iterable[Turn] = (),
         rewrite: bool = True,
         hybrid: str | None = None,
+        caller: Caller,
     ) -> Answer:
         """Retrieve the best pages for ``question`` (within the documents ``docs`` and those
         tagged any of ``tags``, if given: ``Library.scope``); the answer streams from the
@@ -226,13 +238,15 @@ class Asking:
 
         ``history``: the conversation's earlier turns. The answerer reads them before the
         pages; with ``rewrite``, it first rewrites a follow-up as a standalone question, and
-        that is what the retriever searches (``Answer.searched``)."""
-        question = question.strip()
+        that is what the retriever searches (``Answer.searched``). ``caller``: whose question
+        it is; only the documents they may read are searched (``Library.scope``)."""
+        question, docs, tags = question.strip(), list(docs), list(tags)
         if not question:
             raise RagError("the question is empty")
-        if not self.library.index.documents():
+        if not self.library.documents(caller=caller):
             raise EmptyIndexError("no documents are indexed yet: add a PDF first")
-        scope = self.library.scope(docs, tags)  # refuses an unknown one before any model
+        # Refuses an unknown document or tag before any model.
+        scope = self.library.scope(docs, tags, caller=caller)
         mode = hybrid or self.settings.hybrid
         if mode not in HYBRID_MODES:
             raise ConfigError(f"hybrid: {mode!r} is not one of {', '.join(HYBRID_MODES)}")
@@ -247,12 +261,19 @@ class Asking:
         tokens = meaningful_tokens(
             retriever.processor.tokenizer, retriever.query_token_ids(searched), searched
         )
+        self.library.record(
+            "question",
+            caller.name,
+            question=question,
+            scope={"docs": list(docs), "tags": list(tags)},
+            pages=[{"doc_id": hit.doc_id, "page": hit.page_number} for hit in hits],
+        )
         return Answer(
             question,
             hits,
             query,
             tokens,
-            self.reader,
+            PageReader(self.library.index, caller),
             self.models,
             searched,
             history,

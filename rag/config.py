@@ -125,6 +125,25 @@ class Settings:
     text_timeout_s: int = 60
     # Give the answerer each page's text beside its image (helps small VLMs on dense pages).
     answer_with_text: bool = False
+    # Teams (rag.people, rag.access). Single sign-on: the header a trusted proxy (oauth2-proxy,
+    # ...) sets to the signed-in user's name, e.g. X-Forwarded-User; honoured only from
+    # trusted_proxies (comma-separated addresses or networks), never from anyone else.
+    auth_header: str = ""
+    trusted_proxies: str = "127.0.0.1,::1"
+    # The audit log (rag.audit): one JSON line per login, upload, delete, retag, visibility
+    # change, sync and question; "" is off. Rotated past audit_max_mb, audit_backups kept.
+    audit_log: str = ""
+    audit_max_mb: int = 10
+    audit_backups: int = 5
+    # Folders the web app keeps in sync in the background (rag.sync), separated by the path
+    # separator (":" on Linux); what they add is readable as sync_visibility says.
+    sync: str = ""
+    sync_visibility: str = "everyone"
+    sync_prune: bool = False  # remove documents whose synced file is gone (else: reported)
+    # A file changing is taken once it has been left alone this long (one still being copied
+    # waits); a watched folder is also rescanned every sync_rescan_s (missed events, mounts).
+    sync_settle_s: float = 2.0
+    sync_rescan_s: int = 300
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -187,6 +206,9 @@ class Settings:
 
 MAX_PAGE_WORKERS = 8
 POSITIVE = (
+    "audit_max_mb",
+    "sync_settle_s",
+    "sync_rescan_s",
     "dpi",
     "max_page_pixels",
     "render_chunk_pages",

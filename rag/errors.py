@@ -86,6 +86,11 @@ class TagError(RagError):
     """A tag that is not valid, or a tag no document carries where one was expected."""
 
 
+class AccessError(RagError):
+    """A person, group, password or visibility that is not valid, or an action the caller may
+    not take (never naming a document they may not read)."""
+
+
 class EmptyIndexError(RagError):
     pass
 

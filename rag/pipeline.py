@@ -10,14 +10,19 @@ load lazily, once, on first use, so listing or deleting documents never loads on
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import inspect
 import logging
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
+from rag.access import ADMIN, Caller
 from rag.asking import Answer, Asking
+from rag.audit import Audit
 from rag.chat import Turn
 from rag.config import Settings
 from rag.errors import RagError
@@ -28,6 +33,7 @@ from rag.models.checkpoints import resolve_device
 from rag.models.loaded import Models
 from rag.models.remote import PagesRequest, RemoteAnswerer
 from rag.models.retriever import Retriever
+from rag.people import People
 
 logger = logging.getLogger(__name__)
 
@@ -35,31 +41,65 @@ __all__ = ["Answer", "IndexResult", "Models", "Pipeline"]
 
 # Where collections made by Pipeline.collection live, under the data dir.
 COLLECTIONS = "collections"
+USERS = "users.json"  # the users store, under the data dir
 
 
 def _verb(side: str, method: Callable) -> Callable:
     """A Pipeline verb that is one side's method (``library`` or ``asking``), called on that
-    side as this collection built it; it keeps the method's name, signature and docstring."""
+    side as this collection built it, for the pipeline's ``caller`` when the method acts for
+    one; it keeps the method's name and docstring."""
+    acts_for = "caller" in inspect.signature(method).parameters
 
     @functools.wraps(method)
     def verb(self: Pipeline, *args, **kwargs):
+        if acts_for:
+            kwargs["caller"] = self.caller
         return method(getattr(self, side), *args, **kwargs)
 
     return verb
 
 
+@dataclasses.dataclass
+class _Parts:
+    """A collection's stages, built on first use and shared by every caller's view of it."""
+
+    index: Index | None = None
+    search: HybridSearch | None = None
+    library: Library | None = None
+    asking: Asking | None = None
+    people: People | None = None
+    audit: Audit | None = None
+
+
+def known_groups(people: People) -> Callable[[], set[str] | None]:
+    """The groups a visibility may name: the users store's (None, any, while it has none)."""
+    return lambda: people.groups() if people else None
+
+
 class Pipeline:
-    """One collection of documents (``settings.data_dir``), served by ``models``."""
+    """One collection of documents (``settings.data_dir``), served by ``models``, as
+    ``caller`` sees it (``acting_for``): the CLI is an admin (``rag.access.ADMIN``), a web
+    request the person signed in."""
 
     def __init__(
-        self, settings: Settings, index: Index | None = None, models: Models | None = None
+        self,
+        settings: Settings,
+        index: Index | None = None,
+        models: Models | None = None,
+        caller: Caller = ADMIN,
     ) -> None:
         self.settings = settings
-        self._index = index
-        self._search: HybridSearch | None = None
-        self._library: Library | None = None
-        self._asking: Asking | None = None
+        self._parts = _Parts(index)
         self.models = models or Models(settings)
+        self.caller = caller
+
+    def acting_for(self, caller: Caller) -> Pipeline:
+        """This collection as ``caller`` sees it: every verb lists, finds, searches and
+        changes only what they may (``rag.access``). It shares everything else (the index,
+        the models): making one costs nothing."""
+        view = copy.copy(self)
+        view.caller = caller
+        return view
 
     def collection(self, name: str, **limits: int) -> Pipeline:
         """Another collection of documents, ``name`` (letters, digits, ``-`` and ``_``): its own
@@ -69,7 +109,7 @@ class Pipeline:
             raise ValueError(f"not a collection name: {name!r}")
         data_dir = self.settings.data_dir / COLLECTIONS / name
         settings = dataclasses.replace(self.settings, data_dir=data_dir, **limits)
-        return Pipeline(settings, models=self.models)
+        return Pipeline(settings, models=self.models, caller=self.caller)
 
     def drop(self) -> None:
         """Delete this collection: its documents, its vectors (a Qdrant collection too) and its
@@ -78,8 +118,8 @@ class Pipeline:
         try:
             index.drop()
         finally:
-            if self._search is not None:
-                self._search.close()
+            if self._parts.search is not None:
+                self._parts.search.close()
             index.close()
             shutil.rmtree(self.settings.data_dir, ignore_errors=True)
 
@@ -128,28 +168,53 @@ class Pipeline:
 
     @property
     def index(self) -> Index:
-        if self._index is None:
-            self._index = open_index(self.settings, resolve_device(self.settings.device))
-        return self._index
+        parts = self._parts
+        if parts.index is None:
+            parts.index = open_index(self.settings, resolve_device(self.settings.device))
+        return parts.index
 
     @property
     def search_index(self) -> HybridSearch:
         """The index's pages searched by pictures and words (``rag.index.hybrid``)."""
-        if self._search is None:
-            self._search = hybrid_search(self.index)
-        return self._search
+        if self._parts.search is None:
+            self._parts.search = hybrid_search(self.index)
+        return self._parts.search
+
+    @property
+    def people(self) -> People:
+        """The users store (``rag.people``): ``<data-dir>/users.json``."""
+        if self._parts.people is None:
+            self._parts.people = People(self.settings.data_dir / USERS)
+        return self._parts.people
+
+    @property
+    def audit(self) -> Audit:
+        """The audit log (``rag.audit``; writes nothing unless RAG_AUDIT_LOG is set)."""
+        if self._parts.audit is None:
+            settings = self.settings
+            path = Path(settings.audit_log) if settings.audit_log else None
+            mb = settings.audit_max_mb
+            self._parts.audit = Audit(path, mb * 1024 * 1024, settings.audit_backups)
+        return self._parts.audit
 
     @property
     def library(self) -> Library:
-        if self._library is None:
-            self._library = Library(self.settings, self.models, self.index, self.search_index)
-        return self._library
+        if self._parts.library is None:
+            self._parts.library = Library(
+                self.settings,
+                self.models,
+                self.index,
+                self.search_index,
+                groups=known_groups(self.people),  # not a method: no cycle back to self
+                record=self.audit.record,
+            )
+        return self._parts.library
 
     @property
     def asking(self) -> Asking:
-        if self._asking is None:
-            self._asking = Asking(self.settings, self.models, self.library, self.search_index)
-        return self._asking
+        if self._parts.asking is None:
+            self._parts.asking = Asking(self.settings, self.models, self.library, self.search_index)
+        return self._parts.asking
 
     @property
     def retriever(self) -> Retriever:
@@ -169,6 +234,7 @@ class Pipeline:
     page_image = _verb("library", Library.page_image)
     delete = _verb("library", Library.delete)
     tag = _verb("library", Library.tag)
+    share = _verb("library", Library.share)
     scope = _verb("library", Library.scope)
     ask = _verb("asking", Asking.ask)
     standalone = _verb("asking", Asking.standalone)
@@ -183,7 +249,8 @@ class Pipeline:
         history: Iterable[Turn] = (),
     ) -> list[Hit]:
         """The best pages for ``question`` alone (no answer is written)."""
-        return self.asking.ask(question, top_k, docs, tags, history=history).hits
+        asking = self.asking
+        return asking.ask(question, top_k, docs, tags, history=history, caller=self.caller).hits
 
     def answer_pages(
         self, request: PagesRequest, max_new_tokens: int | None = None

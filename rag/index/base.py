@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -63,7 +63,8 @@ class Index(ABC):
     def add(self, document: Document, staged: Path, embeddings: Sequence[torch.Tensor]) -> bool:
         """Atomically add ``document``: its page images in ``staged`` (page-NNNN.png) and one
         (n_i, dim) embedding per page (a list, or ``StagedPages`` read back from disk a chunk at
-        a time). After a crash the document is either whole or absent. False (and nothing
+        a time). After a crash the document is either whole or absent; one that
+        ``replaces`` another takes its place at once (``DocumentStore.commit``). False (and nothing
         changed) when the document is already there, e.g. committed by another process while
         this one was encoding it."""
 
@@ -90,6 +91,12 @@ class Index(ABC):
         DocumentNotFoundError if absent, TagError for a bad tag."""
         with self._lock:
             return self.store.change_tags(doc_id, add, remove)
+
+    def update(self, doc_id: str, change: Callable[[Document], Document]) -> Document:
+        """Rewrite a document's record as ``change`` makes it (owner, visibility, source),
+        atomically across processes; DocumentNotFoundError if absent."""
+        with self._lock:
+            return self.store.update(doc_id, change)
 
     @abstractmethod
     def search(

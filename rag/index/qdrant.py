@@ -267,8 +267,11 @@ class QdrantIndex(Index):
         def undo() -> None:  # an upsert or rename that failed: no points left behind
             self._delete_points([document.doc_id], quiet=True)
 
+        def retired(old: str) -> None:  # the version ``document`` replaces: its points go
+            self._delete_points([old], quiet=True)
+
         with self._lock, _reported(self.location):
-            return self.store.commit(document, staged, prepare=upsert, undo=undo)
+            return self.store.commit(document, staged, upsert, undo, retired)
 
     def _upsert(
         self,

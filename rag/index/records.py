@@ -20,6 +20,12 @@ class Document:
     added: str  # ISO-8601 UTC
     tags: tuple[str, ...] = ()  # rag.tags: cleaned, sorted
     unit: str = "p."  # what its pages are called in citations (rag.citations.UNITS)
+    owner: str = ""  # who added it (rag.people's name); "" for the CLI and a server without users
+    visibility: str = "everyone"  # who else may read it (rag.access.Visibility, written out)
+    source: str = ""  # the file it was synced from (rag.sync), absolute; "" if uploaded
+    # The document this one replaces (a synced file's older version): set from the commit until
+    # the older one is gone, so that after a crash in between only this one is seen.
+    replaces: str = ""
 
     def __post_init__(self) -> None:  # read back from JSON, tags are a list
         object.__setattr__(self, "tags", tuple(self.tags))

@@ -5,7 +5,7 @@ Layout under ``root`` (the app's ``<data-dir>/index``)::
 
     index.json                  the backend's header (format, version, retriever, ...)
     generation                  rewritten at every change of a record in place (tags)
-    docs/<doc_id>/doc.json      the Document record (name, pages, added, tags)
+    docs/<doc_id>/doc.json      the Document record (name, pages, added, tags, owner, ...)
     docs/<doc_id>/page-NNNN.png page images (the answerer and heatmaps read them)
     docs/<doc_id>/...           what the backend keeps per document (e.g. vectors.npy)
     .staging/<pid>-<random>/    documents being added; a dead process's leftovers are removed
@@ -13,7 +13,9 @@ Layout under ``root`` (the app's ``<data-dir>/index``)::
 
 A document is written into a staging folder and committed by renaming it to ``docs/<doc_id>``;
 deleting renames it out again. Each is one rename: after a crash at any instant a document is
-whole or absent. A record changed in place (its tags) is rewritten atomically and the
+whole or absent; a new version of a document replaces the old one at its own commit (the old
+is hidden from then on, and removed). A record changed in place (its tags, owner, visibility)
+is rewritten atomically and the
 ``generation`` file replaced, so that other processes reread the records that changed. Writers
 in several processes take turns under the lock, and check under it that a document is new;
 readers take no lock and pick up other processes' changes at their next ``refresh``. The
@@ -140,15 +142,22 @@ class DocumentStore:
         staged: Path,
         prepare: Callable[[], None] | None = None,
         undo: Callable[[], None] | None = None,
+        retired: Callable[[str], None] | None = None,
     ) -> bool:
         """Rename ``staged`` to ``docs/<doc_id>`` under the writer lock. False (nothing changed)
         if the document is already there. ``prepare`` runs under the lock once the document is
         known to be new (e.g. write the header, upsert vectors elsewhere); if it or the rename
-        fails, ``undo`` runs, still under the lock, and the error propagates."""
+        fails, ``undo`` runs, still under the lock, and the error propagates.
+
+        A document that ``replaces`` another (a synced file's new version) hides the older one
+        from its commit on; the older one is then removed (``retired(old_id)``: its data kept
+        elsewhere). After a crash in between, only the new one is seen, and the next writer
+        finishes the removal (``_finish_replacements``)."""
         atomic_write(staged / "doc.json", json.dumps(asdict(document), indent=2))
         fsync_tree(staged)
         target = self.folder(document.doc_id)
         with self.lock():
+            self._finish_replacements(retired)
             if (target / "doc.json").exists():
                 return False  # committed by another writer while this one encoded
             try:
@@ -161,35 +170,63 @@ class DocumentStore:
                     undo()
                 raise
             fsync_dir(target.parent)
-        self._documents[document.doc_id] = document
-        self._ids = None
-        self._stamps[document.doc_id] = _stamp(target / "doc.json")
-        self._loaded(document, target)
+            self._documents[document.doc_id] = document
+            self._ids = None
+            self._stamps[document.doc_id] = _stamp(target / "doc.json")
+            self._loaded(document, target)
+            self._finish_replacements(retired)
         return True
 
     def change_tags(
         self, doc_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()
     ) -> Document:
-        """Add and remove a document's tags (``rag.tags`` rules). The record is read and
-        rewritten under the writer lock, in one atomic replace: a tag another process changed
-        meanwhile is never lost."""
+        """Add and remove a document's tags (``rag.tags`` rules), as ``update`` does."""
+        return self.update(doc_id, lambda d: replace(d, tags=changed_tags(d.tags, add, remove)))
+
+    def update(self, doc_id: str, change: Callable[[Document], Document]) -> Document:
+        """Rewrite a document's record as ``change`` makes it from the current one (its tags,
+        owner, visibility or source). The record is read and rewritten under the writer lock,
+        in one atomic replace: a change another process made meanwhile is never lost."""
         with self.lock():
             self.refresh()
             document = self._documents.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
-            changed = replace(document, tags=changed_tags(document.tags, add, remove))
-            atomic_write(self.folder(doc_id) / "doc.json", json.dumps(asdict(changed), indent=2))
-            atomic_write(self.root / GENERATION, uuid.uuid4().hex)  # others: reread records
-            self._documents[doc_id] = changed
-            self._stamps[doc_id] = _stamp(self.folder(doc_id) / "doc.json")
+            changed = change(document)
+            self._rewrite(changed)
         return changed
+
+    def _rewrite(self, document: Document) -> None:
+        """Replace a committed record in place (under the writer lock); other processes
+        reread it at their next refresh (the ``generation`` file changes)."""
+        record = self.folder(document.doc_id) / "doc.json"
+        atomic_write(record, json.dumps(asdict(document), indent=2))
+        atomic_write(self.root / GENERATION, uuid.uuid4().hex)
+        self._documents[document.doc_id] = document
+        self._stamps[document.doc_id] = _stamp(record)
+
+    def _finish_replacements(self, retired: Callable[[str], None] | None = None) -> None:
+        """Under the writer lock: remove the documents that committed ones replace (left by a
+        crash, or just hidden by a commit), then clear the marks, so that the older content
+        can be added again later."""
+        self.refresh()
+        for document in [d for d in self._documents.values() if d.replaces]:
+            old = self.folder(document.replaces)
+            if old.exists():
+                trash = trash_folder(self.root)
+                trash.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(old, trash)
+                fsync_dir(self.docs_dir)
+                shutil.rmtree(trash, ignore_errors=True)
+            if retired:
+                retired(document.replaces)
+            self._rewrite(replace(document, replaces=""))
 
     def delete(self, doc_id: str, then: Callable[[], None] | None = None) -> Document:
         """Remove a document (one rename, then its files); ``then`` runs under the writer lock
         after the rename (e.g. delete its vectors elsewhere, before anyone can re-add it)."""
         with self.lock():
-            self.refresh()
+            self._finish_replacements()
             document = self._documents.get(doc_id)
             if document is None:
                 raise DocumentNotFoundError(f"no document with id {doc_id}")
@@ -269,6 +306,7 @@ class DocumentStore:
         on_disk = set()
         if self.docs_dir.exists():
             on_disk = {p.name for p in self.docs_dir.iterdir() if (p / "doc.json").exists()}
+        on_disk -= self._replaced(on_disk)
         for doc_id in set(self._documents) - on_disk:
             self._forget(doc_id)
         for doc_id in sorted(on_disk):
@@ -287,6 +325,23 @@ class DocumentStore:
             except FileNotFoundError:  # deleted by another process since the listing
                 continue
         self._seen = version
+
+    def _replaced(self, on_disk: set[str]) -> set[str]:
+        """The documents in ``on_disk`` that a committed newer version replaces: hidden, as if
+        already gone (their removal was cut short, or is under way)."""
+        replaced = set()
+        for doc_id in on_disk:
+            known = self._documents.get(doc_id)
+            if known is not None and _stamp(self.folder(doc_id) / "doc.json") == self._stamps.get(
+                doc_id
+            ):
+                replaced.add(known.replaces)
+                continue
+            try:
+                replaced.add(read_json(self.folder(doc_id) / "doc.json").get("replaces", ""))
+            except FileNotFoundError:
+                continue
+        return replaced - {""}
 
     def staged_doc_ids(self) -> set[str]:
         """Documents that live processes are committing right now (their doc.json is written

@@ -3,13 +3,25 @@ pipeline, run one command.
 
     python app.py [serve] [--host H] [--port P] [--public]   the web app
     python app.py index PATH... [--json] [--tag T]... [--types pdf,docx] [--as-one NAME]
+                                [--visibility V] [--owner USER]
                                                              index PDFs, images, office files
     python app.py ask "QUESTION" [--top-k K] [--json] [--no-answer] [--doc D]... [--tag T]...
     python app.py chat [--top-k K] [--json] [--no-rewrite] [--doc D]... [--tag T]...
                                                              questions and follow-ups on stdin
     python app.py list [--json] [--tag T]...
     python app.py tag DOC [--add T]... [--remove T]...
+    python app.py visibility DOC private|everyone|group:G[,group:G...]
+    python app.py sync SOURCE... [--tag T]... [--visibility V] [--prune] [--watch] [--json]
+                                                             keep folders and the index alike
     python app.py delete DOC                                 DOC: an id or an exact name
+    python app.py user add NAME [--group G]... [--admin]     who may log in (users.json);
+    python app.py user passwd NAME                           --password-stdin: the password
+                                                             as a line of stdin
+    python app.py user groups NAME [--add G]... [--remove G]... [--admin | --no-admin]
+    python app.py user list [--json]
+    python app.py user remove NAME
+    python app.py user key NAME                              a new API key, shown once
+    python app.py user revoke NAME KEY_ID
 
 Every command takes --data-dir, --retriever, --generator, --device, --profile (or RAG_*
 variables).
@@ -176,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="user password of encrypted PDFs (env RAG_PDF_PASSWORD)",
     )
     index.add_argument("--tag", action="append", default=[], help="tag every file (repeatable)")
+    add_access_options(index)
 
     ask = commands.add_parser("ask", parents=[sub_common], help="ask a question")
     ask.add_argument("question")
@@ -205,9 +218,71 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--add", action="append", default=[], help="tag to add (repeatable)")
     tag.add_argument("--remove", action="append", default=[], help="tag to remove (repeatable)")
 
+    visibility = commands.add_parser(
+        "visibility", parents=[sub_common], help="change who may read a document"
+    )
+    visibility.add_argument("doc", help="document id or exact name")
+    visibility.add_argument("visibility", help=VISIBILITY_HELP)
+
+    add_sync_parser(commands, sub_common)
+
     delete = commands.add_parser("delete", parents=[sub_common], help="delete a document")
     delete.add_argument("doc", help="document id or exact name")
+
+    user = commands.add_parser(
+        "user", parents=[sub_common], help="the people who may log in (<data-dir>/users.json)"
+    )
+    actions = user.add_subparsers(dest="action", required=True)
+    for action, helped in [
+        ("add", "add a person"),
+        ("passwd", "set a person's password"),
+        ("remove", "remove a person and their API keys"),
+        ("groups", "join or leave groups; make or unmake an admin"),
+        ("key", "make an API key (shown once)"),
+        ("revoke", "revoke an API key"),
+    ]:
+        actions.add_parser(action, parents=[sub_common], help=helped).add_argument(
+            "name", help="1-64 letters, digits, '.', '_', '-' or '@' (an e-mail address fits)"
+        )
+    add, passwd, groups, revoke = map(actions.choices.get, ["add", "passwd", "groups", "revoke"])
+    add.add_argument("--group", action="append", default=[], help="group to join (repeatable)")
+    add.add_argument("--admin", action="store_true", help="reads and changes every document")
+    for asks_password in (add, passwd):
+        asks_password.add_argument(
+            "--password-stdin", action="store_true", help="read the password as a line of stdin"
+        )
+    groups.add_argument("--add", action="append", default=[], help="group to join (repeatable)")
+    groups.add_argument("--remove", action="append", default=[], help="group to leave")
+    groups.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None)
+    revoke.add_argument("key_id", help="the key's id, as `user list` shows it")
+    people = actions.add_parser("list", parents=[sub_common], help="list the people")
+    people.add_argument("--json", action="store_true", help="one JSON object per person")
     return parser
+
+
+def add_sync_parser(commands, common: argparse.ArgumentParser) -> None:
+    syncing = commands.add_parser(
+        "sync",
+        parents=[common],
+        help="bring the index in line with folders: add new files, replace changed ones",
+    )
+    syncing.add_argument("sources", nargs="+", type=Path, help="folders (recursively) or files")
+    syncing.add_argument(
+        "--tag", action="append", default=[], help="tag every file added (repeatable)"
+    )
+    syncing.add_argument(
+        "--visibility",
+        default="everyone",
+        help=f"who may read the documents added: {VISIBILITY_HELP} (default everyone; a new "
+        "version keeps its document's)",
+    )
+    syncing.add_argument(
+        "--prune", action="store_true", help="delete the documents whose file is gone"
+    )
+    syncing.add_argument(
+        "--watch", action="store_true", help="keep following the folders (Ctrl-C stops)"
+    )
+    syncing.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 def add_question_options(parser: argparse.ArgumentParser) -> None:
@@ -223,6 +298,31 @@ def add_question_options(parser: argparse.ArgumentParser) -> None:
         "(pictures only), text (words only) (env RAG_HYBRID)",
     )
     add_scope_options(parser)
+
+
+VISIBILITY_HELP = "private, everyone, or group:NAME[,group:NAME...]"
+
+
+def add_access_options(parser: argparse.ArgumentParser) -> None:
+    """Whose new documents are and who may read them (the CLI itself acts as an admin)."""
+    parser.add_argument(
+        "--visibility",
+        default="everyone",
+        help=f"who may read the documents: {VISIBILITY_HELP} (default everyone)",
+    )
+    parser.add_argument(
+        "--owner", default=None, help="a user (app.py user list) whose documents they are"
+    )
+
+
+def acting_owner(pipeline: Pipeline, owner: str | None) -> Pipeline:
+    """The pipeline acting for ``owner`` (a user of the store), or as it is (an admin)."""
+    if owner is None:
+        return pipeline
+    person = pipeline.people.get(owner)
+    if person is None:
+        raise RagError(f"no user is named {owner!r} (app.py user list)")
+    return pipeline.acting_for(person)
 
 
 def positive_int(text: str) -> int:
@@ -271,7 +371,7 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
         if done and not args.json:
             print(f"  {name}: {rate.describe(done, total)}", file=sys.stderr)
 
-    results = pipeline.add_paths(
+    results = acting_owner(pipeline, args.owner).add_paths(
         args.paths,
         progress=progress,
         password=args.password,
@@ -279,6 +379,7 @@ def run_index(pipeline: Pipeline, args: argparse.Namespace) -> int:
         tags=args.tag,
         types=args.types,
         as_one=args.as_one,
+        visibility=args.visibility,
     )
     for result in results:
         print(_index_json(result) if args.json else result.message, flush=True)
@@ -383,10 +484,20 @@ def run_list(pipeline: Pipeline, args: argparse.Namespace) -> int:
             "pages": doc.pages,
             "added": doc.added,
             "tags": list(doc.tags),
+            "owner": doc.owner,
+            "visibility": doc.visibility,
+            "source": doc.source,
         }
         tags = f"  [{', '.join(doc.tags)}]" if doc.tags else ""
-        line = f"{doc.doc_id}  {doc.pages:4d} pages  {doc.added}  {doc.name}{tags}"
+        whose = f"  ({doc.owner or 'no owner'}; {doc.visibility})"
+        line = f"{doc.doc_id}  {doc.pages:4d} pages  {doc.added}  {doc.name}{tags}{whose}"
         print(json.dumps(record) if args.json else line)
+    return 0
+
+
+def run_visibility(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    document = pipeline.share(args.doc, args.visibility)
+    print(f"{document.name} ({document.doc_id}): readable by {document.visibility}")
     return 0
 
 
@@ -401,6 +512,54 @@ def run_tag(pipeline: Pipeline, args: argparse.Namespace) -> int:
 def run_delete(pipeline: Pipeline, args: argparse.Namespace) -> int:
     document = pipeline.delete(args.doc)
     print(f"deleted {document.name} ({document.doc_id})")
+    return 0
+
+
+def run_sync(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    """One line (or JSON object) per file added, replaced, moved, removed, refused, still
+    changing or missing, as it happens, then the run's summary; with --watch, the same for
+    every run until Ctrl-C, which stops once the run under way has said its summary."""
+    import signal
+    import threading
+
+    from rag.sync import sync
+    from rag.watch import watch
+
+    def changed(change) -> None:
+        fields = ("action", "path", "name", "doc_id", "detail")
+        record = {name: getattr(change, name) for name in fields}
+        print(json.dumps(record) if args.json else change.message, flush=True)
+
+    def reported(report) -> None:
+        counts = ("added", "replaced", "removed", "unchanged", "refused", "waiting")
+        record = {"summary": report.summary} | {n: getattr(report, n) for n in counts}
+        record["missing"] = [
+            {"path": c.path, "name": c.name, "doc_id": c.doc_id} for c in report.missing
+        ]
+        print(json.dumps(record) if args.json else report.summary, flush=True)
+
+    options = {"tags": args.tag, "visibility": args.visibility, "prune": args.prune}
+    if not args.watch:
+        reported(sync(pipeline, args.sources, progress=changed, **options))
+        return 0
+    stop = threading.Event()
+
+    def interrupted(signum, frame) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: at once
+        print("stopping after the sync under way (Ctrl-C again: now)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, interrupted)
+    print(f"following {', '.join(map(str, args.sources))} (Ctrl-C stops)", file=sys.stderr)
+    watch(
+        pipeline,
+        args.sources,
+        stop=stop,
+        on_report=reported,
+        on_error=lambda error: print(f"error: {error}", file=sys.stderr, flush=True),
+        progress=changed,
+        **options,
+    )
     return 0
 
 
@@ -445,6 +604,56 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
     return 0
 
 
+def run_user(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    """Manage <data-dir>/users.json; neither models nor the index are touched."""
+    import getpass
+
+    from rag import People
+
+    people = People(pipeline.settings.data_dir / "users.json")
+
+    def password() -> str:
+        if args.password_stdin:
+            return sys.stdin.readline().rstrip("\r\n")
+        if not sys.stdin.isatty():
+            raise UsageError("no terminal to ask the password on: give it with --password-stdin")
+        typed = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != typed:
+            raise UsageError("the two passwords differ; nothing was changed")
+        return typed
+
+    def describe(caller, keys: int) -> str:
+        groups = ", ".join(sorted(caller.groups)) or "none"
+        return f"{caller.name}  groups: {groups}{'  admin' if caller.admin else ''}  keys: {keys}"
+
+    if args.action == "add":
+        caller = people.add(args.name, password(), args.group, args.admin)
+        print(f"added {describe(caller, 0)}")
+    elif args.action == "passwd":
+        people.set_password(args.name, password())
+        print(f"changed the password of {args.name}")
+    elif args.action == "remove":
+        keys = len(people.keys(args.name))
+        print(f"removed {describe(people.remove(args.name), keys)} (keys revoked)")
+    elif args.action == "groups":
+        caller = people.change(args.name, args.add, args.remove, args.admin)
+        print(describe(caller, len(people.keys(args.name))))
+    elif args.action == "key":
+        key = people.new_key(args.name)
+        print(f"a new API key for {args.name}, shown this once: store it now", file=sys.stderr)
+        print(key)
+    elif args.action == "revoke":
+        people.revoke_key(args.name, args.key_id)
+        print(f"revoked the API key {args.key_id} of {args.name}")
+    else:  # list
+        for caller in people.list():
+            keys = people.keys(caller.name)
+            record = {"name": caller.name, "groups": sorted(caller.groups)}
+            record |= {"admin": caller.admin, "keys": [key.id for key in keys]}
+            print(json.dumps(record) if args.json else describe(caller, len(keys)))
+    return 0
+
+
 COMMANDS = {
     "serve": run_serve,
     "index": run_index,
@@ -452,7 +661,10 @@ COMMANDS = {
     "chat": run_chat,
     "list": run_list,
     "tag": run_tag,
+    "visibility": run_visibility,
+    "sync": run_sync,
     "delete": run_delete,
+    "user": run_user,
 }
 
 

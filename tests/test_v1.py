@@ -11,9 +11,10 @@ import httpx
 import openai
 import pytest
 
+from rag import ADMIN, People
 from tests.helpers.library import FINANCE, KEY, SLIDES, served_library
 from tests.helpers.processes import wait_until
-from ui.gate import MAX_BODY_BYTES, MAX_QUESTION_CHARS, Busy, Gate, KeyCheck
+from ui.gate import MAX_BODY_BYTES, MAX_QUESTION_CHARS, Busy, Gate, KeyCheck, Keys
 from ui.v1 import ApiError, parse, scope_of
 
 QUEUE = 2  # RAG_MAX_QUEUE of the served app: what the line of waiting requests holds
@@ -96,8 +97,8 @@ def test_the_gate_turns_away_what_it_cannot_hold():
     assert gate.inside == 2
 
 
-def check(middleware: KeyCheck, path: str, authorization: str | None) -> tuple[int, dict]:
-    """(status, JSON body or {}) of one request through ``middleware`` to a 200 app."""
+def check(keys: Keys, path: str, authorization: str | None) -> tuple[int, dict]:
+    """(status, JSON body or {}) of one request through the key check to a 200 app."""
     sent: list[dict] = []
 
     async def app(scope, receive, send):
@@ -109,22 +110,37 @@ def check(middleware: KeyCheck, path: str, authorization: str | None) -> tuple[i
 
     headers = [(b"authorization", authorization.encode())] if authorization else []
     scope = {"type": "http", "path": path, "headers": headers, "query_string": b""}
-    asyncio.run(KeyCheck(app, middleware.keys, middleware.required, ())(scope, None, send))
+    asyncio.run(KeyCheck(app, keys, ())(scope, None, send))
     return sent[0]["status"], json.loads(sent[1]["body"])
 
 
 def test_keys_are_checked_when_set_and_required_beyond_loopback():
-    keyed = KeyCheck(None, keys=("k1", "k2"))
+    keyed = Keys(("k1", "k2"))
     assert check(keyed, "/v1/models", "Bearer k2")[0] == 200
     assert check(keyed, "/gradio_api/mcp/", "Bearer k1")[0] == 200
     assert check(keyed, "/", None)[0] == 200  # the browser app is not theirs to guard
     status, answer = check(keyed, "/v1/models", "Bearer nope")
     assert status == 401 and answer["error"]["code"] == "invalid_api_key"
     assert check(keyed, "/v1/models", None)[0] == 401
-    open_here = KeyCheck(None)  # loopback, no login, no keys: open like the rest of the app
+    open_here = Keys()  # loopback, no login, no keys: open like the rest of the app
     assert check(open_here, "/v1/models", None)[0] == 200
-    status, answer = check(KeyCheck(None, required=True), "/v1/models", "Bearer x")
+    status, answer = check(Keys(required=True), "/v1/models", "Bearer x")
     assert status == 401 and "RAG_API_KEYS" in answer["error"]["message"]
+
+
+def test_a_persons_key_acts_as_that_person_and_a_service_key_as_an_admin(tmp_path):
+    people = People(tmp_path / "users.json")
+    people.add("ann", "a long enough secret", groups=["finance"])
+    people.add("bob", "another long secret")
+    key = people.new_key("ann")
+    keys = Keys(("service",), people)
+    assert keys.caller({b"authorization": f"Bearer {key}".encode()}) == people.get("ann")
+    assert keys.caller({b"authorization": b"Bearer service"}) == ADMIN
+    assert keys.caller({b"authorization": b"Bearer rag-00000000-guess"}) is None
+    assert check(Keys((), people), "/v1/models", f"Bearer {key}")[0] == 200
+    assert check(Keys((), people), "/v1/models", None)[0] == 401  # users exist: keys needed
+    people.remove("ann")  # her keys go with her
+    assert check(Keys((), people), "/v1/models", f"Bearer {key}")[0] == 401
 
 
 # -- the official client against the real app -------------------------------------------------

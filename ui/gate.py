@@ -2,10 +2,13 @@
 share: API keys, the bounded line of requests waiting for the models, and the size of a
 question.
 
-Keys (``RAG_API_KEYS``, comma-separated, sent as ``Authorization: Bearer KEY``) are checked on
-every ``/v1`` and ``/gradio_api/mcp`` request when set. They are required when the server
-listens beyond loopback or behind a login: without them those surfaces answer 401 and say
-which variable to set. The browser app and Gradio's own API are not touched by this.
+Keys, sent as ``Authorization: Bearer KEY``, are checked on every ``/v1`` and
+``/gradio_api/mcp`` request when there are any, and say who is asking: a person's own key
+(``app.py user key NAME``, ``rag.people``) acts as that person, who sees exactly what they may
+read; a service key (``RAG_API_KEYS``, comma-separated) acts as an admin, as before users.
+Keys are required when the server listens beyond loopback or behind a login: without one those
+surfaces answer 401 and say what to do. The browser app and Gradio's own API are not touched
+by this (they act as the person signed in).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import parse_qsl, urlencode
+
+from rag import ADMIN, Caller, People
 
 MAX_QUESTION_CHARS = 4000  # a question longer than this is a pasted document, not a question
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a /v1 request body (the whole conversation)
@@ -99,17 +104,66 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Keys:
+    """Who an API key belongs to: ``service`` keys (RAG_API_KEYS) act as an admin; a person's
+    own keys (the users store, ``people``) act as that person. ``required``: a request without
+    a valid key is refused even when no key exists yet (the server is reachable from other
+    machines, or has a login)."""
+
+    def __init__(
+        self, service: tuple[str, ...] = (), people: People | None = None, required: bool = False
+    ) -> None:
+        self.service = service
+        self.people = people
+        self.required = required
+
+    def caller(self, headers: dict[bytes, bytes]) -> Caller | None:
+        """The person whose key these headers carry (None: no valid key)."""
+        scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key:
+            return None
+        given = key.encode()
+        if any(hmac.compare_digest(given, k.encode()) for k in self.service):
+            return ADMIN
+        return self.people.by_key(key) if self.people is not None else None
+
+    @property
+    def enforced(self) -> bool:
+        """Whether a key is needed: some exist, or one is required."""
+        return self.required or bool(self.service) or bool(self.people)
+
+    def refusal(self, headers: dict[bytes, bytes]) -> str | None:
+        """Why a request with these headers is refused (None: it may pass)."""
+        if not self.enforced:
+            return None
+        if self.caller(headers) is not None:
+            return None
+        if not self.service and not self.people:
+            return (
+                "this server needs API keys for /v1 and MCP (it listens beyond this machine "
+                "or has a login): its operator must create one (app.py user key NAME) or set "
+                "RAG_API_KEYS"
+            )
+        scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return "an API key is required: send Authorization: Bearer YOUR_KEY"
+        return "the API key is not valid"
+
+    def acting(self, headers: dict[bytes, bytes]) -> Caller:
+        """Whom a request that passed ``refusal`` acts for: its key's person, else (no keys
+        anywhere, a server on this machine alone) an admin, as before users."""
+        return self.caller(headers) or ADMIN
+
+
 class KeyCheck:
     """ASGI middleware: the bearer key on the guarded paths (an OpenAI-shaped 401 otherwise),
     and the MCP server limited to ``tools`` (Gradio's own ``?tools=`` selection, forced, so the
     app's other API endpoints are neither listed nor callable as tools)."""
 
-    def __init__(
-        self, app, keys: tuple[str, ...] = (), required: bool = False, tools: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, app, keys: Keys, tools: tuple[str, ...] = ()) -> None:
         self.app = app
         self.keys = keys
-        self.required = required
         self.tools = tools
 
     async def __call__(self, scope, receive, send) -> None:
@@ -117,7 +171,7 @@ class KeyCheck:
         if not path.startswith(GUARDED):
             await self.app(scope, receive, send)
             return
-        refusal = self.refusal(dict(scope.get("headers") or []))
+        refusal = self.keys.refusal(dict(scope.get("headers") or []))
         if refusal is not None:
             await send_error(send, 401, refusal, "invalid_api_key")
             return
@@ -130,23 +184,6 @@ class KeyCheck:
             query.append(("tools", ",".join(self.tools)))
             scope = {**scope, "query_string": urlencode(query).encode()}
         await self.app(scope, receive, send)
-
-    def refusal(self, headers: dict[bytes, bytes]) -> str | None:
-        """Why a request with these headers is refused (None: it may pass)."""
-        if not self.keys:
-            if not self.required:
-                return None
-            return (
-                "this server needs API keys for /v1 and MCP (it listens beyond this machine "
-                "or has a login): its operator must set RAG_API_KEYS"
-            )
-        scheme, _, key = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            return "an API key is required: send Authorization: Bearer YOUR_KEY"
-        given = key.strip().encode()
-        if not any(hmac.compare_digest(given, k.encode()) for k in self.keys):
-            return "the API key is not valid"
-        return None
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None):

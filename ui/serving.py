@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 
 import gradio as gr
 from starlette.middleware import Middleware
 
-from rag import Pipeline
+from rag import ADMIN, Caller, Pipeline
 from ui import tools, v1
-from ui.gate import Gate, KeyCheck
+from ui.gate import Gate, KeyCheck, Keys
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,24 @@ def surfaces(
     mcp: bool,
     keys: tuple[str, ...],
     keys_required: bool,
+    web_caller: Callable[[gr.Request], Caller] = lambda request: ADMIN,
 ) -> dict:
     """Add the MCP tools to ``demo`` (when ``mcp``) and return the options for its launch
-    that serve them and the /v1 routes (``launch(demo, ..., **surfaces(...))``)."""
+    that serve them and the /v1 routes (``launch(demo, ..., **surfaces(...))``).
+
+    ``keys``: the service keys (RAG_API_KEYS, acting as an admin); the people's own keys come
+    from the users store. ``web_caller``: whom a tool called through Gradio's own API (no API
+    key) acts for: the person signed in."""
     gate = Gate(pipeline.settings.max_queue)
+    people = pipeline.people
+    checked = Keys(keys, people, required=keys_required)
     if mcp:
-        tools.render(demo, pipeline, gate)
-    if keys_required and not keys:
+        tools.render(demo, pipeline, gate, tools.Identify(checked, web_caller))
+    if keys_required and not keys and not people:
         logger.warning(
             "/v1 and MCP refuse every request: this server listens beyond this machine or has "
-            "a login, so they need API keys (set RAG_API_KEYS)"
+            "a login, so they need API keys (app.py user key NAME, or RAG_API_KEYS)"
         )
-    check = Middleware(KeyCheck, keys=keys, required=keys_required, tools=tools.NAMES)
-    app_kwargs = {"routes": v1.routes(pipeline, gate), "middleware": [check]}
+    check = Middleware(KeyCheck, keys=checked, tools=tools.NAMES)
+    app_kwargs = {"routes": v1.routes(pipeline, gate, checked), "middleware": [check]}
     return {"app_kwargs": app_kwargs, "mcp_server": mcp}

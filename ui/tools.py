@@ -9,19 +9,22 @@
 
 Each is stateless: one caller's call never reads another's. They serve the library (the
 shared collection), through the same pipeline verbs as the web app and its HTTP API, under the
-line of waiting requests shared with /v1 (ui.gate). A bad argument is one clear line (the MCP
-client receives it as the tool's error result).
+line of waiting requests shared with /v1 (ui.gate), each call acting as its person: the owner
+of its API key, else the person signed in to the web app (``Identify``), who sees exactly what
+they may read. A bad argument is one clear line (the MCP client receives it as the tool's
+error result).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import gradio as gr
 
-from rag import Pipeline, RagError, from_messages
+from rag import Caller, Pipeline, RagError, from_messages
 from ui.api import describe, listing
-from ui.gate import Busy, Gate, check_question
+from ui.gate import Busy, Gate, Keys, check_question
 
 NAMES = ("search_documents", "ask_documents", "list_documents", "get_page")
 MAX_TOP_K = 20
@@ -35,10 +38,31 @@ class ToolError(gr.Error):
         return str(self.message)
 
 
+class Identify:
+    """Whom a tool call acts for: the person whose API key it carries (``keys``), else the
+    person signed in to the web app (``web_caller``: a call through Gradio's own API)."""
+
+    def __init__(self, keys: Keys, web_caller: Callable[[gr.Request], Caller]) -> None:
+        self.keys = keys
+        self.web_caller = web_caller
+
+    def __call__(self, request: gr.Request) -> Caller:
+        headers = {k.lower().encode("latin-1"): v.encode("latin-1") for k, v in _headers(request)}
+        return self.keys.caller(headers) or self.web_caller(request)
+
+
+def _headers(request: gr.Request) -> list[tuple[str, str]]:
+    return list(getattr(request, "headers", {}).items()) if request is not None else []
+
+
 class Tools:
-    def __init__(self, pipeline: Pipeline, gate: Gate) -> None:
+    def __init__(self, pipeline: Pipeline, gate: Gate, identify: Identify) -> None:
         self.pipeline = pipeline
         self.gate = gate
+        self.identify = identify
+
+    def _acting(self, request: gr.Request) -> Pipeline:
+        return self.pipeline.acting_for(self.identify(request))
 
     def search_documents(
         self,
@@ -46,6 +70,7 @@ class Tools:
         documents: list[str] | None = None,
         tags: list[str] | None = None,
         top_k: int = 5,
+        request: gr.Request = None,
     ) -> str:
         """Search the indexed documents (PDFs, office files, images, e-mails) for the pages that
         best match a question, by the pages' pictures and their words. Use it to find where
@@ -59,19 +84,20 @@ class Tools:
         Returns:
             JSON: the pages, best first: doc_id, name, page (1-based), score, citation, snippet
         """
-        answer = self._ask(question, documents, tags, top_k, rewrite=False)
+        answer = self._ask(request, question, documents, tags, top_k, rewrite=False)
         pages = describe(answer)["hits"]
         for page, hit in zip(pages, answer.hits, strict=True):
             page["snippet"] = snippet_text(answer, hit)
         return as_json(pages)
 
-    def ask_documents(
+    def ask_documents(  # noqa: PLR0917 (a tool's arguments are its signature, for MCP)
         self,
         question: str,
         history: list[dict] | None = None,
         documents: list[str] | None = None,
         tags: list[str] | None = None,
         top_k: int = 3,
+        request: gr.Request = None,
     ) -> str:
         """Answer a question from the indexed documents: the best pages are found and a
         vision-language model reads their images and writes an answer that cites them, as
@@ -92,7 +118,7 @@ class Tools:
             raise ToolError(
                 "history: a list of messages {'role': 'user' | 'assistant', 'content': '...'}"
             )
-        answer = self._ask(question, documents, tags, top_k, history=history or [])
+        answer = self._ask(request, question, documents, tags, top_k, history=history or [])
         with self._held():
             try:
                 text = answer.text()
@@ -101,7 +127,7 @@ class Tools:
         found = describe(answer)
         return as_json({"answer": text, "searched": found["searched"], "pages": found["hits"]})
 
-    def list_documents(self, tag: str = "") -> str:
+    def list_documents(self, tag: str = "", request: gr.Request = None) -> str:
         """List the indexed documents, or those carrying a tag.
 
         Args:
@@ -109,12 +135,12 @@ class Tools:
         Returns:
             JSON: the documents: doc_id, name, pages, added (ISO date), tags
         """
-        documents = self.pipeline.documents([tag] if tag.strip() else [])
+        documents = self._acting(request).documents([tag] if tag.strip() else [])
         if tag.strip() and not documents:
             raise ToolError(f"no document is tagged {tag.strip()!r}")
         return as_json(listing(documents))
 
-    def get_page(self, document: str, page: float, question: str = ""):
+    def get_page(self, document: str, page: float, question: str = "", request: gr.Request = None):
         """Get one page of a document as an image, to read it or show it. With a question, the
         page comes with a heatmap over it: the patches that matched the question's words.
 
@@ -131,14 +157,15 @@ class Tools:
         if page is None or page != int(page):
             raise ToolError(f"page: a whole page number from 1, got {page!r}")
         number = int(page)
+        pipeline = self._acting(request)
         with self._held():
             try:
-                found = self.pipeline.find(document)
-                image = self.pipeline.page_image(found.doc_id, number)  # the range checked
+                found = pipeline.find(document)
+                image = pipeline.page_image(found.doc_id, number)  # the range checked
                 if not question.strip():
                     return image, caption(found.name, number)
                 question = checked(question)
-                answer = self.pipeline.ask(question, found.pages, [found.doc_id], rewrite=False)
+                answer = pipeline.ask(question, found.pages, [found.doc_id], rewrite=False)
                 hit = next((h for h in answer.hits if h.page_number == number), None)
                 if hit is None:
                     raise ToolError(
@@ -148,13 +175,14 @@ class Tools:
             except RagError as error:
                 raise ToolError(str(error)) from None
 
-    def _ask(self, question, documents, tags, top_k, *, history=(), rewrite=True):
+    def _ask(self, request, question, documents, tags, top_k, *, history=(), rewrite=True):
         question = checked(question)
+        pipeline = self._acting(request)
         if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
             raise ToolError(f"top_k: a whole number from 1 to {MAX_TOP_K}, got {top_k!r}")
         with self._held():
             try:
-                return self.pipeline.ask(
+                return pipeline.ask(
                     question,
                     top_k,
                     strings(documents, "documents"),
@@ -225,10 +253,11 @@ def snippet_text(answer, hit) -> str:
     return ("… " if found.cut_before else "") + text + (" …" if found.cut_after else "")
 
 
-def render(demo: gr.Blocks, pipeline: Pipeline, gate: Gate) -> None:
+def render(demo: gr.Blocks, pipeline: Pipeline, gate: Gate, identify: Identify) -> None:
     """Register the tools in ``demo`` as API endpoints (Gradio serves each as an MCP tool);
-    they run off Gradio's queue, under ``gate``."""
-    tools = Tools(pipeline, gate)
+    they run off Gradio's queue, under ``gate``, each call acting for whom ``identify``
+    finds."""
+    tools = Tools(pipeline, gate, identify)
     with demo:
         for fn in (tools.search_documents, tools.ask_documents, tools.list_documents):
             gr.api(fn, api_name=fn.__name__, queue=False)

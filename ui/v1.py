@@ -38,6 +38,7 @@ from ui.gate import (
     MAX_BODY_BYTES,
     Busy,
     Gate,
+    Keys,
     QuestionTooLong,
     check_question,
     error_body,
@@ -76,16 +77,25 @@ class Call:
 
 
 class Routes:
-    def __init__(self, pipeline: Pipeline, gate: Gate) -> None:
+    """The /v1 handlers. Each request acts as the person its key belongs to (``ui.gate.Keys``):
+    the documents it lists, searches and answers from are exactly theirs to read."""
+
+    def __init__(self, pipeline: Pipeline, gate: Gate, keys: Keys) -> None:
         self.pipeline = pipeline
         self.gate = gate
+        self.keys = keys
         self.started = int(time.time())
+
+    def acting(self, request: Request) -> Pipeline:
+        """The collection as the request's person sees it."""
+        headers = dict(request.scope.get("headers") or [])
+        return self.pipeline.acting_for(self.keys.acting(headers))
 
     # -- GET /v1/models ---------------------------------------------------------------------
 
-    async def models(self) -> JSONResponse:
+    async def models(self, request: Request) -> JSONResponse:
         try:
-            documents = await anyio.to_thread.run_sync(self.pipeline.documents)
+            documents = await anyio.to_thread.run_sync(self.acting(request).documents)
         except RagError as error:
             return ApiError(500, str(error)).response()
         tags = sorted({tag for d in documents for tag in d.tags})
@@ -99,27 +109,28 @@ class Routes:
 
     async def chat(self, request: Request):
         try:
+            pipeline = self.acting(request)
             body = await read_body(request)
             given = given_pages(body)  # another copy of this app, using it as its model server
-            limit = self.pipeline.settings.max_new_tokens
+            limit = pipeline.settings.max_new_tokens
             call = parse(body, limit) if given is None else parse_head(body, limit)
-            await anyio.to_thread.run_sync(self.check_scope, call)
+            await anyio.to_thread.run_sync(check_scope, pipeline, call)
             try:
                 self.gate.enter()
             except Busy as error:
                 raise ApiError(429, str(error), "queue_full") from None
             try:
                 if given is None:
-                    answer = await anyio.to_thread.run_sync(self.retrieve, call)
+                    answer = await anyio.to_thread.run_sync(retrieve, pipeline, call)
                     found = await anyio.to_thread.run_sync(describe, answer)
                     pieces = answer.stream(call.max_tokens)
                 elif isinstance(given, tuple):  # a follow-up to rewrite, as its answerer would
                     found = {"hits": [], "searched": given[0]}
-                    rewritten = await anyio.to_thread.run_sync(self.pipeline.standalone, *given)
+                    rewritten = await anyio.to_thread.run_sync(pipeline.standalone, *given)
                     pieces = (piece for piece in [rewritten])  # closable, as a stream is
                 else:
                     found = {"hits": [], "searched": given.question}
-                    pieces = self.pipeline.answer_pages(given, call.max_tokens)
+                    pieces = pipeline.answer_pages(given, call.max_tokens)
                 if call.stream:
                     chunks = self.chunks(call, pieces, found)
                     return Streamed(chunks, on_close=self.gate.leave)
@@ -134,30 +145,6 @@ class Routes:
         except Exception:
             logger.exception("/v1/chat/completions failed")
             return ApiError(500, "the server failed to answer (see its log)").response()
-
-    def check_scope(self, call: Call) -> None:
-        """An unknown document or tag, named by the model (404) or in metadata (400)."""
-        from_model = scope_of(call.model)
-        try:
-            self.pipeline.scope(*from_model)
-        except RagError as error:
-            raise ApiError(
-                404, f"model {call.model!r}: {error}", "model_not_found", "model"
-            ) from None
-        try:
-            self.pipeline.scope(call.docs, call.tags)
-        except RagError as error:
-            raise ApiError(400, f"metadata: {error}", None, "metadata") from None
-
-    def retrieve(self, call: Call) -> Answer:
-        docs, tags = scope_of(call.model)
-        history = from_messages(call.history)
-        try:
-            return self.pipeline.ask(
-                call.question, None, [*docs, *call.docs], [*tags, *call.tags], history=history
-            )
-        except RagError as error:
-            raise ApiError(400, str(error)) from None
 
     async def chunks(self, call: Call, pieces: Iterator[str], found: dict) -> AsyncIterator[str]:
         ident, created = completion_id(), int(time.time())
@@ -194,6 +181,31 @@ class Routes:
         return ApiError(
             404, f"{request.method} {path}: no such route here", "unknown_url"
         ).response()
+
+
+def check_scope(pipeline: Pipeline, call: Call) -> None:
+    """An unknown document or tag, named by the model (404) or in metadata (400): unknown to
+    the request's person, who cannot tell another's document from none."""
+    from_model = scope_of(call.model)
+    try:
+        pipeline.scope(*from_model)
+    except RagError as error:
+        raise ApiError(404, f"model {call.model!r}: {error}", "model_not_found", "model") from None
+    try:
+        pipeline.scope(call.docs, call.tags)
+    except RagError as error:
+        raise ApiError(400, f"metadata: {error}", None, "metadata") from None
+
+
+def retrieve(pipeline: Pipeline, call: Call) -> Answer:
+    docs, tags = scope_of(call.model)
+    history = from_messages(call.history)
+    try:
+        return pipeline.ask(
+            call.question, None, [*docs, *call.docs], [*tags, *call.tags], history=history
+        )
+    except RagError as error:
+        raise ApiError(400, str(error)) from None
 
 
 class Streamed(StreamingResponse):
@@ -401,9 +413,9 @@ def completion_id() -> str:
     return f"chatcmpl-{secrets.token_hex(12)}"
 
 
-def routes(pipeline: Pipeline, gate: Gate) -> list[BaseRoute]:
+def routes(pipeline: Pipeline, gate: Gate, keys: Keys) -> list[BaseRoute]:
     """The /v1 routes, to put first on the server's app (``app_kwargs={"routes": ...}``)."""
-    handlers = Routes(pipeline, gate)
+    handlers = Routes(pipeline, gate, keys)
     router = APIRouter()
     router.add_api_route("/v1/models", handlers.models, methods=["GET"])
     router.add_api_route("/v1/chat/completions", handlers.chat, methods=["POST"])

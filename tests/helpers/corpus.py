@@ -69,6 +69,18 @@ def write_facts(path: Path) -> Path:
     return path
 
 
+def write_page(path: Path, title: str, lines: list[str]) -> Path:
+    """A one-page PDF whose text layer holds ``title`` and ``lines`` (facts of one's own)."""
+    with PdfPages(path, metadata=METADATA) as pdf:
+        figure = plt.figure(figsize=A4)
+        figure.text(0.08, 0.92, title, fontsize=22, weight="bold")
+        for row, line in enumerate(lines):
+            figure.text(0.08, 0.85 - row * 0.04, line, fontsize=14)
+        pdf.savefig(figure)
+        plt.close(figure)
+    return path
+
+
 def write_scan(path: Path) -> Path:
     """Pages that are only pictures of text (150 DPI A4), as a scanner makes them."""
     font = ImageFont.load_default(size=36)

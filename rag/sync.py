@@ -128,6 +128,10 @@ def sync(
     for root in roots:
         scan.root(root, settle)
     documents = pipeline.documents()
+    for root in _unmounted(roots, documents):  # an empty mount never prunes its documents
+        scan.blind.append(root)
+        detail = "empty, though documents came from it: is it mounted? none of them is removed"
+        run.note(Change("refused", str(root), root.name, detail=detail))
     run.adopt(documents, scan)
     run.place(tags, visibility)
     run.leave(documents, scan, prune)
@@ -272,6 +276,21 @@ class _Run:
         missing = tuple(c for c in self.changes if c.action == "missing")
         changes = tuple(self.changes)
         return SyncReport(**count, unchanged=self.unchanged, missing=missing, changes=changes)
+
+
+def _unmounted(roots: list[Path], documents: list[Document]) -> list[Path]:
+    """The folders among ``roots`` that hold nothing at all while documents were synced from
+    under them: most likely a share that failed to mount, not a team that deleted everything."""
+    empty = []
+    for root in roots:
+        try:
+            if not root.is_dir() or any(root.iterdir()):
+                continue
+        except OSError:
+            continue  # unreadable: the scan reports it
+        if any(d.source and Path(d.source).is_relative_to(root) for d in documents):
+            empty.append(root)
+    return empty
 
 
 def _by_content(hashed: dict[str, str]) -> dict[str, list[str]]:

@@ -326,6 +326,20 @@ def test_unreadable_files_and_folders_are_refused_and_the_rest_go_on(
     assert content_id(kept) in by_id(pipeline) and not report.missing
 
 
+def test_an_empty_mount_never_prunes_what_came_from_it(pipeline, tmp_path):
+    src = tmp_path / "share"
+    form(src / "a.pdf", 1), form(src / "b.pdf", 2)
+    assert synced(pipeline, src).added == 2
+    for file in src.iterdir():  # the share failed to mount: the mount point is empty
+        file.unlink()
+    report = synced(pipeline, src, prune=True)
+    assert (report.removed, report.refused) == (0, 1)
+    assert "is it mounted? none of them is removed" in report.messages[0]
+    assert len(pipeline.documents()) == 2
+    form(src / "c.pdf", 3)  # back, with one file left: the others are gone for real
+    assert counts(synced(pipeline, src, prune=True))[:3] == (1, 0, 2)
+
+
 def test_a_missing_or_unreadable_source_changes_nothing(pipeline, tmp_path, capsys):
     src = tmp_path / "src"
     form(src / "a.pdf", 1)

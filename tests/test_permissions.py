@@ -285,3 +285,24 @@ def test_a_replacement_in_one_process_removes_the_old_version_at_once(tmp_path):
     assert index.get(new.doc_id).replaces == ""
     with pytest.raises(RagError):
         index.delete(old.doc_id)
+
+
+def test_qdrant_searches_only_the_readable_set_too(tiny_models, tmp_path):
+    settings = dataclasses.replace(
+        _settings(tiny_models, tmp_path / "data"), index="qdrant::memory:"
+    )
+    pipeline = Pipeline(settings)
+    ann, dan = Caller("ann", frozenset({"finance"})), Caller("dan")
+    for name, owner, visibility in [
+        ("ann-notes.pdf", ann, "private"),
+        ("handbook.pdf", dan, "everyone"),
+    ]:
+        word = DOCUMENTS[name][2]
+        path = write_page(tmp_path / name, name, [f"The code word is {word}.", "Nothing else."])
+        assert pipeline.acting_for(owner).add_file(path, visibility=visibility).status == "indexed"
+    for caller, readable in [(ann, {"ann-notes.pdf", "handbook.pdf"}), (dan, {"handbook.pdf"})]:
+        for mode in ("text", "rrf", "off"):
+            answer = pipeline.asking.ask("Zephyrine", 4, hybrid=mode, caller=caller)
+            # the words alone find the word's own page; pictures rank every readable page
+            expected = readable & {"ann-notes.pdf"} if mode == "text" else readable
+            assert {hit.name for hit in answer.hits} == expected, (caller.name, mode)

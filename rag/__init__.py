@@ -32,7 +32,12 @@ _FACE = {
     "ADMIN": "rag.access",
     "Visibility": "rag.access",
     "parse_visibility": "rag.access",
+    "may_read": "rag.access",
+    "may_change": "rag.access",
     "People": "rag.people",
+    "Syncer": "rag.watch",
+    "sync_folders": "rag.sync",
+    "watch_folders": "rag.watch",
     "Turn": "rag.chat",
     "from_messages": "rag.chat",
     "rewrite_request": "rag.chat",
@@ -52,7 +57,13 @@ _FACE = {
     "citation_mark": "rag.citations",
     "CITATION_PATTERN": "rag.citations",
 }
-_RENAMED = {"citation_mark": "mark", "CITATION_PATTERN": "PATTERN"}
+# A face name that is not its module's (``sync`` would shadow the module rag.sync).
+_RENAMED = {
+    "citation_mark": "mark",
+    "CITATION_PATTERN": "PATTERN",
+    "sync_folders": "sync",
+    "watch_folders": "watch",
+}
 
 __all__ = [  # noqa: RUF022 (grouped by module, as _FACE)
     "Pipeline",
@@ -69,7 +80,12 @@ __all__ = [  # noqa: RUF022 (grouped by module, as _FACE)
     "ADMIN",
     "Visibility",
     "parse_visibility",
+    "may_read",
+    "may_change",
     "People",
+    "Syncer",
+    "sync_folders",
+    "watch_folders",
     "Turn",
     "from_messages",
     "rewrite_request",

@@ -9,6 +9,10 @@ each endpoint takes typed arguments and returns what a script needs.
     /index(files, password) is the upload box's own event (ui.documents).
 
 A client keeps its session between calls, so /page reads the answer of its own last /ask.
+Behind a login every endpoint acts as the person signed in (gradio_client: ``Client(url,
+auth=(name, password))``): /list, /ask and /page see what they may read, /delete and /tag
+follow the owner's rules. /page's image is a page file (``ui.pagefiles``): its URL serves that
+person only, while they may read the page.
 """
 
 from __future__ import annotations
@@ -90,12 +94,14 @@ class Api:
                 if heatmap
                 else answer.page_image(hit)
             )
+            image = session.publish(image, hit.doc_id, f"page-{hit.page_number}")
         except RagError as error:
             raise gr.Error(str(error)) from None
         return image, f"{hit.name}, page {hit.page_number} (score {hit.score:.2f})"
 
     def list(self, request: gr.Request = None) -> list[dict]:
-        """Every document: id, name, pages, when it was added, tags."""
+        """Every document the caller may read: id, name, pages, when it was added, tags,
+        owner, who may read it."""
         return listing(self.collections.session(request).pipeline.documents())
 
     def delete(self, doc: str, request: gr.Request = None) -> str:
@@ -128,7 +134,7 @@ def listing(documents: list) -> list[dict]:
     """Documents as /list and the list_documents tool return them."""
     return [
         {"doc_id": d.doc_id, "name": d.name, "pages": d.pages, "added": d.added}
-        | {"tags": list(d.tags)}
+        | {"tags": list(d.tags), "owner": d.owner, "visibility": d.visibility}
         for d in documents
     ]
 

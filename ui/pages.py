@@ -6,6 +6,10 @@ text and a link to the page at full size.
 
 Each chat turn keeps its own pages: the view shows one (turn, page) at a time. The chosen word
 is kept when the page changes, and when the turn changes if the other turn's question has it.
+
+Every image goes out as a page file (``Session.publish``, ``ui.pagefiles``): the person's own,
+checked at every request. A page whose document they may no longer read (deleted, or made
+private) is refused when asked for; among the thumbnails it is a grey page.
 """
 
 from __future__ import annotations
@@ -256,7 +260,10 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         chips, rest = word_chips(choices, word)
         word = word if word in chips else WHOLE_QUERY
         picked = None if word == WHOLE_QUERY else choices.named(word)
-        image = answer.view(found, picked, opacity, heatmap=overlay, boxes=boxes)
+        drawn = answer.view(found, picked, opacity, heatmap=overlay, boxes=boxes)
+        label = f"page-{found.page_number}"
+        image = session.publish(drawn, found.doc_id, f"view-{found.page_number}")
+        full = session.publish(found.image_path, found.doc_id, label)
     except DocumentNotFoundError:
         gr.Warning(
             f"{found.name} has been deleted since this answer; ask again to search the rest."
@@ -267,7 +274,7 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         return *UNCHANGED[:4], gr.update(selected_index=session.view[1]), *UNCHANGED[5:]
     session.view = (turn, hit)
     thumbnails = (
-        gr.update(value=thumbnails_of(chat), selected_index=hit, visible=True)
+        gr.update(value=published(session, chat), selected_index=hit, visible=True)
         if gallery
         else gr.skip()
     )
@@ -279,8 +286,21 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
         thumbnails,
         snippet_markdown(answer.snippet(found)),
         # The file as indexed: a link to the page at full size.
-        gr.update(value=str(found.image_path), visible=True),
+        gr.update(value=str(full), visible=True),
     )
+
+
+def published(session: Session, chat: ChatTurn) -> list[tuple]:
+    """The turn's thumbnails (``thumbnails_of``) as page files of the session's person; a
+    page they may no longer read is a grey one (the others keep their places)."""
+    shown = []
+    for hit, (path, caption) in zip(chat.answer.hits, thumbnails_of(chat), strict=True):
+        try:
+            shown.append((session.publish(path, hit.doc_id, f"page-{hit.page_number}"), caption))
+        except DocumentNotFoundError:
+            gone = session.files.placeholder() if session.files else path
+            shown.append((gone, caption.split("\n")[0] + "\n(no longer available)"))
+    return shown
 
 
 def snippet_markdown(found: Snippet | None) -> str:

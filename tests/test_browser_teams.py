@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Pipeline, Settings
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, pdfs
 from tests.helpers.browser import DESKTOP, TITLE, ask, assert_healthy, chromium, screenshot, upload
 from tests.helpers.servers import app_env, running_app
 
@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.models, pytest.mark.browser]
 
 PASSWORDS = {"ana": "correct-horse-battery-1", "ben": "correct-horse-battery-2"}
 SHARED = "everyone_guide.pdf"  # indexed beforehand by an admin, for everyone
+SYNCED = "synced_form.pdf"  # in a folder the app keeps in sync (RAG_SYNC), for everyone
 
 
 def log_in(browser, url: str, name: str):
@@ -44,7 +45,9 @@ def table_rows(page, columns: int = 4) -> list[list[str]]:
 
 
 def test_a_private_upload_is_its_owners_alone(tiny_models, tmp_path):
-    env = app_env(tiny_models, tmp_path / "data")
+    (copy,) = pdfs.distinct_copies(tmp_path / "share", 1, SAMPLES / "expense_form.pdf")
+    copy.rename(tmp_path / "share" / SYNCED)
+    env = {**app_env(tiny_models, tmp_path / "data"), "RAG_SYNC": str(tmp_path / "share")}
     pipeline = Pipeline(Settings.from_env(env))
     pipeline.people.add("ana", PASSWORDS["ana"], ["red"])
     pipeline.people.add("ben", PASSWORDS["ben"], ["green"])
@@ -52,6 +55,11 @@ def test_a_private_upload_is_its_owners_alone(tiny_models, tmp_path):
     assert added.status == "indexed"
     with running_app(env, log=tmp_path / "server.log") as url, chromium() as browser:
         ana_context, ana = log_in(browser, url, "ana")
+        # The synced folder's last sync, under the table (read again every few seconds).
+        ana.wait_for_function(
+            "() => /Last sync .*1 added/.test(document.querySelector('#sync-status').innerText)",
+            timeout=60_000,
+        )
         # Uploads are hers alone unless she says otherwise: her groups are offered too.
         assert ana.input_value("#upload-visibility input") == "Only me (and admins)"
         ana.click("#upload-visibility input")
@@ -90,7 +98,7 @@ def test_a_private_upload_is_its_owners_alone(tiny_models, tmp_path):
         assert len(pictures) >= 3 and all(ana_context.request.get(u).ok for u in pictures)
 
         ben_context, ben = log_in(browser, url, "ben")
-        assert [row[0] for row in table_rows(ben)] == [SHARED]
+        assert sorted(row[0] for row in table_rows(ben)) == [SHARED, SYNCED]
         assert "annual_report" not in ben.inner_text("#docs")
         ben.click("#scope input")
         scopes = " ".join(ben.locator("ul[role=listbox] li").all_inner_texts())

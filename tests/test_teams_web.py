@@ -8,9 +8,12 @@ single sign-on's header is believed from a trusted proxy only; the old --auth st
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +22,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from rag import Pipeline, Settings
-from tests.helpers import SAMPLES, pdfs
+from rag import People, Pipeline, Settings
+from tests.helpers import ROOT, SAMPLES, pdfs
 from tests.helpers.servers import app_env, running_server
 
 pytestmark = [pytest.mark.models, pytest.mark.processes]  # app servers
@@ -67,7 +70,11 @@ def team(tiny_models, tmp_path_factory):
     """(URL, data folder, environment, log) of a library app with a users store of 20 people
     and the documents of ``DOCUMENTS``, and --auth's legacy user too."""
     folder = tmp_path_factory.mktemp("team")
-    env = {**app_env(tiny_models, folder / "data"), "RAG_AUDIT_LOG": str(folder / "audit.jsonl")}
+    env = {
+        **app_env(tiny_models, folder / "data"),
+        "RAG_AUDIT_LOG": str(folder / "audit.jsonl"),
+        "GRADIO_TEMP_DIR": str(folder / "gradio"),  # where uploads land, to be looked at
+    }
     pipeline = Pipeline(Settings.from_env(env))
     for group, members in GROUPS.items():
         for i in members:
@@ -317,3 +324,48 @@ def test_single_sign_on_believes_the_header_from_a_trusted_proxy_only(team):
         assert answer.status_code == 401
         with pytest.raises(ValueError):
             Client(url, headers={SSO_HEADER: "p00"}, verbose=False)
+
+
+def test_an_upload_is_read_as_its_person_says_and_leaves_no_file_behind(team, tmp_path):
+    url, folder, _env, _log = team
+    (path,) = pdfs.distinct_copies(tmp_path, 1, SAMPLES / "expense_form.pdf")
+    green = client(url, "p10")
+    status, _table = green.predict([handle_file(str(path))], "", "group:green", api_name="/index")
+    assert "doc0.pdf: indexed" in status
+    assert list((folder / "gradio").rglob("*.pdf")) == []  # Gradio's copy: gone once indexed
+    assert "doc0.pdf" in {d["name"] for d in client(url, "p11").predict(api_name="/list")}
+    assert "doc0.pdf" not in {d["name"] for d in client(url, "p01").predict(api_name="/list")}
+    status, _table = green.predict([handle_file(str(path))], "", "group:nobody", api_name="/index")
+    assert "doc0.pdf: not added: no group is named 'nobody'" in status
+    assert list((folder / "gradio").rglob("*.pdf")) == []
+    red = client(url, "p01")  # without saying: only its owner reads it
+    (other,) = pdfs.distinct_copies(tmp_path / "more", 1, SAMPLES / "expense_form.pdf")
+    other = other.rename(other.with_name("mine.pdf"))
+    red.predict([handle_file(str(other))], api_name="/index")
+    mine = {d["name"]: d for d in red.predict(api_name="/list")}["mine.pdf"]
+    assert (mine["owner"], mine["visibility"]) == ("p01", "private")
+    assert "mine.pdf" not in {d["name"] for d in client(url, "p02").predict(api_name="/list")}
+
+
+def test_public_mode_refuses_any_login_in_one_line(tiny_models, tmp_path):
+    env = {**os.environ, **app_env(tiny_models, tmp_path / "data")}
+    People(tmp_path / "data" / "users.json").add("ana", "correct-horse-1")
+    for extra, more in (
+        (["--auth", "a:b"], {"RAG_DATA_DIR": str(tmp_path / "empty")}),
+        ([], {"RAG_DATA_DIR": str(tmp_path / "empty"), "RAG_AUTH_HEADER": SSO_HEADER}),
+        ([], {}),  # users in users.json
+    ):
+        run = subprocess.run(
+            [sys.executable, "app.py", "serve", "--public", *extra],
+            check=False,
+            cwd=ROOT,
+            env={**env, **more},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.strip().count("\n") == 0, run.stderr  # one line
+        assert "logins (--auth, RAG_AUTH_HEADER, users in users.json) are for library mode" in (
+            run.stderr
+        )

@@ -14,6 +14,10 @@ any other name of that shape, a token made up or forgotten, is 404. So a URL is 
 guessed, copied into another person's session, fetched without a login, or after its document
 was deleted or made private.
 
+Without a login (and in public mode) everyone is the same person: the unguessable name is then
+what keeps a page to those it was shown to, and the check that its document is still there
+what ends it.
+
 The registry is bounded (``limit`` tokens, the least recently used forgotten first, with their
 files); a forgotten token is 404, so a page left on screen for very long may need a redraw.
 """
@@ -28,6 +32,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,12 +64,14 @@ class Entry:
 
 
 class PageFiles:
-    """The registry of page files (``LABEL.TOKEN.png`` in a temporary folder of its own, removed
-    when the process ends), at most ``limit`` of them."""
+    """The registry of page files, at most ``limit`` of them: ``LABEL.TOKEN.png`` in
+    ``folder`` (default: a temporary folder of its own, removed when the process ends)."""
 
     def __init__(self, limit: int = LIMIT, folder: Path | None = None) -> None:
         self.limit = limit
         self.folder = folder or Path(tempfile.mkdtemp(prefix="rag-pages-"))
+        if folder is None:  # its own: removed with it, or when the process ends
+            weakref.finalize(self, shutil.rmtree, self.folder, True)
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._copies: dict[tuple[str, str], str] = {}  # (user, source file) -> its token
         self._lock = threading.Lock()
@@ -129,9 +136,6 @@ class PageFiles:
             tokens = [t for t, entry in self._entries.items() if entry.pipeline is pipeline]
             for token in tokens:
                 self._drop(token)
-
-    def close(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _add(self, doc_id: str, user: str, pipeline, label: str, write: Callable) -> Path:
         token = secrets.token_urlsafe(TOKEN_BYTES)

@@ -134,7 +134,10 @@ def add_serve_options(parser: argparse.ArgumentParser, suppress: bool = False) -
         help="each browser session gets a private, temporary collection (env RAG_PUBLIC)",
     )
     parser.add_argument(
-        "--auth", default=defaults["auth"], help="user:pass[,user2:pass2] login (env RAG_AUTH)"
+        "--auth",
+        default=defaults["auth"],
+        help="user:pass[,user2:pass2] login (env RAG_AUTH); deprecated: add people with "
+        "`app.py user add` (their logins, groups and API keys)",
     )
     parser.add_argument(
         "--mcp",
@@ -522,8 +525,8 @@ def run_sync(pipeline: Pipeline, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from rag.sync import sync
-    from rag.watch import watch
+    from rag import sync_folders as sync
+    from rag import watch_folders as watch
 
     def changed(change) -> None:
         fields = ("action", "path", "name", "doc_id", "detail")
@@ -531,7 +534,7 @@ def run_sync(pipeline: Pipeline, args: argparse.Namespace) -> int:
         print(json.dumps(record) if args.json else change.message, flush=True)
 
     def reported(report) -> None:
-        counts = ("added", "replaced", "removed", "unchanged", "refused", "waiting")
+        counts = ("added", "replaced", "removed", "unchanged", "refused", "waiting", "ignored")
         record = {"summary": report.summary} | {n: getattr(report, n) for n in counts}
         record["missing"] = [
             {"path": c.path, "name": c.name, "doc_id": c.doc_id} for c in report.missing
@@ -564,44 +567,68 @@ def run_sync(pipeline: Pipeline, args: argparse.Namespace) -> int:
 
 
 def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
-    from ui.app import build_demo, launch, parse_auth
+    from ui.app import build_demo, parse_auth
     from ui.gate import is_loopback, parse_keys
+    from ui.login import DEPRECATED, Login
     from ui.serving import mcp_available, surfaces
 
     try:
         auth = parse_auth(args.auth)
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    if auth and args.public:
-        raise ConfigError("--auth is for library mode; public mode has no shared collection")
+    settings = pipeline.settings
+    if args.public and (auth or settings.auth_header or pipeline.people):
+        raise ConfigError(
+            "logins (--auth, RAG_AUTH_HEADER, users in users.json) are for library mode; "
+            "public mode has no shared collection"
+        )
     if args.mcp and args.public:
         raise ConfigError("--mcp is for library mode; public mode has no shared collection")
     if args.mcp and not mcp_available():
         raise ConfigError('--mcp needs Gradio\'s MCP extra: pip install "gradio[mcp]==6.31.0"')
-    demo = build_demo(pipeline, public=args.public)
+    if auth:
+        logging.getLogger("app").warning("%s", DEPRECATED)
+    login = Login.configure(settings, pipeline.people, auth, pipeline.audit.record)
+    syncer = start_sync(pipeline) if not args.public else None
+    status = (lambda: syncer.status().line) if syncer is not None else None
+    web = build_demo(pipeline, public=args.public, login=login, sync_status=status)
     served = {}
     if not args.public:  # /v1 and MCP serve the library; public mode has none to offer
         served = surfaces(
-            demo,
+            web.demo,
             pipeline,
             mcp=mcp_available() if args.mcp is None else args.mcp,
             keys=parse_keys(os.environ.get("RAG_API_KEYS")),
-            keys_required=bool(auth) or not is_loopback(args.host),
+            keys_required=login.enabled or not is_loopback(args.host),
+            web_caller=web.caller,
         )
     pipeline.warm(search=not args.public)  # public sessions open their own indexes later
-    settings = pipeline.settings
     # Oversized uploads are cut off by the server before they reach the disk.
     max_mb = settings.public_max_file_mb if args.public else settings.max_file_mb
-    launch(
-        demo,
-        server_name=args.host,
-        server_port=args.port,
-        auth=auth,
-        show_error=True,
-        max_file_size=f"{max_mb}mb",
-        **served,
-    )
+    try:
+        web.launch(
+            server_name=args.host,
+            server_port=args.port,
+            show_error=True,
+            max_file_size=f"{max_mb}mb",
+            **served,
+        )
+    finally:
+        if syncer is not None:
+            syncer.stop(timeout=10)
     return 0
+
+
+def start_sync(pipeline: Pipeline):
+    """The folders of RAG_SYNC kept in sync in the background, acting as an admin (None:
+    there are none)."""
+    if not pipeline.settings.sync:
+        return None
+    from rag import Syncer
+
+    syncer = Syncer(pipeline)
+    syncer.start()
+    return syncer
 
 
 def run_user(pipeline: Pipeline, args: argparse.Namespace) -> int:

@@ -601,6 +601,7 @@ def run_serve(pipeline: Pipeline, args: argparse.Namespace) -> int:
             keys=parse_keys(os.environ.get("RAG_API_KEYS")),
             keys_required=login.enabled or not is_loopback(args.host),
             web_caller=web.caller,
+            files=web.collections.files,
         )
     pipeline.warm(search=not args.public)  # public sessions open their own indexes later
     # Oversized uploads are cut off by the server before they reach the disk.

@@ -193,6 +193,18 @@ def test_a_page_url_of_another_group_is_refused_guessed_copied_or_without_login(
     assert "red.pdf" in {d["name"] for d in red.predict(api_name="/list")}
 
 
+def test_the_get_page_tool_through_gradios_api_hands_out_checked_page_files_too(team):
+    url, _folder, _env, _log = team
+    red, green = client(url, "p01", download_files=False), client(url, "p08", download_files=False)
+    image, caption = red.predict("red.pdf", 1, "", api_name="/get_page")
+    assert "red.pdf" in caption
+    link = page_url(image, url)
+    assert fetch(link, red.cookies) == 200
+    assert fetch(link, green.cookies) == 404 and fetch(link) in (401, 404)
+    with pytest.raises(AppError, match=r"no document with the id or name 'red\.pdf'"):
+        green.predict("red.pdf", 1, "", api_name="/get_page")
+
+
 def test_a_document_made_private_leaves_a_members_results_and_its_page_url_stops(team):
     url, _folder, env, _log = team
     member = client(url, "p05", download_files=False)  # red, not the owner (p03)

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from rag import ADMIN, Caller, Pipeline
 from ui import tools, v1
 from ui.gate import Gate, KeyCheck, Keys
+from ui.pagefiles import PageFiles
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,20 @@ def surfaces(
     keys: tuple[str, ...],
     keys_required: bool,
     web_caller: Callable[[gr.Request], Caller] = lambda request: ADMIN,
+    files: PageFiles | None = None,
 ) -> dict:
     """Add the MCP tools to ``demo`` (when ``mcp``) and return the options for its launch
-    that serve them and the /v1 routes (``launch(demo, ..., **surfaces(...))``).
+        that serve them and the /v1 routes (``launch(demo, ..., **surfaces(...))``).
 
-    ``keys``: the service keys (RAG_API_KEYS, acting as an admin); the people's own keys come
-    from the users store. ``web_caller``: whom a tool called through Gradio's own API (no API
-    key) acts for: the person signed in."""
+        ``keys``: the service keys (RAG_API_KEYS, acting as an admin); the people's own keys come
+        from the users store. ``web_caller``: whom a tool called through Gradio's own API (no API
+        key) acts for: the person signed in. ``files``: where get_page's images go out, checked at
+    each request (``ui.pagefiles``), as the web app's do."""
     gate = Gate(pipeline.settings.max_queue)
     people = pipeline.people
     checked = Keys(keys, people, required=keys_required)
     if mcp:
-        tools.render(demo, pipeline, gate, tools.Identify(checked, web_caller))
+        tools.render(demo, pipeline, gate, tools.Identify(checked, web_caller), files)
     if keys_required and not keys and not people:
         logger.warning(
             "/v1 and MCP refuse every request: this server listens beyond this machine or has "

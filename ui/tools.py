@@ -25,6 +25,7 @@ import gradio as gr
 from rag import Caller, Pipeline, RagError, from_messages
 from ui.api import describe, listing
 from ui.gate import Busy, Gate, Keys, check_question
+from ui.pagefiles import PageFiles
 
 NAMES = ("search_documents", "ask_documents", "list_documents", "get_page")
 MAX_TOP_K = 20
@@ -56,10 +57,13 @@ def _headers(request: gr.Request) -> list[tuple[str, str]]:
 
 
 class Tools:
-    def __init__(self, pipeline: Pipeline, gate: Gate, identify: Identify) -> None:
+    def __init__(
+        self, pipeline: Pipeline, gate: Gate, identify: Identify, files: PageFiles | None = None
+    ) -> None:
         self.pipeline = pipeline
         self.gate = gate
         self.identify = identify
+        self.files = files
 
     def _acting(self, request: gr.Request) -> Pipeline:
         return self.pipeline.acting_for(self.identify(request))
@@ -163,7 +167,9 @@ class Tools:
                 found = pipeline.find(document)
                 image = pipeline.page_image(found.doc_id, number)  # the range checked
                 if not question.strip():
-                    return image, caption(found.name, number)
+                    return self._published(image, found.doc_id, pipeline), caption(
+                        found.name, number
+                    )
                 question = checked(question)
                 answer = pipeline.ask(question, found.pages, [found.doc_id], rewrite=False)
                 hit = next((h for h in answer.hits if h.page_number == number), None)
@@ -171,9 +177,17 @@ class Tools:
                     raise ToolError(
                         f"page {number} of {found.name} was not ranked for this question"
                     )
-                return answer.heatmap_image(hit), caption(found.name, number, hit.score)
+                shown = self._published(answer.heatmap_image(hit), found.doc_id, pipeline)
+                return shown, caption(found.name, number, hit.score)
             except RagError as error:
                 raise ToolError(str(error)) from None
+
+    def _published(self, image, doc_id: str, pipeline: Pipeline):
+        """``image`` as the tool returns it: a page file only its person may fetch, and only
+        while they may read the page (``ui.pagefiles``), when the app hands them out."""
+        if self.files is None:
+            return image
+        return self.files.publish(image, doc_id, "page", pipeline.caller.name, pipeline)
 
     def _ask(self, request, question, documents, tags, top_k, *, history=(), rewrite=True):
         question = checked(question)
@@ -253,11 +267,17 @@ def snippet_text(answer, hit) -> str:
     return ("… " if found.cut_before else "") + text + (" …" if found.cut_after else "")
 
 
-def render(demo: gr.Blocks, pipeline: Pipeline, gate: Gate, identify: Identify) -> None:
+def render(
+    demo: gr.Blocks,
+    pipeline: Pipeline,
+    gate: Gate,
+    identify: Identify,
+    files: PageFiles | None = None,
+) -> None:
     """Register the tools in ``demo`` as API endpoints (Gradio serves each as an MCP tool);
     they run off Gradio's queue, under ``gate``, each call acting for whom ``identify``
     finds."""
-    tools = Tools(pipeline, gate, identify)
+    tools = Tools(pipeline, gate, identify, files)
     with demo:
         for fn in (tools.search_documents, tools.ask_documents, tools.list_documents):
             gr.api(fn, api_name=fn.__name__, queue=False)

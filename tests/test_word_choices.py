@@ -149,7 +149,7 @@ def test_a_5000_character_question_offers_at_most_the_limit_and_the_rest_on_dema
     # term<n> matches the page as much as n says, a stop word 0
     value = {t.index: float(t.text[4:]) if t.text.startswith("term") else 0.0 for t in tokens}
     maps = maps_of({i: torch.full((2, 3), v) for i, v in value.items()})
-    answer = Answer(question, [hit], torch.zeros(len(tokens), 4), tokens, None, None)
+    answer = Answer(question, [hit], torch.zeros(len(tokens), 4), tokens, OnePage(), None)
     answer._maps[(hit.doc_id, hit.page_number)] = maps  # the page's maps, as computed once
 
     choices = answer.word_choices(hit, limit=12)
@@ -162,7 +162,11 @@ def test_a_5000_character_question_offers_at_most_the_limit_and_the_rest_on_dema
 
 
 class OnePage:
-    """A page reader for an answer whose maps are already computed: the page image only."""
+    """A page reader for an answer whose maps are already computed: the page image only,
+    always readable."""
+
+    def check(self, hit: Hit) -> None:
+        return None
 
     def image(self, hit: Hit) -> Image.Image:
         return Image.new("RGB", (300, 200), "white")

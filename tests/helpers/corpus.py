@@ -57,9 +57,10 @@ SCAN_PAGES = [
 SCAN_QUESTIONS = [("Who paid receipt R-40917?", 1), ("Who received delivery D-66120?", 2)]
 
 
-def write_facts(path: Path) -> Path:
+def write_facts(path: Path, pages: list[tuple[str, list[str]]] = PAGES) -> Path:
+    """A PDF of ``pages`` (title, lines), each drawn as a real text layer."""
     with PdfPages(path, metadata=METADATA) as pdf:
-        for title, lines in PAGES:
+        for title, lines in pages:
             figure = plt.figure(figsize=A4)
             figure.text(0.08, 0.92, title, fontsize=22, weight="bold")
             for row, line in enumerate(lines):
@@ -71,14 +72,7 @@ def write_facts(path: Path) -> Path:
 
 def write_page(path: Path, title: str, lines: list[str]) -> Path:
     """A one-page PDF whose text layer holds ``title`` and ``lines`` (facts of one's own)."""
-    with PdfPages(path, metadata=METADATA) as pdf:
-        figure = plt.figure(figsize=A4)
-        figure.text(0.08, 0.92, title, fontsize=22, weight="bold")
-        for row, line in enumerate(lines):
-            figure.text(0.08, 0.85 - row * 0.04, line, fontsize=14)
-        pdf.savefig(figure)
-        plt.close(figure)
-    return path
+    return write_facts(path, [(title, lines)])
 
 
 def write_scan(path: Path) -> Path:

@@ -45,6 +45,16 @@ def test_whom_a_name_acts_for_in_each_way_of_signing_in(people, tmp_path):
     assert login.caller("ana") is None  # removed: refused, session or not
 
 
+def test_people_added_while_no_login_runs_turn_everyone_away_until_a_restart(tmp_path):
+    store = People(tmp_path / "users.json", CHEAP)
+    login = Login(store)
+    assert login.mode == "off" and login.caller(None) is ADMIN
+    store.add("ana", "correct-horse-1")
+    assert login.caller(None) is None and login.requester({"type": "http"}) is None
+    restarted = Login(store)
+    assert restarted.mode == "password" and restarted.caller("ana") == Caller("ana")
+
+
 def test_the_header_is_believed_from_trusted_proxies_only(people):
     login = Login(people, header="X-User", proxies=parse_proxies("127.0.0.1, 10.0.0.0/8"))
     assert login.mode == "header" and "auth_dependency" in login.launch_options()

@@ -44,6 +44,10 @@ IDLE_SECONDS = 2 * 60 * 60  # a public collection untouched this long is removed
 # them soon: a reload comes back within seconds.
 KEPT_SECONDS = {False: IDLE_SECONDS, True: 15}
 SIGNED_OUT = "You are no longer signed in to this app (removed from its users?): sign in again."
+RESTART = (
+    "People were added to this app's users since it started: it answers nobody until it is "
+    "restarted with its login on."
+)
 
 
 @dataclass(eq=False)  # a turn is itself: ``turn in session.turns`` compares identities
@@ -133,7 +137,7 @@ class Collections:
             return ADMIN
         found = self.login.caller(getattr(request, "username", None))
         if found is None:
-            raise gr.Error(SIGNED_OUT)
+            raise gr.Error(SIGNED_OUT if self.login.enabled else RESTART)
         return found
 
     def session(self, request: gr.Request) -> Session:

@@ -137,7 +137,7 @@ class Login:
         """Whom a request of the signed-in ``name`` (Gradio's ``request.username``) acts for:
         an admin without a login; None (refused) for nobody, or a name no longer known."""
         if self.mode == "off":
-            return ADMIN
+            return self._open()
         if not name:
             return None
         known = self.people.get(name)
@@ -146,6 +146,15 @@ class Login:
         if self.mode == "header":
             return Caller(name)
         return self.legacy.get(name) if self.legacy is not None else None
+
+    def _open(self) -> Caller | None:
+        """Without a login, everyone is an admin, until people are added to the store while
+        the server runs: from then on nobody is (None: refused) until a restart turns the
+        login on, so adding people never leaves the app open to all by mistake."""
+        if self.people:
+            logger.warning("people were added to the users store: restart to turn the login on")
+            return None
+        return ADMIN
 
     def header_user(self, request) -> str | None:
         """Gradio's ``auth_dependency``: the header's user name, from a trusted proxy only."""
@@ -159,7 +168,7 @@ class Login:
         """Whom a raw request (an ASGI ``scope``) acts for, resolved as Gradio does: the
         header, or the session cookie of a password login (``app.tokens``)."""
         if self.mode == "off":
-            return ADMIN
+            return self._open()
         request = Request(scope)
         if self.mode == "header":
             return self.caller(self.header_user(request))

@@ -88,6 +88,7 @@ def test_a_private_upload_is_its_owners_alone(tiny_models, tmp_path):
         ana.locator("ul[role=listbox] li", has_text="annual_report.pdf").first.click()
         ana.keyboard.press("Escape")
         ana.wait_for_function("() => document.querySelector('#share')?.disabled === false")
+        assert not ana.locator("#delete").is_disabled()
         assert "owner: ana" in ana.inner_text("#doc-details")
         assert_healthy(ana)
         screenshot(ana, "teams-owner.png", full_page=True)
@@ -113,6 +114,8 @@ def test_a_private_upload_is_its_owners_alone(tiny_models, tmp_path):
         ben.keyboard.press("Escape")
         ben.wait_for_function("() => document.querySelector('#doc-details')?.innerText")
         assert ben.locator("#share").is_disabled()
+        # Nor his to delete (nor to retag: its button, in the folded tags, goes the same way).
+        ben.wait_for_function("() => document.querySelector('#delete')?.disabled === true")
         # Ana's page URLs, in his browser: not there.
         assert all(ben_context.request.get(u).status == 404 for u in pictures)
         assert_healthy(ben)

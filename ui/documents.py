@@ -155,18 +155,23 @@ class Handlers:
 
     def details(self, doc: str | None, request: gr.Request):
         """The chosen document's id, when it was added and its tags, under the chooser; and
-        who may read it, a choice open to its owner and admins only. Outputs: the details,
-        the readers' choice, its button."""
+        who may read it, a choice open to its owner and admins only, as are deleting it and
+        changing its tags. Outputs: the details, the readers' choice, its button, the delete
+        and tag buttons."""
         closed = gr.update(interactive=False), gr.update(interactive=False)
+        as_before = gr.skip(), gr.skip()  # no document chosen: they say to choose one
         if not doc:
-            return "", *closed
+            return "", *closed, *as_before
         session = self.collections.session(request)
         try:
             document = session.pipeline.find(doc)
         except RagError:
-            return "", *closed
+            return "", *closed, *as_before
         team = self.collections.signed_in
-        return details_line(document, team), *self._readers(session, document)
+        changes = as_before
+        if team:
+            changes = (gr.update(interactive=may_change(session.caller, document.owner)),) * 2
+        return details_line(document, team), *self._readers(session, document), *changes
 
     def _readers(self, session: Session, document) -> tuple:
         """The readers' choice and its button for ``document``: its visibility chosen, open
@@ -452,7 +457,7 @@ def render(
     cancel.click(lambda: gr.update(visible=False), None, confirm, **private)
     # The confirmation names one document: choosing another withdraws it.
     choice.change(lambda: gr.update(visible=False), None, confirm, **private)
-    choice.change(handlers.details, choice, [chosen, share_to, share], **private)
+    choice.change(handlers.details, choice, [chosen, share_to, share, delete, retag], **private)
     choice.focus(handlers.choices, choice, choice, **private)
     tagged = retag.click(
         handlers.tag_document,

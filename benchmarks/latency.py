@@ -3,6 +3,7 @@
     python -m benchmarks.latency [--profiles cpu,gpu] [--pages 10] [--top-k 3] [--tokens 32]
                                  [--levers] [--device cpu] [--layers N] [--out FILE]
     python -m benchmarks.latency --attention
+    python -m benchmarks.latency --rerankers [--depth 20]
 
 Each profile (``rag.profiles``) runs in a fresh process, on ``--device``, with its retriever and
 answerer built at their published sizes (``devtools.tiny_models``: random weights cost the same
@@ -29,7 +30,8 @@ ahead of the encoder or on its thread, torch.compile and thread counts. On a GPU
 
 ``run`` measures (a ``Result``: one dict per profile, from its process) and
 ``benchmarks.latency_report`` writes it as Markdown; ``--attention`` measures only the attention
-kernels' rates against large matmuls (an ``Attention``).
+kernels' rates against large matmuls (an ``Attention``); ``--rerankers`` only what the reranking
+stage adds to a question (``benchmarks.rerank_cost``).
 """
 
 from __future__ import annotations
@@ -826,6 +828,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also the first token with answers on a model server (benchmarks.remote's row)",
     )
+    arguments.add_argument(
+        "--rerankers", action="store_true", help="only the rerankers' cost (benchmarks.rerank_cost)"
+    )
+    arguments.add_argument(
+        "--depth", type=int, default=20, help="with --rerankers: pages reranked (RAG_RERANK_DEPTH)"
+    )
     arguments.add_argument("--one", help=argparse.SUPPRESS)  # the measuring process
     return arguments.parse_args(argv)
 
@@ -841,6 +849,13 @@ def main(argv: list[str] | None = None) -> Result | Attention | None:
         print(json.dumps(profile_run(args)))
         return None
     flags = " ".join(argv if argv is not None else sys.argv[1:])
+    if args.rerankers:
+        from benchmarks import rerank_cost
+
+        cost = rerank_cost.run(args.device, args.depth, args.layers)
+        command = f"python -m benchmarks.latency {flags}".strip()
+        publish(rerank_cost.report(cost, command, machine()), args.out, rerank_cost.RESULTS)
+        return cost
     result = run(args, f"python -m benchmarks.latency {flags}".strip())
     text = report(result)
     if args.remote:  # the remote answerer: the app's side of its first token, in the same run

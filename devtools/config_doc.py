@@ -225,14 +225,16 @@ def _check_env_mapping(settings: ast.ClassDef) -> None:
 
 
 def _flags(app_source: str) -> dict[str, str]:
-    """Command-line flags whose destination is a Settings field: {"top_k": "--top-k", ...}."""
+    """Command-line flags whose destination is a Settings field: {"top_k": "--top-k", ...}
+    (the flag's name, or its ``dest=`` where it names one)."""
     flags = {}
     for node in ast.walk(ast.parse(app_source)):
         if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(".add_argument"):
+            dest = next((ast.literal_eval(k.value) for k in node.keywords if k.arg == "dest"), None)
             for argument in node.args:
                 if isinstance(argument, ast.Constant) and str(argument.value).startswith("--"):
                     flag = str(argument.value)
-                    flags.setdefault(flag[2:].replace("-", "_"), flag)
+                    flags.setdefault(dest or flag[2:].replace("-", "_"), flag)
     return flags
 
 

@@ -125,6 +125,13 @@ class Settings:
     text_timeout_s: int = 60
     # Give the answerer each page's text beside its image (helps small VLMs on dense pages).
     answer_with_text: bool = False
+    # A second stage over the first stage's best rerank_depth pages (rag.models.rerankers), which
+    # then keeps the best top_k by its own score: "off"; "text:MODEL", a cross-encoder reading
+    # the page's words (BAAI/bge-reranker-v2-m3); "visual:MODEL", a vision-language model
+    # judging the page's picture (lightonai/MonoQwen2-VL-v0.1). `ask --rerank` / `--no-rerank`
+    # choose per question. Not `rerank` above: that is binary search's exact second pass.
+    reranker: str = "off"
+    rerank_depth: int = 20
     # Teams (rag.people, rag.access). Single sign-on: the header a trusted proxy (oauth2-proxy,
     # ...) sets to the signed-in user's name, e.g. X-Forwarded-User; honoured only from
     # trusted_proxies (comma-separated addresses or networks), never from anyone else.
@@ -196,6 +203,7 @@ class Settings:
         if self.max_visual_tokens < 0:
             raise ConfigError("RAG_MAX_VISUAL_TOKENS must be 0 (the model's own) or positive")
         parse_index(self.index)  # a bad RAG_INDEX fails here, in one line
+        parse_reranker(self.reranker)
         check_generator(self.generator, self.generator_url)
         if not 0 <= self.hybrid_weight <= 1:
             raise ConfigError("RAG_HYBRID_WEIGHT must be between 0 and 1")
@@ -223,6 +231,7 @@ POSITIVE = (
     "pool_factor",
     "auto_binary_pages",
     "text_timeout_s",
+    "rerank_depth",
     "generator_timeout_s",
 )
 HYBRID_MODES = ("rrf", "weighted", "off", "text")
@@ -254,6 +263,28 @@ def parse_index(spec: str) -> tuple[str, str | None]:
     if spec.startswith("qdrant:") and spec != "qdrant:":
         return "qdrant", spec[len("qdrant:") :]  # ":memory:", an http(s) URL or a folder
     raise ConfigError(f"RAG_INDEX: unsupported value {spec!r} (expected {INDEX_FORMS})")
+
+
+RERANKER_KINDS = ("text", "visual")
+
+
+def parse_reranker(spec: str) -> tuple[str, str] | None:
+    """RAG_RERANKER as (kind, model), None for ``off``; anything else is refused in one line.
+
+    >>> parse_reranker("off"), parse_reranker("text:BAAI/bge-reranker-v2-m3")
+    (None, ('text', 'BAAI/bge-reranker-v2-m3'))
+    >>> parse_reranker("visual:lightonai/MonoQwen2-VL-v0.1")
+    ('visual', 'lightonai/MonoQwen2-VL-v0.1')
+    """
+    spec = spec.strip()
+    if spec == "off":
+        return None
+    kind, _, model = spec.partition(":")
+    if kind not in RERANKER_KINDS or not model.strip():
+        raise ConfigError(
+            f"RAG_RERANKER: unsupported value {spec!r} (expected off, text:MODEL or visual:MODEL)"
+        )
+    return kind, model.strip()
 
 
 def check_generator(generator: str, url: str) -> None:

@@ -135,16 +135,22 @@ class Pipeline:
         shutil.rmtree(root, ignore_errors=True)
 
     def model_problems(self) -> list[str]:
-        """Why the retriever or the answerer could not load, found without loading either (their
-        configs are read, not their weights; a model server is asked for its models): one line
-        each, naming the model and the fix; empty when both are found and supported."""
+        """Why the retriever, the answerer or the reranker could not load, found without loading
+        any (their configs are read, not their weights; a model server is asked for its models):
+        one line each, naming the model and the fix; empty when all are found and supported."""
+        from rag.config import parse_reranker
         from rag.models.checkpoints import locate
         from rag.models.families import answerer_family, retriever_family
         from rag.models.remote import remote_model
+        from rag.models.rerankers import check
 
         checks = [(self.settings.retriever, "RAG_RETRIEVER", retriever_family)]
         if remote_model(self.settings.generator) is None:
             checks.append((self.settings.generator, "RAG_GENERATOR", answerer_family))
+        reranker = parse_reranker(self.settings.reranker)
+        if reranker is not None:
+            kind, model_id = reranker
+            checks.append((model_id, "RAG_RERANKER", functools.partial(check, kind)))
         problems = []
         for model_id, setting, family_of in checks:
             try:
@@ -247,10 +253,15 @@ class Pipeline:
         tags: Iterable[str] = (),
         *,
         history: Iterable[Turn] = (),
+        rerank: bool | None = None,
     ) -> list[Hit]:
-        """The best pages for ``question`` alone (no answer is written)."""
+        """The best pages for ``question`` alone (no answer is written); ``rerank`` as
+        ``Asking.ask`` takes it."""
         asking = self.asking
-        return asking.ask(question, top_k, docs, tags, history=history, caller=self.caller).hits
+        answer = asking.ask(
+            question, top_k, docs, tags, history=history, rerank=rerank, caller=self.caller
+        )
+        return answer.hits
 
     def answer_pages(
         self, request: PagesRequest, max_new_tokens: int | None = None

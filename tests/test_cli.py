@@ -83,7 +83,12 @@ def test_index_then_ask_json(retriever, generator, tiny_models, tmp_path, capsys
     assert isinstance(result["answer"], str)
     assert [hit["page"] for hit in result["hits"]] != []
     for hit in result["hits"]:
-        assert set(hit) == {"doc_id", "name", "page", "score", "visual_score", "text_score"}
+        assert set(hit) == {"doc_id", "name", "page", "score"} | {
+            "visual_score",
+            "text_score",
+            "rerank_score",
+        }
+        assert hit["rerank_score"] is None  # RAG_RERANKER is off
         assert hit["doc_id"] == record["doc_id"] and hit["name"] == "annual_report.pdf"
         assert 1 <= hit["page"] <= 3
     assert len(result["hits"]) == 2

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from devtools.tiny_models import BUILDERS, GENERATORS, RETRIEVERS
+from devtools.tiny_models import BUILDERS, GENERATORS, RERANKERS, RETRIEVERS
 from tests.helpers import ROOT
 
 
 def test_every_family_has_a_builder():
-    assert set(RETRIEVERS) | set(GENERATORS) == set(BUILDERS)
+    assert set(RETRIEVERS) | set(GENERATORS) | set(RERANKERS) == set(BUILDERS)
 
 
 @pytest.mark.models

@@ -32,6 +32,8 @@ BUILDERS: dict[str, str] = {
     "qwen3_5": "devtools.tiny_models.qwen3:build_qwen3_5",
     "colmodernvbert": "devtools.tiny_models.modernvbert:build_colmodernvbert",
     "colqwen2_5_omni": "devtools.tiny_models.omni:build_colqwen2_5_omni",
+    "xlm_roberta_reranker": "devtools.tiny_models.rerankers:build_xlm_roberta_reranker",
+    "monoqwen2_vl": "devtools.tiny_models.rerankers:build_monoqwen2_vl",
 }
 RETRIEVERS = (
     "colpali",
@@ -57,6 +59,7 @@ GENERATORS = (
     "gemma3",
     "qwen3_5",
 )
+RERANKERS = ("xlm_roberta_reranker", "monoqwen2_vl")  # a cross-encoder; an adapter over qwen2_vl
 
 
 def build(family: str, out_dir: str | Path) -> Path:

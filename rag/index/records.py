@@ -41,12 +41,20 @@ class Hit:
     visual_score: float | None = None  # MaxSim, when the picture ranking found the page
     text_score: float | None = None  # BM25, when the words found it
     unit: str = "p."  # the document's: its pages are pages, slides or sheets
+    # The second stage's (rag.models.rerankers), when it reordered the pages; ``score`` stays
+    # the first stage's.
+    rerank_score: float | None = None
 
     @property
     def sides(self) -> dict[str, float]:
         """Each ranking's own score of a fused hit, by the name users see: ``picture``
-        (MaxSim) and ``words`` (BM25), for the rankings that found the page."""
-        scores = {"picture": self.visual_score, "words": self.text_score}
+        (MaxSim) and ``words`` (BM25), for the rankings that found the page, and ``reranker``
+        when a reranker scored it."""
+        scores = {
+            "picture": self.visual_score,
+            "words": self.text_score,
+            "reranker": self.rerank_score,
+        }
         return {side: score for side, score in scores.items() if score is not None}
 
     @property

@@ -10,16 +10,19 @@ from contextlib import AbstractContextManager, nullcontext
 from rag.config import Settings
 from rag.models.answerer import Answerer
 from rag.models.remote import RemoteAnswerer, remote_model
+from rag.models.rerankers import Reranker, load_reranker
 from rag.models.retriever import Retriever
 
 
 class Models:
-    """The retriever and the answerer: loaded once, on first use, shared by every collection."""
+    """The retriever, the answerer and the reranker (if any): loaded once, on first use, shared
+    by every collection."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._retriever: Retriever | None = None
         self._answerer: Answerer | RemoteAnswerer | None = None
+        self._reranker: Reranker | None = None
         self._lock = threading.Lock()
         # Held while a model computes (a batch of pages, a query, an answer), so that uploads,
         # which render outside it, and questions take turns on the device. A Lock, not an
@@ -43,6 +46,15 @@ class Models:
                 kind = RemoteAnswerer if remote else Answerer
                 self._answerer = kind.load(self.settings)
             return self._answerer
+
+    @property
+    def reranker(self) -> Reranker:
+        """The second stage RAG_RERANKER names (``rag.models.rerankers``); ConfigError when it
+        is off. It computes under ``busy``, as the others do."""
+        with self._lock:
+            if self._reranker is None:
+                self._reranker = load_reranker(self.settings)
+            return self._reranker
 
     def answering(self) -> AbstractContextManager:
         """What an answer holds while it is written: the device (``busy``) for the in-process

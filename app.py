@@ -14,6 +14,9 @@ pipeline, run one command.
     python app.py sync SOURCE... [--tag T]... [--visibility V] [--prune] [--watch] [--json]
                                                              keep folders and the index alike
     python app.py delete DOC                                 DOC: an id or an exact name
+    python app.py eval QUESTIONS.jsonl | --vidore FOLDER [--index-corpus] [--modes M,M]
+                       [--top-k K] [--answers] [--judge] [--json] [--report DIR]
+                                                             measure retrieval and answers
     python app.py user add NAME [--group G]... [--admin]     who may log in (users.json);
     python app.py user passwd NAME                           --password-stdin: the password
                                                              as a line of stdin
@@ -197,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question")
     add_question_options(ask)
     ask.add_argument("--no-answer", action="store_true", help="retrieve pages only")
+    ask.add_argument(
+        "--evidence",
+        action="store_true",
+        help="with --json: each page's evidence boxes (a heatmap pass per page)",
+    )
 
     chat = commands.add_parser(
         "chat",
@@ -228,9 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     visibility.add_argument("visibility", help=VISIBILITY_HELP)
 
     add_sync_parser(commands, sub_common)
+    add_eval_parser(commands, sub_common)
 
-    delete = commands.add_parser("delete", parents=[sub_common], help="delete a document")
-    delete.add_argument("doc", help="document id or exact name")
+    commands.add_parser("delete", parents=[sub_common], help="delete a document").add_argument(
+        "doc", help="document id or exact name"
+    )
 
     user = commands.add_parser(
         "user", parents=[sub_common], help="the people who may log in (<data-dir>/users.json)"
@@ -288,6 +298,60 @@ def add_sync_parser(commands, common: argparse.ArgumentParser) -> None:
     syncing.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
+def add_eval_parser(commands, common: argparse.ArgumentParser) -> None:
+    evaluating = commands.add_parser(
+        "eval",
+        parents=[common],
+        help="measure retrieval (recall, MRR, nDCG) and answers per fusion mode "
+        "(docs/evaluation.md)",
+    )
+    evaluating.add_argument(
+        "questions", nargs="?", type=Path, help="a JSON Lines questions file (docs/evaluation.md)"
+    )
+    evaluating.add_argument(
+        "--vidore", type=Path, metavar="FOLDER", help="a local ViDoRe V3 dataset folder instead"
+    )
+    evaluating.add_argument(
+        "--index-corpus",
+        action="store_true",
+        help="with --vidore: index the dataset's page images first (skips those indexed)",
+    )
+    evaluating.add_argument(
+        "--language",
+        default="english",
+        help="with --vidore: the queries' language, or all (default english)",
+    )
+    evaluating.add_argument(
+        "--modes",
+        type=_modes,
+        default=["off", "text", "rrf", "weighted"],
+        help="fusion modes to compare, comma-separated (default off,text,rrf,weighted)",
+    )
+    evaluating.add_argument(
+        "--top-k", type=positive_int, default=10, help="pages retrieved per question (default 10)"
+    )
+    evaluating.add_argument(
+        "--answers", action="store_true", help="also write answers and score them (EM, F1)"
+    )
+    evaluating.add_argument(
+        "--judge", action="store_true", help="also ask the answerer to judge each answer"
+    )
+    evaluating.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluating.add_argument(
+        "--report", type=Path, metavar="DIR", help="write DIR/report.md and DIR/metrics.png"
+    )
+
+
+def _modes(value: str) -> list[str]:
+    modes = [mode.strip() for mode in value.split(",") if mode.strip()]
+    unknown = [mode for mode in modes if mode not in HYBRID_MODES]
+    if unknown or not modes:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(unknown) or 'no mode'}: choose from {', '.join(HYBRID_MODES)}"
+        )
+    return modes
+
+
 def add_question_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--top-k", type=positive_int, default=None, help="pages to retrieve (default 3)"
@@ -299,6 +363,13 @@ def add_question_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how the pages' pictures and words are combined: rrf (default), weighted, off "
         "(pictures only), text (words only) (env RAG_HYBRID)",
+    )
+    parser.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        dest="reranking",  # not RAG_RERANK (binary search's exact pass)
+        help="reorder the best pages with the reranker (env RAG_RERANKER; default: when it is set)",
     )
     add_scope_options(parser)
 
@@ -406,10 +477,16 @@ def _types(value: str) -> tuple[str, ...]:
 
 def run_ask(pipeline: Pipeline, args: argparse.Namespace) -> int:
     answer = pipeline.ask(
-        args.question, args.top_k, docs=args.doc, tags=args.tag, hybrid=args.hybrid
+        args.question,
+        args.top_k,
+        docs=args.doc,
+        tags=args.tag,
+        hybrid=args.hybrid,
+        rerank=args.reranking,
     )
     if args.json:
-        print(json.dumps(answer_json(answer, None if args.no_answer else answer.text())))
+        text = None if args.no_answer else answer.text()
+        print(json.dumps(answer_json(answer, text, evidence=args.evidence)))
         return 0
     print_answer(answer, stream=not args.no_answer)
     return 0
@@ -433,6 +510,7 @@ def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
             history=history,
             rewrite=not args.no_rewrite,
             hybrid=args.hybrid,
+            rerank=args.reranking,
         )
         if args.json:
             text = answer.text()
@@ -444,10 +522,12 @@ def run_chat(pipeline: Pipeline, args: argparse.Namespace) -> int:
     return 0
 
 
-def answer_json(answer, text: str | None) -> dict:
+def answer_json(answer, text: str | None, evidence: bool = False) -> dict:
     hits = [
         {"doc_id": h.doc_id, "name": h.name, "page": h.page_number, "score": round(h.score, 4)}
         | {"visual_score": rounded(h.visual_score), "text_score": rounded(h.text_score)}
+        | {"rerank_score": rounded(h.rerank_score)}
+        | ({"evidence": [e.as_json() for e in answer.evidence(h)]} if evidence else {})
         for h in answer.hits
     ]
     return {"question": answer.question, "searched": answer.searched, "answer": text, "hits": hits}
@@ -563,6 +643,40 @@ def run_sync(pipeline: Pipeline, args: argparse.Namespace) -> int:
         progress=changed,
         **options,
     )
+    return 0
+
+
+def run_eval(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    """Evaluate a questions file or a ViDoRe folder: skipped lines and progress on stderr, the
+    table (or one JSON object) on stdout, the report in --report DIR."""
+    from rag import EvalOptions, evaluate_questions, evaluate_vidore
+
+    if (args.questions is None) == (args.vidore is None):
+        raise UsageError("give either a questions file or --vidore FOLDER")
+    if args.index_corpus and args.vidore is None:
+        raise UsageError("--index-corpus goes with --vidore FOLDER")
+    if args.questions is not None and not args.questions.is_file():
+        raise UsageError(f"no such file: {args.questions}")
+
+    def said(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def progress(configuration, done: int, total: int) -> None:
+        if done == total and not args.json:
+            said(f"{configuration.name}: {total} questions")
+
+    options = EvalOptions(args.top_k, args.answers or args.judge, args.judge)
+    heard = {"said": said, "progress": progress}
+    if args.vidore is not None:
+        evaluation = evaluate_vidore(
+            pipeline, args.vidore, args.modes, options,
+            language=args.language, index_corpus=args.index_corpus, **heard,
+        )  # fmt: skip
+    else:
+        evaluation = evaluate_questions(pipeline, args.questions, args.modes, options, **heard)
+    if args.report is not None:
+        said(f"report: {evaluation.write_report(args.report)}")
+    print(json.dumps(evaluation.json()) if args.json else evaluation.table())
     return 0
 
 
@@ -692,6 +806,7 @@ COMMANDS = {
     "visibility": run_visibility,
     "sync": run_sync,
     "delete": run_delete,
+    "eval": run_eval,
     "user": run_user,
 }
 

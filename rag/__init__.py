@@ -7,7 +7,7 @@ This is the engine's face: what the CLI (app.py) and the web UI (ui/) use, impor
 
 The stages, in the order a document flows through them: ``rag.ingest`` (file -> PDF, pages,
 words), ``rag.models`` (retriever, answerer, families), ``rag.index`` (store, vectors, words,
-hybrid search), ``rag.view`` (heatmaps, overlays, snippets); ``rag.library`` and
+hybrid search), ``rag.view`` (heatmaps, overlays, snippets, evidence boxes); ``rag.library`` and
 ``rag.asking`` compose them, and ``rag.pipeline`` puts the two sides together.
 """
 
@@ -54,13 +54,18 @@ _FACE = {
     "Snippet": "rag.view.snippets",
     "WordChoices": "rag.view.choices",
     "QueryWord": "rag.view.heatmaps",
+    "EvidenceBox": "rag.view.evidence",
     "citation_mark": "rag.citations",
     "CITATION_PATTERN": "rag.citations",
+    "evaluate_questions": "rag.evaluation",
+    "evaluate_vidore": "rag.evaluation",
+    "EvalOptions": "rag.evaluation.run",
 }
 # A face name that is not its module's (``sync`` would shadow the module rag.sync).
 _RENAMED = {
     "citation_mark": "mark",
     "CITATION_PATTERN": "PATTERN",
+    "EvalOptions": "Options",
     "sync_folders": "sync",
     "watch_folders": "watch",
 }
@@ -102,8 +107,12 @@ __all__ = [  # noqa: RUF022 (grouped by module, as _FACE)
     "Snippet",
     "WordChoices",
     "QueryWord",
+    "EvidenceBox",
     "citation_mark",
     "CITATION_PATTERN",
+    "evaluate_questions",
+    "evaluate_vidore",
+    "EvalOptions",
 ]
 
 

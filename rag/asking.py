@@ -19,13 +19,15 @@ from PIL import Image
 
 from rag.access import Caller, may_read
 from rag.chat import Turn, recent
-from rag.config import HYBRID_MODES, Settings
+from rag.config import HYBRID_MODES, Settings, parse_reranker
 from rag.errors import ConfigError, DocumentNotFoundError, EmptyIndexError, RagError
 from rag.index import Hit, HybridSearch, Index
 from rag.library import Library
 from rag.models.answerer import PageImage
 from rag.models.loaded import Models
-from rag.view.choices import SHOWN, WordChoices, choose_words
+from rag.models.rerankers import reorder
+from rag.view.choices import SHOWN, WordChoices, choose_words, content_words
+from rag.view.evidence import EvidenceBox, evidence_boxes
 from rag.view.heatmaps import (
     PageMaps,
     QueryToken,
@@ -35,7 +37,14 @@ from rag.view.heatmaps import (
     word_grid,
     words_of,
 )
-from rag.view.overlay import ALPHA, draw_boxes, render_overlay
+from rag.view.overlay import (
+    ALPHA,
+    EVIDENCE_FILL,
+    EVIDENCE_LINE,
+    EVIDENCE_WIDTH,
+    draw_boxes,
+    render_overlay,
+)
 from rag.view.snippets import Snippet, matched_boxes, snippet
 from rag.words import PageText
 
@@ -164,13 +173,28 @@ class Answer:
         opacity: float = ALPHA,
         heatmap: bool = True,
         boxes: bool = True,
+        *,
+        evidence: bool = False,
     ) -> Image.Image:
         """The page as the page view shows it: the heatmap (``heatmap_image``) if ``heatmap``,
-        and, if ``boxes``, a frame around each of its words that what was searched matched."""
+        if ``boxes`` a frame around each of its words that what was searched matched, and if
+        ``evidence`` a thicker green frame around each of its evidence boxes (``evidence``)."""
         image = self.heatmap_image(hit, word, opacity) if heatmap else self.page_image(hit)
-        if not boxes:
-            return image
-        return draw_boxes(image, matched_boxes(self.page_words(hit), self.searched))
+        if boxes:
+            image = draw_boxes(image, matched_boxes(self.page_words(hit), self.searched))
+        if evidence:
+            found = [e.box for e in self.evidence(hit)]
+            image = draw_boxes(image, found, EVIDENCE_LINE, EVIDENCE_FILL, EVIDENCE_WIDTH)
+        return image
+
+    def evidence(self, hit: Hit) -> list[EvidenceBox]:
+        """The regions of ``hit``'s page that support the answer, best first
+        (``rag.view.evidence``): the strongest patches of the searched text's content words'
+        maps, snapped to the page's words that match them. Page-relative boxes in [0, 1].
+        Reuses the page's maps and words (each read once, rechecking the caller's right)."""
+        maps = self.heatmaps(hit)
+        grids = {w.text: word_grid(maps, w).float().numpy() for w in content_words(self.words)}
+        return evidence_boxes(grids, self.page_words(hit))
 
     def page_words(self, hit: Hit) -> PageText:
         """The retrieved page's words and boxes (read once: every redraw of the page, its
@@ -229,6 +253,7 @@ class Asking:
         history: Iterable[Turn] = (),
         rewrite: bool = True,
         hybrid: str | None = None,
+        rerank: bool | None = None,
         caller: Caller,
     ) -> Answer:
         """Retrieve the best pages for ``question`` (within the documents ``docs`` and those
@@ -239,7 +264,10 @@ class Asking:
         ``history``: the conversation's earlier turns. The answerer reads them before the
         pages; with ``rewrite``, it first rewrites a follow-up as a standalone question, and
         that is what the retriever searches (``Answer.searched``). ``caller``: whose question
-        it is; only the documents they may read are searched (``Library.scope``)."""
+        it is; only the documents they may read are searched (``Library.scope``).
+
+        ``rerank``: whether the reranker (RAG_RERANKER) reorders the first stage's best
+        ``rerank_depth`` pages before the best ``top_k`` are kept (None: when one is set)."""
         question, docs, tags = question.strip(), list(docs), list(tags)
         if not question:
             raise RagError("the question is empty")
@@ -250,14 +278,18 @@ class Asking:
         mode = hybrid or self.settings.hybrid
         if mode not in HYBRID_MODES:
             raise ConfigError(f"hybrid: {mode!r} is not one of {', '.join(HYBRID_MODES)}")
+        reranking = self.reranking(rerank)  # refused, if it must be, before any model loads
         history = recent(history)
         searched = self.standalone(question, history) if history and rewrite else question
         retriever = self.models.retriever
         with self.models.busy:
             query = retriever.embed_query(searched)
         k = top_k or self.settings.top_k
+        depth = max(k, self.settings.rerank_depth) if reranking else k
         weight = self.settings.hybrid_weight
-        hits = self.search.search(query, searched, k, scope, mode=mode, weight=weight)
+        hits = self.search.search(query, searched, depth, scope, mode=mode, weight=weight)
+        if reranking:
+            hits = self.reranked(searched, hits, PageReader(self.library.index, caller), k)
         tokens = meaningful_tokens(
             retriever.processor.tokenizer, retriever.query_token_ids(searched), searched
         )
@@ -279,6 +311,30 @@ class Asking:
             history,
             with_text=self.settings.answer_with_text,
         )
+
+    def reranking(self, rerank: bool | None) -> bool:
+        """Whether a question's pages are reranked: as ``rerank`` says, else when RAG_RERANKER
+        is set; asked for without one, refused in one line."""
+        configured = parse_reranker(self.settings.reranker) is not None
+        if rerank and not configured:
+            raise RagError("no reranker is set: RAG_RERANKER=text:MODEL or visual:MODEL")
+        return configured if rerank is None else rerank
+
+    def reranked(self, question: str, hits: list[Hit], reader: PageReader, k: int) -> list[Hit]:
+        """The best ``k`` of ``hits`` by the reranker's score of each page (its words or its
+        picture, read for the caller; a page deleted since the search is dropped)."""
+        reranker = self.models.reranker
+        words = reranker.reads == "words"
+        kept, pages = [], []
+        for hit in hits:
+            try:
+                pages.append(reader.words(hit).text if words else reader.image(hit))
+            except DocumentNotFoundError:  # deleted since the search
+                continue
+            kept.append(hit)
+        with self.models.busy:
+            scores = reranker.score(question, pages)
+        return reorder(kept, scores, k)
 
     def standalone(self, question: str, history: tuple[Turn, ...]) -> str:
         """``question`` rewritten by the answerer to stand without the conversation

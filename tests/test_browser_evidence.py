@@ -78,3 +78,22 @@ def test_the_evidence_switch_draws_the_boxes_over_the_page(tiny_models, tmp_path
         toggle(page, "#evidence label")
         assert green(shown_image(page)) == 0
         assert_healthy(page)
+
+
+def test_with_a_reranker_the_page_title_shows_its_score_beside_the_others(tiny_models, tmp_path):
+    """Issue 32, part 2, in the browser: RAG_RERANKER set, each page's title gives the
+    reranker's score beside the picture's and the words'."""
+    env = {
+        **app_env(tiny_models, tmp_path / "data"),
+        "RAG_MAX_NEW_TOKENS": "16",
+        "RAG_RERANKER": f"text:{tiny_models / 'xlm_roberta_reranker'}",
+    }
+    with chromium() as browser, running_app(env, log=tmp_path / "server.log") as url:
+        page = open_app(browser, url, DESKTOP)
+        upload(page, "annual_report.pdf")
+        ask(page, "What was the revenue in 2024?", 1)
+        title = page.inner_text("#page-title")
+        assert "reranker" in title and "picture" in title, title
+        assert_healthy(page)
+        page.locator("#page-title").scroll_into_view_if_needed()
+        screenshot(page, "reranked-page.png")

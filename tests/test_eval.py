@@ -301,6 +301,53 @@ def test_answers_are_scored_and_judged(facts, tiny_models, tmp_path):
 
 
 @pytest.mark.models
+def test_with_a_reranker_each_mode_runs_with_and_without_it(facts, tiny_models, tmp_path):
+    reranker = f"text:{tiny_models / 'xlm_roberta_reranker'}"
+    settings = dataclasses.replace(facts.settings, reranker=reranker, rerank_depth=6)
+    path = write_questions(tmp_path / "questions.jsonl", question_lines()[:3])
+    evaluation = evaluate_questions(Pipeline(settings), path, ["text"], Options(top_k=6))
+    names = [c.name for c in evaluation.run.configurations]
+    assert names == ["text", "text+rerank"]
+    plain, reranked = (evaluation.run.outcomes[name] for name in names)
+    for before, after in zip(plain, reranked, strict=True):
+        # The same pages, reordered by the reranker: its score beside the first stage's.
+        assert {tuple(p.values()) for p in before.ranking} == {
+            tuple(p.values()) for p in after.ranking
+        }
+        assert "rerank" in after.times or after.times["search"] > 0
+    assert evaluation.run.metrics(evaluation.run.configurations[0])["recall@1"] == 1.0
+    assert "text+rerank" in evaluation.write_report(tmp_path / "report").read_text()
+
+
+@pytest.mark.models
+def test_evidence_boxes_overlap_the_reference_box_of_the_words_that_answer(facts, tmp_path):
+    """On content: the page's own words draw the evidence boxes, so a reference box around
+    the line holding the question's words overlaps them, and one elsewhere does not."""
+    question, page = corpus.QUESTIONS[0]  # the invoice's total, on page 1
+    doc_id = facts.documents()[0].doc_id
+    words = facts.index.page_words(doc_id, page).words
+    line = [w.box for w in words if w.text in ("INV-2024-0173", "Invoice")]
+    around = [min(b[0] for b in line), min(b[1] for b in line)]
+    around += [max(b[2] for b in line), max(b[3] for b in line)]
+    elsewhere = [0.0, 0.9, 0.1, 1.0]
+    lines = [
+        json.dumps(
+            {
+                "question": question,
+                "pages": [{"document": "facts.pdf", "page": page}],
+                "boxes": [{"document": "facts.pdf", "page": page, "box": box}],
+            }
+        )
+        for box in (around, elsewhere)
+    ]
+    path = write_questions(tmp_path / "boxes.jsonl", lines)
+    evaluation = evaluate_questions(facts, path, ["text"], Options(top_k=3))
+    hit, miss = (o.scores["box_overlap"] for o in evaluation.run.outcomes["text"])
+    assert 0 < hit <= 1 and miss == 0
+    assert "box_overlap" in evaluation.run.metrics(evaluation.run.configurations[0])
+
+
+@pytest.mark.models
 def test_a_vidore_folder_is_indexed_and_scored(indexing_settings, tmp_path):
     folder = write_vidore(tmp_path / "vidore")
     pipeline = Pipeline(indexing_settings)

@@ -70,7 +70,7 @@ class Answering(Answer):
         grids = [TokenMap(t, torch.full((2, 2), float(t.index))) for t in self.tokens]
         return PageMaps(torch.zeros(2, 2), grids)
 
-    def view(self, hit, word=None, opacity=0.5, heatmap=True, boxes=True):
+    def view(self, hit, word=None, opacity=0.5, heatmap=True, boxes=True, evidence=False):
         self.drawn = word
         return "page.png"
 
@@ -92,14 +92,14 @@ def long_session(words: int) -> Session:
 
 def test_a_long_question_offers_a_few_chips_and_the_other_words_behind_more():
     session = long_session(60)
-    _, _, chips, more, *_ = show(session, 0, 0, (None, True, 0.5, True))
+    _, _, chips, more, *_ = show(session, 0, 0, (None, True, 0.5, True, False))
     assert chips["choices"][0] == WHOLE_QUERY
     shown = chips["choices"][1:]
     assert shown == [f"w{i}" for i in range(60, 60 - CHIPS, -1)]  # the best matched first
     assert len(more["choices"]) == 60 - CHIPS and more["visible"]
     assert set(more["choices"]) == {f"w{i}" for i in range(1, 60 - CHIPS + 1)}
     # A word picked behind "more" is drawn, and shown as a chip, chosen.
-    _, _, chips, _, *_ = show(session, 0, 0, ("w7", True, 0.5, True))
+    _, _, chips, _, *_ = show(session, 0, 0, ("w7", True, 0.5, True, False))
     assert chips["value"] == "w7" and chips["choices"][-1] == "w7"
     assert session.turns[0].answer.drawn.text == "w7"
     assert word_chips(WordChoices((), ()), "w7") == ([], [])

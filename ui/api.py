@@ -1,9 +1,12 @@
 """The named HTTP API (gradio_client, or plain HTTP), apart from the page's own events, so that
 each endpoint takes typed arguments and returns what a script needs.
 
-    /ask(question, scope, history, top_k, max_new_tokens, rewrite) -> {question, searched,
-         scope, hits, words, answer}, streamed (each update has the answer so far)
-    /page(index, word, heatmap) -> (page image, title): a page of the caller's last answer
+    /ask(question, scope, history, top_k, max_new_tokens, rewrite, evidence) -> {question,
+         searched, scope, hits, words, answer}, streamed (each update has the answer so far);
+         with ``evidence``, each hit has its evidence boxes from the second update on
+         ([{box: [x0, y0, x1, y1] page-relative, words, score, source}])
+    /page(index, word, heatmap, evidence) -> (page image, title): a page of the caller's last
+         answer (with ``evidence``, its evidence boxes drawn in green)
     /list() -> [{doc_id, name, pages, added, tags}]
     /delete(doc) -> message;  /tag(doc, add, remove) -> the document's tags
     /index(files, password) is the upload box's own event (ui.documents).
@@ -42,12 +45,15 @@ class Api:
         top_k: int | None = None,
         max_new_tokens: int | None = None,
         rewrite: bool = True,
+        evidence: bool = False,
         request: gr.Request = None,
     ) -> Iterator[dict]:
         """Answer ``question`` within ``scope`` ("doc:ID", a document id or name, "tag:T"; empty:
         everything), after the conversation ``history`` (chat messages: ``{"role": "user" |
         "assistant", "content": str}``), a follow-up searched as a standalone question unless
-        ``rewrite`` is false. Streams dicts: question, searched, scope, hits, answer so far."""
+        ``rewrite`` is false. Streams dicts: question, searched, scope, hits, answer so far.
+        With ``evidence``, the pages first, then each hit with its evidence boxes (a heatmap
+        pass per page), then the answer."""
         if top_k is not None and top_k < 1:
             raise gr.Error(f"top_k must be at least 1, got {top_k}")
         session = self.collections.session(request)
@@ -66,16 +72,21 @@ class Api:
         session.api_answer = answer
         result = {**describe(answer), "scope": scope or [], "answer": ""}
         yield dict(result)
+        if evidence:
+            result["hits"] = with_evidence(answer, result["hits"])
+            yield dict(result)
         with closing(answer.stream(max_new_tokens)) as pieces:
             for piece in pieces:
                 result["answer"] += piece
                 yield dict(result)
 
     @gpu
-    def page(self, index: float, word: str | None, heatmap: bool, request: gr.Request):
+    def page(
+        self, index: float, word: str | None, heatmap: bool, evidence: bool, request: gr.Request
+    ):
         """Page ``index`` (0-based) of the caller's last answer, with the heatmap of the whole
         question or of one ``word`` of what was searched (or none, with ``heatmap`` false),
-        and its title."""
+        its evidence boxes if ``evidence``, and its title."""
         session = self.collections.session(request)
         answer = session.api_answer or (session.turns[-1].answer if session.turns else None)
         if answer is None:
@@ -89,10 +100,12 @@ class Api:
             )
         hit = answer.hits[index]
         try:
-            image = (
-                answer.heatmap_image(hit, word_index(answer, word))
-                if heatmap
-                else answer.page_image(hit)
+            image = answer.view(
+                hit,
+                word_index(answer, word),
+                heatmap=heatmap,
+                boxes=False,
+                evidence=bool(evidence),
             )
             image = session.publish(image, hit.doc_id, f"page-{hit.page_number}")
         except RagError as error:
@@ -148,12 +161,21 @@ def describe(answer: Answer) -> dict:
             "score": round(h.score, 4),
             "visual_score": None if h.visual_score is None else round(h.visual_score, 4),
             "text_score": None if h.text_score is None else round(h.text_score, 4),
+            "rerank_score": None if h.rerank_score is None else round(h.rerank_score, 4),
             "citation": h.citation,
         }
         for h in answer.hits
     ]
     words = [word.text for word in answer.words]  # what /page takes as ``word``
     return {"question": answer.question, "searched": answer.searched, "hits": hits, "words": words}
+
+
+def with_evidence(answer: Answer, hits: list[dict]) -> list[dict]:
+    """``hits`` (as ``describe`` gives them) each with its page's evidence boxes."""
+    return [
+        {**found, "evidence": [box.as_json() for box in answer.evidence(hit)]}
+        for found, hit in zip(hits, answer.hits, strict=True)
+    ]
 
 
 def word_index(answer: Answer, word: str | None) -> int | None:
@@ -179,12 +201,13 @@ def render(collections: Collections) -> None:
         index = gr.Number(label="index", value=0, precision=0)
         word = gr.Textbox(label="word", value=WHOLE_QUERY)
         heatmap = gr.Checkbox(label="heatmap", value=True)
+        evidence = gr.Checkbox(label="evidence", value=False)
         image = gr.Image(label="page", format="png")
         title = gr.Textbox(label="title")
         trigger = gr.Button()
     trigger.click(
         api.page,
-        [index, word, heatmap],
+        [index, word, heatmap, evidence],
         [image, title],
         api_name="page",
         concurrency_id="view",

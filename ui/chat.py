@@ -93,10 +93,11 @@ class Handlers:
         overlay: bool,
         opacity: float,
         boxes: bool,
+        evidence: bool,
         request: gr.Request,
     ):
         """Outputs: chat, question box, scope, stop button, then the page view's outputs."""
-        look = (word, overlay, opacity, boxes)
+        look = (word, overlay, opacity, boxes, evidence)
         session = self.collections.session(request)
         keep = (gr.skip(),) * 2 + pages.UNCHANGED
         question = (question or "").strip()
@@ -223,7 +224,7 @@ class Handlers:
         view = pages.cleared()
         if session.turns:
             turn, hit = session.view
-            view = pages.show(session, turn, hit, (None, True, pages.ALPHA, True))
+            view = pages.show(session, turn, hit, (None, True, pages.ALPHA, True, False))
         documents = session.pipeline.documents()
         chat = gr.update(value=messages(session.turns), placeholder=placeholder(documents))
         scope = self._scope(session, chosen, documents)

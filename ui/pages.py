@@ -36,9 +36,9 @@ from ui.markdown import escape_markdown
 WHOLE_QUERY = "whole question"
 CHIPS = 8  # word chips shown at once; the question's other words are a search away ("more")
 IMAGE_HEIGHT = 520  # px on a desktop: the page, its words and its thumbnails on one screen
-# How the viewer wants pages drawn: (word, heatmap on, opacity, word frames on), from
-# PageView.settings.
-Look = tuple[str | None, bool, float, bool]
+# How the viewer wants pages drawn: (word, heatmap on, opacity, word frames on, evidence boxes
+# on), from PageView.settings.
+Look = tuple[str | None, bool, float, bool, bool]
 EMPTY_TITLE = "Pages retrieved for your questions appear here."
 CITATION = re.compile(CITATION_PATTERN)
 
@@ -55,6 +55,7 @@ class PageView:
     overlay: gr.Checkbox
     opacity: gr.Slider
     boxes: gr.Checkbox
+    evidence: gr.Checkbox
 
     @property
     def outputs(self) -> list:
@@ -72,7 +73,7 @@ class PageView:
     @property
     def settings(self) -> list:
         """The viewer's choices every page change reads (``Look``)."""
-        return [self.words, self.overlay, self.opacity, self.boxes]
+        return [self.words, self.overlay, self.opacity, self.boxes, self.evidence]
 
 
 UNCHANGED = (gr.skip(),) * 7  # for every one of PageView.outputs
@@ -95,7 +96,7 @@ class Handlers:
 
     @gpu
     def open_citation(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
-        self, target: str, word, overlay, opacity, boxes, request: gr.Request
+        self, target: str, word, overlay, opacity, boxes, evidence, request: gr.Request
     ):
         """A citation link was clicked: ``target`` is "turn|[name p.N]|nonce"."""
         session = self.collections.session(request)
@@ -108,23 +109,28 @@ class Handlers:
         if index is None:  # a citation the answerer made up: not one of the turn's pages
             gr.Warning(f"{label} is not one of the pages retrieved for that question.")
             return UNCHANGED
-        return show(session, int(turn), index, (word, overlay, opacity, boxes))
+        return show(session, int(turn), index, (word, overlay, opacity, boxes, evidence))
 
     @gpu
     def select_page(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
-        self, word, overlay, opacity, boxes, event: gr.SelectData, request: gr.Request
+        self, word, overlay, opacity, boxes, evidence, event: gr.SelectData, request: gr.Request
     ):
         session = self.collections.session(request)
         turn, _ = session.view
         if turn >= len(session.turns):
             return UNCHANGED
-        return show(session, turn, event.index, (word, overlay, opacity, boxes), gallery=False)
+        look = (word, overlay, opacity, boxes, evidence)
+        return show(session, turn, event.index, look, gallery=False)
 
-    def previous_page(self, word, overlay, opacity, boxes, request: gr.Request):
-        return self._step(-1, (word, overlay, opacity, boxes), request)
+    def previous_page(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
+        self, word, overlay, opacity, boxes, evidence, request: gr.Request
+    ):
+        return self._step(-1, (word, overlay, opacity, boxes, evidence), request)
 
-    def next_page(self, word, overlay, opacity, boxes, request: gr.Request):
-        return self._step(1, (word, overlay, opacity, boxes), request)
+    def next_page(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
+        self, word, overlay, opacity, boxes, evidence, request: gr.Request
+    ):
+        return self._step(1, (word, overlay, opacity, boxes, evidence), request)
 
     @gpu
     def _step(self, delta: int, look: Look, request: gr.Request):
@@ -137,14 +143,16 @@ class Handlers:
         return show(session, turn, (hit + delta) % count, look)
 
     @gpu
-    def redraw(self, word, overlay, opacity, boxes, request: gr.Request):
-        """The word, the heatmap switch, its opacity or the word frames changed: the same page,
-        drawn again."""
+    def redraw(  # noqa: PLR0917 (Gradio passes an event's inputs positionally)
+        self, word, overlay, opacity, boxes, evidence, request: gr.Request
+    ):
+        """The word, the heatmap switch, its opacity, the word frames or the evidence boxes
+        changed: the same page, drawn again."""
         session = self.collections.session(request)
         turn, hit = session.view
         if turn >= len(session.turns):
             return UNCHANGED
-        return show(session, turn, hit, (word, overlay, opacity, boxes), gallery=False)
+        return show(session, turn, hit, (word, overlay, opacity, boxes, evidence), gallery=False)
 
 
 def render(collections: Collections) -> PageView:
@@ -196,6 +204,7 @@ def render(collections: Collections) -> PageView:
         next_ = gr.Button("Next ▶", size="sm", elem_id="next", min_width=60)
         overlay = gr.Checkbox(value=True, label="Heatmap", elem_id="overlay", min_width=100)
         boxes = gr.Checkbox(value=True, label="Frame words", elem_id="boxes", min_width=120)
+        evidence = gr.Checkbox(value=False, label="Evidence", elem_id="evidence", min_width=100)
     with gr.Row(elem_id="heatmap-scale", equal_height=True):
         opacity = gr.Slider(
             0.1,
@@ -218,7 +227,9 @@ def render(collections: Collections) -> PageView:
         visible=False,
     )
     cite = gr.Textbox(visible="hidden", elem_id="cite-target")  # ui/citations.js writes here
-    view = PageView(title, image, words, more, gallery, snippet, full, overlay, opacity, boxes)
+    view = PageView(
+        title, image, words, more, gallery, snippet, full, overlay, opacity, boxes, evidence
+    )
 
     # -- events -----------------------------------------------------------------------------
     # Drawing a page needs no model: it does not wait for answers.
@@ -228,10 +239,10 @@ def render(collections: Collections) -> PageView:
     gallery.select(handlers.select_page, look, shown, **event)
     previous.click(handlers.previous_page, look, shown, **event)
     next_.click(handlers.next_page, look, shown, **event)
-    for control in (words, overlay, boxes):
+    for control in (words, overlay, boxes, evidence):
         control.input(handlers.redraw, look, shown, **event)
     # A word picked among the others is drawn as if it were a chip (``show`` adds it).
-    more.input(handlers.redraw, [more, overlay, opacity, boxes], shown, **event)
+    more.input(handlers.redraw, [more, overlay, opacity, boxes, evidence], shown, **event)
     opacity.release(handlers.redraw, look, shown, **event)
     return view
 
@@ -254,13 +265,13 @@ def show(session: Session, turn: int, hit: int, look: Look, *, gallery: bool = T
     chat = session.turns[turn]
     answer = chat.answer
     found = answer.hits[hit]
-    word, overlay, opacity, boxes = look
+    word, overlay, opacity, boxes, evidence = look
     try:
         choices = answer.word_choices(found, CHIPS)
         chips, rest = word_chips(choices, word)
         word = word if word in chips else WHOLE_QUERY
         picked = None if word == WHOLE_QUERY else choices.named(word)
-        drawn = answer.view(found, picked, opacity, heatmap=overlay, boxes=boxes)
+        drawn = answer.view(found, picked, opacity, heatmap=overlay, boxes=boxes, evidence=evidence)
         label = f"page-{found.page_number}"
         image = session.publish(drawn, found.doc_id, f"view-{found.page_number}")
         full = session.publish(found.image_path, found.doc_id, label)

@@ -5,6 +5,8 @@
 #   benchmarks/gpu/run.sh indexing   # python -m benchmarks.indexing --full-size --pages 64
 #   benchmarks/gpu/run.sh search     # python -m benchmarks.search --pages 10000 (adds the GPU row)
 #   benchmarks/gpu/run.sh latency    # python -m benchmarks.latency --device cuda --profiles gpu,cpu
+#   benchmarks/gpu/run.sh eval       # app.py eval on real checkpoints: the generated corpus in every
+#                                    # mode with answers and the judge; VIDORE=FOLDER adds ViDoRe V3
 #
 # Installs the bundle's wheels into /tmp/gpu-site with no network (ahead of the image's own
 # packages on PYTHONPATH), puts its poppler first on PATH and writes results to $OUT (default
@@ -53,8 +55,22 @@ latency)
     "$python" -m benchmarks.latency --device cuda --profiles gpu,cpu --pages "${PAGES:-10}" \
         --out "$results/results-latency-gpu.md"
     ;;
+eval)
+    # Real checkpoints (RAG_RETRIEVER / RAG_GENERATOR: the gpu profile's by default) must be in
+    # the Hugging Face cache or local folders: there is no network here (docs/evaluation.md).
+    work=$(mktemp -d)
+    "$python" -m tests.helpers.evaluation "$work"
+    "$python" app.py index "$work/facts.pdf" --data-dir "$work/data" --profile gpu
+    "$python" app.py eval "$work/questions.jsonl" --data-dir "$work/data" --profile gpu \
+        --answers --judge --report "$results/eval-facts" | tee "$results/eval-facts.txt"
+    if [ -n "${VIDORE:-}" ]; then  # a local ViDoRe V3 folder: leaderboard-comparable nDCG@10
+        "$python" app.py eval --vidore "$VIDORE" --index-corpus --index-mode exact \
+            --data-dir "$work/vidore" --profile gpu --modes off,text,rrf \
+            --report "$results/eval-vidore" | tee "$results/eval-vidore.txt"
+    fi
+    ;;
 *)
-    echo "usage: benchmarks/gpu/run.sh tests|indexing|search|latency" >&2
+    echo "usage: benchmarks/gpu/run.sh tests|indexing|search|latency|eval" >&2
     exit 2
     ;;
 esac

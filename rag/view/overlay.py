@@ -13,6 +13,8 @@ ALPHA = 0.55  # map opacity at full strength; weak patches stay see-through
 
 # Matched words: a cyan frame, distinct from the heatmap's black-to-yellow scale.
 BOX_LINE, BOX_FILL = (0, 170, 255, 255), (0, 170, 255, 60)
+# Evidence boxes (rag.view.evidence): a green frame twice as thick, apart from both.
+EVIDENCE_LINE, EVIDENCE_FILL, EVIDENCE_WIDTH = (0, 200, 83, 255), (0, 200, 83, 40), 2
 COLORMAP = "inferno"  # dark (weak match) to bright yellow (strong): readable over white pages
 
 
@@ -42,17 +44,24 @@ def legend_colours(steps: int = 8, colormap: str = COLORMAP) -> list[str]:
     return [to_hex(scale(i / (steps - 1))) for i in range(steps)]
 
 
-def draw_boxes(page: Image.Image, boxes: list[tuple[float, float, float, float]]) -> Image.Image:
-    """``page`` with each box (x0, y0, x1, y1 as fractions of the page) outlined and lightly
-    filled: where the question's words are. Returns an RGB image the size of ``page``."""
+def draw_boxes(
+    page: Image.Image,
+    boxes: list[tuple[float, float, float, float]],
+    outline: tuple[int, ...] = BOX_LINE,
+    fill: tuple[int, ...] = BOX_FILL,
+    width: int = 1,
+) -> Image.Image:
+    """``page`` with each box (x0, y0, x1, y1 as fractions of the page) outlined in
+    ``outline`` (``width`` times the usual line) and lightly filled with ``fill``: where the
+    question's words are. Returns an RGB image the size of ``page``."""
     from PIL import ImageDraw
 
     page = page.convert("RGBA")
     layer = Image.new("RGBA", page.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    width, height = page.size
-    line = max(2, round(min(width, height) / 400))
+    w, h = page.size
+    line = max(2, round(min(w, h) / 400)) * width
     for x0, y0, x1, y1 in boxes:
-        corners = (x0 * width - line, y0 * height - line, x1 * width + line, y1 * height + line)
-        draw.rectangle(corners, fill=BOX_FILL, outline=BOX_LINE, width=line)
+        corners = (x0 * w - line, y0 * h - line, x1 * w + line, y1 * h + line)
+        draw.rectangle(corners, fill=fill, outline=outline, width=line)
     return Image.alpha_composite(page, layer).convert("RGB")

@@ -28,6 +28,7 @@ from PIL import Image
 
 from rag.evaluation.questions import BoxRef, DatasetError, Documents, PageRef, Question
 from rag.ingest.names import display_name
+from rag.view.evidence import reference_boxes
 
 TABLES = ("corpus", "queries", "qrels")
 EXPECTED = (
@@ -46,15 +47,14 @@ class CorpusPage:
 
 @dataclass
 class Benchmark:
-    """The dataset as read: pages by corpus id, queries, graded qrels and pixel boxes."""
+    """The dataset as read: pages by corpus id, queries, graded qrels and each qrel's boxes
+    as released (``bounding_boxes``: image pixels)."""
 
     folder: Path
     pages: dict[str, CorpusPage]
     queries: dict[str, dict]
     qrels: dict[str, dict[str, int]]
-    boxes: dict[tuple[str, str], list[tuple[float, float, float, float]]] = field(
-        default_factory=dict
-    )
+    boxes: dict[tuple[str, str], list] = field(default_factory=dict)
 
     def documents(self) -> dict[str, list[CorpusPage]]:
         """The source documents' pages in page order, by document name in the app."""
@@ -95,9 +95,8 @@ def read_benchmark(folder: Path) -> Benchmark:
         need(row, ("query_id", "corpus_id", "score"), "qrels")
         query, corpus_id = str(row["query_id"]), str(row["corpus_id"])
         benchmark.qrels.setdefault(query, {})[corpus_id] = int(row["score"])
-        boxes = [pixels(box) for box in row.get("bounding_boxes") or []]
-        if boxes:
-            benchmark.boxes[(query, corpus_id)] = boxes
+        if row.get("bounding_boxes"):
+            benchmark.boxes[(query, corpus_id)] = list(row["bounding_boxes"])
     if not pages:
         raise DatasetError(f"{folder}: the corpus has no pages")
     return benchmark
@@ -109,11 +108,6 @@ def need(row: dict, columns: tuple[str, ...], table: str) -> None:
         raise DatasetError(
             f"the {table} table has no {', '.join(missing)} column: expected {EXPECTED}"
         )
-
-
-def pixels(box: dict) -> tuple[float, float, float, float]:
-    """A qrel's box ({x1, y1, x2, y2} in image pixels) as (x0, y0, x1, y1)."""
-    return (float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"]))
 
 
 def read_table(folder: Path, name: str) -> Iterator[dict]:
@@ -227,12 +221,11 @@ def relative_boxes(
                 width, height = image.size
         except DatasetError:
             continue
-        for x0, y0, x1, y1 in boxes:
-            box = tuple(
-                min(max(v, 0.0), 1.0) for v in (x0 / width, y0 / height, x1 / width, y1 / height)
-            )
-            if box[2] > box[0] and box[3] > box[1]:  # a few released boxes have no area
-                yield BoxRef(*placed[corpus_id], box)
+        # Page-relative, within the page; a few released boxes have no area: dropped.
+        for box in reference_boxes({"bounding_boxes": boxes}, size=(width, height)):
+            clamped = tuple(min(max(v, 0.0), 1.0) for v in box)
+            if clamped[2] > clamped[0] and clamped[3] > clamped[1]:
+                yield BoxRef(*placed[corpus_id], clamped)
 
 
 def scope(benchmark: Benchmark, documents: Documents) -> list[str]:

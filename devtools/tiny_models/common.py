@@ -39,6 +39,25 @@ def seed(value: int = 0) -> None:
     torch.manual_seed(value)
 
 
+def random_lora(base, base_folder: Path, targets, task_type: str, alpha: int):
+    """``base`` wrapped in a rank-4 LoRA adapter over ``targets`` whose A and B are both random
+    (PEFT's default zero B would change nothing), naming ``base_folder`` as its base."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(
+        r=4,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        target_modules=targets,
+        init_lora_weights=False,
+        task_type=task_type,
+        base_model_name_or_path=str(base_folder),
+    )
+    adapter = get_peft_model(base, config)
+    adapter.peft_config["default"].base_model_name_or_path = str(base_folder)
+    return adapter
+
+
 def is_built(folder: Path) -> bool:
     """A folder counts as built once its config is written (save_pretrained writes it last-ish)."""
     return (folder / "config.json").exists() or (folder / "adapter_config.json").exists()

@@ -19,6 +19,7 @@ from devtools.tiny_models.common import (
     builder,
     generation_config,
     is_built,
+    random_lora,
     randomize_bias,
     seed,
 )
@@ -194,26 +195,16 @@ def build_colpali_lora(out_root: Path) -> Path:
     if is_built(folder):
         return folder
     from colpali_engine.models import ColPali, ColPaliProcessor
-    from peft import LoraConfig, get_peft_model
 
     base_folder = build_colpali(out_root).resolve()
     seed(1)
     base = ColPali.from_pretrained(str(base_folder), torch_dtype=torch.float32)
-    config = LoraConfig(
-        r=4,
-        lora_alpha=4,
-        lora_dropout=0.0,
-        target_modules=LORA_TARGETS,
-        init_lora_weights=False,  # random A and B: the adapter really changes the embeddings
-        task_type="FEATURE_EXTRACTION",
-        base_model_name_or_path=str(base_folder),
-    )
-    peft_model = get_peft_model(base, config)
+    # Random A and B: the adapter really changes the embeddings.
+    peft_model = random_lora(base, base_folder, LORA_TARGETS, "FEATURE_EXTRACTION", alpha=4)
     with torch.no_grad():
         for name, parameter in peft_model.named_parameters():
             if "lora_B" in name:
                 parameter.mul_(0.5)  # keep the perturbation moderate
-    peft_model.peft_config["default"].base_model_name_or_path = str(base_folder)
     folder.mkdir(parents=True, exist_ok=True)
     ColPaliProcessor.from_pretrained(str(base_folder)).save_pretrained(folder)
     peft_model.save_pretrained(folder)

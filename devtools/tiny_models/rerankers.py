@@ -15,7 +15,15 @@ from pathlib import Path
 
 import torch
 
-from devtools.tiny_models.common import QUESTION_WORDS, TALK_WORDS, TEXT, is_built, save, seed
+from devtools.tiny_models.common import (
+    QUESTION_WORDS,
+    TALK_WORDS,
+    TEXT,
+    is_built,
+    random_lora,
+    save,
+    seed,
+)
 
 SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0-3, as XLM-RoBERTa's
 CHARACTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,;:?!'\"()%€$-"
@@ -95,7 +103,6 @@ def build_monoqwen2_vl(out_root: Path) -> Path:
     folder = Path(out_root) / "monoqwen2_vl"
     if is_built(folder):
         return folder
-    from peft import LoraConfig, get_peft_model
     from transformers import Qwen2VLForConditionalGeneration
 
     from devtools.tiny_models.qwen import build_qwen2_vl
@@ -103,17 +110,8 @@ def build_monoqwen2_vl(out_root: Path) -> Path:
     base_folder = build_qwen2_vl(out_root).resolve()
     base = Qwen2VLForConditionalGeneration.from_pretrained(str(base_folder), dtype=torch.float32)
     seed(41)
-    config = LoraConfig(
-        r=4,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        target_modules=LORA_TARGETS,
-        init_lora_weights=False,  # random A and B: the adapter really moves the logits
-        task_type="CAUSAL_LM",
-        base_model_name_or_path=str(base_folder),
-    )
-    adapter = get_peft_model(base, config)
-    adapter.peft_config["default"].base_model_name_or_path = str(base_folder)
+    # Random A and B: the adapter really moves the logits.
+    adapter = random_lora(base, base_folder, LORA_TARGETS, "CAUSAL_LM", alpha=8)
     folder.mkdir(parents=True, exist_ok=True)
     adapter.save_pretrained(folder)
     return folder

@@ -23,7 +23,12 @@ from rag.evaluation.run import Configuration, Options, Outcome, Run, configurati
 from rag.evaluation.vidore import read_benchmark
 from rag.index.records import Document
 from tests.helpers import corpus
-from tests.helpers.evaluation import question_lines, write_questions, write_vidore
+from tests.helpers.evaluation import (
+    question_lines,
+    write_questions,
+    write_vidore,
+    write_vidore_parquet,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -377,6 +382,19 @@ def test_a_vidore_folder_is_indexed_and_scored(indexing_settings, tmp_path):
     # Every language: the French query joins.
     again = evaluate_vidore(pipeline, folder, ["off"], Options(), language="all")
     assert [k.question.id for k in again.run.questions] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.models
+def test_vidores_parquet_tables_read_as_their_json_lines_export(indexing_settings, tmp_path):
+    """The layout as published: parquet tables, page images as bytes in the corpus rows."""
+    published = write_vidore_parquet(tmp_path / "published")
+    pipeline = Pipeline(indexing_settings)
+    evaluation = evaluate_vidore(pipeline, published, ["off"], Options(), index_corpus=True)
+    exported = evaluate_vidore(pipeline, published / "plain", ["off"], Options())
+    assert [k.question.id for k in evaluation.run.questions] == ["0", "1", "2"]
+    for keyed, same in zip(evaluation.run.questions, exported.run.questions, strict=True):
+        assert keyed.key == same.key and keyed.question.boxes == same.question.boxes
+    assert [d.name for d in pipeline.documents()] == ["handbook", "survey"]
 
 
 def test_a_folder_in_another_layout_says_what_was_expected(tmp_path):

@@ -95,6 +95,25 @@ def write_vidore(folder: Path) -> Path:
     return folder
 
 
+def write_vidore_parquet(folder: Path) -> Path:
+    """``write_vidore``'s dataset as Hugging Face publishes ViDoRe V3: a folder per table of
+    parquet files (``corpus/test-00000-of-00001.parquet``, ...), each corpus page's image in
+    the row itself as a {bytes, path} struct."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    plain = write_vidore(folder / "plain")
+    for name in ("corpus", "queries", "qrels"):
+        rows = [json.loads(line) for line in (plain / f"{name}.jsonl").read_text().splitlines()]
+        if name == "corpus":
+            for row in rows:
+                image = (plain / row["image"]).read_bytes()
+                row["image"] = {"bytes": image, "path": f"{row['corpus_id']}.png"}
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), folder / name / "test-00000-of-00001.parquet")
+    return folder
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "eval-example")
     out.mkdir(parents=True, exist_ok=True)

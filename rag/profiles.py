@@ -32,9 +32,9 @@ PROFILES: dict[str, dict[str, object]] = {
         # Linear layers in int8: decoding twice as fast, the first token and a page's encoding
         # a sixth sooner; vectors and logits stay within a cosine of 0.998 of bf16's.
         "quantize": "int8",
-        # No reranker: the first token's target is 5 s after Ask (2.75 s measured), and even at
-        # this CPU's best matmul rate 20 pages cost 8.4 s through bge-reranker-v2-m3 at 512
-        # tokens each (2.0 s at 128) and 81 s through MonoQwen2-VL at 512 x 512 px
+        # No reranker: the first token's target is 5 s after Ask (2.75 s measured), and 20 pages
+        # cost 52 s through bge-reranker-v2-m3 at 512 tokens each (13 s at 128; 8.4 s and 2.0 s
+        # even at this CPU's best matmul rate) and 544 s through MonoQwen2-VL at 512 x 512 px
         # (benchmarks/results-latency-rerankers.md). RAG_RERANKER still turns one on.
         "reranker": "off",
     },
